@@ -1,0 +1,93 @@
+package tree
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestResolveConfinesSymlinks(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
+	os.Symlink("usr/bin", filepath.Join(root, "bin"))
+	os.Symlink("/../../../etc", filepath.Join(root, "evil"))
+	os.Symlink("../../..", filepath.Join(root, "usr/up"))
+	for _, tc := range []struct{ in, want string }{
+		{"bin/sh", "usr/bin/sh"},
+		{"./bin/sh", "usr/bin/sh"},
+		{"evil/passwd", "etc/passwd"},
+		{"usr/up/x", "x"},
+		{"bin", "bin"},
+	} {
+		got, err := ResolveRel(root, tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ResolveRel(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	os.Symlink("loop2", filepath.Join(root, "loop1"))
+	os.Symlink("loop1", filepath.Join(root, "loop2"))
+	if _, err := ResolveRel(root, "loop1/x"); err == nil {
+		t.Error("symlink loop resolved")
+	}
+}
+
+func TestCleanRel(t *testing.T) {
+	for in, want := range map[string]string{"./usr/bin/jq": "usr/bin/jq", "/etc/x": "etc/x", "./": "", "a//b/./c": "a/b/c"} {
+		if got, err := CleanRel(in); err != nil || got != want {
+			t.Errorf("CleanRel(%q) = %q, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"../etc/passwd", "usr/../../x", "./.."} {
+		if _, err := CleanRel(in); err == nil {
+			t.Errorf("CleanRel(%q) accepted", in)
+		}
+	}
+}
+
+func TestLoadAppliesMetaAndHardLinks(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/bin/a"), []byte("hello"), 0o755)
+	os.Link(filepath.Join(root, "usr/bin/a"), filepath.Join(root, "usr/bin/b"))
+	os.WriteFile(filepath.Join(root, "null"), nil, 0o644)
+	os.Symlink("nowhere", filepath.Join(root, "dangling"))
+	m := NewMeta()
+	m.Set("usr/bin/a", Override{Mode: Ptr(uint32(04755)), Xattrs: map[string][]byte{"security.capability": {1, 2}}})
+	m.Set("null", Override{Kind: Ptr(CharDev), Rdev: Ptr(Mkdev(1, 3)), Mode: Ptr(uint32(0o666))})
+	mf := filepath.Join(t.TempDir(), "m.json")
+	if err := m.Save(mf); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := LoadMeta(mf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := Load(root, Options{Meta: m2, Epoch: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := n.Lookup("usr/bin/a"), n.Lookup("usr/bin/b")
+	if a.Mode != 04755 || string(a.Xattrs["security.capability"]) != "\x01\x02" || a.UID != 0 {
+		t.Errorf("a = %+v", a)
+	}
+	if b.Link != a || a.LinkCount() != 2 || b.LinkCount() != 2 {
+		t.Errorf("hard link not detected: b.Link=%v nlink=%d", b.Link, a.Nlink)
+	}
+	if d := n.Lookup("null"); d.Kind != CharDev || Major(d.Rdev) != 1 || Minor(d.Rdev) != 3 {
+		t.Errorf("null = %+v", d)
+	}
+	if s := n.Lookup("dangling"); s.Kind != Symlink || s.Target != "nowhere" || s.Mtime > 100 {
+		t.Errorf("dangling = %+v", s)
+	}
+	var order []string
+	n.Walk(func(x *Node) error { order = append(order, x.Path); return nil })
+	want := []string{"", "dangling", "null", "usr", "usr/bin", "usr/bin/a", "usr/bin/b"}
+	if len(order) != len(want) {
+		t.Fatalf("order %v", order)
+	}
+	for i := range want {
+		if order[i] != want[i] {
+			t.Fatalf("order %v, want %v", order, want)
+		}
+	}
+}
