@@ -1,0 +1,90 @@
+// Command sxb builds systemd system extension images from Starlark.
+//
+// The command is thin: each verb lives in its own file, registers itself in
+// init, parses its flags with pflag and calls into the library packages.
+// stdout carries only results (paths, query output) so that $(sxb build //x)
+// composes; progress and diagnostics go to stderr.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// Exit codes shared by every verb.
+const (
+	exitOK    = 0
+	exitError = 1 // build or evaluation error
+	exitUsage = 2 // bad command line
+)
+
+// command is one verb of the CLI.
+type command struct {
+	name    string
+	summary string
+	// run executes the verb with its arguments (without the verb itself) and
+	// returns the exit code. ctx is cancelled on SIGINT/SIGTERM.
+	run func(ctx context.Context, env *environ, args []string) int
+}
+
+// environ is what a verb may touch of the process: its streams and the
+// directory it was started in.
+type environ struct {
+	stdout, stderr io.Writer
+	dir            string
+}
+
+var commands = map[string]*command{}
+
+func register(c *command) {
+	if _, dup := commands[c.name]; dup {
+		panic("sxb: duplicate command " + c.name)
+	}
+	commands[c.name] = c
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: sxb <command> [flags] [arguments]")
+	fmt.Fprintln(w, "\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+}
+
+func main() { os.Exit(sxbMain()) }
+
+func sxbMain() int {
+	dir, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sxb:", err)
+		return exitError
+	}
+	env := &environ{stdout: os.Stdout, stderr: os.Stderr, dir: dir}
+	args := os.Args[1:]
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(os.Stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "sxb: unknown command %q\n", args[0])
+		usage(os.Stderr)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return c.run(ctx, env, args[1:])
+}
