@@ -1,0 +1,195 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+func sum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+func TestFetchAllHTTPAndCache(t *testing.T) {
+	files := map[string][]byte{}
+	for i := 0; i < 20; i++ {
+		files[fmt.Sprintf("/f%d", i)] = bytes.Repeat([]byte{byte(i)}, 1000*(i+1))
+	}
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		hits.Add(1)
+		w.Write(b)
+	}))
+	defer srv.Close()
+	var items []Item
+	for i := 0; i < 20; i++ {
+		b := files[fmt.Sprintf("/f%d", i)]
+		items = append(items, Item{URL: srv.URL + fmt.Sprintf("/f%d", i), Size: int64(len(b)), SHA256: sum(b)})
+	}
+	items = append(items, items[3]) // duplicate content is fetched once
+	cache := t.TempDir()
+	var last Progress
+	f := &Fetcher{CacheDir: cache, Parallel: 4, Progress: func(p Progress) { last = p }}
+	paths, err := f.FetchAll(context.Background(), items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range paths {
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum(got) != items[i].SHA256 {
+			t.Fatalf("item %d: wrong content", i)
+		}
+	}
+	if hits.Load() != 20 {
+		t.Fatalf("server hits = %d, want 20", hits.Load())
+	}
+	if last.Done != 20 || last.Count != 20 || last.Bytes != last.Total {
+		t.Fatalf("final progress %+v", last)
+	}
+	// Second run: everything from the cache, the server is not asked.
+	if _, err := f.FetchAll(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+	if hits.Load() != 20 {
+		t.Fatalf("second run hit the server: %d", hits.Load())
+	}
+	if last.Cached != 20 {
+		t.Fatalf("cached = %d, want 20", last.Cached)
+	}
+	// No temporary files are left behind.
+	filepath.Walk(cache, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && filepath.Base(p)[0] == '.' {
+			t.Errorf("left over %s", p)
+		}
+		return nil
+	})
+}
+
+func TestChecksumMismatchAndNotFound(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/gone" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte("tampered"))
+	}))
+	defer srv.Close()
+	f := &Fetcher{CacheDir: t.TempDir(), Retries: 1}
+	_, err := f.Fetch(context.Background(), Item{URL: srv.URL + "/x", Size: 8, SHA256: sum([]byte("original"))})
+	if !errors.Is(err, ErrChecksum) {
+		t.Fatalf("err = %v, want checksum mismatch", err)
+	}
+	_, err = f.Fetch(context.Background(), Item{URL: srv.URL + "/x", Size: 5, SHA256: sum([]byte("tampe"))})
+	if !errors.Is(err, ErrChecksum) {
+		t.Fatalf("oversized answer: err = %v, want checksum mismatch", err)
+	}
+	_, err = f.Fetch(context.Background(), Item{URL: srv.URL + "/gone", Size: -1, SHA256: sum(nil)})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v, want not found", err)
+	}
+	_, err = f.FetchAll(context.Background(), []Item{
+		{URL: srv.URL + "/x", Size: 8, SHA256: sum([]byte("tampered"))},
+		{URL: srv.URL + "/gone", Size: 1, SHA256: sum([]byte("y"))},
+	})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("FetchAll err = %v, want not found", err)
+	}
+	if _, err := f.Fetch(context.Background(), Item{URL: srv.URL + "/x", Size: 8}); err == nil {
+		t.Fatal("missing SHA256 accepted")
+	}
+}
+
+func TestRetry(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) < 3 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	f := &Fetcher{CacheDir: t.TempDir()}
+	if _, err := f.Fetch(context.Background(), Item{URL: srv.URL, Size: 2, SHA256: sum([]byte("ok"))}); err != nil {
+		t.Fatal(err)
+	}
+	n.Store(0)
+	b, err := f.Get(context.Background(), srv.URL, 0)
+	if err != nil || string(b) != "ok" {
+		t.Fatalf("Get = %q, %v", b, err)
+	}
+	f.Retries = -1
+	n.Store(0)
+	if _, err := f.Get(context.Background(), srv.URL, 0); err == nil {
+		t.Fatal("no retry wanted, but succeeded")
+	}
+}
+
+func TestFileURLAndConcurrentCaches(t *testing.T) {
+	dir := t.TempDir()
+	content := bytes.Repeat([]byte("data"), 1<<16)
+	src := filepath.Join(dir, "blob")
+	if err := os.WriteFile(src, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(dir, "cache")
+	it := Item{URL: "file://" + src, Size: int64(len(content)), SHA256: sum(content)}
+	// Several independent fetchers (as separate processes would) fill the
+	// same cache at once.
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			f := &Fetcher{CacheDir: cache}
+			p, err := f.Fetch(context.Background(), it)
+			if err == nil {
+				b, rerr := os.ReadFile(p)
+				if rerr != nil || !bytes.Equal(b, content) {
+					err = fmt.Errorf("bad cache content: %v", rerr)
+				}
+			}
+			errs[i] = err
+		}(i)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &Fetcher{CacheDir: cache}
+	if _, ok := f.Cached(it); !ok {
+		t.Fatal("not cached")
+	}
+	if _, err := f.Fetch(context.Background(), Item{URL: "file://" + dir + "/nope", Size: 1, SHA256: sum([]byte("z"))}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+	b, err := f.Get(context.Background(), "file://"+src, 0)
+	if err != nil || !bytes.Equal(b, content) {
+		t.Fatalf("Get file: %v", err)
+	}
+	if _, err := f.Get(context.Background(), "file://"+src, 10); err == nil {
+		t.Fatal("limit not enforced")
+	}
+}
