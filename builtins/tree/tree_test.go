@@ -91,3 +91,34 @@ func TestLoadAppliesMetaAndHardLinks(t *testing.T) {
 		}
 	}
 }
+
+func TestCopyIntoMergesAndStaysInside(t *testing.T) {
+	root, src := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
+	os.Symlink("usr/bin", filepath.Join(root, "bin"))
+	os.Symlink("/", filepath.Join(root, "escape"))
+	os.WriteFile(filepath.Join(root, "usr/bin/old"), []byte("old"), 0o755)
+	os.MkdirAll(filepath.Join(src, "bin"), 0o755)
+	os.MkdirAll(filepath.Join(src, "escape/tmp"), 0o755)
+	os.WriteFile(filepath.Join(src, "bin/tool"), []byte("tool"), 0o755)
+	os.Chmod(filepath.Join(src, "bin/tool"), 0o755|os.ModeSetuid)
+	os.WriteFile(filepath.Join(src, "escape/tmp/x"), []byte("x"), 0o644)
+	m := NewMeta()
+	if err := CopyInto(root, src, "/", m); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(root, "usr/bin/tool"))
+	if err != nil || fi.Mode()&os.ModeSetuid == 0 {
+		t.Fatalf("tool not copied through bin symlink with setuid: %v %v", fi, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/bin/old")); err != nil {
+		t.Error("merge removed an existing file")
+	}
+	if _, err := os.Stat(filepath.Join(root, "tmp/x")); err != nil {
+		t.Errorf("copy through an absolute symlink did not stay in the tree: %v", err)
+	}
+	removed, err := RemoveGlobs(root, []string{"/usr/bin/t*", "../../etc/*"}, m)
+	if err != nil || len(removed) != 1 || removed[0] != "usr/bin/tool" {
+		t.Errorf("RemoveGlobs = %v, %v", removed, err)
+	}
+}

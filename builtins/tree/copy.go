@@ -1,0 +1,158 @@
+package tree
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// CopyInto copies the directory src into the tree at root, below the
+// relative directory target ("" or "/" for the top), the way extra and
+// skeleton trees are applied: directories merge, files, symlinks and other
+// objects replace what is there, permission bits and modification times are
+// kept, and ownership becomes root's (meta entries of replaced paths are
+// dropped). Destination paths are resolved confined to root, so a symlink
+// already in the tree cannot redirect a copy outside of it.
+func CopyInto(root, src, target string, meta *Meta) error {
+	target = strings.Trim(path.Clean("/"+filepath.ToSlash(target)), "/")
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("copying %s: %w", src, err)
+		}
+		rel, _ := filepath.Rel(src, p)
+		rel = path.Join(target, filepath.ToSlash(rel))
+		if rel == "." {
+			rel = ""
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("copying %s: %w", src, err)
+		}
+		if rel == "" {
+			return os.MkdirAll(root, 0o755)
+		}
+		dst, err := Resolve(root, rel)
+		if err == nil && fi.IsDir() {
+			// A directory merges into whatever directory the tree has
+			// there, also through a symlink such as the merged-/usr "bin".
+			var inner string
+			if inner, err = Resolve(root, rel+"/x"); err == nil {
+				if st, serr := os.Stat(filepath.Dir(inner)); serr == nil && st.IsDir() {
+					dst = filepath.Dir(inner)
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("copying %s: %w", p, err)
+		}
+		if meta != nil {
+			if resRel, err := filepath.Rel(root, dst); err == nil {
+				meta.Delete(filepath.ToSlash(resRel))
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		mode := fi.Mode()
+		if mode.IsDir() {
+			if st, err := os.Lstat(dst); err == nil && st.IsDir() {
+				os.Chmod(dst, mode.Perm()|mode&(fs.ModeSetgid|fs.ModeSticky))
+				return nil
+			}
+			os.RemoveAll(dst)
+			if err := os.Mkdir(dst, mode.Perm()); err != nil {
+				return fmt.Errorf("copying %s: %w", p, err)
+			}
+			return nil
+		}
+		if st, err := os.Lstat(dst); err == nil {
+			if st.IsDir() {
+				if err := os.RemoveAll(dst); err != nil {
+					return err
+				}
+			} else if err := os.Remove(dst); err != nil {
+				return err
+			}
+		}
+		switch {
+		case mode&fs.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(t, dst); err != nil {
+				return fmt.Errorf("copying %s: %w", p, err)
+			}
+			return nil
+		case mode.IsRegular():
+			if err := copyFile(p, dst, mode); err != nil {
+				return fmt.Errorf("copying %s: %w", p, err)
+			}
+			return os.Chtimes(dst, fi.ModTime(), fi.ModTime())
+		default:
+			return fmt.Errorf("copying %s: unsupported file type %v", p, mode.Type())
+		}
+	})
+}
+
+func copyFile(src, dst string, mode fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode.Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	// Keep setuid/setgid/sticky, which the umask-free create above drops.
+	return os.Chmod(dst, mode.Perm()|mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+}
+
+// RemoveGlobs deletes every path of the tree at root matching one of the
+// shell patterns (relative to root, a leading "/" allowed), as mkosi's
+// RemoveFiles= does. Matches that resolve outside the tree are ignored.
+// It returns the removed paths.
+func RemoveGlobs(root string, patterns []string, meta *Meta) ([]string, error) {
+	var removed []string
+	for _, pat := range patterns {
+		clean := strings.Trim(path.Clean("/"+pat), "/")
+		if clean == "" {
+			return nil, fmt.Errorf("remove_files: %q would remove the whole tree", pat)
+		}
+		matches, err := filepath.Glob(filepath.Join(root, clean))
+		if err != nil {
+			return nil, fmt.Errorf("remove_files: %q: %w", pat, err)
+		}
+		for _, m := range matches {
+			rel, err := filepath.Rel(root, m)
+			if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+				continue
+			}
+			if err := os.RemoveAll(m); err != nil {
+				return nil, fmt.Errorf("remove_files: %w", err)
+			}
+			rel = filepath.ToSlash(rel)
+			if meta != nil {
+				for _, p := range meta.Paths() {
+					if p == rel || strings.HasPrefix(p, rel+"/") {
+						meta.Delete(p)
+					}
+				}
+			}
+			removed = append(removed, rel)
+		}
+	}
+	return removed, nil
+}
