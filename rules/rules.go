@@ -1,0 +1,193 @@
+// Package rules holds the declared targets of a workspace — base images,
+// system and configuration extensions — with their typed, validated
+// attributes, and the target graph linking them.
+//
+// The loading phase (package starlark/eval) fills a Graph from BUILD.star
+// files; the executor (package rules/build) walks it. Paths in attributes are
+// absolute host paths, already checked to stay inside the workspace.
+package rules
+
+import (
+	"sort"
+
+	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/starlark/label"
+)
+
+// Label names a target; see package label.
+type Label = label.Label
+
+// Rule kinds.
+const (
+	KindBaseImage = "base_image"
+	KindSysext    = "sysext"
+	KindConfext   = "confext"
+)
+
+// Target is one declared target.
+type Target struct {
+	Label Label `json:"label"`
+	// Kind is KindBaseImage, KindSysext or KindConfext.
+	Kind string `json:"kind"`
+	// Pos is where the target was declared: the rule call in the package's
+	// BUILD.star (the outermost call when a load()ed macro declared it).
+	Pos diag.Pos `json:"-"`
+	// Deps are the targets this one needs built first, sorted.
+	Deps []Label `json:"deps"`
+	// Base is set for KindBaseImage.
+	Base *BaseImage `json:"base_image,omitempty"`
+	// Ext is set for KindSysext and KindConfext.
+	Ext *Extension `json:"extension,omitempty"`
+}
+
+// Tree is a host directory (or file) copied into an image.
+type Tree struct {
+	// Source is the absolute host path.
+	Source string `json:"source"`
+	// Target is the absolute path inside the image ("/" by default).
+	Target string `json:"target"`
+}
+
+// KV is one key=value pair; lists of KV keep the user's order.
+type KV struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// BaseImage is a root file system assembled from distribution packages.
+type BaseImage struct {
+	Name         string `json:"name"`
+	Distribution string `json:"distribution"`
+	Release      string `json:"release"`
+	// Architecture is the systemd architecture name ("x86-64", "arm64",
+	// ...); the host's when not given.
+	Architecture   string   `json:"architecture"`
+	Mirror         string   `json:"mirror,omitempty"`
+	Repositories   []string `json:"repositories,omitempty"`
+	Packages       []string `json:"packages"`
+	WithRecommends bool     `json:"with_recommends"`
+	// WithDocs defaults to true.
+	WithDocs      bool     `json:"with_docs"`
+	ExtraTrees    []Tree   `json:"extra_trees,omitempty"`
+	SkeletonTrees []Tree   `json:"skeleton_trees,omitempty"`
+	RemoveFiles   []string `json:"remove_files,omitempty"`
+	// Keyring is an absolute path, or "" for the distribution's default.
+	Keyring string `json:"keyring,omitempty"`
+	// Output is "directory" (default) or "tar".
+	Output string `json:"output"`
+}
+
+// Extension is a system extension (Kind "sysext", /usr and /opt) or a
+// configuration extension (Kind "confext", /etc).
+type Extension struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// Base is the image the extension's packages are installed on top of;
+	// nil means none (the extension is built from its trees alone). It
+	// names a base_image, or another extension (then the extension is built
+	// on that extension's base with that extension applied).
+	Base           *Label   `json:"base,omitempty"`
+	Packages       []string `json:"packages,omitempty"`
+	ExtraTrees     []Tree   `json:"extra_trees,omitempty"`
+	RemoveFiles    []string `json:"remove_files,omitempty"`
+	WithRecommends bool     `json:"with_recommends"`
+	WithDocs       bool     `json:"with_docs"`
+	// Format is "erofs" (default) or "squashfs".
+	Format      string `json:"format"`
+	Compression string `json:"compression,omitempty"`
+	// Verity is "off" (default), "hash" or "signed".
+	Verity string `json:"verity"`
+	// Key and Certificate are absolute paths (for Verity "signed").
+	Key         string `json:"key,omitempty"`
+	Certificate string `json:"certificate,omitempty"`
+	Version     string `json:"version,omitempty"`
+	ImageID     string `json:"image_id,omitempty"`
+	// ExtensionRelease are extra extension-release fields, in the order
+	// written.
+	ExtensionRelease []KV `json:"extension_release,omitempty"`
+	// Scope is the SYSEXT_SCOPE/CONFEXT_SCOPE value ("" = not set).
+	Scope      string      `json:"scope,omitempty"`
+	Partitions []Partition `json:"partitions,omitempty"`
+	// Output is the output's base name; the target name by default.
+	Output string `json:"output"`
+	// Architecture is the systemd architecture name; by default the base's
+	// (following extension bases), "" when there is no base.
+	Architecture string `json:"architecture,omitempty"`
+}
+
+// Partition is one repart.d [Partition] section: either written inline with
+// partition() (Keys set, in the user's order; list attributes repeat the
+// key) or a repart.d file (File set, Keys nil).
+type Partition struct {
+	Pos  diag.Pos `json:"-"`
+	File string   `json:"file,omitempty"`
+	Keys []KV     `json:"keys,omitempty"`
+}
+
+// Graph is the set of loaded targets.
+type Graph struct {
+	// Workspace is the absolute workspace root.
+	Workspace string
+	// Targets maps label strings ("//pkg:name") to targets. It holds every
+	// target of every package that was loaded: those the patterns named and
+	// those their dependencies live in.
+	Targets map[string]*Target
+	// Roots are the targets the patterns matched, sorted by label.
+	Roots []Label
+}
+
+// Target returns the target with label l, or nil.
+func (g *Graph) Target(l Label) *Target { return g.Targets[l.String()] }
+
+// RootTargets returns the targets of Roots, in the order of Roots.
+func (g *Graph) RootTargets() []*Target {
+	out := make([]*Target, 0, len(g.Roots))
+	for _, l := range g.Roots {
+		if t := g.Target(l); t != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Order returns every target of the graph in dependency order (see
+// Closure). The graph must be acyclic
+// (the loader guarantees it).
+func (g *Graph) Order() []*Target {
+	all := make([]Label, 0, len(g.Targets))
+	for _, t := range g.Targets {
+		all = append(all, t.Label)
+	}
+	return g.Closure(all)
+}
+
+// Closure returns roots and everything they depend on, transitively, in
+// dependency order: every target after its dependencies. The order is
+// deterministic (a depth-first walk from the roots sorted by label, each
+// target's Deps in their sorted order).
+func (g *Graph) Closure(roots []Label) []*Target {
+	rs := append([]Label(nil), roots...)
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Less(rs[j]) })
+	seen := map[string]bool{}
+	var out []*Target
+	var visit func(l Label)
+	visit = func(l Label) {
+		k := l.String()
+		if seen[k] {
+			return
+		}
+		seen[k] = true
+		t := g.Targets[k]
+		if t == nil {
+			return
+		}
+		for _, d := range t.Deps {
+			visit(d)
+		}
+		out = append(out, t)
+	}
+	for _, l := range rs {
+		visit(l)
+	}
+	return out
+}
