@@ -1,0 +1,351 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/rules"
+)
+
+// builtinVersion enters every action key: bump it whenever a builtin
+// changes what it produces for the same inputs.
+const builtinVersion = "sxb-1"
+
+// Options control a build.
+type Options struct {
+	// OutputDir receives published outputs, one subdirectory per package
+	// (default <workspace>/sxb-out).
+	OutputDir string
+	// CacheDir is the sxb cache root (default $XDG_CACHE_HOME/sxb).
+	CacheDir string
+	// Jobs bounds the targets built at once (default: number of cores).
+	Jobs      int
+	KeepGoing bool
+	// Explain writes why each target was rebuilt to Log.
+	Explain bool
+	// Epoch is SOURCE_DATE_EPOCH: every time stamp in images is clamped to
+	// it and it enters action keys.
+	Epoch    int64
+	Progress Progress
+	// Log receives --explain output and warnings (default io.Discard).
+	Log io.Writer
+}
+
+// Result is what one target produced.
+type Result struct {
+	Label  string `json:"label"`
+	Kind   string `json:"kind"`
+	Cached bool   `json:"cached"`
+	// Outputs are the published paths, main output first.
+	Outputs []string `json:"outputs"`
+	Size    int64    `json:"size"`
+}
+
+// DefaultCacheDir is $XDG_CACHE_HOME/sxb, else ~/.cache/sxb.
+func DefaultCacheDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "sxb")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".cache", "sxb")
+	}
+	return filepath.Join(os.TempDir(), "sxb-cache")
+}
+
+type executor struct {
+	g       *rules.Graph
+	opts    Options
+	cache   *Cache
+	mu      sync.Mutex
+	entries map[string]*Entry // label -> cache entry of a finished target
+	results map[string]*Result
+	pubMu   sync.Mutex
+	pubDirs map[string]bool
+}
+
+// Build builds targets and everything they depend on.
+func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Options) ([]*Result, error) {
+	if opts.OutputDir == "" {
+		opts.OutputDir = filepath.Join(g.Workspace, "sxb-out")
+	}
+	if opts.CacheDir == "" {
+		opts.CacheDir = DefaultCacheDir()
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = runtime.NumCPU()
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	labels := make([]rules.Label, len(targets))
+	for i, t := range targets {
+		labels[i] = t.Label
+	}
+	order := g.Closure(labels)
+	if opts.Progress == nil {
+		opts.Progress = NewProgress(io.Discard, false, false, len(order))
+	}
+	if err := os.MkdirAll(opts.OutputDir, 0o755); err != nil {
+		return nil, err
+	}
+	unlock, err := lockDir(ctx, opts.OutputDir, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	x := &executor{
+		g: g, opts: opts,
+		cache:   &Cache{Dir: filepath.Join(opts.CacheDir, "actions"), MaxBytes: 50 << 30, MaxAge: 30 * 24 * 3600 * 1e9},
+		entries: map[string]*Entry{}, results: map[string]*Result{}, pubDirs: map[string]bool{},
+	}
+	jobs := map[string]*job{}
+	var list []*job
+	for _, t := range order {
+		t := t
+		j := &job{label: t.Label.String()}
+		for _, d := range t.Deps {
+			if dj := jobs[d.String()]; dj != nil {
+				j.deps = append(j.deps, dj)
+			}
+		}
+		j.run = func(ctx context.Context) error {
+			err := x.buildTarget(ctx, t)
+			how := "built"
+			if r := x.result(t.Label.String()); r != nil && r.Cached {
+				how = "cached"
+			}
+			opts.Progress.Finish(t.Label.String(), how, err)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.Label, err)
+			}
+			return nil
+		}
+		jobs[j.label] = j
+		list = append(list, j)
+	}
+	err = schedule(ctx, list, opts.Jobs, opts.KeepGoing)
+	if perr := x.writeChecksums(); perr != nil && err == nil {
+		err = perr
+	}
+	opts.Progress.Close()
+	x.cache.Trim()
+	var out []*Result
+	for _, t := range targets {
+		if r := x.result(t.Label.String()); r != nil {
+			out = append(out, r)
+		}
+	}
+	return out, err
+}
+
+func (x *executor) result(label string) *Result {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.results[label]
+}
+
+func (x *executor) entry(label string) *Entry {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.entries[label]
+}
+
+func (x *executor) finish(t *rules.Target, e *Entry, cached bool, outputs []string) {
+	var size int64
+	for _, o := range e.Outputs {
+		size += o.Size
+	}
+	x.mu.Lock()
+	x.entries[t.Label.String()] = e
+	x.results[t.Label.String()] = &Result{Label: t.Label.String(), Kind: t.Kind, Cached: cached, Outputs: outputs, Size: size}
+	x.mu.Unlock()
+}
+
+func (x *executor) buildTarget(ctx context.Context, t *rules.Target) error {
+	switch t.Kind {
+	case rules.KindBaseImage:
+		return x.buildBase(ctx, t)
+	case rules.KindSysext, rules.KindConfext:
+		return x.buildExtension(ctx, t)
+	}
+	return fmt.Errorf("unknown rule kind %q", t.Kind)
+}
+
+func (x *executor) reporter(t *rules.Target) func(step, detail string) {
+	l := t.Label.String()
+	return func(step, detail string) { x.opts.Progress.Step(l, step, detail) }
+}
+
+// lookup returns a cached entry for key, explaining a miss when asked.
+func (x *executor) lookup(t *rules.Target, key string, inputs any) (*Entry, error) {
+	e, err := x.cache.Get(key)
+	if errors.Is(err, ErrCorrupt) {
+		fmt.Fprintf(x.opts.Log, "sxb: %s: %v; rebuilding\n", t.Label, err)
+		err = nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e == nil && x.opts.Explain {
+		x.explain(t, inputs)
+	}
+	return e, nil
+}
+
+// lastInputsFile remembers, per label, the inputs of its last build so that
+// --explain can say what changed.
+func (x *executor) lastInputsFile(t *rules.Target) string {
+	sum := sha256.Sum256([]byte(t.Label.String()))
+	return filepath.Join(x.opts.CacheDir, "labels", fmt.Sprintf("%x.json", sum[:12]))
+}
+
+func (x *executor) remember(t *rules.Target, inputs any) {
+	b, err := json.Marshal(inputs)
+	if err != nil {
+		return
+	}
+	f := x.lastInputsFile(t)
+	os.MkdirAll(filepath.Dir(f), 0o755)
+	writeFileAtomic(f, b, 0o644)
+}
+
+func (x *executor) explain(t *rules.Target, inputs any) {
+	old, err := os.ReadFile(x.lastInputsFile(t))
+	if err != nil {
+		fmt.Fprintf(x.opts.Log, "explain: %s: building: no earlier build recorded\n", t.Label)
+		return
+	}
+	var was, now map[string]json.RawMessage
+	b, _ := json.Marshal(inputs)
+	json.Unmarshal(old, &was)
+	json.Unmarshal(b, &now)
+	var changed []string
+	for k, v := range now {
+		if string(was[k]) != string(v) {
+			changed = append(changed, k)
+		}
+	}
+	for k := range was {
+		if _, ok := now[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	sort.Strings(changed)
+	if len(changed) == 0 {
+		fmt.Fprintf(x.opts.Log, "explain: %s: rebuilding: cached result missing or evicted\n", t.Label)
+		return
+	}
+	fmt.Fprintf(x.opts.Log, "explain: %s: rebuilding: %s changed\n", t.Label, strings.Join(changed, ", "))
+}
+
+// treeDigest hashes the listing and contents of host trees given as
+// inputs (extra and skeleton trees, repart files, keys).
+func treeDigest(paths ...string) (string, error) {
+	h := sha256.New()
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", err
+		}
+		if !fi.IsDir() {
+			o, err := digestOutput(p, false)
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(h, "%s\x00%s\n", p, o.Digest)
+			continue
+		}
+		err = filepath.WalkDir(p, func(q string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(p, q)
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			switch {
+			case info.Mode().IsRegular():
+				o, err := digestOutput(q, false)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(h, "f\x00%s\x00%o\x00%s\n", rel, info.Mode().Perm(), o.Digest)
+			case info.Mode()&os.ModeSymlink != 0:
+				t, _ := os.Readlink(q)
+				fmt.Fprintf(h, "l\x00%s\x00%s\n", rel, t)
+			case info.IsDir():
+				fmt.Fprintf(h, "d\x00%s\x00%o\n", rel, info.Mode().Perm())
+			default:
+				fmt.Fprintf(h, "o\x00%s\x00%v\n", rel, info.Mode())
+			}
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)), nil
+}
+
+func treeSources(ts []rules.Tree) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.Source)
+	}
+	return out
+}
+
+func packagesOf(r Resolved) []Package {
+	if r == nil {
+		return nil
+	}
+	ps := append([]Package(nil), r.Packages()...)
+	sort.Slice(ps, func(i, j int) bool {
+		return ps[i].Name < ps[j].Name || ps[i].Name == ps[j].Name && ps[i].Arch < ps[j].Arch
+	})
+	return ps
+}
+
+// applyTrees copies trees into root.
+func applyTrees(root string, ts []rules.Tree, meta *tree.Meta) error {
+	for _, t := range ts {
+		fi, err := os.Stat(t.Source)
+		if err != nil {
+			return fmt.Errorf("tree %s: %w", t.Source, err)
+		}
+		if !fi.IsDir() {
+			dst, err := tree.Resolve(root, t.Target)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			b, err := os.ReadFile(t.Source)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(dst, b, fi.Mode().Perm()); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := tree.CopyInto(root, t.Source, t.Target, meta); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+

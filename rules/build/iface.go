@@ -1,0 +1,113 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/rules"
+)
+
+// Package is one resolved package, as it enters action keys and manifests.
+type Package struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Arch    string `json:"arch"`
+	Source  string `json:"source,omitempty"`
+	URL     string `json:"url,omitempty"`
+	SHA256  string `json:"sha256"`
+	Size    int64  `json:"size"`
+}
+
+// InstallRequest asks an Installer for a package set.
+type InstallRequest struct {
+	Distribution, Release, Architecture, Mirror string
+	Repositories, Packages                      []string
+	WithRecommends                              bool
+	// BaseImage adds what a distribution's minimal base needs (Essential
+	// and required packages for Debian).
+	BaseImage bool
+	// BaseRoot is a tree whose installed packages satisfy dependencies.
+	BaseRoot string
+	Keyring  string
+	CacheDir string
+	// Lock pins versions when not nil (opaque to the executor).
+	Lock any
+}
+
+// Resolved is what Installer.Resolve returns: opaque to the executor apart
+// from its package list.
+type Resolved interface {
+	Packages() []Package
+}
+
+// Installer installs distribution packages into a tree without root.
+type Installer interface {
+	Resolve(ctx context.Context, req InstallRequest, report func(step, detail string)) (Resolved, error)
+	Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(step, detail string)) error
+}
+
+var (
+	installersMu sync.Mutex
+	installers   = map[string]Installer{}
+)
+
+// RegisterInstaller makes in handle the named distributions.
+func RegisterInstaller(in Installer, distributions ...string) {
+	installersMu.Lock()
+	defer installersMu.Unlock()
+	for _, d := range distributions {
+		installers[d] = in
+	}
+}
+
+func installerFor(dist string) (Installer, error) {
+	installersMu.Lock()
+	defer installersMu.Unlock()
+	if in, ok := installers[dist]; ok {
+		return in, nil
+	}
+	var known []string
+	for d := range installers {
+		known = append(known, d)
+	}
+	sort.Strings(known)
+	return nil, fmt.Errorf("distribution %q is not supported (known: %v)", dist, known)
+}
+
+// ImageRequest asks for an extension image to be written.
+type ImageRequest struct {
+	// Kind is "sysext" or "confext".
+	Kind string
+	Root *tree.Node
+	// Partitions is the layout; empty means the default for Kind, Format
+	// and Verity.
+	Partitions  []rules.Partition
+	Format      string
+	Compression string
+	Verity      string
+	Key, Cert   string
+	// Architecture is the systemd architecture name; it picks the
+	// partition types.
+	Architecture string
+	// Seed derives every UUID, as systemd-repart's --seed.
+	Seed [16]byte
+	// Epoch is SOURCE_DATE_EPOCH, for time stamps in file systems.
+	Epoch int64
+}
+
+// ImageResult describes a written image.
+type ImageResult struct {
+	RootHash   string `json:"root_hash,omitempty"`
+	Partitions any    `json:"partitions,omitempty"`
+}
+
+// ImageWriter writes an image to the file out.
+type ImageWriter func(ctx context.Context, out string, req ImageRequest) (*ImageResult, error)
+
+var imageWriter ImageWriter
+
+// RegisterImageWriter sets the function that assembles extension images.
+func RegisterImageWriter(w ImageWriter) { imageWriter = w }

@@ -1,0 +1,380 @@
+package build
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/rules"
+)
+
+// lockDir takes an exclusive lock on dir for the whole build, so that two
+// builds of one workspace never write the same outputs at once. A second
+// build waits, saying so on log, until the first is done or ctx ends.
+func lockDir(ctx context.Context, dir string, log io.Writer) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".sxb.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	said := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if err != syscall.EWOULDBLOCK {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", dir, err)
+		}
+		if !said {
+			fmt.Fprintf(log, "sxb: waiting for another sxb build writing to %s\n", dir)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// writeFileAtomic writes b to file through a temporary file and a rename.
+func writeFileAtomic(file string, b []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}
+
+// placeFile makes dst a copy of src atomically: a hard link when both are
+// on one file system (cache and outputs usually are), else a byte copy.
+func placeFile(src, dst string) error {
+	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-"+randHex())
+	if err := os.Link(src, tmp); err != nil {
+		in, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			os.Remove(tmp)
+			return err
+		}
+		if err := out.Close(); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func placeSymlink(target, dst string) error {
+	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-"+randHex())
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// pkgOutputDir is where a target's outputs go: one directory per package.
+func (x *executor) pkgOutputDir(t *rules.Target) (string, error) {
+	d := filepath.Join(x.opts.OutputDir, filepath.FromSlash(t.Label.Pkg))
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", err
+	}
+	x.pubMu.Lock()
+	x.pubDirs[d] = true
+	x.pubMu.Unlock()
+	return d, nil
+}
+
+func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error) {
+	dir, err := x.pkgOutputDir(t)
+	if err != nil {
+		return nil, err
+	}
+	name := outputName(t.Ext)
+	var outs []string
+	for _, o := range e.Outputs {
+		dst := filepath.Join(dir, o.Name)
+		if err := placeFile(e.Path(o.Name), dst); err != nil {
+			return nil, err
+		}
+		if o.Name == name+".raw" {
+			outs = append([]string{dst}, outs...)
+		}
+	}
+	if t.Ext.Version != "" {
+		if err := placeSymlink(name+".raw", filepath.Join(dir, t.Ext.Output+".raw")); err != nil {
+			return nil, err
+		}
+	}
+	return outs, nil
+}
+
+func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
+	dir, err := x.pkgOutputDir(t)
+	if err != nil {
+		return nil, err
+	}
+	name := t.Base.Name
+	if t.Base.Output == "tar" {
+		dst := filepath.Join(dir, name+".tar")
+		return []string{dst}, placeFile(e.Path("tree.tar"), dst)
+	}
+	dst := filepath.Join(dir, name)
+	stamp := filepath.Join(dir, "."+name+".sxb-key")
+	if b, err := os.ReadFile(stamp); err == nil && strings.TrimSpace(string(b)) == e.Key {
+		if _, err := os.Stat(dst); err == nil {
+			return []string{dst}, nil
+		}
+	}
+	// Build the new tree beside the old one, then swap: a reader sees
+	// the old tree or the new one, never a half-copied one.
+	tmp := dst + ".tmp-" + randHex()
+	if err := linkTree(e.Path("tree"), tmp); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	if err := placeFile(e.Path("tree.meta.json"), tree.MetaPath(dst)); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	old := dst + ".old-" + randHex()
+	if _, err := os.Lstat(dst); err == nil {
+		if err := os.Rename(dst, old); err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return nil, err
+	}
+	os.RemoveAll(old)
+	if err := writeFileAtomic(stamp, []byte(e.Key+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return []string{dst}, nil
+}
+
+// linkTree recreates the directory src at dst with hard links for files.
+func linkTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.IsDir():
+			if err := os.Mkdir(target, 0o755); err != nil {
+				return err
+			}
+			return os.Chmod(target, fi.Mode().Perm()|fi.Mode()&(fs.ModeSetgid|fs.ModeSticky))
+		case fi.Mode()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, target)
+		default:
+			return os.Link(p, target)
+		}
+	})
+}
+
+// writeChecksums refreshes SHA256SUMS in every output directory this build
+// published to. Digests of files the cache recorded are reused; others are
+// computed.
+func (x *executor) writeChecksums() error {
+	known := map[string]string{}
+	x.mu.Lock()
+	for _, e := range x.entries {
+		for _, o := range e.Outputs {
+			if !o.Dir {
+				known[o.Name] = o.Digest
+			}
+		}
+	}
+	x.mu.Unlock()
+	x.pubMu.Lock()
+	defer x.pubMu.Unlock()
+	for dir := range x.pubDirs {
+		old := map[string]string{}
+		if f, err := os.Open(filepath.Join(dir, "SHA256SUMS")); err == nil {
+			s := bufio.NewScanner(f)
+			for s.Scan() {
+				if sum, name, ok := strings.Cut(s.Text(), "  "); ok {
+					old[name] = sum
+				}
+			}
+			f.Close()
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		var lines []string
+		for _, d := range ents {
+			n := d.Name()
+			if !d.Type().IsRegular() || strings.HasPrefix(n, ".") || n == "SHA256SUMS" || strings.HasSuffix(n, ".meta.json") {
+				continue
+			}
+			sum := known[n]
+			if sum == "" {
+				sum = old[n]
+			}
+			if sum == "" {
+				o, err := digestOutput(filepath.Join(dir, n), false)
+				if err != nil {
+					return err
+				}
+				sum = o.Digest
+			}
+			lines = append(lines, sum+"  "+n)
+		}
+		sort.Slice(lines, func(i, j int) bool { return lines[i][66:] < lines[j][66:] })
+		if err := writeFileAtomic(filepath.Join(dir, "SHA256SUMS"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTar writes the tree n as a tar archive with its recorded owners,
+// modes, devices and xattrs (PAX records), in walk order.
+func writeTar(file string, n *tree.Node) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	tw := tar.NewWriter(bw)
+	err = n.Walk(func(c *tree.Node) error {
+		if c.Path == "" {
+			return nil
+		}
+		h := &tar.Header{
+			Name: c.Path, Mode: int64(c.Mode), Uid: int(c.UID), Gid: int(c.GID),
+			ModTime: time.Unix(c.Mtime, 0), Format: tar.FormatPAX,
+		}
+		if len(c.Xattrs) > 0 {
+			h.PAXRecords = map[string]string{}
+			for k, v := range c.Xattrs {
+				h.PAXRecords["SCHILY.xattr."+k] = string(v)
+			}
+		}
+		switch {
+		case c.Link != nil:
+			h.Typeflag, h.Linkname = tar.TypeLink, c.Link.Path
+		case c.Kind == tree.Dir:
+			h.Typeflag, h.Name = tar.TypeDir, c.Path+"/"
+		case c.Kind == tree.Regular:
+			h.Typeflag, h.Size = tar.TypeReg, c.Size
+		case c.Kind == tree.Symlink:
+			h.Typeflag, h.Linkname = tar.TypeSymlink, c.Target
+		case c.Kind == tree.CharDev || c.Kind == tree.BlockDev:
+			h.Typeflag = tar.TypeChar
+			if c.Kind == tree.BlockDev {
+				h.Typeflag = tar.TypeBlock
+			}
+			h.Devmajor, h.Devminor = int64(tree.Major(c.Rdev)), int64(tree.Minor(c.Rdev))
+		case c.Kind == tree.FIFO:
+			h.Typeflag = tar.TypeFifo
+		default:
+			return nil // sockets have no tar form
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if h.Typeflag == tar.TypeReg && c.Size > 0 {
+			r, err := c.Open()
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, r)
+			r.Close()
+			return err
+		}
+		return nil
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// HostArchitecture returns the systemd architecture name of this machine.
+func HostArchitecture() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86-64"
+	case "386":
+		return "x86"
+	case "arm64":
+		return "arm64"
+	case "arm":
+		return "arm"
+	case "ppc64le":
+		return "ppc64-le"
+	case "ppc64":
+		return "ppc64"
+	case "riscv64":
+		return "riscv64"
+	case "s390x":
+		return "s390x"
+	case "loong64":
+		return "loongarch64"
+	case "mips64le":
+		return "mips64-le"
+	}
+	return runtime.GOARCH
+}

@@ -1,0 +1,394 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/sxb-build/sxb/builtins/extension"
+	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/rules"
+)
+
+// baseInfo is what a base image's cache entry records for the extensions
+// built on it.
+type baseInfo struct {
+	Distribution string        `json:"distribution"`
+	Release      string        `json:"release"`
+	Architecture string        `json:"architecture"`
+	Mirror       string        `json:"mirror,omitempty"`
+	Repositories []string      `json:"repositories,omitempty"`
+	Keyring      string        `json:"keyring,omitempty"`
+	OSRelease    extension.Env `json:"os_release"`
+	Packages     []Package     `json:"packages"`
+}
+
+type baseInputs struct {
+	Rule     string           `json:"rule"`
+	Builtin  string           `json:"builtin"`
+	Attrs    *rules.BaseImage `json:"attrs"`
+	Trees    string           `json:"trees"`
+	Packages []Package        `json:"packages"`
+	Epoch    int64            `json:"epoch"`
+}
+
+func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
+	b := t.Base
+	rep := x.reporter(t)
+	in, err := installerFor(b.Distribution)
+	if err != nil {
+		return err
+	}
+	rep("resolving", "")
+	res, err := in.Resolve(ctx, InstallRequest{
+		Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
+		Repositories: b.Repositories, Packages: b.Packages, WithRecommends: b.WithRecommends,
+		BaseImage: true, Keyring: b.Keyring, CacheDir: x.opts.CacheDir,
+	}, rep)
+	if err != nil {
+		return fmt.Errorf("resolving packages: %w", err)
+	}
+	trees, err := treeDigest(append(treeSources(b.SkeletonTrees), treeSources(b.ExtraTrees)...)...)
+	if err != nil {
+		return fmt.Errorf("hashing trees: %w", err)
+	}
+	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion, Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.opts.Epoch}
+	key := Key(inputs)
+	e, err := x.lookup(t, key, inputs)
+	if err != nil {
+		return err
+	}
+	cached := e != nil
+	if e == nil {
+		st, err := x.cache.Stage(key)
+		if err != nil {
+			return err
+		}
+		e, err = x.runBase(ctx, t, st, in, res, inputs)
+		if err != nil {
+			st.Abort()
+			return err
+		}
+	}
+	x.remember(t, inputs)
+	outs, err := x.publishBase(t, e)
+	if err != nil {
+		return fmt.Errorf("publishing: %w", err)
+	}
+	x.finish(t, e, cached, outs)
+	return nil
+}
+
+func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in Installer, res Resolved, inputs baseInputs) (*Entry, error) {
+	b := t.Base
+	rep := x.reporter(t)
+	root := filepath.Join(st.Out(), "tree")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return nil, err
+	}
+	meta := tree.NewMeta()
+	if err := applyTrees(root, b.SkeletonTrees, meta); err != nil {
+		return nil, fmt.Errorf("skeleton trees: %w", err)
+	}
+	if err := in.Install(ctx, res, root, meta, b.WithDocs, rep); err != nil {
+		return nil, fmt.Errorf("installing packages: %w", err)
+	}
+	rep("finishing", "")
+	if err := applyTrees(root, b.ExtraTrees, meta); err != nil {
+		return nil, fmt.Errorf("extra trees: %w", err)
+	}
+	if _, err := tree.RemoveGlobs(root, b.RemoveFiles, meta); err != nil {
+		return nil, err
+	}
+	if err := meta.Save(tree.MetaPath(root)); err != nil {
+		return nil, err
+	}
+	osr, err := extension.OSRelease(root)
+	if err != nil {
+		return nil, fmt.Errorf("reading os-release: %w", err)
+	}
+	info := baseInfo{
+		Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
+		Repositories: b.Repositories, Keyring: b.Keyring, OSRelease: osr, Packages: inputs.Packages,
+	}
+	if b.Output == "tar" {
+		rep("writing tar", "")
+		n, err := tree.LoadDir(root, tree.Options{Epoch: x.opts.Epoch})
+		if err != nil {
+			return nil, err
+		}
+		if err := writeTar(filepath.Join(st.Out(), "tree.tar"), n); err != nil {
+			return nil, err
+		}
+	}
+	return st.Commit(t.Label.String(), info, inputs)
+}
+
+type extInputs struct {
+	Rule     string           `json:"rule"`
+	Builtin  string           `json:"builtin"`
+	Attrs    *rules.Extension `json:"attrs"`
+	Files    string           `json:"files"`
+	Packages []Package        `json:"packages"`
+	Base     string           `json:"base"`
+	Arch     string           `json:"architecture"`
+	Epoch    int64            `json:"epoch"`
+}
+
+// extManifest is written next to every extension image.
+type extManifest struct {
+	Label            string       `json:"label"`
+	Kind             string       `json:"kind"`
+	Output           string       `json:"output"`
+	Version          string       `json:"version,omitempty"`
+	Architecture     string       `json:"architecture"`
+	Base             string       `json:"base,omitempty"`
+	Packages         []Package    `json:"packages"`
+	Files            int          `json:"files"`
+	ContentBytes     int64        `json:"content_bytes"`
+	ImageBytes       int64        `json:"image_bytes"`
+	RootHash         string       `json:"root_hash,omitempty"`
+	ExtensionRelease string       `json:"extension_release"`
+	Image            *ImageResult `json:"image"`
+}
+
+func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
+	ext := t.Ext
+	rep := x.reporter(t)
+	var base *Entry
+	var info baseInfo
+	if ext.Base != nil {
+		bt := x.g.Target(*ext.Base)
+		if bt == nil || bt.Kind != rules.KindBaseImage {
+			return fmt.Errorf("base %s: only base_image targets can be bases for now", ext.Base)
+		}
+		base = x.entry(ext.Base.String())
+		if base == nil {
+			return fmt.Errorf("base %s was not built", ext.Base)
+		}
+		if err := json.Unmarshal(base.Info, &info); err != nil {
+			return fmt.Errorf("base %s: reading its record: %w", ext.Base, err)
+		}
+	}
+	arch := ext.Architecture
+	if arch == "" {
+		arch = info.Architecture
+	}
+	if arch == "" {
+		arch = hostArchitecture()
+	}
+	var res Resolved
+	var in Installer
+	if len(ext.Packages) > 0 {
+		if base == nil {
+			return fmt.Errorf("packages need a base image to resolve against (set base)")
+		}
+		var err error
+		if in, err = installerFor(info.Distribution); err != nil {
+			return err
+		}
+		rep("resolving", "")
+		res, err = in.Resolve(ctx, InstallRequest{
+			Distribution: info.Distribution, Release: info.Release, Architecture: arch, Mirror: info.Mirror,
+			Repositories: info.Repositories, Packages: ext.Packages, WithRecommends: ext.WithRecommends,
+			BaseRoot: base.Path("tree"), Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
+		}, rep)
+		if err != nil {
+			return fmt.Errorf("resolving packages: %w", err)
+		}
+	}
+	files := treeSources(ext.ExtraTrees)
+	for _, p := range ext.Partitions {
+		if p.File != "" {
+			files = append(files, p.File)
+		}
+	}
+	for _, f := range []string{ext.Key, ext.Certificate} {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	digest, err := treeDigest(files...)
+	if err != nil {
+		return fmt.Errorf("hashing inputs: %w", err)
+	}
+	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion, Attrs: ext, Files: digest, Packages: packagesOf(res), Arch: arch, Epoch: x.opts.Epoch}
+	if base != nil {
+		inputs.Base = base.Key
+	}
+	key := Key(inputs)
+	e, err := x.lookup(t, key, inputs)
+	if err != nil {
+		return err
+	}
+	cached := e != nil
+	if e == nil {
+		st, err := x.cache.Stage(key)
+		if err != nil {
+			return err
+		}
+		e, err = x.runExtension(ctx, t, st, base, info, in, res, inputs)
+		if err != nil {
+			st.Abort()
+			return err
+		}
+	}
+	x.remember(t, inputs)
+	outs, err := x.publishExtension(t, e)
+	if err != nil {
+		return fmt.Errorf("publishing: %w", err)
+	}
+	x.finish(t, e, cached, outs)
+	return nil
+}
+
+// outputName is the image's file stem: "<output>_<version>" or "<output>".
+func outputName(ext *rules.Extension) string {
+	if ext.Version != "" {
+		return ext.Output + "_" + ext.Version
+	}
+	return ext.Output
+}
+
+func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Staging, base *Entry, info baseInfo, in Installer, res Resolved, inputs extInputs) (*Entry, error) {
+	ext := t.Ext
+	rep := x.reporter(t)
+	kind := extension.Kind(ext.Kind)
+	work, err := st.Work()
+	if err != nil {
+		return nil, err
+	}
+	root := filepath.Join(work, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return nil, err
+	}
+	meta := tree.NewMeta()
+	if res != nil {
+		if err := in.Install(ctx, res, root, meta, ext.WithDocs, rep); err != nil {
+			return nil, fmt.Errorf("installing packages: %w", err)
+		}
+	}
+	rep("assembling tree", "")
+	if base != nil {
+		if _, err := extension.DropExisting(root, meta, base.Path("tree")); err != nil {
+			return nil, err
+		}
+	}
+	if err := applyTrees(root, ext.ExtraTrees, meta); err != nil {
+		return nil, fmt.Errorf("extra trees: %w", err)
+	}
+	if _, err := tree.RemoveGlobs(root, ext.RemoveFiles, meta); err != nil {
+		return nil, err
+	}
+	relPath := extension.ReleasePath(kind, ext.Output)
+	given, err := extension.ReadEnvFile(filepath.Join(root, relPath))
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range ext.ExtensionRelease {
+		given.Set(kv.Key, kv.Value)
+	}
+	if base == nil {
+		if _, ok := given.Get("ID"); !ok {
+			return nil, fmt.Errorf("an extension without base needs extension_release with ID (for example {\"ID\": \"_any\"})")
+		}
+	}
+	release, err := extension.Release(extension.ReleaseInput{
+		Kind: kind, Given: given, Base: info.OSRelease, ImageID: ext.ImageID, Version: ext.Version,
+		Scope: ext.Scope, Architecture: inputs.Arch,
+	})
+	if err != nil {
+		return nil, err
+	}
+	relFull, err := tree.Resolve(root, relPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(relFull), 0o755); err != nil {
+		return nil, err
+	}
+	os.Remove(relFull)
+	if err := os.WriteFile(relFull, []byte(release), 0o644); err != nil {
+		return nil, err
+	}
+	meta.Delete(relPath)
+	if err := extension.Prune(root, meta, kind); err != nil {
+		return nil, err
+	}
+	node, err := tree.Load(root, tree.Options{Meta: meta, Epoch: x.opts.Epoch})
+	if err != nil {
+		return nil, err
+	}
+	var nfiles int
+	var content int64
+	node.Walk(func(n *tree.Node) error {
+		if n.Path != "" {
+			nfiles++
+		}
+		if n.Kind == tree.Regular && n.Link == nil {
+			content += n.Size
+		}
+		return nil
+	})
+	if imageWriter == nil {
+		return nil, fmt.Errorf("no image writer is registered")
+	}
+	name := outputName(ext)
+	rep("writing "+ext.Format, "")
+	img := filepath.Join(st.Out(), name+".raw")
+	ir, err := imageWriter(ctx, img, ImageRequest{
+		Kind: ext.Kind, Root: node, Partitions: ext.Partitions, Format: ext.Format, Compression: ext.Compression,
+		Verity: ext.Verity, Key: ext.Key, Cert: ext.Certificate, Architecture: inputs.Arch,
+		Seed: seedFor(ext.Output), Epoch: x.opts.Epoch,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writing image: %w", err)
+	}
+	fi, err := os.Stat(img)
+	if err != nil {
+		return nil, err
+	}
+	m := extManifest{
+		Label: t.Label.String(), Kind: ext.Kind, Output: ext.Output, Version: ext.Version, Architecture: inputs.Arch,
+		Packages: inputs.Packages, Files: nfiles, ContentBytes: content, ImageBytes: fi.Size(),
+		RootHash: ir.RootHash, ExtensionRelease: release, Image: ir,
+	}
+	if ext.Base != nil {
+		m.Base = ext.Base.String()
+	}
+	if m.Packages == nil {
+		m.Packages = []Package{}
+	}
+	mb, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(filepath.Join(st.Out(), name+".manifest.json"), append(mb, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	if ir.RootHash != "" {
+		if err := os.WriteFile(filepath.Join(st.Out(), name+".roothash"), []byte(ir.RootHash+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	os.RemoveAll(work)
+	return st.Commit(t.Label.String(), m, inputs)
+}
+
+// seedFor derives the UUID seed of an image from its output name, so that
+// the same image built from a BUILD.star or from the mkosi project it was
+// converted from gets the same UUIDs.
+func seedFor(output string) [16]byte {
+	sum := sha256.Sum256([]byte("sxb image seed\x00" + output))
+	var s [16]byte
+	copy(s[:], sum[:16])
+	// Make it a valid version 4, variant 1 UUID like systemd's seeds.
+	s[6] = s[6]&0x0f | 0x40
+	s[8] = s[8]&0x3f | 0x80
+	return s
+}
+
+// hostArchitecture is the systemd architecture name of this machine.
+func hostArchitecture() string {
+	return HostArchitecture()
+}
