@@ -348,4 +348,3 @@ func applyTrees(root string, ts []rules.Tree, meta *tree.Meta) error {
 	}
 	return nil
 }
-
