@@ -1,0 +1,527 @@
+package rpm
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	rpmutils "github.com/sassoftware/go-rpmutils"
+	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/tree"
+	"golang.org/x/sys/unix"
+)
+
+// InstallOptions change how Install unpacks packages.
+type InstallOptions struct {
+	// WithDocs keeps files marked %doc (licenses are always kept).
+	WithDocs bool
+	// Progress, when set, is called as downloads and unpacking progress.
+	Progress func(Progress)
+	// Parallel bounds simultaneous downloads; 0 means the fetcher default.
+	Parallel int
+}
+
+// Progress reports Install's state: Phase is "download" or "install".
+// For "download" Bytes/Total count bytes; Done/Count count packages.
+type Progress struct {
+	Phase       string
+	Package     string
+	Done, Count int
+	Bytes       int64
+	Total       int64
+}
+
+// RPM header tags not named by go-rpmutils.
+const (
+	tagFileCaps = 5010
+)
+
+// Install downloads the packages of plan (in parallel, each checked against
+// the SHA-256 from the repository metadata, into the shared cache), checks
+// their header signatures when plan.CheckSignatures, and unpacks them into
+// root without privileges: owners, modes with setuid bits, mtimes and file
+// capabilities (security.capability) are recorded in meta. Scriptlets are
+// not run. The installed set is recorded at InstalledDBPath.
+func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts InstallOptions) error {
+	if meta == nil {
+		return errors.New("installing rpm packages: no tree metadata given")
+	}
+	var keys openpgp.EntityList
+	if plan.CheckSignatures {
+		var err error
+		if keys, err = loadKeyring(plan.Keyring); err != nil {
+			return fmt.Errorf("installing rpm packages: %w", err)
+		}
+		if len(keys) == 0 {
+			return errors.New("installing rpm packages: package signatures must be checked but the keyring is empty")
+		}
+	}
+	f := &fetch.Fetcher{CacheDir: plan.CacheDir, Parallel: opts.Parallel}
+	if opts.Progress != nil {
+		f.Progress = func(p fetch.Progress) {
+			opts.Progress(Progress{Phase: "download", Done: p.Done, Count: p.Count, Bytes: p.Bytes, Total: p.Total})
+		}
+	}
+	items := make([]fetch.Item, len(plan.Packages))
+	for i, p := range plan.Packages {
+		if len(p.SHA256) != 64 {
+			return fmt.Errorf("installing rpm packages: %s: no SHA-256 in the plan", p.NEVRA())
+		}
+		items[i] = fetch.Item{URL: p.URL, Size: p.Size, SHA256: p.SHA256}
+	}
+	paths, err := f.FetchAll(ctx, items)
+	if err != nil {
+		return fmt.Errorf("installing rpm packages: %w", err)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return fmt.Errorf("installing rpm packages: %w", err)
+	}
+	var inst []InstalledPackage
+	for i, p := range plan.Packages {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if opts.Progress != nil {
+			opts.Progress(Progress{Phase: "install", Package: p.NEVRA(), Done: i, Count: len(plan.Packages)})
+		}
+		ip, err := installOne(paths[i], root, meta, keys, plan.CheckSignatures, opts)
+		if err != nil {
+			return fmt.Errorf("installing %s: %w", p.NEVRA(), err)
+		}
+		inst = append(inst, *ip)
+	}
+	if opts.Progress != nil {
+		opts.Progress(Progress{Phase: "install", Done: len(plan.Packages), Count: len(plan.Packages)})
+	}
+	return writeInstalled(root, inst)
+}
+
+// VerifyPackage checks the header signature (and the payload digest) of
+// the rpm file at path against keys. Unsigned packages are refused.
+func VerifyPackage(path string, keys openpgp.EntityList) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	_, sigs, err := rpmutils.Verify(bufio.NewReader(fh), keys)
+	if err != nil {
+		return fmt.Errorf("package signature: %w", err)
+	}
+	if len(sigs) == 0 {
+		return errors.New("package is not signed")
+	}
+	for _, s := range sigs {
+		if s.Signer == nil {
+			return fmt.Errorf("package signature by unknown key %016x", s.KeyId)
+		}
+	}
+	return nil
+}
+
+// fileEntry is one file of a package, from its header.
+type fileEntry struct {
+	rel    string // clean relative path as named by the package
+	mode   uint32
+	flags  int
+	user   string
+	group  string
+	mtime  int64
+	link   string
+	inode  [2]int
+	caps   string
+	skip   bool
+	isLast bool // the hard-link group member carrying the content
+}
+
+func installOne(path, root string, meta *tree.Meta, keys openpgp.EntityList, checkSig bool, opts InstallOptions) (*InstalledPackage, error) {
+	if checkSig {
+		if err := VerifyPackage(path, keys); err != nil {
+			return nil, err
+		}
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	r, err := rpmutils.ReadRpm(bufio.NewReaderSize(fh, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading header: %w", err)
+	}
+	hdr := r.Header
+	ip, err := installedFromHeader(hdr)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := hdr.GetFiles()
+	if err != nil {
+		return nil, fmt.Errorf("reading file list: %w", err)
+	}
+	var caps []string
+	if hdr.HasTag(tagFileCaps) {
+		if caps, err = hdr.GetStrings(tagFileCaps); err != nil {
+			return nil, fmt.Errorf("reading file capabilities: %w", err)
+		}
+	}
+	ids, err := loadIDs(root)
+	if err != nil {
+		return nil, err
+	}
+	entries := map[string]*fileEntry{}
+	groups := map[[2]int][]*fileEntry{}
+	var ordered []*fileEntry
+	for i, fi := range infos {
+		rel, err := tree.CleanRel(fi.Name())
+		if err != nil {
+			return nil, fmt.Errorf("file %q: %w", fi.Name(), err)
+		}
+		e := &fileEntry{rel: rel, mode: uint32(fi.Mode()), flags: fi.Flags(), user: fi.UserName(), group: fi.GroupName(),
+			mtime: int64(fi.Mtime()), link: fi.Linkname(), inode: [2]int{fi.Device(), fi.Inode()}}
+		if i < len(caps) {
+			e.caps = caps[i]
+		}
+		e.skip = rel == "" || fi.Flags()&rpmutils.RPMFILE_GHOST != 0 || (!opts.WithDocs && fi.Flags()&rpmutils.RPMFILE_DOC != 0)
+		entries[fi.Name()] = e
+		ordered = append(ordered, e)
+		if e.mode&0o170000 == 0o100000 && e.inode[1] != 0 {
+			groups[e.inode] = append(groups[e.inode], e)
+		}
+	}
+	pr, err := r.PayloadReaderExtended()
+	if err != nil {
+		return nil, fmt.Errorf("reading payload: %w", err)
+	}
+	done := map[*fileEntry]bool{}
+	for {
+		fi, err := pr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading payload: %w", err)
+		}
+		e := entries[fi.Name()]
+		if e == nil {
+			return nil, fmt.Errorf("payload file %q is not in the header", fi.Name())
+		}
+		done[e] = true
+		if pr.IsLink() {
+			continue // content comes with the last member of its group
+		}
+		if e.mode&0o170000 == 0o100000 && len(groups[e.inode]) > 1 {
+			if err := writeLinkGroup(root, meta, ids, groups[e.inode], pr); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if e.skip {
+			continue
+		}
+		if err := place(root, meta, ids, e, pr); err != nil {
+			return nil, err
+		}
+	}
+	// Directories and symlinks with no payload entry (rpm omits nothing
+	// but %ghost, but be lenient with odd packages).
+	for _, e := range ordered {
+		if done[e] || e.skip {
+			continue
+		}
+		switch e.mode & 0o170000 {
+		case 0o040000, 0o120000:
+			if err := place(root, meta, ids, e, nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ip, nil
+}
+
+// writeLinkGroup writes the content once, to the first wanted member, and
+// hard-links the other wanted members to it.
+func writeLinkGroup(root string, meta *tree.Meta, ids *idMap, group []*fileEntry, content io.Reader) error {
+	var first string
+	for _, e := range group {
+		if e.skip {
+			continue
+		}
+		if first == "" {
+			host, err := placeFile(root, meta, ids, e, content)
+			if err != nil {
+				return err
+			}
+			first = host
+			continue
+		}
+		host, rel, err := prepare(root, e.rel)
+		if err != nil {
+			return err
+		}
+		if err := os.Link(first, host); err != nil {
+			return fmt.Errorf("hard link %s: %w", e.rel, err)
+		}
+		if err := record(meta, ids, rel, host, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepare resolves rel confined to root, creates its parent directories and
+// removes a non-directory already at its place.
+func prepare(root, rel string) (host, resolved string, err error) {
+	resolved, err = tree.ResolveRel(root, rel)
+	if err != nil {
+		return "", "", fmt.Errorf("placing %s: %w", rel, err)
+	}
+	if resolved == "" {
+		return "", "", fmt.Errorf("placing %s: resolves to the root", rel)
+	}
+	host = filepath.Join(root, filepath.FromSlash(resolved))
+	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+		return "", "", fmt.Errorf("placing %s: %w", rel, err)
+	}
+	return host, resolved, nil
+}
+
+func removeNonDir(host, rel string) error {
+	fi, err := os.Lstat(host)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("placing %s: a directory is in the way", rel)
+	}
+	return os.Remove(host)
+}
+
+func place(root string, meta *tree.Meta, ids *idMap, e *fileEntry, content io.Reader) error {
+	switch e.mode & 0o170000 {
+	case 0o100000:
+		_, err := placeFile(root, meta, ids, e, content)
+		return err
+	case 0o040000:
+		host, rel, err := prepare(root, e.rel)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(host)
+		switch {
+		case err == nil && fi.IsDir():
+		case err == nil && fi.Mode()&os.ModeSymlink != 0:
+			// A symlink in place of a directory (merged /usr) stays.
+			return nil
+		case err == nil:
+			return fmt.Errorf("placing %s: a file is in the way of a directory", e.rel)
+		default:
+			if err := os.Mkdir(host, 0o755); err != nil {
+				return fmt.Errorf("placing %s: %w", e.rel, err)
+			}
+		}
+		return record(meta, ids, rel, host, e)
+	case 0o120000:
+		host, rel, err := prepare(root, e.rel)
+		if err != nil {
+			return err
+		}
+		if err := removeNonDir(host, e.rel); err != nil {
+			return err
+		}
+		if e.link == "" {
+			return fmt.Errorf("placing %s: symlink without target", e.rel)
+		}
+		if err := os.Symlink(e.link, host); err != nil {
+			return fmt.Errorf("placing %s: %w", e.rel, err)
+		}
+		return record(meta, ids, rel, host, e)
+	case 0o020000, 0o060000, 0o010000, 0o140000:
+		// Devices, fifos and sockets: an empty placeholder plus metadata.
+		host, rel, err := prepare(root, e.rel)
+		if err != nil {
+			return err
+		}
+		if err := removeNonDir(host, e.rel); err != nil {
+			return err
+		}
+		if err := os.WriteFile(host, nil, 0o600); err != nil {
+			return fmt.Errorf("placing %s: %w", e.rel, err)
+		}
+		if err := record(meta, ids, rel, host, e); err != nil {
+			return err
+		}
+		o, _ := meta.Get(rel)
+		k := map[uint32]tree.Kind{0o020000: tree.CharDev, 0o060000: tree.BlockDev, 0o010000: tree.FIFO, 0o140000: tree.Socket}[e.mode&0o170000]
+		o.Kind = &k
+		meta.Set(rel, o)
+		return nil
+	}
+	return fmt.Errorf("placing %s: unsupported file mode %o", e.rel, e.mode)
+}
+
+func placeFile(root string, meta *tree.Meta, ids *idMap, e *fileEntry, content io.Reader) (string, error) {
+	host, rel, err := prepare(root, e.rel)
+	if err != nil {
+		return "", err
+	}
+	if err := removeNonDir(host, e.rel); err != nil {
+		return "", err
+	}
+	out, err := os.OpenFile(host, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("placing %s: %w", e.rel, err)
+	}
+	if content != nil {
+		if _, err := io.Copy(out, content); err != nil {
+			out.Close()
+			return "", fmt.Errorf("placing %s: %w", e.rel, err)
+		}
+	}
+	if err := out.Close(); err != nil {
+		return "", fmt.Errorf("placing %s: %w", e.rel, err)
+	}
+	return host, record(meta, ids, rel, host, e)
+}
+
+// record sets the on-disk mode and mtime and the metadata override of one
+// placed object.
+func record(meta *tree.Meta, ids *idMap, rel, host string, e *fileEntry) error {
+	isLink := e.mode&0o170000 == 0o120000
+	if !isLink {
+		// On disk the owner may always read and write (rootless
+		// extraction); the real mode is in meta.
+		disk := e.mode&0o777 | 0o600
+		if e.mode&0o170000 == 0o040000 {
+			disk |= 0o700
+		}
+		if err := os.Chmod(host, os.FileMode(disk)); err != nil {
+			return fmt.Errorf("placing %s: %w", e.rel, err)
+		}
+	}
+	ts := []unix.Timespec{{Sec: e.mtime}, {Sec: e.mtime}}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, host, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("placing %s: %w", e.rel, err)
+	}
+	o := tree.Override{
+		Mode:  tree.Ptr(e.mode & 0o7777),
+		UID:   tree.Ptr(ids.user(e.user)),
+		GID:   tree.Ptr(ids.group(e.group)),
+		Mtime: tree.Ptr(e.mtime),
+	}
+	if isLink {
+		o.Mode = tree.Ptr(uint32(0o777))
+	}
+	if e.caps != "" {
+		c, err := encodeFileCaps(e.caps)
+		if err != nil {
+			return fmt.Errorf("placing %s: %w", e.rel, err)
+		}
+		o.Xattrs = map[string][]byte{"security.capability": c}
+	}
+	meta.Set(rel, o)
+	return nil
+}
+
+// idMap maps user and group names to ids.
+type idMap struct {
+	users, groups map[string]uint32
+}
+
+// wellKnown are the ids used when the tree has no passwd/group entry.
+var wellKnown = map[string]uint32{"root": 0, "bin": 1, "daemon": 2}
+
+func (m *idMap) user(n string) uint32 {
+	if id, ok := m.users[n]; ok {
+		return id
+	}
+	return wellKnown[n] // unknown names fall back to root, as rpm does
+}
+
+func (m *idMap) group(n string) uint32 {
+	if id, ok := m.groups[n]; ok {
+		return id
+	}
+	return wellKnown[n]
+}
+
+// loadIDs reads etc/passwd and etc/group of the tree, if present.
+func loadIDs(root string) (*idMap, error) {
+	m := &idMap{users: map[string]uint32{}, groups: map[string]uint32{}}
+	for _, f := range []struct {
+		name string
+		dst  map[string]uint32
+	}{{"etc/passwd", m.users}, {"etc/group", m.groups}} {
+		host, err := tree.Resolve(root, f.name)
+		if err != nil {
+			return nil, err
+		}
+		b, err := os.ReadFile(host)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			parts := strings.Split(line, ":")
+			if len(parts) < 3 || parts[0] == "" {
+				continue
+			}
+			if id, err := strconv.ParseUint(parts[2], 10, 32); err == nil {
+				if _, dup := f.dst[parts[0]]; !dup {
+					f.dst[parts[0]] = uint32(id)
+				}
+			}
+		}
+	}
+	return m, nil
+}
+
+// installedFromHeader builds the installed-package record from a header.
+func installedFromHeader(hdr *rpmutils.RpmHeader) (*InstalledPackage, error) {
+	nevra, err := hdr.GetNEVRA()
+	if err != nil {
+		return nil, fmt.Errorf("reading header: %w", err)
+	}
+	evr := EVR{Epoch: nevra.Epoch, Version: nevra.Version, Release: nevra.Release}
+	if evr.Epoch == "0" {
+		evr.Epoch = ""
+	}
+	ip := &InstalledPackage{Name: nevra.Name, EVR: evr.String(), Arch: nevra.Arch}
+	for _, t := range []struct {
+		dst                  *[]Dep
+		name, flags, version int
+	}{
+		{&ip.Provides, rpmutils.PROVIDENAME, rpmutils.PROVIDEFLAGS, rpmutils.PROVIDEVERSION},
+		{&ip.Conflicts, rpmutils.CONFLICTNAME, rpmutils.CONFLICTFLAGS, rpmutils.CONFLICTVERSION},
+		{&ip.Obsoletes, rpmutils.OBSOLETENAME, rpmutils.OBSOLETEFLAGS, rpmutils.OBSOLETEVERSION},
+	} {
+		if !hdr.HasTag(t.name) {
+			continue
+		}
+		names, err := hdr.GetStrings(t.name)
+		if err != nil {
+			return nil, fmt.Errorf("reading header: %w", err)
+		}
+		flags, _ := hdr.GetInts(t.flags)
+		vers, _ := hdr.GetStrings(t.version)
+		for i, n := range names {
+			d := Dep{Name: n}
+			if i < len(flags) {
+				d.Flags = uint8(flags[i]) & senseMask
+			}
+			if i < len(vers) && vers[i] != "" && d.Flags != 0 {
+				d.EVR = ParseEVR(vers[i])
+			}
+			*t.dst = append(*t.dst, d)
+		}
+	}
+	return ip, nil
+}

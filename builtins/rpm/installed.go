@@ -1,0 +1,85 @@
+package rpm
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// InstalledDBPath is where Install records the installed packages, relative
+// to the tree root. It is sxb's own record (no rpm database is written): a
+// JSON document listing each package's name, EVR, arch, provides,
+// conflicts and obsoletes, read back by Resolve when the tree is used as a
+// base (Request.BaseRoot). The image builder drops it from extensions along
+// with other package databases.
+const InstalledDBPath = "usr/lib/sysimage/sxb/rpm-installed.json"
+
+// InstalledPackage is one entry of the installed-package record.
+type InstalledPackage struct {
+	Name      string `json:"name"`
+	EVR       string `json:"evr"`
+	Arch      string `json:"arch"`
+	Provides  []Dep  `json:"provides,omitempty"`
+	Conflicts []Dep  `json:"conflicts,omitempty"`
+	Obsoletes []Dep  `json:"obsoletes,omitempty"`
+}
+
+type installedDB struct {
+	Format   int                `json:"format"`
+	Packages []InstalledPackage `json:"packages"`
+}
+
+// ReadInstalled returns the packages recorded in the tree at root (nil when
+// it has no record).
+func ReadInstalled(root string) ([]InstalledPackage, error) {
+	b, err := os.ReadFile(filepath.Join(root, InstalledDBPath))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading installed packages: %w", err)
+	}
+	var db installedDB
+	if err := json.Unmarshal(b, &db); err != nil {
+		return nil, fmt.Errorf("reading installed packages %s: %w", filepath.Join(root, InstalledDBPath), err)
+	}
+	if db.Format != 1 {
+		return nil, fmt.Errorf("reading installed packages %s: unknown format %d", filepath.Join(root, InstalledDBPath), db.Format)
+	}
+	return db.Packages, nil
+}
+
+// writeInstalled merges pkgs into the record of root (same name replaces)
+// and writes it sorted by name.
+func writeInstalled(root string, pkgs []InstalledPackage) error {
+	old, err := ReadInstalled(root)
+	if err != nil {
+		return err
+	}
+	byName := map[string]InstalledPackage{}
+	for _, p := range old {
+		byName[p.Name] = p
+	}
+	for _, p := range pkgs {
+		byName[p.Name] = p
+	}
+	db := installedDB{Format: 1}
+	for _, p := range byName {
+		db.Packages = append(db.Packages, p)
+	}
+	sort.Slice(db.Packages, func(i, j int) bool { return db.Packages[i].Name < db.Packages[j].Name })
+	b, err := json.MarshalIndent(db, "", " ")
+	if err != nil {
+		return fmt.Errorf("writing installed packages: %w", err)
+	}
+	p := filepath.Join(root, InstalledDBPath)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("writing installed packages: %w", err)
+	}
+	if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing installed packages: %w", err)
+	}
+	return nil
+}

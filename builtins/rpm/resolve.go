@@ -1,0 +1,907 @@
+package rpm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/tree"
+)
+
+// Request says what to resolve.
+type Request struct {
+	// Distribution is "opensuse" or "fedora".
+	Distribution string
+	// Release is "tumbleweed", "leap-15.6" (or "15.6"), a Fedora release
+	// number such as "41", or "rawhide".
+	Release string
+	// Arch is a systemd architecture name ("x86-64", "arm64", ...) or an
+	// rpm one; empty means x86_64. noarch packages always qualify.
+	Arch string
+	// Mirror replaces the distribution's default mirror (DefaultOpenSUSEMirror,
+	// DefaultFedoraMirror); file:// URLs and absolute paths name local
+	// copies laid out like the mirror.
+	Mirror string
+	// Repositories selects repositories: names of the distribution's
+	// default ones ("oss", "update", "sle", "backports"; "release",
+	// "updates") and/or repository URLs (http(s)://, file:// or absolute
+	// paths, each the directory holding repodata/). Empty means every
+	// default repository. When only URLs are given, no default is used.
+	Repositories []string
+	// Packages are package names or capabilities, optionally versioned
+	// ("helm", "helm >= 3.14", "/usr/bin/helm", "pkgconfig(zlib)").
+	Packages []string
+	// WithRecommends also installs the Recommends of every package, when
+	// they can be satisfied.
+	WithRecommends bool
+	// BaseImage marks a base image build: BaseRoot is ignored and
+	// everything is resolved from scratch.
+	BaseImage bool
+	// BaseRoot is the tree of the base an extension is built on. Packages
+	// recorded there (InstalledDBPath) and files present there satisfy
+	// dependencies and are not installed again.
+	BaseRoot string
+	// Keyring is a file or directory of OpenPGP public keys; empty means
+	// the distribution's keys in the usual host places.
+	Keyring string
+	// Insecure skips every signature check (repomd.xml and packages). The
+	// checksums from the metadata are still verified.
+	Insecure bool
+	// CacheDir holds downloads and parsed metadata; empty means
+	// $XDG_CACHE_HOME/sxb (os.UserCacheDir).
+	CacheDir string
+}
+
+// Package is one package to install.
+type Package struct {
+	Name   string
+	EVR    string
+	Arch   string
+	URL    string
+	Size   int64
+	SHA256 string
+}
+
+// NEVRA formats the package as name-[epoch:]version-release.arch.
+func (p Package) NEVRA() string { return p.Name + "-" + p.EVR + "." + p.Arch }
+
+// Plan is the result of Resolve: what Install downloads and unpacks.
+type Plan struct {
+	Distribution string
+	Release      string
+	Arch         string
+	// Packages are sorted by name.
+	Packages []Package
+	// Keyring lists the key files and directories used.
+	Keyring []string
+	// CheckSignatures makes Install refuse packages whose header signature
+	// does not verify against Keyring (repositories without a signed
+	// repomd.xml, as Fedora's).
+	CheckSignatures bool
+	// CacheDir is the download cache.
+	CacheDir string
+}
+
+// cand is a package a solver may choose.
+type cand struct {
+	*repoPackage
+	repo  *repository
+	order int
+}
+
+// solver holds the state of one resolution.
+type solver struct {
+	ctx     context.Context
+	arch    string
+	repos   []*repository
+	all     []*cand
+	byName  map[string][]*cand // best first
+	byProv  map[string][]provider
+	byFile  map[string][]*cand
+	fullFL  bool // filelists loaded into byFile
+	base    map[string]InstalledPackage
+	baseDep map[string][]provider // capability -> base providers
+	root    string                // base tree for file dependencies
+	sel     map[string]*cand      // selected, by name
+	why     map[*cand]string      // reason chain
+	queue   []*cand
+	cond    []pendingRich // rich requirements whose condition may change
+	recomm  bool
+}
+
+type provider struct {
+	c   *cand
+	ip  *InstalledPackage
+	dep Dep
+}
+
+type pendingRich struct {
+	r   *richDep
+	who *cand
+}
+
+// Resolve loads the repositories of req and computes the packages to
+// install.
+func Resolve(ctx context.Context, req Request) (*Plan, error) {
+	arch, err := rpmArch(req.Arch)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Packages) == 0 {
+		return nil, errors.New("resolving rpm packages: no packages requested")
+	}
+	cacheDir := req.CacheDir
+	if cacheDir == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("resolving rpm packages: no cache directory: %w", err)
+		}
+		cacheDir = filepath.Join(d, "sxb")
+	}
+	urls, err := repoURLs(req, arch)
+	if err != nil {
+		return nil, err
+	}
+	var keyPaths []string
+	if req.Keyring != "" {
+		keyPaths = []string{req.Keyring}
+	} else {
+		keyPaths = defaultKeyring(req.Distribution, req.Release, arch)
+	}
+	keys, err := loadKeyring(keyPaths)
+	if err != nil {
+		return nil, err
+	}
+	// openSUSE signs repomd.xml; Fedora does not and signs packages.
+	requireRepoSig := req.Distribution != "fedora"
+	f := &fetch.Fetcher{CacheDir: cacheDir}
+	s := &solver{ctx: ctx, arch: arch, byName: map[string][]*cand{}, byProv: map[string][]provider{},
+		byFile: map[string][]*cand{}, base: map[string]InstalledPackage{}, baseDep: map[string][]provider{},
+		sel: map[string]*cand{}, why: map[*cand]string{}, recomm: req.WithRecommends}
+	for _, u := range urls {
+		r, err := openRepo(ctx, f, cacheDir, u, keys, requireRepoSig, req.Insecure)
+		if err != nil {
+			return nil, fmt.Errorf("resolving rpm packages: %w", err)
+		}
+		s.repos = append(s.repos, r)
+	}
+	if !req.BaseImage && req.BaseRoot != "" {
+		s.root = req.BaseRoot
+		inst, err := ReadInstalled(req.BaseRoot)
+		if err != nil {
+			return nil, err
+		}
+		for i := range inst {
+			ip := &inst[i]
+			s.base[ip.Name] = *ip
+			for _, d := range ip.Provides {
+				s.baseDep[d.Name] = append(s.baseDep[d.Name], provider{ip: ip, dep: d})
+			}
+		}
+	}
+	s.index()
+	if err := s.solve(req.Packages); err != nil {
+		return nil, fmt.Errorf("resolving rpm packages: %w", err)
+	}
+	plan := &Plan{Distribution: req.Distribution, Release: req.Release, Arch: arch, Keyring: keyPaths,
+		CheckSignatures: !req.Insecure && !requireRepoSig, CacheDir: cacheDir}
+	for _, c := range s.sel {
+		u, err := joinURL(c.repo.URL, c.Location)
+		if c.Base != "" {
+			var b string
+			if b, err = normalizeBase(c.Base); err == nil {
+				u, err = joinURL(b, c.Location)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("resolving rpm packages: %s: %w", c.nevra(), err)
+		}
+		if c.SumType != "sha256" || len(c.Sum) != 64 {
+			return nil, fmt.Errorf("resolving rpm packages: %s: unsupported package checksum type %q (want sha256)", c.nevra(), c.SumType)
+		}
+		p := Package{Name: c.Name, EVR: c.EVR.String(), Arch: c.Arch, URL: u, Size: c.Size, SHA256: c.Sum}
+		plan.Packages = append(plan.Packages, p)
+	}
+	sort.Slice(plan.Packages, func(i, j int) bool { return plan.Packages[i].Name < plan.Packages[j].Name })
+	if plan.CheckSignatures && len(keys) == 0 {
+		return nil, fmt.Errorf("resolving rpm packages: %s packages must be signature-checked but no keys were found (set a keyring, or opt out with insecure)", req.Distribution)
+	}
+	return plan, nil
+}
+
+// repoURLs picks the repositories of req.
+func repoURLs(req Request, arch string) ([]string, error) {
+	var names, urls []string
+	for _, r := range req.Repositories {
+		if strings.Contains(r, "://") || strings.HasPrefix(r, "/") {
+			u, err := normalizeBase(r)
+			if err != nil {
+				return nil, err
+			}
+			urls = append(urls, u)
+		} else {
+			names = append(names, r)
+		}
+	}
+	if len(urls) > 0 && len(names) == 0 {
+		return urls, nil
+	}
+	specs, err := defaultRepos(req.Distribution, req.Release, arch)
+	if err != nil {
+		return nil, err
+	}
+	mirror := req.Mirror
+	if mirror == "" {
+		mirror = DefaultOpenSUSEMirror
+		if req.Distribution == "fedora" {
+			mirror = DefaultFedoraMirror
+		}
+	}
+	mirror, err = normalizeBase(mirror)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, sp := range specs {
+		if len(names) > 0 && !contains(names, sp.Name) {
+			continue
+		}
+		out = append(out, mirror+sp.Path)
+	}
+	for _, n := range names {
+		found := false
+		for _, sp := range specs {
+			found = found || sp.Name == n
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown repository %q for %s %s", n, req.Distribution, req.Release)
+		}
+	}
+	return append(out, urls...), nil
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// index builds the lookup tables over every package of a compatible arch.
+func (s *solver) index() {
+	n := 0
+	for _, r := range s.repos {
+		for _, p := range r.Packages {
+			if !compatibleArch(s.arch, p.Arch) {
+				continue
+			}
+			c := &cand{repoPackage: p, repo: r, order: n}
+			n++
+			s.all = append(s.all, c)
+		}
+	}
+	for _, c := range s.all {
+		s.byName[c.Name] = append(s.byName[c.Name], c)
+		self := false
+		for _, d := range c.Provides {
+			s.byProv[d.Name] = append(s.byProv[d.Name], provider{c: c, dep: d})
+			self = self || d.Name == c.Name
+		}
+		if !self {
+			s.byProv[c.Name] = append(s.byProv[c.Name], provider{c: c, dep: Dep{Name: c.Name, Flags: senseEqual, EVR: c.EVR}})
+		}
+		for _, f := range c.Files {
+			s.byFile[f] = append(s.byFile[f], c)
+		}
+	}
+	for _, l := range s.byName {
+		sortBest(l)
+	}
+}
+
+// sortBest orders candidates best first: highest EVR, then the first
+// repository.
+func sortBest(l []*cand) {
+	sort.SliceStable(l, func(i, j int) bool {
+		if c := compareFull(l[i].EVR, l[j].EVR); c != 0 {
+			return c > 0
+		}
+		return l[i].order < l[j].order
+	})
+}
+
+// loadFilelists adds every repository's full file lists to byFile.
+func (s *solver) loadFilelists() error {
+	if s.fullFL {
+		return nil
+	}
+	s.fullFL = true
+	for _, r := range s.repos {
+		fl, err := r.fileLists(s.ctx)
+		if err != nil {
+			return err
+		}
+		for _, c := range s.all {
+			if c.repo != r {
+				continue
+			}
+			for _, f := range fl[c.Sum] {
+				if !containsCand(s.byFile[f], c) {
+					s.byFile[f] = append(s.byFile[f], c)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func containsCand(l []*cand, c *cand) bool {
+	for _, x := range l {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// providers returns the repository packages providing d.
+func (s *solver) providers(d Dep) ([]*cand, error) {
+	var out []*cand
+	seen := map[*cand]bool{}
+	add := func(c *cand) {
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	for _, p := range s.byProv[d.Name] {
+		if overlaps(p.dep.Flags, p.dep.EVR, d.Flags, d.EVR) {
+			add(p.c)
+		}
+	}
+	if strings.HasPrefix(d.Name, "/") {
+		for _, c := range s.byFile[d.Name] {
+			add(c)
+		}
+		if len(out) == 0 && !s.fullFL {
+			if err := s.loadFilelists(); err != nil {
+				return nil, err
+			}
+			for _, c := range s.byFile[d.Name] {
+				add(c)
+			}
+		}
+	}
+	return out, nil
+}
+
+// rpmlibCaps are the rpmlib() capabilities the installer satisfies: sxb
+// unpacks payloads itself, and these only describe package format
+// features it handles (or that only matter to rpm's database).
+var rpmlibCaps = map[string]bool{
+	"rpmlib(CompressedFileNames)":              true,
+	"rpmlib(PayloadFilesHavePrefix)":           true,
+	"rpmlib(PayloadIsBzip2)":                   true,
+	"rpmlib(PayloadIsXz)":                      true,
+	"rpmlib(PayloadIsLzma)":                    true,
+	"rpmlib(PayloadIsZstd)":                    true,
+	"rpmlib(FileDigests)":                      true,
+	"rpmlib(FileCaps)":                         true,
+	"rpmlib(PartialHardlinkSets)":              true,
+	"rpmlib(VersionedDependencies)":            true,
+	"rpmlib(ScriptletInterpreterArgs)":         true,
+	"rpmlib(RichDependencies)":                 true,
+	"rpmlib(TildeInVersions)":                  true,
+	"rpmlib(CaretInVersions)":                  true,
+	"rpmlib(LargeFiles)":                       true,
+	"rpmlib(ExplicitPackageProvide)":           true,
+	"rpmlib(HeaderLoadSortsTags)":              true,
+	"rpmlib(BuiltinLuaScripts)":                true,
+	"rpmlib(ScriptletExpansion)":               true,
+	"rpmlib(DynamicDependencies)":              true,
+	"rpmlib(SysUsers)":                         true,
+	"rpmlib(ConcurrentAccess)":                 true,
+	"rpmlib(X-CheckUnifiedSystemdir)":          true,
+	"rpmlib(FileCapabilities)":                 true,
+	"rpmlib(ScriptletInterpreterArgs)(noarch)": true,
+}
+
+// satisfiedLeaf reports whether d is provided by a selected package or by
+// the base.
+func (s *solver) satisfiedLeaf(d Dep) (bool, error) {
+	if strings.HasPrefix(d.Name, "rpmlib(") {
+		return true, nil
+	}
+	if s.baseHas(d) {
+		return true, nil
+	}
+	ps, err := s.providers(d)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range ps {
+		if s.sel[c.Name] == c {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (s *solver) baseHas(d Dep) bool {
+	for _, p := range s.baseDep[d.Name] {
+		if overlaps(p.dep.Flags, p.dep.EVR, d.Flags, d.EVR) {
+			return true
+		}
+	}
+	if ip, ok := s.base[d.Name]; ok && len(ip.Provides) == 0 {
+		if overlaps(senseEqual, ParseEVR(ip.EVR), d.Flags, d.EVR) {
+			return true
+		}
+	}
+	if s.root != "" && strings.HasPrefix(d.Name, "/") {
+		if rel, err := tree.CleanRel(d.Name); err == nil && rel != "" {
+			if hp, err := tree.Resolve(s.root, rel); err == nil {
+				if _, err := os.Lstat(hp); err == nil {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// satisfied evaluates a (rich) dependency against the selected set and base.
+func (s *solver) satisfied(r *richDep) (bool, error) {
+	switch r.Op {
+	case "":
+		return s.satisfiedLeaf(r.Dep)
+	case opAnd:
+		for _, a := range r.Args {
+			if ok, err := s.satisfied(a); !ok || err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	case opOr:
+		for _, a := range r.Args {
+			if ok, err := s.satisfied(a); ok || err != nil {
+				return ok, err
+			}
+		}
+		return false, nil
+	case opIf, opUnless:
+		c, err := s.satisfied(r.Args[1])
+		if err != nil {
+			return false, err
+		}
+		if r.Op == opUnless {
+			c = !c
+		}
+		if c {
+			return s.satisfied(r.Args[0])
+		}
+		if len(r.Args) == 3 {
+			return s.satisfied(r.Args[2])
+		}
+		return true, nil
+	case opWith, opWithout:
+		for _, c := range s.sel {
+			if s.candMatches(c, r) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return false, fmt.Errorf("unknown operator %q", r.Op)
+}
+
+// candMatches reports whether the single package c satisfies a "with" or
+// "without" expression (or a leaf).
+func (s *solver) candMatches(c *cand, r *richDep) bool {
+	switch r.Op {
+	case "":
+		ps, _ := s.providers(r.Dep)
+		return containsCand(ps, c)
+	case opWith:
+		for _, a := range r.Args {
+			if !s.candMatches(c, a) {
+				return false
+			}
+		}
+		return true
+	case opWithout:
+		return s.candMatches(c, r.Args[0]) && !s.candMatches(c, r.Args[1])
+	case opOr:
+		for _, a := range r.Args {
+			if s.candMatches(c, a) {
+				return true
+			}
+		}
+		return false
+	case opAnd:
+		for _, a := range r.Args {
+			if !s.candMatches(c, a) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// chain explains why c is being installed.
+func (s *solver) chain(c *cand) string {
+	var parts []string
+	seen := map[*cand]bool{}
+	for c != nil && !seen[c] {
+		seen[c] = true
+		parts = append(parts, c.nevra())
+		why := s.why[c]
+		if why == "" || why == "requested" {
+			parts = append(parts, "requested")
+			break
+		}
+		c = s.sel[why]
+	}
+	return strings.Join(parts, " <- ")
+}
+
+// solve selects packages for the requested names, then closes over
+// dependencies until nothing changes.
+func (s *solver) solve(requests []string) error {
+	for _, req := range requests {
+		d, err := parseRequest(req)
+		if err != nil {
+			return err
+		}
+		if s.baseHas(d) {
+			continue
+		}
+		// A package name wins over other packages' provides.
+		var cs []*cand
+		for _, c := range s.byName[d.Name] {
+			if overlaps(senseEqual, c.EVR, d.Flags, d.EVR) {
+				cs = append(cs, c)
+			}
+		}
+		if len(cs) == 0 {
+			if cs, err = s.providers(d); err != nil {
+				return err
+			}
+		}
+		if len(cs) == 0 {
+			return fmt.Errorf("no package provides %q (requested)", req)
+		}
+		if err := s.choose(cs, d.String(), nil); err != nil {
+			return err
+		}
+	}
+	for {
+		for len(s.queue) > 0 {
+			c := s.queue[0]
+			s.queue = s.queue[1:]
+			if s.sel[c.Name] != c {
+				continue // replaced meanwhile
+			}
+			if err := s.requires(c); err != nil {
+				return err
+			}
+		}
+		// Conditional rich requirements may have become active.
+		changed := false
+		pend := s.cond
+		s.cond = nil
+		for _, p := range pend {
+			if s.sel[p.who.Name] != p.who {
+				continue
+			}
+			before := len(s.sel)
+			if err := s.require(p.r, p.who); err != nil {
+				return err
+			}
+			changed = changed || len(s.sel) != before
+		}
+		if !changed && len(s.queue) == 0 {
+			break
+		}
+	}
+	return s.check()
+}
+
+// parseRequest parses "name", "name >= 1.0" or a rich expression.
+func parseRequest(s string) (Dep, error) {
+	f := strings.Fields(s)
+	switch len(f) {
+	case 1:
+		return Dep{Name: f[0]}, nil
+	case 3:
+		if fl, ok := parseOp(f[1]); ok {
+			return Dep{Name: f[0], Flags: fl, EVR: ParseEVR(f[2])}, nil
+		}
+	}
+	return Dep{}, fmt.Errorf("package request %q: want \"name\" or \"name OP version\"", s)
+}
+
+// requires handles every Requires (and, optionally, Recommends) of c.
+func (s *solver) requires(c *cand) error {
+	for _, d := range c.Requires {
+		r, err := depToRich(d)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.nevra(), err)
+		}
+		if err := s.require(r, c); err != nil {
+			return err
+		}
+	}
+	if s.recomm {
+		for _, d := range c.Recommends {
+			r, err := depToRich(d)
+			if err != nil {
+				continue
+			}
+			// Recommends are best effort: failures leave them out.
+			saved := s.snapshot()
+			if err := s.require(r, c); err != nil {
+				s.restore(saved)
+			}
+		}
+	}
+	return nil
+}
+
+type snap struct {
+	sel   map[string]*cand
+	queue []*cand
+	cond  []pendingRich
+}
+
+func (s *solver) snapshot() snap {
+	m := make(map[string]*cand, len(s.sel))
+	for k, v := range s.sel {
+		m[k] = v
+	}
+	return snap{sel: m, queue: append([]*cand(nil), s.queue...), cond: append([]pendingRich(nil), s.cond...)}
+}
+
+func (s *solver) restore(x snap) { s.sel, s.queue, s.cond = x.sel, x.queue, x.cond }
+
+func depToRich(d Dep) (*richDep, error) {
+	if strings.HasPrefix(d.Name, "(") {
+		return parseRich(d.Name)
+	}
+	return &richDep{Dep: d}, nil
+}
+
+// require makes r true, selecting packages as needed, on behalf of who.
+func (s *solver) require(r *richDep, who *cand) error {
+	if ok, err := s.satisfied(r); ok || err != nil {
+		if ok && (r.Op == opIf || r.Op == opUnless) {
+			// Satisfied for now; keep watching the condition.
+			s.cond = append(s.cond, pendingRich{r, who})
+		}
+		return err
+	}
+	switch r.Op {
+	case "":
+		ps, err := s.providers(r.Dep)
+		if err != nil {
+			return err
+		}
+		if len(ps) == 0 {
+			return fmt.Errorf("nothing provides %q needed by %s", r.Dep.String(), s.chain(who))
+		}
+		return s.choose(ps, r.Dep.String(), who)
+	case opAnd:
+		for _, a := range r.Args {
+			if err := s.require(a, who); err != nil {
+				return err
+			}
+		}
+		return nil
+	case opOr:
+		// The first alternative that can be installed wins.
+		var firstErr error
+		for _, a := range r.Args {
+			saved := s.snapshot()
+			err := s.require(a, who)
+			if err == nil {
+				return nil
+			}
+			s.restore(saved)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		return fmt.Errorf("no alternative of %s can be installed: %w", r.String(), firstErr)
+	case opIf, opUnless:
+		s.cond = append(s.cond, pendingRich{r, who})
+		c, err := s.satisfied(r.Args[1])
+		if err != nil {
+			return err
+		}
+		if r.Op == opUnless {
+			c = !c
+		}
+		if c {
+			return s.require(r.Args[0], who)
+		}
+		if len(r.Args) == 3 {
+			return s.require(r.Args[2], who)
+		}
+		return nil
+	case opWith, opWithout:
+		var cs []*cand
+		for _, c := range s.all {
+			if s.candMatches(c, r) {
+				cs = append(cs, c)
+			}
+		}
+		if len(cs) == 0 {
+			return fmt.Errorf("nothing provides %s needed by %s", r.String(), s.chain(who))
+		}
+		return s.choose(cs, r.String(), who)
+	}
+	return fmt.Errorf("unknown operator %q", r.Op)
+}
+
+// choose selects the best installable package among cs.
+func (s *solver) choose(cs []*cand, what string, who *cand) error {
+	for _, c := range cs {
+		if s.sel[c.Name] == c {
+			return nil
+		}
+	}
+	// Group by name; the name closest to the request first, then by name.
+	names := map[string][]*cand{}
+	var order []string
+	for _, c := range cs {
+		if _, ok := names[c.Name]; !ok {
+			order = append(order, c.Name)
+		}
+		names[c.Name] = append(names[c.Name], c)
+	}
+	depName := strings.Fields(what)[0]
+	sort.SliceStable(order, func(i, j int) bool {
+		ei, ej := order[i] == depName, order[j] == depName
+		if ei != ej {
+			return ei
+		}
+		return order[i] < order[j]
+	})
+	var reasons []string
+	for _, n := range order {
+		if _, inBase := s.base[n]; inBase {
+			reasons = append(reasons, n+" is in the base with another version")
+			continue
+		}
+		if cur, ok := s.sel[n]; ok {
+			reasons = append(reasons, fmt.Sprintf("%s is already selected", cur.nevra()))
+			continue
+		}
+		l := names[n]
+		sortBest(l)
+		for _, c := range l {
+			if why := s.blocked(c); why != "" {
+				reasons = append(reasons, why)
+				continue
+			}
+			s.sel[c.Name] = c
+			if who == nil {
+				s.why[c] = "requested"
+			} else {
+				s.why[c] = who.Name
+			}
+			s.queue = append(s.queue, c)
+			return nil
+		}
+	}
+	by := "requested"
+	if who != nil {
+		by = s.chain(who)
+	}
+	return fmt.Errorf("cannot install a provider of %q needed by %s: %s", what, by, strings.Join(reasons, "; "))
+}
+
+// blocked says why c cannot join the selection ("" when it can).
+func (s *solver) blocked(c *cand) string {
+	for _, o := range s.sel {
+		if s.obsoletes(o, c) {
+			return fmt.Sprintf("%s is obsoleted by %s", c.nevra(), o.nevra())
+		}
+		if s.obsoletes(c, o) {
+			return fmt.Sprintf("%s obsoletes %s", c.nevra(), o.nevra())
+		}
+		if s.conflicts(o, c) || s.conflicts(c, o) {
+			return fmt.Sprintf("%s conflicts with %s", c.nevra(), o.nevra())
+		}
+	}
+	for _, d := range c.Conflicts {
+		if !strings.HasPrefix(d.Name, "(") && s.baseHas(d) {
+			return fmt.Sprintf("%s conflicts with %q in the base", c.nevra(), d.String())
+		}
+	}
+	for _, d := range c.Obsoletes {
+		if ip, ok := s.base[d.Name]; ok && overlaps(senseEqual, ParseEVR(ip.EVR), d.Flags, d.EVR) {
+			return fmt.Sprintf("%s obsoletes %s in the base", c.nevra(), ip.Name)
+		}
+	}
+	for _, ip := range s.base {
+		for _, d := range ip.Conflicts {
+			if s.candMatches(c, &richDep{Dep: d}) {
+				return fmt.Sprintf("%s conflicts with base package %s", c.nevra(), ip.Name)
+			}
+		}
+	}
+	return ""
+}
+
+// obsoletes reports whether a obsoletes b (by name, as libsolv does by
+// default).
+func (s *solver) obsoletes(a, b *cand) bool {
+	if a.Name == b.Name {
+		return false
+	}
+	for _, d := range a.Obsoletes {
+		if d.Name == b.Name && overlaps(senseEqual, b.EVR, d.Flags, d.EVR) {
+			return true
+		}
+	}
+	return false
+}
+
+// conflicts reports whether a conflicts with something b provides.
+func (s *solver) conflicts(a, b *cand) bool {
+	if a == b {
+		return false
+	}
+	for _, d := range a.Conflicts {
+		r, err := depToRich(d)
+		if err != nil {
+			continue
+		}
+		if s.candMatches(b, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// check verifies the final selection: every requirement holds and nothing
+// conflicts.
+func (s *solver) check() error {
+	names := make([]string, 0, len(s.sel))
+	for n := range s.sel {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		c := s.sel[n]
+		for _, d := range c.Requires {
+			r, err := depToRich(d)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.nevra(), err)
+			}
+			ok, err := s.satisfied(r)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%q needed by %s is not satisfied by the selection", d.String(), s.chain(c))
+			}
+		}
+		for _, m := range names {
+			o := s.sel[m]
+			if s.conflicts(c, o) {
+				return fmt.Errorf("%s conflicts with %s", s.chain(c), s.chain(o))
+			}
+		}
+	}
+	return nil
+}
