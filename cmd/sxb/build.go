@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sxb-build/sxb/rules"
+)
+
+func init() {
+	register(&command{
+		name:    "build",
+		summary: "build the targets matching patterns (--dry-run prints the build order)",
+		run:     runBuildCmd,
+	})
+}
+
+// buildOptions are the flags of sxb build that the executor sees.
+type buildOptions struct {
+	Jobs      int
+	Progress  string // "auto" or "plain"
+	Explain   bool
+	OutputDir string
+	KeepGoing bool
+}
+
+// runBuild executes targets (the closure of the patterns' matches, in
+// dependency order) and returns the exit code. It is set by the executor
+// (build_exec.go); nil means execution is not available in this binary.
+var runBuild func(ctx context.Context, env *environ, g *rules.Graph, targets []*rules.Target, opts buildOptions) int
+
+func runBuildCmd(ctx context.Context, env *environ, args []string) int {
+	fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	dryRun := fs.BoolP("dry-run", "n", false, "print the build order (dependencies first) and stop")
+	var opts buildOptions
+	fs.IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "number of actions run in parallel")
+	fs.StringVar(&opts.Progress, "progress", "auto", "progress display: auto (a live status on a terminal) or plain (one line per event)")
+	fs.BoolVar(&opts.Explain, "explain", false, "say why each action runs (which input changed)")
+	fs.StringVar(&opts.OutputDir, "output-dir", "", "where outputs go (default <workspace>/sxb-out)")
+	fs.BoolVarP(&opts.KeepGoing, "keep-going", "k", false, "build as much as possible after an error")
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "usage: sxb build [flags] PATTERN...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	if opts.Jobs < 1 {
+		fmt.Fprintf(env.stderr, "sxb build: --jobs must be at least 1 (got %d)\n", opts.Jobs)
+		return exitUsage
+	}
+	if opts.Progress != "auto" && opts.Progress != "plain" {
+		fmt.Fprintf(env.stderr, "sxb build: unknown --progress %q (want auto or plain)\n", opts.Progress)
+		return exitUsage
+	}
+	g, code := loadGraph(ctx, env, "build", fs.Args())
+	if g == nil {
+		return code
+	}
+	targets := g.Closure(g.Roots)
+	if *dryRun {
+		var b strings.Builder
+		for _, t := range targets {
+			b.WriteString(t.Label.String())
+			b.WriteByte('\n')
+		}
+		fmt.Fprint(env.stdout, b.String())
+		return exitOK
+	}
+	if opts.OutputDir == "" {
+		opts.OutputDir = filepath.Join(g.Workspace, "sxb-out")
+	} else if !filepath.IsAbs(opts.OutputDir) {
+		opts.OutputDir = filepath.Join(env.dir, opts.OutputDir)
+	}
+	if runBuild == nil {
+		fmt.Fprintln(env.stderr, "sxb build: execution not available")
+		return exitError
+	}
+	return runBuild(ctx, env, g, targets, opts)
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/rules"
+	"github.com/sxb-build/sxb/starlark/eval"
+	"github.com/sxb-build/sxb/starlark/label"
+)
+
+func init() {
+	register(&command{
+		name:    "query",
+		summary: "list the targets matching patterns (--output=plain|json|dot, --deps)",
+		run:     runQuery,
+	})
+}
+
+// loadGraph evaluates the packages patterns need. On failure it prints the
+// diagnostics and returns the exit code (usage error for a malformed
+// pattern, error otherwise).
+func loadGraph(ctx context.Context, env *environ, verb string, patterns []string) (*rules.Graph, int) {
+	g, err := eval.Load(ctx, eval.Options{Dir: env.dir, Patterns: patterns, Stderr: env.stderr})
+	if err == nil {
+		return g, exitOK
+	}
+	var le *label.Error
+	if errors.As(err, &le) {
+		fmt.Fprintf(env.stderr, "sxb %s: %v\n", verb, err)
+		return nil, exitUsage
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(env.stderr, "sxb %s: interrupted\n", verb)
+		return nil, exitError
+	}
+	eval.RenderError(env.stderr, err, diag.UseColor(env.stderr))
+	return nil, exitError
+}
+
+func runQuery(ctx context.Context, env *environ, args []string) int {
+	fs := pflag.NewFlagSet("query", pflag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	output := fs.String("output", "plain", "output format: plain (labels), json (targets with attributes) or dot (graph)")
+	deps := fs.Bool("deps", false, "include the transitive dependencies of the matched targets")
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "usage: sxb query [--output=plain|json|dot] [--deps] PATTERN...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	switch *output {
+	case "plain", "json", "dot":
+	default:
+		fmt.Fprintf(env.stderr, "sxb query: unknown --output %q (want plain, json or dot)\n", *output)
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	g, code := loadGraph(ctx, env, "query", fs.Args())
+	if g == nil {
+		return code
+	}
+	targets := g.RootTargets()
+	if *deps {
+		targets = g.Closure(g.Roots)
+		sort.Slice(targets, func(i, j int) bool { return targets[i].Label.Less(targets[j].Label) })
+	}
+	var err error
+	switch *output {
+	case "plain":
+		var b strings.Builder
+		for _, t := range targets {
+			b.WriteString(t.Label.String())
+			b.WriteByte('\n')
+		}
+		_, err = io.WriteString(env.stdout, b.String())
+	case "json":
+		err = writeQueryJSON(env.stdout, targets)
+	case "dot":
+		err = writeQueryDot(env.stdout, targets)
+	}
+	if err != nil {
+		fmt.Fprintln(env.stderr, "sxb query:", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// queryTarget is the JSON form of one target.
+type queryTarget struct {
+	Label      string   `json:"label"`
+	Kind       string   `json:"kind"`
+	Location   string   `json:"location"`
+	Attributes any      `json:"attributes"`
+	Deps       []string `json:"deps"`
+}
+
+func writeQueryJSON(w io.Writer, targets []*rules.Target) error {
+	out := make([]queryTarget, 0, len(targets))
+	for _, t := range targets {
+		q := queryTarget{Label: t.Label.String(), Kind: t.Kind, Location: t.Pos.String(), Deps: []string{}}
+		if t.Base != nil {
+			q.Attributes = t.Base
+		} else {
+			q.Attributes = t.Ext
+		}
+		for _, d := range t.Deps {
+			q.Deps = append(q.Deps, d.String())
+		}
+		out = append(out, q)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func writeQueryDot(w io.Writer, targets []*rules.Target) error {
+	var b strings.Builder
+	b.WriteString("digraph sxb {\n  rankdir = \"BT\";\n  node [shape = \"box\"];\n")
+	in := map[string]bool{}
+	for _, t := range targets {
+		in[t.Label.String()] = true
+	}
+	for _, t := range targets {
+		shape := "box"
+		if t.Kind == rules.KindBaseImage {
+			shape = "box3d"
+		}
+		fmt.Fprintf(&b, "  %q [label = %q, shape = %q];\n", t.Label.String(), t.Kind+"\n"+t.Label.String(), shape)
+	}
+	for _, t := range targets {
+		for _, d := range t.Deps {
+			if in[d.String()] {
+				fmt.Fprintf(&b, "  %q -> %q;\n", t.Label.String(), d.String())
+			}
+		}
+	}
+	b.WriteString("}\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
