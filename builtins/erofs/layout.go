@@ -1,9 +1,11 @@
 package erofs
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -66,9 +68,10 @@ type dirInfo struct {
 type image struct {
 	opts      Options
 	enc       encoder
-	inodes    []*inode
-	dataStart uint32 // first block of the data area
-	blocks    uint32 // total blocks
+	inodes    []*inode // in tree walk order
+	order     []*inode // by nid
+	dataStart uint32   // first block of the data area
+	blocks    uint32   // total blocks
 }
 
 func (ino *inode) metaSize() int {
@@ -249,45 +252,37 @@ func checkName(name string) error {
 }
 
 // place assigns every inode its nid, data layout and data blocks.
+//
+// Each inode with its xattrs and inline tail is one item of at most a
+// block; items are packed best-fit into the metadata blocks (the fullest
+// block with room), so tails cost almost no padding, as erofs-utils packs
+// them. Items larger than a block (huge xattrs) start a fresh block and keep
+// their tail in a data block. Inodes are then written, and their data
+// blocks allocated, in nid order, so both areas are written front to back.
 func (img *image) place() error {
-	pos := int64(superOffset + superSize)
+	var p packer
+	p.open(0, BlockSize-(superOffset+superSize))
+	p.blocks = 1
 	for _, ino := range img.inodes {
-		pos = alignUp(pos, slotSize)
-		in := pos % BlockSize
-		if ino.extended && in+extendedSize > BlockSize {
-			// Keep the 64-byte inode within one block.
-			pos = alignUp(pos, BlockSize)
-		}
 		meta := int64(ino.metaSize())
 		ino.layout = layoutFlatPlain
 		ino.dataBlocks = (ino.size + BlockSize - 1) / BlockSize
-		tail := int64(ino.size % BlockSize)
-		if tail > 0 && img.enc.flat() {
-			// FLAT_INLINE needs the tail within the block where the inode
-			// and its xattrs end. If it does not fit there, moving the
-			// inode to a fresh block costs the rest of this block; storing
-			// the tail in a data block costs the rest of that block.
-			end := (pos + meta) % BlockSize
-			fits := end+tail <= BlockSize
-			if !fits && meta+tail <= BlockSize && BlockSize-pos%BlockSize < BlockSize-tail {
-				pos = alignUp(pos, BlockSize)
-				fits = true
-			}
-			if fits {
-				ino.layout = layoutFlatInline
-				ino.inline = int(tail)
-				ino.dataBlocks = ino.size / BlockSize
-			}
+		if tail := int64(ino.size % BlockSize); tail > 0 && img.enc.flat() && meta+tail <= BlockSize {
+			// FLAT_INLINE: the tail follows the xattrs within the block.
+			ino.layout = layoutFlatInline
+			ino.inline = int(tail)
+			ino.dataBlocks = ino.size / BlockSize
 		}
-		ino.nid = uint64(pos / slotSize)
-		pos += meta + int64(ino.inline)
+		ino.nid = uint64(p.alloc(meta+int64(ino.inline)) / slotSize)
 	}
 	if img.inodes[0].nid > math.MaxUint16 {
 		return fmt.Errorf("erofs: root nid %d does not fit the superblock", img.inodes[0].nid)
 	}
-	next := uint64(alignUp(pos, BlockSize) / BlockSize)
+	img.order = slices.Clone(img.inodes)
+	slices.SortFunc(img.order, func(a, b *inode) int { return cmp.Compare(a.nid, b.nid) })
+	next := uint64(p.blocks)
 	img.dataStart = uint32(next)
-	for _, ino := range img.inodes {
+	for _, ino := range img.order {
 		if ino.dataBlocks > 0 {
 			ino.blkaddr = uint32(next)
 			next += ino.dataBlocks
@@ -298,6 +293,43 @@ func (img *image) place() error {
 	}
 	img.blocks = uint32(next)
 	return nil
+}
+
+// packer hands out 32-byte aligned space in metadata blocks. bins[k] holds
+// the blocks with k free slots, most recently filled last.
+type packer struct {
+	bins   [BlockSize/slotSize + 1][]uint32
+	blocks uint32 // metadata blocks in use
+}
+
+func (p *packer) open(blk uint32, free int64) {
+	if k := free / slotSize; k > 0 {
+		p.bins[k] = append(p.bins[k], blk)
+	}
+}
+
+// alloc returns the image offset of size bytes of metadata.
+func (p *packer) alloc(size int64) int64 {
+	size = alignUp(size, slotSize)
+	if size > BlockSize {
+		blk := p.blocks
+		p.blocks += uint32((size + BlockSize - 1) / BlockSize)
+		p.open(p.blocks-1, int64(p.blocks-blk)*BlockSize-size)
+		return int64(blk) * BlockSize
+	}
+	for k := size / slotSize; k < int64(len(p.bins)); k++ {
+		if n := len(p.bins[k]); n > 0 {
+			blk := p.bins[k][n-1]
+			p.bins[k] = p.bins[k][:n-1]
+			free := k * slotSize
+			p.open(blk, free-size)
+			return int64(blk)*BlockSize + BlockSize - free
+		}
+	}
+	blk := p.blocks
+	p.blocks++
+	p.open(blk, BlockSize-size)
+	return int64(blk) * BlockSize
 }
 
 func alignUp(v, a int64) int64 { return (v + a - 1) / a * a }

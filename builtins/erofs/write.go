@@ -118,7 +118,7 @@ func (img *image) write(w io.WriterAt) error {
 	dst, _ := w.(*os.File)
 	hdr := make([]byte, extendedSize)
 	tail := make([]byte, BlockSize)
-	for _, ino := range img.inodes {
+	for _, ino := range img.order {
 		h := ino.header(hdr)
 		if err := meta.writeAt(ino.offset(), h); err != nil {
 			return err
