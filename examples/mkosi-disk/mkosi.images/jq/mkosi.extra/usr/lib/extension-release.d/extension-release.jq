@@ -1,0 +1,2 @@
+ID=_any
+ARCHITECTURE=x86-64
