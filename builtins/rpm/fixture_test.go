@@ -103,7 +103,7 @@ func (e *fxEnv) build(repoDir string, pkgs []fxPkg) {
 		e.run(e.dir, "rpmbuild", "--define", "_topdir "+top, "--define", "_binary_payload w19.zstdio",
 			"--define", "use_source_date_epoch_as_buildtime 1", "--define", "debug_package %{nil}",
 			"--define", "__os_install_post %{nil}", "--define", "_build_id_links none",
-			"--define", "_buildhost fixture", "--target", arch, "--quiet", "-bb", sp)
+			"--define", "_buildhost fixture", "--define", "clamp_mtime_to_source_date_epoch 1", "--target", arch, "--quiet", "-bb", sp)
 		built, _ := filepath.Glob(filepath.Join(top, "RPMS", "*", "*.rpm"))
 		if len(built) != 1 {
 			e.t.Fatalf("rpmbuild %s: got %v", p.Name, built)
@@ -113,7 +113,8 @@ func (e *fxEnv) build(repoDir string, pkgs []fxPkg) {
 			e.t.Fatal(err)
 		}
 		if !p.Unsigned {
-			e.run(e.dir, "rpmsign", "--define", "_gpg_name "+e.email, "--addsign", dst)
+			gpg, _ := exec.LookPath("gpg")
+			e.run(e.dir, "rpmsign", "--define", "_gpg_name "+e.email, "--define", "__gpg "+gpg, "--addsign", dst)
 		}
 	}
 }

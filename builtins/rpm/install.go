@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -84,6 +85,7 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 		return fmt.Errorf("installing rpm packages: %w", err)
 	}
 	var inst []InstalledPackage
+	owners := map[string][2]string{}
 	for i, p := range plan.Packages {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -91,11 +93,27 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 		if opts.Progress != nil {
 			opts.Progress(Progress{Phase: "install", Package: p.NEVRA(), Done: i, Count: len(plan.Packages)})
 		}
-		ip, err := installOne(paths[i], root, meta, keys, plan.CheckSignatures, opts)
+		ip, err := installOne(paths[i], root, meta, owners, keys, plan.CheckSignatures, opts)
 		if err != nil {
 			return fmt.Errorf("installing %s: %w", p.NEVRA(), err)
 		}
 		inst = append(inst, *ip)
+	}
+	// Owners are mapped once everything is unpacked, so that the tree's
+	// own etc/passwd and etc/group (from any package) are known.
+	ids, err := loadIDs(root)
+	if err != nil {
+		return fmt.Errorf("installing rpm packages: %w", err)
+	}
+	rels := make([]string, 0, len(owners))
+	for rel := range owners {
+		rels = append(rels, rel)
+	}
+	sort.Strings(rels)
+	for _, rel := range rels {
+		o, _ := meta.Get(rel)
+		o.UID, o.GID = tree.Ptr(ids.user(owners[rel][0])), tree.Ptr(ids.group(owners[rel][1]))
+		meta.Set(rel, o)
 	}
 	if opts.Progress != nil {
 		opts.Progress(Progress{Phase: "install", Done: len(plan.Packages), Count: len(plan.Packages)})
@@ -141,7 +159,7 @@ type fileEntry struct {
 	isLast bool // the hard-link group member carrying the content
 }
 
-func installOne(path, root string, meta *tree.Meta, keys openpgp.EntityList, checkSig bool, opts InstallOptions) (*InstalledPackage, error) {
+func installOne(path, root string, meta *tree.Meta, ids ownerMap, keys openpgp.EntityList, checkSig bool, opts InstallOptions) (*InstalledPackage, error) {
 	if checkSig {
 		if err := VerifyPackage(path, keys); err != nil {
 			return nil, err
@@ -170,10 +188,6 @@ func installOne(path, root string, meta *tree.Meta, keys openpgp.EntityList, che
 		if caps, err = hdr.GetStrings(tagFileCaps); err != nil {
 			return nil, fmt.Errorf("reading file capabilities: %w", err)
 		}
-	}
-	ids, err := loadIDs(root)
-	if err != nil {
-		return nil, err
 	}
 	entries := map[string]*fileEntry{}
 	groups := map[[2]int][]*fileEntry{}
@@ -247,7 +261,7 @@ func installOne(path, root string, meta *tree.Meta, keys openpgp.EntityList, che
 
 // writeLinkGroup writes the content once, to the first wanted member, and
 // hard-links the other wanted members to it.
-func writeLinkGroup(root string, meta *tree.Meta, ids *idMap, group []*fileEntry, content io.Reader) error {
+func writeLinkGroup(root string, meta *tree.Meta, ids ownerMap, group []*fileEntry, content io.Reader) error {
 	var first string
 	for _, e := range group {
 		if e.skip {
@@ -306,7 +320,7 @@ func removeNonDir(host, rel string) error {
 	return os.Remove(host)
 }
 
-func place(root string, meta *tree.Meta, ids *idMap, e *fileEntry, content io.Reader) error {
+func place(root string, meta *tree.Meta, ids ownerMap, e *fileEntry, content io.Reader) error {
 	switch e.mode & 0o170000 {
 	case 0o100000:
 		_, err := placeFile(root, meta, ids, e, content)
@@ -369,7 +383,7 @@ func place(root string, meta *tree.Meta, ids *idMap, e *fileEntry, content io.Re
 	return fmt.Errorf("placing %s: unsupported file mode %o", e.rel, e.mode)
 }
 
-func placeFile(root string, meta *tree.Meta, ids *idMap, e *fileEntry, content io.Reader) (string, error) {
+func placeFile(root string, meta *tree.Meta, ids ownerMap, e *fileEntry, content io.Reader) (string, error) {
 	host, rel, err := prepare(root, e.rel)
 	if err != nil {
 		return "", err
@@ -395,7 +409,7 @@ func placeFile(root string, meta *tree.Meta, ids *idMap, e *fileEntry, content i
 
 // record sets the on-disk mode and mtime and the metadata override of one
 // placed object.
-func record(meta *tree.Meta, ids *idMap, rel, host string, e *fileEntry) error {
+func record(meta *tree.Meta, ids ownerMap, rel, host string, e *fileEntry) error {
 	isLink := e.mode&0o170000 == 0o120000
 	if !isLink {
 		// On disk the owner may always read and write (rootless
@@ -414,10 +428,9 @@ func record(meta *tree.Meta, ids *idMap, rel, host string, e *fileEntry) error {
 	}
 	o := tree.Override{
 		Mode:  tree.Ptr(e.mode & 0o7777),
-		UID:   tree.Ptr(ids.user(e.user)),
-		GID:   tree.Ptr(ids.group(e.group)),
 		Mtime: tree.Ptr(e.mtime),
 	}
+	ids[rel] = [2]string{e.user, e.group}
 	if isLink {
 		o.Mode = tree.Ptr(uint32(0o777))
 	}
@@ -431,6 +444,9 @@ func record(meta *tree.Meta, ids *idMap, rel, host string, e *fileEntry) error {
 	meta.Set(rel, o)
 	return nil
 }
+
+// ownerMap records the user and group names of placed paths.
+type ownerMap map[string][2]string
 
 // idMap maps user and group names to ids.
 type idMap struct {
