@@ -1,0 +1,409 @@
+package mkosi
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/bazelbuild/buildtools/build"
+)
+
+// EffectiveVerity maps Verity= to what mkosi does for an extension image:
+// "off", "hash" or "signed" (auto is signed when a key and certificate are
+// configured, else off; defer is reported as unsupported).
+func (im *Image) EffectiveVerity() string {
+	switch im.Verity {
+	case "hash":
+		return "hash"
+	case "signed":
+		return "signed"
+	case "auto":
+		if im.VerityKey != "" && im.VerityCertificate != "" {
+			return "signed"
+		}
+	}
+	return "off"
+}
+
+// HasContent reports whether the image installs or copies anything; the
+// main image of many projects only carries settings for its subimages.
+func (im *Image) HasContent() bool {
+	return len(im.Packages) > 0 || len(im.BaseTrees) > 0 || len(im.SkeletonTrees) > 0 || len(im.ExtraTrees) > 0 ||
+		len(im.RepartDirs) > 0
+}
+
+// Conversion is the result of Convert.
+type Conversion struct {
+	// BuildStar is the formatted BUILD.star text.
+	BuildStar []byte
+	// TODO lists settings that have no Starlark equivalent; each is also
+	// a "# TODO(mkosi): Key=Value" comment in BuildStar.
+	TODO []Setting
+	// Notes are remarks about the conversion (skipped images).
+	Notes []string
+}
+
+// structural settings are consumed by the conversion itself.
+var structural = map[string]bool{"OutputDirectory": true, "CacheDirectory": true, "Dependencies": true,
+	"Profiles": true, "Include": true, "Format": true, "PassEnvironment": true}
+
+// universalAttrs are settings of the main image that become attributes of
+// every base_image.
+var universalAttrs = []string{"Distribution", "Release", "Architecture", "Mirror", "Repositories"}
+
+type converter struct {
+	p     *Project
+	out   strings.Builder
+	conv  *Conversion
+	bases int
+}
+
+// Convert turns a loaded project into idiomatic BUILD.star: one
+// base_image/sysext/confext call per image, dependencies as labels,
+// mkosi.extra and mkosi.repart referenced in place.
+func Convert(p *Project) (*Conversion, error) {
+	c := &converter{p: p, conv: &Conversion{}}
+	c.out.WriteString("# BUILD.star converted from the mkosi configuration by \"sxb convert\".\n")
+	if prof := p.Main().Profiles; len(prof) > 0 {
+		fmt.Fprintf(&c.out, "# Profiles applied: %s\n", strings.Join(prof, ", "))
+	}
+	var calls strings.Builder
+	for _, im := range p.Images {
+		var b strings.Builder
+		c.image(&b, im)
+		if b.Len() > 0 {
+			calls.WriteString("\n")
+			calls.WriteString(b.String())
+		}
+	}
+	main := p.Main()
+	mainTODO := c.todos(main, func(name string) bool {
+		if structural[name] {
+			return true
+		}
+		if main.Format == "none" || !main.HasContent() {
+			// Local settings of a main image that is not built are moot;
+			// inherited ones were converted with the subimages.
+			if sc := settingByName[name].Scope; sc == scLocal || sc == scInherit {
+				return true
+			}
+			return c.bases > 0 && contains(universalAttrs, name)
+		}
+		return true // handled with the main image's call
+	}, true)
+	if len(mainTODO) > 0 && (main.Format == "none" || !main.HasContent()) {
+		c.out.WriteString("\n# Settings of the main image:\n")
+		c.out.WriteString(strings.Join(mainTODO, ""))
+	}
+	c.out.WriteString(calls.String())
+	f, err := build.ParseBuild("BUILD.star", []byte(c.out.String()))
+	if err != nil {
+		return nil, fmt.Errorf("formatting converted BUILD.star: %w\n%s", err, c.out.String())
+	}
+	c.conv.BuildStar = build.Format(f)
+	return c.conv, nil
+}
+
+// own reports whether the setting was written in im's own files rather
+// than inherited from the main image.
+func (c *converter) own(im *Image, name string) bool {
+	pos, ok := im.Pos[name]
+	if !ok {
+		return false
+	}
+	if im.Name == "main" {
+		return true
+	}
+	rel, err := filepath.Rel(im.Dir, pos.File)
+	if err == nil && !strings.HasPrefix(rel, "..") {
+		return true
+	}
+	return contains(im.Files, pos.File)
+}
+
+func (c *converter) rel(p string) string {
+	if r, err := filepath.Rel(c.p.Dir, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
+
+type attr struct {
+	setting string // mkosi setting it comes from ("" for none)
+	name    string
+	value   string // Starlark expression
+}
+
+func q(s string) string { return strconv.Quote(s) }
+
+func qlist(l []string) string {
+	parts := make([]string, len(l))
+	for i, s := range l {
+		parts[i] = q(s)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+func (c *converter) trees(ts []Tree) string {
+	var l []string
+	for _, t := range ts {
+		s := c.rel(t.Source)
+		if t.Target != "" {
+			s += ":" + t.Target
+		}
+		l = append(l, s)
+	}
+	return qlist(l)
+}
+
+func (c *converter) image(b *strings.Builder, im *Image) {
+	consumed := map[string]bool{}
+	var attrs []attr
+	add := func(setting, name, value string) {
+		attrs = append(attrs, attr{setting, name, value})
+		consumed[setting] = true
+	}
+	rule := ""
+	isMain := im.Name == "main"
+	switch {
+	case im.Format == "none":
+		c.conv.Notes = append(c.conv.Notes, fmt.Sprintf("image %s has Format=none: its settings are inherited by the other images", im.Name))
+		return
+	case isMain && !im.HasContent():
+		c.conv.Notes = append(c.conv.Notes, fmt.Sprintf("main image (Format=%s) installs nothing: not converted", im.Format))
+		return
+	case im.Format == "directory" || im.Format == "tar":
+		rule = "base_image"
+	case im.Format == "sysext" || im.Format == "confext":
+		rule = im.Format
+	case im.Format == "disk" && im.Overlay && len(im.RepartDirs) > 0:
+		rule = "sysext"
+		if c.confextTree(im) {
+			rule = "confext"
+		}
+		consumed["Overlay"] = true
+	}
+	name := im.Name
+	if isMain {
+		name = im.Output
+	}
+	if rule == "" {
+		todo := c.todos(im, func(string) bool { return false }, false)
+		fmt.Fprintf(b, "# TODO(mkosi): image %q (Format=%s, Overlay=%v) has no Starlark equivalent.\n", name, im.Format, im.Overlay)
+		b.WriteString(strings.Join(todo, ""))
+		return
+	}
+	add("", "name", q(name))
+	if rule == "base_image" {
+		c.bases++
+		add("Distribution", "distribution", q(im.Distribution))
+		add("Release", "release", q(im.Release))
+		if im.IsExplicit("Architecture") {
+			add("Architecture", "architecture", q(im.Architecture))
+		}
+		if im.Mirror != "" {
+			add("Mirror", "mirror", q(im.Mirror))
+		}
+		if len(im.Repositories) > 0 {
+			add("Repositories", "repositories", qlist(im.Repositories))
+		}
+	} else {
+		consumed["Overlay"] = true
+		if base := c.baseLabel(im); base != "" {
+			add("BaseTrees", "base", q(base))
+		}
+	}
+	if len(im.Packages) > 0 || rule == "base_image" {
+		add("Packages", "packages", qlist(im.Packages))
+	}
+	if rule == "base_image" {
+		if im.IsExplicit("WithRecommends") {
+			add("WithRecommends", "with_recommends", starBool(im.WithRecommends))
+		}
+		if im.IsExplicit("WithDocs") {
+			add("WithDocs", "with_docs", starBool(im.WithDocs))
+		}
+		if len(im.SkeletonTrees) > 0 {
+			add("SkeletonTrees", "skeleton_trees", c.trees(im.SkeletonTrees))
+		}
+	}
+	if len(im.ExtraTrees) > 0 {
+		add("ExtraTrees", "extra_trees", c.trees(im.ExtraTrees))
+	}
+	if len(im.RemoveFiles) > 0 {
+		add("RemoveFiles", "remove_files", qlist(im.RemoveFiles))
+	}
+	if rule == "base_image" {
+		add("", "output", q(im.Format))
+	} else {
+		if len(im.RepartDirs) > 0 {
+			var globs []string
+			for _, d := range im.RepartDirs {
+				globs = append(globs, c.rel(filepath.Join(d, "*.conf")))
+			}
+			add("RepartDirectories", "partitions", "glob("+qlist(globs)+")")
+		}
+		add("Verity", "verity", q(im.EffectiveVerity()))
+		if im.EffectiveVerity() == "signed" {
+			consumed["VerityKey"], consumed["VerityCertificate"] = true, true
+			attrs = append(attrs, attr{"VerityKey", "key", q(c.rel(im.VerityKey))},
+				attr{"VerityCertificate", "certificate", q(c.rel(im.VerityCertificate))})
+		}
+		if im.ImageVersion != "" {
+			add("ImageVersion", "version", q(im.ImageVersion))
+		}
+		if im.ImageID != "" {
+			add("ImageId", "image_id", q(im.ImageID))
+		}
+		scopeKey := strings.ToUpper(rule) + "_SCOPE"
+		if sc, ok := im.Environment[scopeKey]; ok {
+			add("", "scope", q(sc))
+		}
+		if im.IsExplicit("Output") {
+			add("Output", "output", q(im.Output))
+		}
+	}
+	todo := c.todos(im, func(n string) bool {
+		if consumed[n] || structural[n] {
+			return true
+		}
+		if n == "Environment" {
+			return c.envConsumed(im, rule)
+		}
+		if n == "BaseTrees" && rule == "base_image" {
+			return false
+		}
+		return !c.own(im, n) && (contains(universalAttrs, n) || settingByName[n].Scope == scInherit)
+	}, false)
+	b.WriteString(strings.Join(todo, ""))
+	fmt.Fprintf(b, "%s(\n", rule)
+	for _, a := range attrs {
+		if a.setting != "" {
+			for _, cm := range im.Comments[a.setting] {
+				fmt.Fprintf(b, "    # %s\n", cm)
+			}
+		}
+		fmt.Fprintf(b, "    %s = %s,\n", a.name, a.value)
+	}
+	b.WriteString(")\n")
+}
+
+func starBool(b bool) string {
+	if b {
+		return "True"
+	}
+	return "False"
+}
+
+// envConsumed reports whether Environment= holds nothing but the
+// extension scope, which maps to scope=.
+func (c *converter) envConsumed(im *Image, rule string) bool {
+	for k := range im.Environment {
+		if k != strings.ToUpper(rule)+"_SCOPE" {
+			return false
+		}
+	}
+	return true
+}
+
+// confextTree reports whether the extra trees carry an
+// etc/extension-release.d/ file (a hand-written confext).
+func (c *converter) confextTree(im *Image) bool {
+	for _, t := range im.ExtraTrees {
+		if isDir(filepath.Join(t.Source, "etc/extension-release.d")) && !isDir(filepath.Join(t.Source, "usr/lib/extension-release.d")) {
+			return true
+		}
+	}
+	return false
+}
+
+// baseLabel maps BaseTrees=%O/<image> to ":<image>".
+func (c *converter) baseLabel(im *Image) string {
+	if len(im.BaseTrees) != 1 {
+		return ""
+	}
+	for _, other := range c.p.Images {
+		if other == im || (other.Format != "directory" && other.Format != "tar") {
+			continue
+		}
+		if filepath.Join(other.OutputDir(), other.OutputFile()) == im.BaseTrees[0] {
+			return ":" + other.Name
+		}
+	}
+	return ""
+}
+
+// todos renders "# TODO(mkosi): Key=Value" lines for settings of im that
+// were set explicitly and are not handled.
+func (c *converter) todos(im *Image, handled func(string) bool, mainOnly bool) []string {
+	var names []string
+	for n := range im.Pos {
+		if settingByName[n] == nil || handled(n) {
+			continue
+		}
+		if mainOnly && im.Name != "main" {
+			continue
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []string
+	for _, n := range names {
+		v := c.render(im, n)
+		pos := im.Pos[n]
+		s := Setting{Name: n, Value: v, Pos: pos}
+		c.conv.TODO = append(c.conv.TODO, s)
+		for _, cm := range im.Comments[n] {
+			out = append(out, fmt.Sprintf("# %s\n", cm))
+		}
+		out = append(out, fmt.Sprintf("# TODO(mkosi): %s=%s\n", n, v))
+	}
+	return out
+}
+
+func (c *converter) render(im *Image, name string) string {
+	switch v := im.values[settingByName[name]].(type) {
+	case nil:
+		return ""
+	case bool:
+		if v {
+			return "yes"
+		}
+		return "no"
+	case []string:
+		l := make([]string, len(v))
+		for i, s := range v {
+			l[i] = c.rel(s)
+		}
+		return strings.Join(l, " ")
+	case []Tree:
+		l := make([]string, len(v))
+		for i, t := range v {
+			l[i] = c.rel(t.Source)
+			if t.Target != "" {
+				l[i] += ":" + t.Target
+			}
+		}
+		return strings.Join(l, " ")
+	case map[string]string:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		l := make([]string, len(keys))
+		for i, k := range keys {
+			l[i] = k + "=" + v[k]
+		}
+		return strings.Join(l, " ")
+	case string:
+		if filepath.IsAbs(v) {
+			return c.rel(v)
+		}
+		return v
+	default:
+		return fmt.Sprint(v)
+	}
+}
