@@ -1,0 +1,632 @@
+package deb
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+	"golang.org/x/sys/unix"
+
+	"github.com/sxb-build/sxb/builtins/tree"
+)
+
+// root is a directory being filled. Every write goes through a directory
+// file descriptor opened with RESOLVE_IN_ROOT, so no symlink, whoever
+// made it, can send a write outside the tree.
+type root struct {
+	dir  string
+	fd   int
+	meta *tree.Meta
+
+	mu     sync.Mutex
+	claims map[string]int   // non-directory path -> plan index of its owner
+	dirs   map[string]dirMd // directory path -> metadata from the first owner
+	mkdirs sync.Mutex
+	arch   string
+	// made lists files and symlinks Install itself creates (merged-/usr
+	// links, dpkg database, /etc/passwd); they get the newest payload
+	// mtime so the tree is reproducible.
+	made []string
+}
+
+type dirMd struct {
+	owner int
+	mode  int64
+	uid   int
+	gid   int
+	mtime int64
+}
+
+func openRoot(dir string, meta *tree.Meta, arch string) (*root, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", dir, err)
+	}
+	return &root{dir: dir, fd: fd, meta: meta, claims: map[string]int{}, dirs: map[string]dirMd{}, arch: arch}, nil
+}
+
+func (r *root) close() { unix.Close(r.fd) }
+
+// openDir opens the directory rel (relative to the root, resolved inside
+// it) as an O_PATH descriptor.
+func (r *root) openDir(rel string) (int, error) {
+	if rel == "" || rel == "." {
+		rel = "."
+	}
+	for {
+		fd, err := unix.Openat2(r.fd, rel, &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// mkdirAll creates the directory rel and its parents inside the root and
+// returns an O_PATH descriptor of it.
+func (r *root) mkdirAll(rel string) (int, error) {
+	fd, err := r.openDir(rel)
+	if err == nil || err != unix.ENOENT {
+		if err != nil {
+			return -1, fmt.Errorf("%s: %w", rel, err)
+		}
+		return fd, nil
+	}
+	parent, base := path.Dir(rel), path.Base(rel)
+	pfd, err := r.mkdirAll(parent)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(pfd)
+	if err := unix.Mkdirat(pfd, base, 0o755); err != nil && err != unix.EEXIST {
+		return -1, fmt.Errorf("%s: %w", rel, err)
+	}
+	fd, err = r.openDir(rel)
+	if err != nil {
+		return -1, fmt.Errorf("%s: %w", rel, err)
+	}
+	return fd, nil
+}
+
+// mergedUsr creates the merged-/usr symlinks (bin -> usr/bin, ...).
+func (r *root) mergedUsr() error {
+	for _, l := range mergedUsrLinks(r.arch) {
+		if err := r.mergedLink(l[0]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var mergedName = regexp.MustCompile(`^(bin|sbin|lib|lib32|lib64|libx32|libo32)$`)
+
+// mergedLink makes the top-level name a symlink to usr/name unless it
+// exists already.
+func (r *root) mergedLink(name string) error {
+	r.mkdirs.Lock()
+	defer r.mkdirs.Unlock()
+	var st unix.Stat_t
+	if err := unix.Fstatat(r.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		return nil
+	}
+	fd, err := r.mkdirAll("usr/" + name)
+	if err != nil {
+		return fmt.Errorf("creating merged /usr: %w", err)
+	}
+	unix.Close(fd)
+	if err := unix.Symlinkat("usr/"+name, r.fd, name); err != nil && err != unix.EEXIST {
+		return fmt.Errorf("creating merged /usr: %w", err)
+	}
+	r.mu.Lock()
+	r.made = append(r.made, name)
+	r.mu.Unlock()
+	return nil
+}
+
+// docFilter reports whether a payload path is documentation that
+// with_docs = False drops, as mkosi's WithDocs=no does for Debian
+// (dpkg path-exclude of /usr/share/{doc,man,info,groff,gtk-doc}, keeping
+// copyright files).
+func docFilter(rel string) bool {
+	for _, d := range []string{"usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/groff/", "usr/share/gtk-doc/"} {
+		if strings.HasPrefix(rel, d) {
+			if d == "usr/share/doc/" && strings.HasSuffix(rel, "/copyright") && strings.Count(rel, "/") == 4 {
+				return false
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// unpacked is what extracting one .deb yields for the dpkg database.
+type unpacked struct {
+	control []byte            // the control file
+	info    map[string][]byte // other control members (md5sums, conffiles, scripts)
+	list    []string          // payload paths as dpkg lists them ("/usr/bin/jq")
+	maxTime int64
+}
+
+// hasXZ caches whether the host has xz, which decompresses several times
+// faster than the pure Go decoder.
+var hasXZ = sync.OnceValue(func() string {
+	p, err := exec.LookPath("xz")
+	if err != nil {
+		return ""
+	}
+	return p
+})
+
+// decompressor wraps r according to the member name's extension. The
+// returned close function reports decompression errors.
+func decompressor(r io.Reader, name string) (io.Reader, func() error, error) {
+	switch {
+	case strings.HasSuffix(name, ".xz"):
+		if x := hasXZ(); x != "" && os.Getenv("SXB_DEB_PURE_GO") == "" {
+			cmd := exec.Command(x, "-dc", "-T1")
+			cmd.Stdin = r
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := cmd.Start(); err != nil {
+				return nil, nil, err
+			}
+			return out, func() error {
+				io.Copy(io.Discard, out)
+				if err := cmd.Wait(); err != nil {
+					return fmt.Errorf("xz: %v: %s", err, strings.TrimSpace(stderr.String()))
+				}
+				return nil
+			}, nil
+		}
+		xr, err := xz.NewReader(r)
+		return xr, func() error { return nil }, err
+	case strings.HasSuffix(name, ".zst"):
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, nil, err
+		}
+		return zr, func() error { zr.Close(); return nil }, nil
+	case strings.HasSuffix(name, ".gz"):
+		gr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		return gr, gr.Close, nil
+	case strings.HasSuffix(name, ".tar"):
+		return r, func() error { return nil }, nil
+	}
+	return nil, nil, fmt.Errorf("unsupported compression of %s", name)
+}
+
+// unpack extracts the .deb at file (plan index idx) into the root.
+func (r *root) unpack(file string, idx int, withDocs bool) (*unpacked, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ar, err := newArReader(f)
+	if err != nil {
+		return nil, err
+	}
+	u := &unpacked{info: map[string][]byte{}}
+	sawData := false
+	for {
+		name, _, err := ar.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case name == "debian-binary":
+		case strings.HasPrefix(name, "control.tar"):
+			if err := r.readControl(ar, name, u); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+		case strings.HasPrefix(name, "data.tar"):
+			if err := r.extractData(ar, name, idx, withDocs, u); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			sawData = true
+		}
+	}
+	if u.control == nil || !sawData {
+		return nil, fmt.Errorf("not a binary package: control.tar or data.tar missing")
+	}
+	return u, nil
+}
+
+func (r *root) readControl(rd io.Reader, name string, u *unpacked) error {
+	dr, done, err := decompressor(rd, name)
+	if err != nil {
+		return err
+	}
+	tr := tar.NewReader(dr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		n := strings.TrimPrefix(h.Name, "./")
+		if strings.Contains(n, "/") || n == "" || h.Size > 64<<20 {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return err
+		}
+		if n == "control" {
+			u.control = b
+		} else {
+			u.info[n] = b
+		}
+	}
+	return done()
+}
+
+// dirCache keeps the descriptor of the last directory written to.
+type dirCache struct {
+	rel string
+	fd  int
+}
+
+func (c *dirCache) get(r *root, rel string) (int, error) {
+	if c.fd > 0 && c.rel == rel {
+		return c.fd, nil
+	}
+	c.close()
+	fd, err := r.mkdirAll(rel)
+	if err != nil {
+		return -1, err
+	}
+	c.rel, c.fd = rel, fd
+	return fd, nil
+}
+
+func (c *dirCache) close() {
+	if c.fd > 0 {
+		unix.Close(c.fd)
+	}
+	c.fd, c.rel = 0, ""
+}
+
+var tmpSeq struct {
+	sync.Mutex
+	n int
+}
+
+func tmpName() string {
+	tmpSeq.Lock()
+	tmpSeq.n++
+	n := tmpSeq.n
+	tmpSeq.Unlock()
+	return fmt.Sprintf(".sxb-tmp-%d", n)
+}
+
+func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u *unpacked) error {
+	dr, done, err := decompressor(rd, name)
+	if err != nil {
+		return err
+	}
+	var dc dirCache
+	defer dc.close()
+	tr := tar.NewReader(dr)
+	written := map[string]string{} // payload path -> resolved path, for hard links
+	buf := make([]byte, 256<<10)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		rel, err := tree.CleanRel(h.Name)
+		if err != nil {
+			return fmt.Errorf("refusing member %q: %w", h.Name, err)
+		}
+		if h.Typeflag == tar.TypeLink {
+			if _, err := tree.CleanRel(h.Linkname); err != nil {
+				return fmt.Errorf("refusing hard link %q -> %q: %w", h.Name, h.Linkname, err)
+			}
+		}
+		if h.ModTime.Unix() > u.maxTime {
+			u.maxTime = h.ModTime.Unix()
+		}
+		if rel == "" {
+			u.list = append(u.list, "/.")
+			continue
+		}
+		if !withDocs && docFilter(rel) {
+			continue
+		}
+		u.list = append(u.list, "/"+rel)
+		if err := r.entry(h, rel, idx, tr, buf, &dc, written); err != nil {
+			return fmt.Errorf("%s: %w", h.Name, err)
+		}
+	}
+	return done()
+}
+
+func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byte, dc *dirCache, written map[string]string) error {
+	mode := h.Mode & 07777
+	if h.Typeflag == tar.TypeDir {
+		if !strings.Contains(rel, "/") && mergedName.MatchString(rel) {
+			if err := r.mergedLink(rel); err != nil {
+				return err
+			}
+		}
+		// Existing symlinks to directories are followed, as dpkg does
+		// (bin/ lands in usr/bin/).
+		res, err := tree.ResolveRel(r.dir, rel+"/x")
+		if err != nil {
+			return err
+		}
+		res = path.Dir(res)
+		fd, err := r.mkdirAll(res)
+		if err != nil {
+			return err
+		}
+		unix.Close(fd)
+		r.mu.Lock()
+		if _, ok := r.dirs[res]; !ok {
+			r.dirs[res] = dirMd{owner: idx, mode: mode, uid: h.Uid, gid: h.Gid, mtime: h.ModTime.Unix()}
+		}
+		r.mu.Unlock()
+		return nil
+	}
+	parentRel := path.Dir(rel)
+	if parentRel == "." {
+		parentRel = ""
+	}
+	resParent := ""
+	if parentRel != "" {
+		p, err := tree.ResolveRel(r.dir, parentRel+"/x")
+		if err != nil {
+			return err
+		}
+		resParent = path.Dir(p)
+		if resParent == "." {
+			resParent = ""
+		}
+	}
+	base := path.Base(rel)
+	res := base
+	if resParent != "" {
+		res = resParent + "/" + base
+	}
+	pfd, err := dc.get(r, orDot(resParent))
+	if err != nil {
+		return err
+	}
+	tmp := tmpName()
+	var ov tree.Override
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		perm := uint32(mode&0o777) | 0o600
+		fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		if err != nil {
+			return err
+		}
+		out := os.NewFile(uintptr(fd), tmp)
+		if h.Typeflag == tar.TypeReg {
+			if _, err := io.CopyBuffer(onlyWriter{out}, tr, buf); err != nil {
+				out.Close()
+				unix.Unlinkat(pfd, tmp, 0)
+				return err
+			}
+		}
+		err = unix.Fchmod(fd, perm)
+		if err == nil {
+			ts := unix.NsecToTimespec(h.ModTime.UnixNano())
+			err = unix.UtimesNanoAt(pfd, tmp, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			unix.Unlinkat(pfd, tmp, 0)
+			return err
+		}
+		if uint32(mode) != perm {
+			ov.Mode = tree.Ptr(uint32(mode))
+		}
+		switch h.Typeflag {
+		case tar.TypeChar:
+			ov.Kind, ov.Rdev, ov.Mode = tree.Ptr(tree.CharDev), tree.Ptr(tree.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))), tree.Ptr(uint32(mode))
+		case tar.TypeBlock:
+			ov.Kind, ov.Rdev, ov.Mode = tree.Ptr(tree.BlockDev), tree.Ptr(tree.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))), tree.Ptr(uint32(mode))
+		case tar.TypeFifo:
+			ov.Kind, ov.Mode = tree.Ptr(tree.FIFO), tree.Ptr(uint32(mode))
+		}
+	case tar.TypeSymlink:
+		if err := unix.Symlinkat(h.Linkname, pfd, tmp); err != nil {
+			return err
+		}
+		ts := unix.NsecToTimespec(h.ModTime.UnixNano())
+		unix.UtimesNanoAt(pfd, tmp, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+	case tar.TypeLink:
+		src, _ := tree.CleanRel(h.Linkname)
+		srcRes, ok := written[src]
+		if !ok {
+			return fmt.Errorf("refusing hard link to %q, which this package did not unpack before", h.Linkname)
+		}
+		sfd, err := r.openDir(orDot(path.Dir(srcRes)))
+		if err != nil {
+			return err
+		}
+		err = unix.Linkat(sfd, path.Base(srcRes), pfd, tmp, 0)
+		unix.Close(sfd)
+		if err != nil {
+			return err
+		}
+		if o, ok := r.meta.Get(srcRes); ok {
+			ov = o
+		}
+	default:
+		return fmt.Errorf("unsupported tar entry type %q", h.Typeflag)
+	}
+	if h.Typeflag != tar.TypeLink {
+		if h.Uid != 0 {
+			ov.UID = tree.Ptr(uint32(h.Uid))
+		}
+		if h.Gid != 0 {
+			ov.GID = tree.Ptr(uint32(h.Gid))
+		}
+	}
+	// The later package in plan order owns a path two packages ship; the
+	// decision is taken under the lock so parallel unpacking is
+	// deterministic.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if owner, ok := r.claims[res]; ok && owner > idx {
+		unix.Unlinkat(pfd, tmp, 0)
+		return nil
+	}
+	if err := unix.Renameat(pfd, tmp, pfd, base); err != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		if err == unix.EISDIR || err == unix.ENOTEMPTY || err == unix.EEXIST {
+			return fmt.Errorf("cannot replace the directory %s", res)
+		}
+		return err
+	}
+	r.claims[res] = idx
+	written[rel] = res
+	if !emptyOverride(ov) {
+		r.meta.Set(res, ov)
+	} else {
+		r.meta.Delete(res)
+	}
+	return nil
+}
+
+// onlyWriter hides ReadFrom so CopyBuffer uses the given buffer.
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+
+func orDot(s string) string {
+	if s == "" {
+		return "."
+	}
+	return s
+}
+
+// finishDirs applies directory modes, owners and mtimes.
+func (r *root) finishDirs(defaultTime int64) error {
+	for res, d := range r.dirs {
+		perm := uint32(d.mode&0o777) | 0o700
+		if err := unix.Fchmodat(r.fd, res, perm, 0); err != nil {
+			// Fchmodat follows symlinks; res is resolved, so a failure
+			// here means the tree changed under us.
+			return fmt.Errorf("%s: %w", res, err)
+		}
+		var ov tree.Override
+		if uint32(d.mode) != perm {
+			ov.Mode = tree.Ptr(uint32(d.mode))
+		}
+		if d.uid != 0 {
+			ov.UID = tree.Ptr(uint32(d.uid))
+		}
+		if d.gid != 0 {
+			ov.GID = tree.Ptr(uint32(d.gid))
+		}
+		if !emptyOverride(ov) {
+			r.meta.Set(res, ov)
+		}
+	}
+	// Set mtimes deepest first, so setting a parent is not undone.
+	var all []string
+	err := filepath.Walk(r.dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			rel, _ := filepath.Rel(r.dir, p)
+			all = append(all, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	made := append([]string{}, r.made...)
+	r.mu.Unlock()
+	for _, rel := range made {
+		ts := unix.NsecToTimespec(defaultTime * 1e9)
+		if err := unix.UtimesNanoAt(r.fd, rel, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		rel := all[i]
+		t := defaultTime
+		if d, ok := r.dirs[rel]; ok {
+			t = d.mtime
+		}
+		ts := unix.NsecToTimespec(t * 1e9)
+		if err := unix.UtimesNanoAt(r.fd, rel, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+	}
+	return nil
+}
+
+// md5File returns the MD5 of a file in the tree (for Conffiles).
+func (r *root) md5File(rel string) string {
+	fd, err := unix.Openat2(r.fd, rel, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return ""
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	b, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return ""
+	}
+	h := md5.Sum(b)
+	return hex.EncodeToString(h[:])
+}
+
+func emptyOverride(o tree.Override) bool {
+	return o.Kind == nil && o.Mode == nil && o.UID == nil && o.GID == nil && o.Mtime == nil && o.Rdev == nil && len(o.Xattrs) == 0
+}

@@ -1,0 +1,219 @@
+package deb
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/gob"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// Pkg is one binary package version as an index lists it.
+type Pkg struct {
+	Name, Version, Arch string
+	MultiArch           string
+	Essential           bool
+	Priority            string
+	Source              string
+	Depends, PreDepends string
+	Recommends          string
+	Provides            string
+	Conflicts, Breaks   string
+	Filename            string
+	Size                int64
+	SHA256              string
+	// Origin is "<suite>/<component>" and Base the repository base URL
+	// the Filename is relative to.
+	Origin, Base string
+}
+
+// indexCacheVersion changes whenever Pkg or the parser changes, so stale
+// cache entries are not read.
+const indexCacheVersion = "deb-index-v1"
+
+func sha256hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// parsePackages parses a Packages index (uncompressed).
+func parsePackages(data []byte, origin, base string) ([]Pkg, error) {
+	out := make([]Pkg, 0, len(data)/2000)
+	lineNo := 0
+	var p Pkg
+	have := false
+	startLine := 0
+	finish := func() error {
+		if !have {
+			return nil
+		}
+		have = false
+		if p.Name == "" || p.Version == "" || p.Arch == "" {
+			return fmt.Errorf("line %d: package stanza without Package, Version or Architecture", startLine)
+		}
+		p.Origin, p.Base = origin, base
+		out = append(out, p)
+		p = Pkg{}
+		return nil
+	}
+	var last *string
+	for len(data) > 0 {
+		lineNo++
+		var line []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			line, data = data, nil
+		}
+		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
+			if err := finish(); err != nil {
+				return nil, err
+			}
+			last = nil
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if last != nil {
+				*last += " " + strings.TrimSpace(string(line))
+			}
+			continue
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return nil, fmt.Errorf("line %d: not a \"Field: value\" line", lineNo)
+		}
+		if !have {
+			have, startLine = true, lineNo
+		}
+		name := line[:colon]
+		val := string(bytes.TrimSpace(line[colon+1:]))
+		last = nil
+		switch string(name) {
+		case "Package":
+			p.Name = val
+		case "Version":
+			p.Version = val
+		case "Architecture":
+			p.Arch = val
+		case "Multi-Arch":
+			p.MultiArch = val
+		case "Essential":
+			p.Essential = val == "yes"
+		case "Priority":
+			p.Priority = val
+		case "Source":
+			p.Source = val
+		case "Depends":
+			p.Depends, last = val, &p.Depends
+		case "Pre-Depends":
+			p.PreDepends, last = val, &p.PreDepends
+		case "Recommends":
+			p.Recommends, last = val, &p.Recommends
+		case "Provides":
+			p.Provides, last = val, &p.Provides
+		case "Conflicts":
+			p.Conflicts, last = val, &p.Conflicts
+		case "Breaks":
+			p.Breaks, last = val, &p.Breaks
+		case "Filename":
+			p.Filename = val
+		case "Size":
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: bad Size %q", lineNo, val)
+			}
+			p.Size = n
+		case "SHA256":
+			p.SHA256 = strings.ToLower(val)
+		}
+	}
+	if err := finish(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// decompress reads a whole file, decompressing by its extension.
+func decompress(path, name string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	switch {
+	case strings.HasSuffix(name, ".xz"):
+		xr, err := xz.NewReader(f)
+		if err != nil {
+			return nil, err
+		}
+		r = xr
+	case strings.HasSuffix(name, ".gz"):
+		gr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, err
+		}
+		defer gr.Close()
+		r = gr
+	case strings.HasSuffix(name, ".zst"):
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close()
+		r = zr
+	}
+	return io.ReadAll(r)
+}
+
+// loadIndex parses the index at path (compressed as name says) or reads
+// the parsed form from the cache, keyed by the index SHA256.
+func loadIndex(cacheDir, path, name, sha, origin, base string) ([]Pkg, error) {
+	cfile := filepath.Join(cacheDir, "deb-index", sha256hex([]byte(indexCacheVersion+"\x00"+sha))+".gob")
+	setOrigin := func(pkgs []Pkg) []Pkg {
+		for i := range pkgs {
+			pkgs[i].Origin, pkgs[i].Base = origin, base
+		}
+		return pkgs
+	}
+	if f, err := os.Open(cfile); err == nil {
+		var pkgs []Pkg
+		err := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20)).Decode(&pkgs)
+		f.Close()
+		if err == nil {
+			return setOrigin(pkgs), nil
+		}
+	}
+	data, err := decompress(path, name)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	pkgs, err := parsePackages(data, "", "")
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", name, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(cfile), 0o755); err == nil {
+		if tmp, err := os.CreateTemp(filepath.Dir(cfile), ".tmp-*"); err == nil {
+			w := bufio.NewWriterSize(tmp, 1<<20)
+			err := gob.NewEncoder(w).Encode(pkgs)
+			if ferr := w.Flush(); err == nil {
+				err = ferr
+			}
+			if cerr := tmp.Close(); err == nil && cerr == nil {
+				os.Rename(tmp.Name(), cfile)
+			}
+			os.Remove(tmp.Name())
+		}
+	}
+	return setOrigin(pkgs), nil
+}

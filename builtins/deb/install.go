@@ -1,0 +1,367 @@
+package deb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/tree"
+)
+
+// InstallOptions tune Install.
+type InstallOptions struct {
+	// WithDocs keeps documentation. When false, /usr/share/{doc,man,info,
+	// groff,gtk-doc} are dropped (copyright files kept), as mkosi's
+	// WithDocs=no does.
+	WithDocs bool
+	// Progress, when set, receives download and extraction events.
+	Progress func(Event)
+	// CacheDir overrides the download cache of the plan's request.
+	CacheDir string
+	// Parallel bounds simultaneous unpacking; 0 means the number of CPUs.
+	Parallel int
+}
+
+// Install downloads the packages of plan and unpacks them into dir,
+// recording what the directory cannot hold (owners, setuid bits, device
+// nodes) in meta. Existing content of dir is kept (a base tree installed
+// into the same directory, for example).
+//
+// Install writes a dpkg database: var/lib/dpkg/status (the packages of
+// dir's existing status, of the plan's base and of the plan, all "install
+// ok installed") and var/lib/dpkg/info/<pkg>.{list,md5sums,conffiles,...}.
+//
+// Maintainer scripts are not run. A tree built this way therefore lacks
+// what preinst/postinst scripts would create: system users and groups
+// beyond base-passwd's (systemd-sysusers at boot adds those declared in
+// sysusers.d), update-alternatives links (for example /usr/bin/awk),
+// generated files such as /etc/machine-id, ld.so.cache (not needed: the
+// loader searches the default paths), debconf answers, dpkg triggers
+// (man-db, ldconfig, mime databases) and the merged-/usr conversion of
+// usrmerge (done here natively). Install produces natively: the
+// merged-/usr symlinks, /etc/passwd, /etc/group, /etc/shadow and
+// /etc/gshadow from base-passwd's templates when base-passwd is installed
+// and they do not exist.
+func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts InstallOptions) error {
+	if meta == nil {
+		return fmt.Errorf("installing packages: no metadata to record into")
+	}
+	cacheDir := opts.CacheDir
+	if cacheDir == "" {
+		cacheDir = plan.cacheDir
+	}
+	if cacheDir == "" {
+		return fmt.Errorf("installing packages: no cache directory")
+	}
+	progress := opts.Progress
+	if progress == nil {
+		progress = func(Event) {}
+	}
+	items := make([]fetch.Item, len(plan.Packages))
+	for i, p := range plan.Packages {
+		items[i] = fetch.Item{URL: p.URL, Size: p.Size, SHA256: p.SHA256}
+	}
+	f := &fetch.Fetcher{CacheDir: cacheDir, Progress: func(p fetch.Progress) {
+		progress(Event{Kind: EventDownload, N: p.Done, Count: p.Count, Bytes: p.Bytes, Total: p.Total})
+	}}
+	files, err := f.FetchAll(ctx, items)
+	if err != nil {
+		if errors.Is(err, fetch.ErrNotFound) {
+			for _, p := range plan.Packages {
+				if strings.Contains(err.Error(), p.URL) {
+					return fmt.Errorf("installing packages: the archive no longer serves %s %s (%s): update the lock or the plan: %w", p.Name, p.Version, p.URL, err)
+				}
+			}
+		}
+		return fmt.Errorf("installing packages: %w", err)
+	}
+	r, err := openRoot(dir, meta, plan.Arch)
+	if err != nil {
+		return fmt.Errorf("installing packages: %w", err)
+	}
+	defer r.close()
+	if err := r.mergedUsr(); err != nil {
+		return fmt.Errorf("installing packages: %w", err)
+	}
+	par := opts.Parallel
+	if par <= 0 {
+		par = runtime.NumCPU()
+	}
+	results := make([]*unpacked, len(plan.Packages))
+	errs := make([]error, len(plan.Packages))
+	var wg sync.WaitGroup
+	work := make(chan int)
+	var mu sync.Mutex
+	done := 0
+	for w := 0; w < par; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if ctx.Err() != nil {
+					errs[i] = ctx.Err()
+					continue
+				}
+				results[i], errs[i] = r.unpack(files[i], i, opts.WithDocs)
+				mu.Lock()
+				done++
+				n := done
+				mu.Unlock()
+				progress(Event{Kind: EventExtract, Package: plan.Packages[i].Name, N: n, Count: len(plan.Packages)})
+			}
+		}()
+	}
+	// Largest first keeps both workers busy until the end.
+	order := make([]int, len(plan.Packages))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return plan.Packages[order[a]].Size > plan.Packages[order[b]].Size })
+	for _, i := range order {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			p := plan.Packages[i]
+			return fmt.Errorf("installing %s %s: %w", p.Name, p.Version, err)
+		}
+	}
+	var maxTime int64
+	for _, u := range results {
+		if u.maxTime > maxTime {
+			maxTime = u.maxTime
+		}
+	}
+	if err := r.writeDpkg(plan, results); err != nil {
+		return fmt.Errorf("installing packages: writing the dpkg database: %w", err)
+	}
+	if err := r.writeUsers(); err != nil {
+		return fmt.Errorf("installing packages: %w", err)
+	}
+	if err := r.finishDirs(maxTime); err != nil {
+		return fmt.Errorf("installing packages: %w", err)
+	}
+	progress(Event{Kind: EventDone, N: len(plan.Packages), Count: len(plan.Packages)})
+	return nil
+}
+
+// writeFile writes content to rel inside the root (resolved in it),
+// replacing what is there atomically.
+func (r *root) writeFile(rel string, content []byte, perm uint32) error {
+	pfd, err := r.mkdirAll(filepath.Dir(rel))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	tmp := tmpName()
+	fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+	if err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	_, err = f.Write(content)
+	if err == nil {
+		err = unix.Fchmod(fd, perm)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = unix.Renameat(pfd, tmp, pfd, filepath.Base(rel))
+	}
+	if err == nil {
+		r.mu.Lock()
+		r.made = append(r.made, rel)
+		r.mu.Unlock()
+	}
+	if err != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	return nil
+}
+
+// controlWithStatus inserts "Status: install ok installed" after the
+// Package field, as dpkg writes it, and adds Conffiles.
+func controlWithStatus(control []byte, conffiles string) []byte {
+	control = bytes.TrimRight(control, "\n")
+	var out bytes.Buffer
+	inserted := false
+	for _, l := range strings.Split(string(control), "\n") {
+		if strings.HasPrefix(l, "Status:") {
+			continue
+		}
+		out.WriteString(l)
+		out.WriteByte('\n')
+		if !inserted && strings.HasPrefix(l, "Package:") {
+			out.WriteString("Status: install ok installed\n")
+			inserted = true
+		}
+	}
+	if conffiles != "" {
+		out.WriteString("Conffiles:\n" + conffiles)
+	}
+	out.WriteByte('\n')
+	return out.Bytes()
+}
+
+func (r *root) writeDpkg(plan *Plan, results []*unpacked) error {
+	entries := map[string][]byte{}
+	add := func(b []byte) error {
+		return parseParagraphs(b, func(_ int, p *Paragraph) error {
+			var buf bytes.Buffer
+			for _, f := range p.Fields {
+				buf.WriteString(f.Name + ": " + f.Value + "\n")
+			}
+			buf.WriteByte('\n')
+			entries[p.Get("Package")+":"+p.Get("Architecture")] = buf.Bytes()
+			return nil
+		})
+	}
+	if b, err := os.ReadFile(filepath.Join(r.dir, "var/lib/dpkg/status")); err == nil {
+		if err := add(b); err != nil {
+			return fmt.Errorf("existing status: %w", err)
+		}
+	}
+	if plan.baseStatus != nil {
+		if err := add(plan.baseStatus); err != nil {
+			return fmt.Errorf("base status: %w", err)
+		}
+	}
+	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/lib/dpkg/alternatives", "var/lib/dpkg/parts"} {
+		fd, err := r.mkdirAll(d)
+		if err != nil {
+			return err
+		}
+		unix.Close(fd)
+	}
+	for i, u := range results {
+		p := plan.Packages[i]
+		var cf strings.Builder
+		for _, l := range strings.Split(string(u.info["conffiles"]), "\n") {
+			l = strings.TrimSpace(l)
+			if strings.HasPrefix(l, "/") {
+				cf.WriteString(" " + l + " " + r.md5File(strings.TrimPrefix(l, "/")) + "\n")
+			}
+		}
+		entries[p.Name+":"+p.Arch] = controlWithStatus(u.control, cf.String())
+		base := p.Name
+		if ctrl := parseOne(u.control); strings.EqualFold(ctrl.Get("Multi-Arch"), "same") {
+			base += ":" + p.Arch
+		}
+		list := strings.Join(u.list, "\n") + "\n"
+		if err := r.writeFile("var/lib/dpkg/info/"+base+".list", []byte(list), 0o644); err != nil {
+			return err
+		}
+		names := make([]string, 0, len(u.info))
+		for n := range u.info {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			perm := uint32(0o644)
+			switch n {
+			case "preinst", "postinst", "prerm", "postrm", "config":
+				perm = 0o755
+			}
+			if err := r.writeFile("var/lib/dpkg/info/"+base+"."+n, u.info[n], perm); err != nil {
+				return err
+			}
+		}
+	}
+	keys := make([]string, 0, len(entries))
+	for k := range entries {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var status bytes.Buffer
+	for _, k := range keys {
+		status.Write(entries[k])
+	}
+	if err := r.writeFile("var/lib/dpkg/status", status.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(filepath.Join(r.dir, "var/lib/dpkg/available")); os.IsNotExist(err) {
+		if err := r.writeFile("var/lib/dpkg/available", nil, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseOne(b []byte) *Paragraph {
+	var out *Paragraph
+	parseParagraphs(b, func(_ int, p *Paragraph) error {
+		if out == nil {
+			out = p
+		}
+		return nil
+	})
+	if out == nil {
+		return &Paragraph{}
+	}
+	return out
+}
+
+// writeUsers creates /etc/passwd, /etc/group, /etc/shadow and /etc/gshadow
+// from base-passwd's master files, as base-passwd's and passwd's postinst
+// would, when they are missing.
+func (r *root) writeUsers() error {
+	pw, err1 := os.ReadFile(filepath.Join(r.dir, "usr/share/base-passwd/passwd.master"))
+	gr, err2 := os.ReadFile(filepath.Join(r.dir, "usr/share/base-passwd/group.master"))
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	if _, err := os.Lstat(filepath.Join(r.dir, "etc/passwd")); err == nil {
+		return nil
+	}
+	shadowGID := uint32(42)
+	var shadow, gshadow bytes.Buffer
+	for _, l := range strings.Split(strings.TrimSpace(string(pw)), "\n") {
+		if f := strings.Split(l, ":"); len(f) >= 7 {
+			shadow.WriteString(f[0] + ":*::0:99999:7:::\n")
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(gr)), "\n") {
+		if f := strings.Split(l, ":"); len(f) >= 4 {
+			gshadow.WriteString(f[0] + ":*::" + f[3] + "\n")
+			if f[0] == "shadow" {
+				var g uint32
+				if _, err := fmt.Sscanf(f[2], "%d", &g); err == nil {
+					shadowGID = g
+				}
+			}
+		}
+	}
+	files := []struct {
+		name    string
+		content []byte
+		mode    uint32
+	}{
+		{"etc/passwd", pw, 0o644},
+		{"etc/group", gr, 0o644},
+		{"etc/shadow", shadow.Bytes(), 0o640},
+		{"etc/gshadow", gshadow.Bytes(), 0o640},
+	}
+	for _, f := range files {
+		if err := r.writeFile(f.name, f.content, f.mode); err != nil {
+			return fmt.Errorf("writing /%s: %w", f.name, err)
+		}
+		if f.mode == 0o640 {
+			r.meta.Set(f.name, tree.Override{GID: tree.Ptr(shadowGID)})
+		}
+	}
+	return nil
+}

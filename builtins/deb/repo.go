@@ -1,0 +1,297 @@
+package deb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"github.com/sxb-build/sxb/builtins/fetch"
+)
+
+// source is one suite of one repository to read indexes from.
+type source struct {
+	base     string // mirror URL without trailing slash
+	suite    string
+	optional bool // a missing suite (no -updates for sid) is skipped
+}
+
+// defaultMirror returns the default mirror and security mirror for a
+// distribution and Debian architecture.
+func defaultMirror(distribution, arch string) (mirror, security string) {
+	switch distribution {
+	case "ubuntu":
+		if arch == "amd64" || arch == "i386" {
+			return "http://archive.ubuntu.com/ubuntu", "http://security.ubuntu.com/ubuntu"
+		}
+		return "http://ports.ubuntu.com/ubuntu-ports", "http://ports.ubuntu.com/ubuntu-ports"
+	default:
+		return "http://deb.debian.org/debian", "http://deb.debian.org/debian-security"
+	}
+}
+
+// sources lists the suites a request reads: <release>, <release>-updates
+// and <release>-security (the latter on the security mirror). Suites other
+// than <release> are optional: a mirror that does not carry them (a local
+// test mirror, sid) is read without them.
+func (r *Request) sources(arch string) []source {
+	if len(r.Suites) > 0 {
+		var out []source
+		for _, s := range r.Suites {
+			out = append(out, source{base: strings.TrimRight(r.mirror(arch), "/"), suite: s})
+		}
+		return out
+	}
+	mirror := r.mirror(arch)
+	_, sec := defaultMirror(r.Distribution, arch)
+	if r.SecurityMirror != "" {
+		sec = r.SecurityMirror
+	} else if r.Mirror != "" {
+		sec = r.Mirror
+	}
+	mirror = strings.TrimRight(mirror, "/")
+	sec = strings.TrimRight(sec, "/")
+	out := []source{{base: mirror, suite: r.Release}}
+	if r.Release == "sid" || r.Release == "unstable" || r.Release == "experimental" {
+		return out
+	}
+	return append(out,
+		source{base: mirror, suite: r.Release + "-updates", optional: true},
+		source{base: sec, suite: r.Release + "-security", optional: true})
+}
+
+func (r *Request) mirror(arch string) string {
+	if r.Mirror != "" {
+		return r.Mirror
+	}
+	m, _ := defaultMirror(r.Distribution, arch)
+	return m
+}
+
+// keyring loads the keyring named by the request or the distribution's
+// default.
+func (r *Request) keyring() (openpgp.EntityList, error) {
+	if r.Keyring != "" {
+		return loadKeyring(r.Keyring)
+	}
+	for _, p := range defaultKeyrings(r.Distribution) {
+		if _, err := os.Stat(p); err == nil {
+			return loadKeyring(p)
+		}
+	}
+	return nil, fmt.Errorf("no keyring for %s: install its archive keyring (%s) or set keyring",
+		r.Distribution, strings.Join(defaultKeyrings(r.Distribution), ", "))
+}
+
+// fetchRelease downloads and verifies dists/<suite>/InRelease, falling back
+// to Release + Release.gpg. It returns (nil, nil) for an optional suite
+// that does not exist.
+func fetchRelease(ctx context.Context, f *fetch.Fetcher, src source, kr openpgp.EntityList, insecure bool, now time.Time) (*release, error) {
+	dist := src.base + "/dists/" + src.suite + "/"
+	var text []byte
+	in, err := f.Get(ctx, dist+"InRelease", 0)
+	switch {
+	case err == nil:
+		if insecure {
+			text = in
+			if t, err := verifyInRelease(in, kr, now); err == nil {
+				text = t
+			} else if t := stripClearsign(in); t != nil {
+				text = t
+			}
+		} else {
+			t, err := verifyInRelease(in, kr, now)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", dist+"InRelease", err)
+			}
+			text = t
+		}
+	case errors.Is(err, fetch.ErrNotFound):
+		rel, err := f.Get(ctx, dist+"Release", 0)
+		if errors.Is(err, fetch.ErrNotFound) && src.optional {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !insecure {
+			sig, err := f.Get(ctx, dist+"Release.gpg", 0)
+			if errors.Is(err, fetch.ErrNotFound) {
+				return nil, fmt.Errorf("%s: unsigned repository (no InRelease, no Release.gpg): %w", dist, ErrSignature)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if err := verifyDetached(rel, sig, kr, now); err != nil {
+				return nil, fmt.Errorf("%s: %w", dist+"Release", err)
+			}
+		}
+		text = rel
+	default:
+		return nil, err
+	}
+	r, err := parseRelease(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dist+"Release", err)
+	}
+	if !insecure && !r.ValidUntil.IsZero() && now.After(r.ValidUntil) {
+		return nil, fmt.Errorf("%s: Release expired on %s (stale or replayed mirror)", dist, r.ValidUntil.Format(time.RFC1123))
+	}
+	return r, nil
+}
+
+// stripClearsign returns the text of a clearsigned message without checking
+// it, for insecure mode.
+func stripClearsign(b []byte) []byte {
+	s := string(b)
+	i := strings.Index(s, "\n\n")
+	j := strings.Index(s, "\n-----BEGIN PGP SIGNATURE-----")
+	if !strings.HasPrefix(s, "-----BEGIN PGP SIGNED MESSAGE-----") || i < 0 || j < i {
+		return nil
+	}
+	return []byte(s[i+2 : j+1])
+}
+
+// indexFile picks the best Packages index a Release lists for comp/arch.
+func indexFile(r *release, comp, arch string) (string, fileSum, bool) {
+	for _, ext := range []string{".xz", ".gz", ".zst", ""} {
+		name := comp + "/binary-" + arch + "/Packages" + ext
+		if fs, ok := r.files[name]; ok {
+			return name, fs, true
+		}
+	}
+	return "", fileSum{}, false
+}
+
+// universe is every package version the request's suites offer.
+type universe struct {
+	arch    string
+	pkgs    []Pkg
+	byName  map[string][]int // package name -> versions (indexes into pkgs)
+	provide map[string][]int // virtual name -> providing versions
+	// where lists the suites/components read, for error messages.
+	where string
+}
+
+// loadUniverse fetches, verifies and parses every index of the request.
+func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetcher, progress func(Event)) (*universe, error) {
+	var kr openpgp.EntityList
+	if !req.Insecure {
+		var err error
+		if kr, err = req.keyring(); err != nil {
+			return nil, err
+		}
+	}
+	comps := req.Components
+	if len(comps) == 0 {
+		comps = []string{"main"}
+	}
+	srcs := req.sources(arch)
+	now := req.now()
+	type result struct {
+		pkgs []Pkg
+		err  error
+		read []string
+	}
+	results := make([]result, len(srcs))
+	var wg sync.WaitGroup
+	for i, src := range srcs {
+		wg.Add(1)
+		go func(i int, src source) {
+			defer wg.Done()
+			rel, err := fetchRelease(ctx, f, src, kr, req.Insecure, now)
+			if err != nil || rel == nil {
+				results[i].err = err
+				return
+			}
+			for _, comp := range comps {
+				name, sum, ok := indexFile(rel, comp, arch)
+				if !ok {
+					if src.optional {
+						continue
+					}
+					results[i].err = fmt.Errorf("%s/dists/%s: no Packages index for %s/binary-%s", src.base, src.suite, comp, arch)
+					return
+				}
+				dir := src.base + "/dists/" + src.suite + "/"
+				u := dir + name
+				if rel.ByHash {
+					u = dir + name[:strings.LastIndexByte(name, '/')+1] + "by-hash/SHA256/" + sum.sha
+				}
+				path, err := f.Fetch(ctx, fetch.Item{URL: u, Size: sum.size, SHA256: sum.sha})
+				if err != nil && rel.ByHash {
+					// Mirrors in the middle of a sync may lack the
+					// by-hash file; the canonical name is checked
+					// against the same hash.
+					path, err = f.Fetch(ctx, fetch.Item{URL: dir + name, Size: sum.size, SHA256: sum.sha})
+				}
+				if err != nil {
+					results[i].err = fmt.Errorf("fetching index: %w", err)
+					return
+				}
+				if progress != nil {
+					progress(Event{Kind: EventIndex, Package: src.suite + "/" + comp})
+				}
+				pkgs, err := loadIndex(req.CacheDir, path, name, sum.sha, src.suite+"/"+comp, src.base)
+				if err != nil {
+					results[i].err = fmt.Errorf("%s%s: %w", dir, name, err)
+					return
+				}
+				results[i].pkgs = append(results[i].pkgs, pkgs...)
+				results[i].read = append(results[i].read, src.suite+"/"+comp)
+			}
+		}(i, src)
+	}
+	wg.Wait()
+	u := &universe{arch: arch, byName: map[string][]int{}, provide: map[string][]int{}}
+	var read []string
+	for _, r := range results {
+		if r.err != nil {
+			return nil, r.err
+		}
+		for _, p := range r.pkgs {
+			if p.Arch != arch && p.Arch != "all" {
+				continue
+			}
+			u.pkgs = append(u.pkgs, p)
+		}
+		read = append(read, r.read...)
+	}
+	u.where = strings.Join(read, ", ") + " " + arch
+	if len(read) == 1 {
+		u.where = read[0] + " " + arch
+	} else if len(read) > 1 {
+		u.where = strings.Join(read, ", ") + " " + arch
+	}
+	for i := range u.pkgs {
+		p := &u.pkgs[i]
+		u.byName[p.Name] = append(u.byName[p.Name], i)
+	}
+	// Provides are indexed lazily per virtual name by the resolver; build
+	// the table once here (it is small next to the package list).
+	for i := range u.pkgs {
+		p := &u.pkgs[i]
+		if p.Provides == "" {
+			continue
+		}
+		for _, part := range strings.Split(p.Provides, ",") {
+			name := strings.TrimSpace(part)
+			if j := strings.IndexAny(name, " (:"); j >= 0 {
+				name = name[:j]
+			}
+			if name != "" {
+				u.provide[name] = append(u.provide[name], i)
+			}
+		}
+	}
+	for _, l := range u.byName {
+		sort.Ints(l)
+	}
+	return u, nil
+}
