@@ -8,14 +8,16 @@
 // volume UUID and label, and a crc32c superblock checksum (SB_CHKSUM).
 // fsck.erofs accepts the images and the kernel mounts them.
 //
-// Layout: block 0 holds the superblock at byte 1024; inodes follow right
-// after it (meta_blkaddr 0, root nid 36) in tree walk order, each with its
-// xattrs and inline tail; the data blocks of files and large directories
-// follow the metadata, again in walk order. The whole layout is computed from
-// the tree's metadata before a byte is written, so file contents are
-// streamed once from their host files into their final place and never held
-// in memory; on an *os.File destination large files are copied in the
-// kernel (copy_file_range). Output depends only on the tree and Options.
+// Layout: block 0 holds the superblock at byte 1024; the metadata area
+// starts right after it (meta_blkaddr 0, so the root, placed first, has nid
+// 36). Each inode with its xattrs and inline tail is packed best-fit into
+// the metadata blocks; the data blocks of files and large directories follow
+// the metadata area in nid order. The whole layout is computed from the
+// tree's metadata before a byte is written, then both areas are written
+// front to back: file contents are streamed once from their host files into
+// their final place and never held in memory, and on an *os.File
+// destination large files are copied in the kernel (copy_file_range).
+// Output depends only on the tree and Options.
 //
 // Why not github.com/erofs/go-erofs (v0.3.1, the writer apko uses): its
 // Writer takes an io.WriteSeeker and spools every file's data into a
