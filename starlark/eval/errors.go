@@ -172,7 +172,7 @@ func (l *loader) convertEval(e *starlark.EvalError) error {
 		case ae.unknown != "":
 			pos = l.kwargNamePos(inner, ae.unknown)
 		default:
-			pos = l.attrPos(inner, ae.attr)
+			pos = l.framesAttrPos(frames, ae.attr)
 		}
 		notes = append(append([]string(nil), ae.notes...), notes...)
 	} else if len(frames) > 0 && len(e.CallStack) > len(frames) {
@@ -241,6 +241,41 @@ func (l *loader) attrPos(p syntax.Position, attr string) diag.Pos {
 	}
 	start, _ := c.Span()
 	return toPos(start)
+}
+
+// framesAttrPos is the position of attribute attr in the innermost call of
+// frames that names it (a macro may pass it on with **kwargs); else the
+// start of the innermost call.
+func (l *loader) framesAttrPos(frames []starlark.CallFrame, attr string) diag.Pos {
+	if len(frames) == 0 {
+		return diag.Pos{}
+	}
+	inner := frames[len(frames)-1].Pos
+	if attr == "" {
+		return l.callStart(inner)
+	}
+	for i := len(frames) - 1; i >= 0; i-- {
+		if p, ok := l.kwargValuePos(frames[i].Pos, attr); ok {
+			return p
+		}
+	}
+	return l.callStart(inner)
+}
+
+func (l *loader) kwargValuePos(p syntax.Position, attr string) (diag.Pos, bool) {
+	c := l.callAt(p)
+	if c == nil {
+		return diag.Pos{}, false
+	}
+	for _, a := range c.Args {
+		if b, ok := a.(*syntax.BinaryExpr); ok && b.Op == syntax.EQ {
+			if id, ok := b.X.(*syntax.Ident); ok && id.Name == attr {
+				start, _ := b.Y.Span()
+				return toPos(start), true
+			}
+		}
+	}
+	return diag.Pos{}, false
 }
 
 // kwargNamePos is the position of the name of keyword argument attr.

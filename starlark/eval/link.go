@@ -23,10 +23,10 @@ func (l *loader) allDecls() []*decl {
 
 // depPos is where decl d names its dependency (the base attribute).
 func (l *loader) depPos(d *decl) diag.Pos {
-	if d.call.Filename() == "" {
+	if len(d.stack) == 0 {
 		return d.t.Pos
 	}
-	return l.attrPos(d.call, "base")
+	return l.framesAttrPos(d.stack, "base")
 }
 
 func (l *loader) depNotes(d *decl) []string {

@@ -962,7 +962,8 @@ func mkosiBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, 
 	return starlark.NewList(out), nil
 }
 
-// nearest returns the candidate closest to s by edit distance, if close.
+// nearest returns the candidate closest to s by edit distance (with
+// transpositions), if close.
 func nearest(s string, candidates []string) string {
 	best, bestD := "", len(s)/2+2
 	for _, c := range candidates {
@@ -977,6 +978,7 @@ func nearest(s string, candidates []string) string {
 }
 
 func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
@@ -990,8 +992,11 @@ func editDistance(a, b string) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1) // transposition
+			}
 		}
-		prev, cur = cur, prev
+		prev2, prev, cur = prev, cur, prev2
 	}
 	return prev[len(b)]
 }

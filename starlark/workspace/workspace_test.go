@@ -1,0 +1,78 @@
+package workspace
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, root string, files ...string) {
+	t.Helper()
+	for _, f := range files {
+		p := filepath.Join(root, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestFindRoot(t *testing.T) {
+	tmp := t.TempDir()
+	// Outermost BUILD.star wins, across directories without one.
+	write(t, tmp, "ws/BUILD.star", "ws/a/b/BUILD.star", "ws/a/b/c/x.txt")
+	// WORKSPACE.star pins a nested root.
+	write(t, tmp, "ws/nested/WORKSPACE.star", "ws/nested/p/BUILD.star")
+	// No BUILD.star anywhere.
+	write(t, tmp, "empty/d/x.txt")
+	for _, tc := range []struct{ dir, want string }{
+		{"ws", "ws"},
+		{"ws/a", "ws"},
+		{"ws/a/b/c", "ws"},
+		{"ws/nested", "ws/nested"},
+		{"ws/nested/p", "ws/nested"},
+		{"empty/d", ""},
+	} {
+		got, err := FindRoot(filepath.Join(tmp, tc.dir))
+		if tc.want == "" {
+			if err != ErrNoWorkspace {
+				t.Errorf("FindRoot(%s) = %q, %v; want ErrNoWorkspace", tc.dir, got, err)
+			}
+			continue
+		}
+		if err != nil || got != filepath.Join(tmp, tc.want) {
+			t.Errorf("FindRoot(%s) = %q, %v; want %s", tc.dir, got, err, tc.want)
+		}
+	}
+}
+
+func TestPackages(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "BUILD.star", "a/BUILD.star", "a/b/BUILD.star", "a/nopkg/x.txt", "c/d/BUILD.star",
+		".hidden/BUILD.star", "_skip/BUILD.star", "a/testdata/BUILD.star", "sxb-out/BUILD.star",
+		"nested/WORKSPACE.star", "nested/BUILD.star", "nested/x/BUILD.star")
+	os.Symlink(filepath.Join(root, "a"), filepath.Join(root, "link"))
+	got, err := Packages(root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ",a,a/b,c/d"; strings.Join(got, ",") != want {
+		t.Errorf("Packages(//) = %q, want %q", strings.Join(got, ","), want)
+	}
+	got, _ = Packages(root, "a")
+	if want := "a,a/b"; strings.Join(got, ",") != want {
+		t.Errorf("Packages(//a) = %q, want %q", strings.Join(got, ","), want)
+	}
+	if _, err := Packages(root, "zz"); err == nil {
+		t.Error("Packages of a missing directory: no error")
+	}
+	if p, err := RelPackage(root, filepath.Join(root, "a/b")); p != "a/b" || err != nil {
+		t.Errorf("RelPackage = %q, %v", p, err)
+	}
+	if _, err := RelPackage(root, filepath.Dir(root)); err == nil {
+		t.Error("RelPackage outside the root: no error")
+	}
+}
