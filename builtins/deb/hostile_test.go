@@ -1,0 +1,166 @@
+package deb
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sxb-build/sxb/builtins/tree"
+)
+
+// hostileDeb builds a .deb by hand whose data.tar holds the given entries.
+func hostileDeb(t *testing.T, entries []*tar.Header, bodies map[string]string) string {
+	t.Helper()
+	tgz := func(hs []*tar.Header, bodies map[string]string) []byte {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(gz)
+		for _, h := range hs {
+			b := bodies[h.Name]
+			h.Size = int64(len(b))
+			if h.Typeflag != tar.TypeReg {
+				h.Size = 0
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				t.Fatal(err)
+			}
+			tw.Write([]byte(b))
+		}
+		tw.Close()
+		gz.Close()
+		return buf.Bytes()
+	}
+	control := tgz([]*tar.Header{{Name: "./control", Typeflag: tar.TypeReg, Mode: 0o644}},
+		map[string]string{"./control": "Package: evil\nVersion: 1\nArchitecture: amd64\n"})
+	data := tgz(entries, bodies)
+	var ar bytes.Buffer
+	ar.WriteString("!<arch>\n")
+	member := func(name string, b []byte) {
+		fmt.Fprintf(&ar, "%-16s%-12d%-6d%-6d%-8s%-10d`\n", name, 0, 0, 0, "100644", len(b))
+		ar.Write(b)
+		if len(b)%2 == 1 {
+			ar.WriteByte('\n')
+		}
+	}
+	member("debian-binary", []byte("2.0\n"))
+	member("control.tar.gz", control)
+	member("data.tar.gz", data)
+	p := filepath.Join(t.TempDir(), "evil.deb")
+	os.WriteFile(p, ar.Bytes(), 0o644)
+	return p
+}
+
+func TestHostilePayloads(t *testing.T) {
+	outside := t.TempDir()
+	reg := func(name string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644} }
+	for _, tc := range []struct {
+		name    string
+		entries []*tar.Header
+		refuse  string
+	}{
+		{"dotdot", []*tar.Header{reg("./../escape")}, "escapes the tree"},
+		{"dotdot-deep", []*tar.Header{reg("./usr/../../escape")}, "escapes the tree"},
+		{"hardlink-out", []*tar.Header{{Name: "./x", Typeflag: tar.TypeLink, Linkname: "../../etc/passwd"}}, "escapes the tree"},
+		{"hardlink-foreign", []*tar.Header{{Name: "./x", Typeflag: tar.TypeLink, Linkname: "etc/passwd"}}, "did not unpack"},
+		// An absolute symlink, then a file written through it: the write
+		// stays inside the root.
+		{"symlink-abs", []*tar.Header{
+			{Name: "./evil", Typeflag: tar.TypeSymlink, Linkname: outside},
+			reg("./evil/file"),
+		}, ""},
+		{"symlink-rel", []*tar.Header{
+			{Name: "./usr/", Typeflag: tar.TypeDir, Mode: 0o755},
+			{Name: "./usr/up", Typeflag: tar.TypeSymlink, Linkname: "../../../../../../../../" + outside},
+			{Name: "./usr/up/dir/", Typeflag: tar.TypeDir, Mode: 0o755},
+			reg("./usr/up/dir/file"),
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			deb := hostileDeb(t, tc.entries, map[string]string{"./evil/file": "pwned", "./usr/up/dir/file": "pwned"})
+			dir := filepath.Join(t.TempDir(), "root")
+			r, err := openRoot(dir, tree.NewMeta(), "amd64")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.close()
+			_, err = r.unpack(deb, 0, true)
+			if tc.refuse != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.refuse) {
+					t.Fatalf("err = %v, want %q", err, tc.refuse)
+				}
+			} else if err != nil {
+				t.Fatalf("unpack: %v", err)
+			}
+			ents, _ := os.ReadDir(outside)
+			if len(ents) != 0 {
+				t.Fatalf("wrote outside the root: %v", ents)
+			}
+			if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "escape")); err == nil {
+				t.Fatal("wrote beside the root")
+			}
+			if tc.refuse == "" {
+				// The file landed inside, where the confined symlink points.
+				found := false
+				filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+					if err == nil && fi.Mode().IsRegular() && fi.Name() == "file" {
+						found = strings.HasPrefix(p, dir+"/")
+					}
+					return nil
+				})
+				if !found {
+					t.Fatal("file not placed inside the root")
+				}
+			}
+		})
+	}
+}
+
+func TestDevicesAndModes(t *testing.T) {
+	deb := hostileDeb(t, []*tar.Header{
+		{Name: "./dev/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+		{Name: "./usr/bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./usr/bin/su", Typeflag: tar.TypeReg, Mode: 0o4755},
+		{Name: "./usr/bin/wall", Typeflag: tar.TypeReg, Mode: 0o2755, Gid: 5},
+		{Name: "./usr/bin/su2", Typeflag: tar.TypeLink, Linkname: "./usr/bin/su"},
+		{Name: "./var/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./var/tmp/", Typeflag: tar.TypeDir, Mode: 0o1777},
+	}, map[string]string{"./usr/bin/su": "su"})
+	dir := filepath.Join(t.TempDir(), "root")
+	meta := tree.NewMeta()
+	r, err := openRoot(dir, meta, "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.unpack(deb, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.finishDirs(0); err != nil {
+		t.Fatal(err)
+	}
+	r.close()
+	n, err := tree.Load(dir, tree.Options{Meta: meta, Epoch: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := n.Lookup("dev/null"); d == nil || d.Kind != tree.CharDev || d.Rdev != tree.Mkdev(1, 3) || d.Mode != 0o666 {
+		t.Errorf("dev/null = %+v", d)
+	}
+	if s := n.Lookup("usr/bin/su"); s == nil || s.Mode != 0o4755 || s.Nlink != 2 {
+		t.Errorf("su = %+v", s)
+	}
+	if s := n.Lookup("usr/bin/su2"); s == nil || s.Link == nil || s.Mode != 0o4755 {
+		t.Errorf("su2 = %+v", s)
+	}
+	if w := n.Lookup("usr/bin/wall"); w == nil || w.Mode != 0o2755 || w.GID != 5 {
+		t.Errorf("wall = %+v", w)
+	}
+	if v := n.Lookup("var/tmp"); v == nil || v.Mode != 0o1777 {
+		t.Errorf("var/tmp = %+v", v)
+	}
+}
