@@ -502,6 +502,16 @@ func TestReproducible(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Fatalf("two writes of the same tree differ")
 	}
+	// Compression "none" is the default.
+	none := defaultOpts
+	none.Compression = "none"
+	c, err := os.ReadFile(writeImage(t, root, none))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, c) {
+		t.Fatalf("compression none differs from the default")
+	}
 	// Through a plain io.WriterAt (no copy_file_range), same bytes.
 	var buf writerAtBuf
 	if _, err := Write(&buf, root, defaultOpts); err != nil {
