@@ -53,6 +53,7 @@ func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK
 		}
+		fmt.Fprintf(env.stderr, "sxb build: %v\n", err)
 		return exitUsage
 	}
 	if fs.NArg() == 0 {

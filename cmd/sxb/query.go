@@ -59,6 +59,7 @@ func runQuery(ctx context.Context, env *environ, args []string) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK
 		}
+		fmt.Fprintf(env.stderr, "sxb query: %v\n", err)
 		return exitUsage
 	}
 	switch *output {
