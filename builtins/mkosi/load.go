@@ -198,7 +198,8 @@ func FindConfigDir(dir string) string {
 // IsProject reports whether dir holds an mkosi project.
 func IsProject(dir string) bool {
 	c := FindConfigDir(dir)
-	return exists(filepath.Join(c, "mkosi.conf")) || isDir(filepath.Join(c, "mkosi.images"))
+	return exists(filepath.Join(c, "mkosi.conf")) || isDir(filepath.Join(c, "mkosi.conf.d")) ||
+		isDir(filepath.Join(c, "mkosi.images")) || isDir(filepath.Join(c, "mkosi.profiles"))
 }
 
 // Load reads the mkosi project in dir as "mkosi summary" would.

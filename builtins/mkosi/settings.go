@@ -66,7 +66,7 @@ type setting struct {
 
 var (
 	tString   = &kind{name: "string", parse: parseString, nullable: true, match: matchString}
-	tStringNN = &kind{name: "string", parse: parseString}
+	tStringNN = &kind{name: "string", parse: parseString, match: matchString}
 	tBool     = &kind{name: "bool", parse: parseBool, empty: false}
 	tFeature  = &kind{name: "feature", parse: parseFeature, empty: "auto", match: matchFeature}
 	tList     = &kind{name: "list", parse: listParser(listOpts{}), nullable: true, empty: []string{}, match: matchList}
