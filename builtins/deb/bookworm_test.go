@@ -1,0 +1,165 @@
+package deb
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/testenv"
+)
+
+// bookwormCache is shared by the tests of one machine so reruns do not
+// download the archive again.
+func bookwormCache(t testing.TB) string {
+	d := filepath.Join(os.TempDir(), "sxb-deb-test-cache")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// aptSimulate runs real apt against bookworm with its state in a temp dir
+// and status, and returns "name version" of what it would install.
+func aptSimulate(t *testing.T, status string, pkgs []string) []string {
+	t.Helper()
+	testenv.NeedTool(t, "apt-get")
+	d := t.TempDir()
+	for _, p := range []string{"etc/apt/sources.list.d", "etc/apt/preferences.d", "etc/apt/apt.conf.d", "lists/partial", "cache/archives/partial"} {
+		os.MkdirAll(filepath.Join(d, p), 0o755)
+	}
+	kr := "/usr/share/keyrings/debian-archive-keyring.gpg"
+	os.WriteFile(filepath.Join(d, "etc/apt/sources.list"), []byte(fmt.Sprintf(
+		"deb [signed-by=%[1]s] http://deb.debian.org/debian bookworm main\n"+
+			"deb [signed-by=%[1]s] http://deb.debian.org/debian bookworm-updates main\n"+
+			"deb [signed-by=%[1]s] http://deb.debian.org/debian-security bookworm-security main\n", kr)), 0o644)
+	conf := filepath.Join(d, "apt.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`Dir::Etc "%[1]s/etc/apt";
+Dir::State::Lists "%[1]s/lists";
+Dir::State::Status "%[2]s";
+Dir::Cache "%[1]s/cache";
+APT::Architecture "amd64";
+APT::Architectures "amd64";
+APT::Install-Recommends "false";
+Acquire::Languages "none";
+`, d, status)), 0o644)
+	env := append(os.Environ(), "APT_CONFIG="+conf)
+	cmd := exec.Command("apt-get", "update", "-q")
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("apt-get update: %v\n%s", err, out)
+	}
+	cmd = exec.Command("apt-get", append([]string{"install", "-s", "-q"}, pkgs...)...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("apt-get install -s: %v\n%s", err, out)
+	}
+	var got []string
+	for _, l := range strings.Split(string(out), "\n") {
+		// Inst jq (1.6-2.1 Debian:12.x/stable [amd64])
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == "Inst" {
+			got = append(got, f[1]+" "+strings.TrimPrefix(f[2], "("))
+		}
+	}
+	sort.Strings(got)
+	return got
+}
+
+func planSet(p *Plan) []string {
+	var out []string
+	for _, pk := range p.Packages {
+		out = append(out, pk.Name+" "+pk.Version)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestBookwormMatchesApt(t *testing.T) {
+	testenv.NeedNetwork(t)
+	ctx := context.Background()
+	cache := bookwormCache(t)
+	req := Request{Distribution: "debian", Release: "bookworm", Arch: "x86-64",
+		Packages: []string{"systemd", "udev"}, BaseImage: true, CacheDir: cache}
+	plan, err := Resolve(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// apt gets the same request: the named packages and every Essential
+	// one (as mmdebstrap's essential variant passes them), plus
+	// usr-is-merged, which sxb prefers over usrmerge.
+	ess := []string{"systemd", "udev", "usr-is-merged"}
+	seen := map[string]bool{}
+	u, err := loadUniverse(ctx, &req, "amd64", &fetch.Fetcher{CacheDir: cache}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range u.pkgs {
+		if p.Essential && !seen[p.Name] {
+			ess = append(ess, p.Name)
+			seen[p.Name] = true
+		}
+	}
+	empty := filepath.Join(t.TempDir(), "status")
+	os.WriteFile(empty, nil, 0o644)
+	want := aptSimulate(t, empty, ess)
+	got := planSet(plan)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("sxb and apt differ\nsxb (%d): %v\napt (%d): %v", len(got), got, len(want), want)
+	}
+	t.Logf("base: %d packages, identical to apt", len(got))
+
+	root := filepath.Join(t.TempDir(), "base")
+	meta := tree.NewMeta()
+	if err := Install(ctx, plan, root, meta, InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"usr/lib/systemd/systemd", "usr/bin/udevadm", "etc/passwd", "etc/os-release", "usr/lib64/ld-linux-x86-64.so.2"} {
+		if _, err := os.Lstat(filepath.Join(root, f)); err != nil {
+			t.Errorf("base lacks %s: %v", f, err)
+		}
+	}
+	// jq on top, resolved against the base's dpkg database, compared with
+	// apt reading that same database.
+	req2 := Request{Distribution: "debian", Release: "bookworm", Arch: "x86-64",
+		Packages: []string{"jq"}, BaseRoot: root, CacheDir: cache}
+	plan2, err := Resolve(ctx, req2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want2 := aptSimulate(t, filepath.Join(root, "var/lib/dpkg/status"), []string{"jq"})
+	if got2 := planSet(plan2); strings.Join(got2, "\n") != strings.Join(want2, "\n") {
+		t.Fatalf("jq layer: sxb %v, apt %v", got2, want2)
+	}
+	t.Logf("jq layer: %v, identical to apt", got2FromPlan(plan2))
+	if err := Install(ctx, plan2, root, meta, InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := tree.Load(root, tree.Options{Meta: meta, Epoch: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jq := n.Lookup("usr/bin/jq")
+	if jq == nil || jq.Kind != tree.Regular || jq.Mode != 0o755 || jq.UID != 0 {
+		t.Fatalf("usr/bin/jq = %+v", jq)
+	}
+	if su := n.Lookup("usr/bin/su"); su == nil || su.Mode&0o4000 == 0 {
+		t.Errorf("usr/bin/su lost its setuid bit: %+v", su)
+	}
+	// dpkg reads the database and agrees on the package count.
+	out, err := exec.Command("dpkg-query", "--admindir="+filepath.Join(root, "var/lib/dpkg"), "-W", "-f", "${Package}\n").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := strings.Count(string(out), "\n"); c != len(plan.Packages)+len(plan2.Packages) {
+		t.Errorf("dpkg-query lists %d packages, want %d", c, len(plan.Packages)+len(plan2.Packages))
+	}
+}
+
+func got2FromPlan(p *Plan) string { return strings.Join(planSet(p), ", ") }
