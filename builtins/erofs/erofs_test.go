@@ -456,6 +456,14 @@ func TestSuperblock(t *testing.T) {
 			t.Errorf("dump.erofs -s lacks %q:\n%s", want, out)
 		}
 	}
+	// libblkid (what udev and systemd-dissect use) reports UUID and label.
+	testenv.NeedTool(t, "blkid")
+	out = run(t, "blkid", "-p", "-o", "export", img)
+	for _, want := range []string{"TYPE=erofs", "UUID=" + uuid, "LABEL=sxb-test"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("blkid -p lacks %q:\n%s", want, out)
+		}
+	}
 	// Tamper with the superblock: the kernel and fsck must notice.
 	b[superOffset+64] ^= 1
 	bad := filepath.Join(t.TempDir(), "bad.erofs")
@@ -465,6 +473,13 @@ func TestSuperblock(t *testing.T) {
 	// fsck.erofs 1.5 exits 0 here; its message is the evidence.
 	if out, _ := exec.Command("fsck.erofs", bad).CombinedOutput(); !strings.Contains(string(out), "chksum doesn't match") {
 		t.Errorf("fsck.erofs accepted a superblock with a wrong checksum:\n%s", out)
+	}
+	if os.Geteuid() == 0 {
+		mnt := t.TempDir()
+		if out, err := exec.Command("mount", "-t", "erofs", "-o", "loop,ro", bad, mnt).CombinedOutput(); err == nil {
+			exec.Command("umount", mnt).Run()
+			t.Errorf("the kernel mounted a superblock with a wrong checksum:\n%s", out)
+		}
 	}
 }
 
