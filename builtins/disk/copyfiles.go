@@ -31,7 +31,7 @@ func PartitionTree(root *tree.Node, p *repart.Partition, epoch int64) (*tree.Nod
 			break
 		}
 	}
-	orig := map[*tree.Node]*tree.Node{}
+	orig := map[*tree.Node]srcRef{}
 	exclude := map[string]bool{}     // source paths left out entirely
 	excludeKids := map[string]bool{} // source dirs whose contents are left out
 	for _, e := range p.ExcludeFiles {
@@ -42,7 +42,7 @@ func PartitionTree(root *tree.Node, p *repart.Partition, epoch int64) (*tree.Nod
 			exclude[c] = true
 		}
 	}
-	for _, cf := range p.CopyFiles {
+	for entry, cf := range p.CopyFiles {
 		srcRel := strings.Trim(cf.Source, "/")
 		if exclude[srcRel] {
 			continue
@@ -61,7 +61,7 @@ func PartitionTree(root *tree.Node, p *repart.Partition, epoch int64) (*tree.Nod
 				return nil, err
 			}
 			if !excludeKids[srcRel] {
-				if err := mergeDir(dst, src, srcRel, exclude, excludeKids, orig); err != nil {
+				if err := mergeDir(dst, src, srcRel, exclude, excludeKids, orig, entry); err != nil {
 					return nil, err
 				}
 			}
@@ -79,7 +79,7 @@ func PartitionTree(root *tree.Node, p *repart.Partition, epoch int64) (*tree.Nod
 			}
 			c := *src
 			c.Children, c.Name = nil, name
-			orig[&c] = src
+			orig[&c] = srcRef{entry: entry, node: src, single: true}
 			addChild(parent, &c)
 			parent.Mtime = epoch
 		default:
@@ -186,7 +186,7 @@ func mkdirAll(out *tree.Node, abs string, epoch int64, meta *tree.Node) (*tree.N
 
 // mergeDir copies the children of src (at source path rel) into dst,
 // replacing non-directories and merging directories.
-func mergeDir(dst, src *tree.Node, rel string, exclude, excludeKids map[string]bool, orig map[*tree.Node]*tree.Node) error {
+func mergeDir(dst, src *tree.Node, rel string, exclude, excludeKids map[string]bool, orig map[*tree.Node]srcRef, entry int) error {
 	for _, c := range src.Children {
 		crel := c.Name
 		if rel != "" {
@@ -207,14 +207,14 @@ func mergeDir(dst, src *tree.Node, rel string, exclude, excludeKids map[string]b
 			if excludeKids[crel] {
 				continue
 			}
-			if err := mergeDir(d, c, crel, exclude, excludeKids, orig); err != nil {
+			if err := mergeDir(d, c, crel, exclude, excludeKids, orig, entry); err != nil {
 				return err
 			}
 			continue
 		}
 		cp := *c
 		cp.Children = nil
-		orig[&cp] = c
+		orig[&cp] = srcRef{entry: entry, node: c}
 		addChild(dst, &cp)
 	}
 	return nil
@@ -222,10 +222,12 @@ func mergeDir(dst, src *tree.Node, rel string, exclude, excludeKids map[string]b
 
 // finish sets Path, Parent and link counts of the new tree and re-forms
 // hard-link groups: the first member in walk order carries the content.
-// orig maps copied nodes to the source nodes they copy.
-func finish(root *tree.Node, orig map[*tree.Node]*tree.Node) {
+// orig maps copied nodes to the source nodes they copy and the CopyFiles=
+// entry that copied them: like repart's copy_tree, hard links are kept
+// within one entry, and a single copied file is a new inode.
+func finish(root *tree.Node, orig map[*tree.Node]srcRef) {
 	root.Name, root.Path, root.Parent = "", "", nil
-	carriers := map[*tree.Node]*tree.Node{} // source content node -> carrier in the new tree
+	carriers := map[srcRef]*tree.Node{} // source inode per entry -> carrier in the new tree
 	var walk func(n *tree.Node)
 	walk = func(n *tree.Node) {
 		if n.Kind == tree.Dir {
@@ -243,14 +245,20 @@ func finish(root *tree.Node, orig map[*tree.Node]*tree.Node) {
 			}
 			return
 		}
-		key := n.Link
-		if key == nil {
-			if o := orig[n]; o != nil && o.Nlink > 1 {
-				key = o
-			}
+		o, copied := orig[n]
+		var key srcRef
+		switch {
+		case !copied:
+		case n.Link != nil:
+			key = srcRef{entry: o.entry, node: n.Link}
+		case o.node.Nlink > 1:
+			key = o
 		}
-		if key == nil {
-			n.Nlink = 1
+		if o.single || key.node == nil {
+			if n.Link != nil {
+				n.HostPath, n.Size = n.Link.HostPath, n.Link.Size
+			}
+			n.Link, n.Nlink = nil, 1
 			return
 		}
 		if car, ok := carriers[key]; ok {
@@ -259,8 +267,10 @@ func finish(root *tree.Node, orig map[*tree.Node]*tree.Node) {
 			return
 		}
 		carriers[key] = n
+		if n.Link != nil {
+			n.HostPath, n.Size = n.Link.HostPath, n.Link.Size
+		}
 		n.Link, n.Nlink = nil, 1
-		n.HostPath, n.Size = key.HostPath, key.Size
 	}
 	walk(root)
 	_ = root.Walk(func(n *tree.Node) error {
@@ -269,4 +279,12 @@ func finish(root *tree.Node, orig map[*tree.Node]*tree.Node) {
 		}
 		return nil
 	})
+}
+
+// srcRef names a source node copied by CopyFiles= entry number entry;
+// single marks a file copied on its own (a new inode).
+type srcRef struct {
+	entry  int
+	node   *tree.Node
+	single bool
 }
