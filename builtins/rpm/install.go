@@ -183,6 +183,11 @@ func installOne(path, root string, meta *tree.Meta, ids ownerMap, keys openpgp.E
 	if err != nil {
 		return nil, fmt.Errorf("reading file list: %w", err)
 	}
+	// go-rpmutils joins (and so cleans) directory and base names: check
+	// the names as stored, refusing any that would climb out of the root.
+	if err := checkRawNames(hdr); err != nil {
+		return nil, err
+	}
 	var caps []string
 	if hdr.HasTag(tagFileCaps) {
 		if caps, err = hdr.GetStrings(tagFileCaps); err != nil {
@@ -540,4 +545,52 @@ func installedFromHeader(hdr *rpmutils.RpmHeader) (*InstalledPackage, error) {
 		}
 	}
 	return ip, nil
+}
+
+// checkRawNames refuses file names that leave the root, as the header
+// stores them (DIRNAMES + BASENAMES, or OLDFILENAMES).
+func checkRawNames(hdr *rpmutils.RpmHeader) error {
+	if !hdr.HasTag(rpmutils.DIRNAMES) {
+		if !hdr.HasTag(rpmutils.OLDFILENAMES) {
+			return nil
+		}
+		names, err := hdr.GetStrings(rpmutils.OLDFILENAMES)
+		if err != nil {
+			return fmt.Errorf("reading file list: %w", err)
+		}
+		for _, n := range names {
+			if _, err := tree.CleanRel(n); err != nil {
+				return fmt.Errorf("file %q: %w", n, err)
+			}
+		}
+		return nil
+	}
+	dirs, err := hdr.GetStrings(rpmutils.DIRNAMES)
+	if err != nil {
+		return fmt.Errorf("reading file list: %w", err)
+	}
+	bases, err := hdr.GetStrings(rpmutils.BASENAMES)
+	if err != nil {
+		return fmt.Errorf("reading file list: %w", err)
+	}
+	idx, err := hdr.GetUint32s(rpmutils.DIRINDEXES)
+	if err != nil {
+		return fmt.Errorf("reading file list: %w", err)
+	}
+	if len(idx) != len(bases) {
+		return errors.New("reading file list: dirindexes and basenames differ in length")
+	}
+	for i, b := range bases {
+		if int(idx[i]) >= len(dirs) {
+			return fmt.Errorf("reading file list: directory index %d out of range", idx[i])
+		}
+		n := dirs[idx[i]] + b
+		if strings.Contains(b, "/") || b == ".." || b == "." {
+			return fmt.Errorf("file %q: bad base name: %w", n, tree.ErrUnsafePath)
+		}
+		if _, err := tree.CleanRel(n); err != nil {
+			return fmt.Errorf("file %q: %w", n, err)
+		}
+	}
+	return nil
 }

@@ -57,7 +57,7 @@ echo readme > %{buildroot}/usr/share/doc/systemd/README`,
 	// helm: caret version, a file dependency only in filelists, a
 	// Recommends that stays out by default.
 	{Name: "helm", Version: "3.16.1", Release: "1.1", Arch: "x86_64",
-		Tags: "Requires: libc.so.6()(64bit)\nRequires: (git-core or git)\nRequires: kubernetes-client > 1.31\nRecommends: helm-bash-completion\nRequires: /usr/share/helm/plugins.conf",
+		Tags:    "Requires: libc.so.6()(64bit)\nRequires: (git-core or git)\nRequires: kubernetes-client > 1.31\nRecommends: helm-bash-completion\nRequires: /usr/share/helm/plugins.conf",
 		Install: "mkdir -p %{buildroot}/usr/bin\necho helm-3.16.1 > %{buildroot}/usr/bin/helm", Files: "/usr/bin/helm"},
 	{Name: "helm-data", Version: "3.16.1", Release: "1.1",
 		Install: "mkdir -p %{buildroot}/usr/share/helm\necho conf > %{buildroot}/usr/share/helm/plugins.conf", Files: "/usr/share/helm"},
@@ -74,7 +74,7 @@ echo readme > %{buildroot}/usr/share/doc/systemd/README`,
 // The update repository carries a newer helm.
 var seedUpdate = []fxPkg{
 	{Name: "helm", Version: "3.16.2", Release: "1.1", Arch: "x86_64",
-		Tags: "Requires: libc.so.6()(64bit)\nRequires: (git-core or git)\nRequires: kubernetes-client > 1.31\nRecommends: helm-bash-completion\nRequires: /usr/share/helm/plugins.conf",
+		Tags:    "Requires: libc.so.6()(64bit)\nRequires: (git-core or git)\nRequires: kubernetes-client > 1.31\nRecommends: helm-bash-completion\nRequires: /usr/share/helm/plugins.conf",
 		Install: "mkdir -p %{buildroot}/usr/bin\necho helm-3.16.2 > %{buildroot}/usr/bin/helm", Files: "/usr/bin/helm"},
 }
 

@@ -490,7 +490,8 @@ func (s *solver) satisfied(r *richDep) (bool, error) {
 		if len(r.Args) == 3 {
 			return s.satisfied(r.Args[2])
 		}
-		return true, nil
+		// "A if B" is "A or not B"; "A unless B" is "A and not B".
+		return r.Op == opIf, nil
 	case opWith, opWithout:
 		for _, c := range s.sel {
 			if s.candMatches(c, r) {
@@ -583,36 +584,83 @@ func (s *solver) solve(requests []string) error {
 			return err
 		}
 	}
+	// Close over plain requirements first; conditional ones (if/unless)
+	// wait until nothing else is pending, then those whose condition
+	// holds go before else-branches, one at a time, so that an early
+	// else-branch does not win over a condition that becomes true later.
 	for {
-		for len(s.queue) > 0 {
-			c := s.queue[0]
-			s.queue = s.queue[1:]
-			if s.sel[c.Name] != c {
-				continue // replaced meanwhile
-			}
-			if err := s.requires(c); err != nil {
-				return err
-			}
+		if err := s.drain(); err != nil {
+			return err
 		}
-		// Conditional rich requirements may have become active.
-		changed := false
 		pend := s.cond
 		s.cond = nil
+		progressed := false
+		var rest []pendingRich
 		for _, p := range pend {
 			if s.sel[p.who.Name] != p.who {
 				continue
 			}
-			before := len(s.sel)
-			if err := s.require(p.r, p.who); err != nil {
+			ok, err := s.satisfied(p.r.Args[1])
+			if err != nil {
 				return err
 			}
-			changed = changed || len(s.sel) != before
+			if p.r.Op == opUnless {
+				ok = !ok
+			}
+			if !ok {
+				rest = append(rest, p)
+				continue
+			}
+			before := len(s.sel)
+			if err := s.require(p.r.Args[0], p.who); err != nil {
+				return err
+			}
+			progressed = progressed || len(s.sel) != before
 		}
-		if !changed && len(s.queue) == 0 {
+		if progressed {
+			s.cond = append(s.cond, pend...)
+			continue
+		}
+		// Conditions that hold are met; take one else-branch.
+		for k, p := range rest {
+			if len(p.r.Args) < 3 {
+				continue
+			}
+			ok, err := s.satisfied(p.r.Args[2])
+			if err != nil {
+				return err
+			}
+			if ok {
+				continue
+			}
+			if err := s.require(p.r.Args[2], p.who); err != nil {
+				return err
+			}
+			s.cond = append(s.cond, rest[k+1:]...)
+			progressed = true
 			break
 		}
+		if !progressed {
+			break
+		}
+		s.cond = append(s.cond, pend...)
 	}
 	return s.check()
+}
+
+// drain processes the requirements of newly selected packages.
+func (s *solver) drain() error {
+	for len(s.queue) > 0 {
+		c := s.queue[0]
+		s.queue = s.queue[1:]
+		if s.sel[c.Name] != c {
+			continue // replaced meanwhile
+		}
+		if err := s.requires(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // parseRequest parses "name", "name >= 1.0" or a rich expression.
@@ -636,7 +684,7 @@ func (s *solver) requires(c *cand) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.nevra(), err)
 		}
-		if err := s.require(r, c); err != nil {
+		if err := s.requireAt(r, c, true); err != nil {
 			return err
 		}
 	}
@@ -681,11 +729,17 @@ func depToRich(d Dep) (*richDep, error) {
 
 // require makes r true, selecting packages as needed, on behalf of who.
 func (s *solver) require(r *richDep, who *cand) error {
+	return s.requireAt(r, who, false)
+}
+
+// requireAt is require; top marks a package's own requirement, whose
+// if/unless parts are deferred to the solver's conditional phase.
+func (s *solver) requireAt(r *richDep, who *cand, top bool) error {
+	if top && (r.Op == opIf || r.Op == opUnless) {
+		s.cond = append(s.cond, pendingRich{r, who})
+		return nil
+	}
 	if ok, err := s.satisfied(r); ok || err != nil {
-		if ok && (r.Op == opIf || r.Op == opUnless) {
-			// Satisfied for now; keep watching the condition.
-			s.cond = append(s.cond, pendingRich{r, who})
-		}
 		return err
 	}
 	switch r.Op {
@@ -721,7 +775,11 @@ func (s *solver) require(r *richDep, who *cand) error {
 		}
 		return fmt.Errorf("no alternative of %s can be installed: %w", r.String(), firstErr)
 	case opIf, opUnless:
-		s.cond = append(s.cond, pendingRich{r, who})
+		if top {
+			// Decided later, once plain requirements are closed.
+			s.cond = append(s.cond, pendingRich{r, who})
+			return nil
+		}
 		c, err := s.satisfied(r.Args[1])
 		if err != nil {
 			return err
@@ -788,7 +846,7 @@ func (s *solver) choose(cs []*cand, what string, who *cand) error {
 		l := names[n]
 		sortBest(l)
 		for _, c := range l {
-			if why := s.blocked(c); why != "" {
+			if why := s.blocked(c, who == nil); why != "" {
 				reasons = append(reasons, why)
 				continue
 			}
@@ -810,7 +868,7 @@ func (s *solver) choose(cs []*cand, what string, who *cand) error {
 }
 
 // blocked says why c cannot join the selection ("" when it can).
-func (s *solver) blocked(c *cand) string {
+func (s *solver) blocked(c *cand, requested bool) string {
 	for _, o := range s.sel {
 		if s.obsoletes(o, c) {
 			return fmt.Sprintf("%s is obsoleted by %s", c.nevra(), o.nevra())
@@ -820,6 +878,13 @@ func (s *solver) blocked(c *cand) string {
 		}
 		if s.conflicts(o, c) || s.conflicts(c, o) {
 			return fmt.Sprintf("%s conflicts with %s", c.nevra(), o.nevra())
+		}
+	}
+	// Rich conflicts of requested packages are judged on the final
+	// selection (check): a later request may still satisfy them.
+	if !requested {
+		if why := s.richConflict(c); why != "" {
+			return why
 		}
 	}
 	for _, d := range c.Conflicts {
@@ -862,15 +927,43 @@ func (s *solver) conflicts(a, b *cand) bool {
 		return false
 	}
 	for _, d := range a.Conflicts {
-		r, err := depToRich(d)
-		if err != nil {
-			continue
+		if strings.HasPrefix(d.Name, "(") {
+			continue // see richConflict
 		}
-		if s.candMatches(b, r) {
+		if s.candMatches(b, &richDep{Dep: d}) {
 			return true
 		}
 	}
 	return false
+}
+
+// richConflict evaluates the rich Conflicts of c, and of the selection,
+// as if c were selected; it says which one holds ("" when none).
+func (s *solver) richConflict(c *cand) string {
+	prev, had := s.sel[c.Name]
+	s.sel[c.Name] = c
+	defer func() {
+		if had {
+			s.sel[c.Name] = prev
+		} else {
+			delete(s.sel, c.Name)
+		}
+	}()
+	for _, o := range s.sel {
+		for _, d := range o.Conflicts {
+			if !strings.HasPrefix(d.Name, "(") {
+				continue
+			}
+			r, err := parseRich(d.Name)
+			if err != nil {
+				continue
+			}
+			if ok, _ := s.satisfied(r); ok {
+				return fmt.Sprintf("%s conflicts with %s", o.nevra(), r.String())
+			}
+		}
+	}
+	return ""
 }
 
 // check verifies the final selection: every requirement holds and nothing
@@ -901,6 +994,9 @@ func (s *solver) check() error {
 			if s.conflicts(c, o) {
 				return fmt.Errorf("%s conflicts with %s", s.chain(c), s.chain(o))
 			}
+		}
+		if why := s.richConflict(c); why != "" {
+			return fmt.Errorf("%s (installing %s)", why, s.chain(c))
 		}
 	}
 	return nil

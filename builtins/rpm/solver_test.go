@@ -1,0 +1,149 @@
+package rpm
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func simple(name, version, tags string) fxPkg {
+	return fxPkg{Name: name, Version: version, Tags: tags, Unsigned: true,
+		Install: "mkdir -p %{buildroot}/usr/share/fx\necho " + name + " > %{buildroot}/usr/share/fx/" + name,
+		Files:   "/usr/share/fx/" + name}
+}
+
+// scenarioPackages exercise the resolver: rich operators, conflicts,
+// obsoletes, versions with ~ and ^, and unsatisfiable chains.
+var scenarioPackages = []fxPkg{
+	simple("libx-a", "1", "Provides: libx\nProvides: libx-flavor-a"),
+	simple("libx-b", "1", "Provides: libx\nProvides: libx-flavor-b"),
+	simple("want-with", "1", "Requires: (libx with libx-flavor-b)"),
+	simple("want-without", "1", "Requires: (libx without libx-flavor-a)"),
+	simple("cond", "1", ""),
+	simple("then", "1", ""),
+	simple("alt", "1", ""),
+	simple("guard", "1", "Conflicts: (then unless cond)"),
+	simple("want-ifelse", "1", "Requires: (then if cond else alt)"),
+	simple("want-ifelse-cond", "1", "Requires: cond\nRequires: (then if cond else alt)"),
+	simple("want-and-or", "1", "Requires: ((nope or then) and (alt or nope2))"),
+	simple("p1", "1", "Provides: cap\nConflicts: want-conflict"),
+	simple("p2", "1", "Provides: cap"),
+	simple("want-conflict", "1", "Requires: cap"),
+	simple("oldtool", "1", ""),
+	simple("newtool", "2", "Obsoletes: oldtool < 2"),
+	simple("lib", "1.0~rc1", ""),
+	simple("needs-final", "1", "Requires: lib >= 1.0"),
+	simple("snap", "2.0^git1", ""),
+	simple("needs-snap", "1", "Requires: snap > 2.0"),
+	simple("top", "1", "Requires: mid"),
+	simple("mid", "1", "Requires: missing-thing >= 2"),
+	simple("epoch", "1", "Epoch: 3"),
+	simple("needs-epoch", "1", "Requires: epoch >= 3:0.5"),
+}
+
+var (
+	scenOnce sync.Once
+	scenDir  string
+)
+
+func scenarioRepo(t *testing.T) string {
+	t.Helper()
+	fx := seedRepo(t)
+	scenOnce.Do(func() {
+		dir := filepath.Join(fx.dir, "scenarios")
+		fx.env.build(dir, scenarioPackages)
+		fx.env.createrepo(dir, false, false)
+		scenDir = dir
+	})
+	if scenDir == "" {
+		t.Fatal("scenario repository failed to build")
+	}
+	return scenDir
+}
+
+func scenarioResolve(t *testing.T, pkgs ...string) (*Plan, error) {
+	repo := scenarioRepo(t)
+	return Resolve(context.Background(), Request{Distribution: "opensuse", Release: "tumbleweed",
+		Repositories: []string{repo}, Packages: pkgs, Insecure: true, CacheDir: t.TempDir()})
+}
+
+// scenarios are requests with the set rpm's own resolvers install.
+var scenarios = []struct {
+	req  []string
+	want string
+}{
+	{[]string{"want-with"}, "libx-b want-with"},
+	{[]string{"want-without"}, "libx-b want-without"},
+	{[]string{"guard", "then", "cond"}, "cond guard then"},
+	{[]string{"want-ifelse"}, "alt want-ifelse"},
+	{[]string{"want-ifelse-cond"}, "cond then want-ifelse-cond"},
+	{[]string{"want-and-or"}, "alt then want-and-or"},
+	{[]string{"want-conflict"}, "p2 want-conflict"},
+	{[]string{"needs-snap"}, "needs-snap snap"},
+	{[]string{"needs-epoch"}, "epoch needs-epoch"},
+	{[]string{"newtool"}, "newtool"},
+}
+
+func TestScenarios(t *testing.T) {
+	for _, sc := range scenarios {
+		plan, err := scenarioResolve(t, sc.req...)
+		if err != nil {
+			t.Errorf("%v: %v", sc.req, err)
+			continue
+		}
+		var names []string
+		for _, p := range plan.Packages {
+			names = append(names, p.Name)
+		}
+		if got := strings.Join(names, " "); got != sc.want {
+			t.Errorf("%v: got %s, want %s", sc.req, got, sc.want)
+		}
+	}
+}
+
+func TestUnsatisfiable(t *testing.T) {
+	cases := []struct {
+		req  []string
+		want []string
+	}{
+		{[]string{"top"}, []string{`"missing-thing >= 2"`, "mid-1-1.noarch <- top-1-1.noarch <- requested"}},
+		{[]string{"needs-final"}, []string{`"lib >= 1.0"`, "needs-final-1-1.noarch"}},
+		{[]string{"newtool", "oldtool"}, []string{"obsolete"}},
+		{[]string{"guard", "then"}, []string{"conflicts with (then unless cond)"}},
+		{[]string{"no-such-package"}, []string{`"no-such-package"`}},
+	}
+	for _, c := range cases {
+		_, err := scenarioResolve(t, c.req...)
+		if err == nil {
+			t.Errorf("%v: resolved, want an error", c.req)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q lacks %q", c.req, err, w)
+			}
+		}
+	}
+}
+
+func TestResolveCachesMetadata(t *testing.T) {
+	repo := scenarioRepo(t)
+	cache := t.TempDir()
+	req := Request{Distribution: "opensuse", Repositories: []string{repo}, Packages: []string{"top"}, Insecure: true, CacheDir: cache}
+	req.Packages = []string{"needs-snap"}
+	if _, err := Resolve(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	gobs, _ := filepath.Glob(filepath.Join(cache, "rpm-md", "*.gob"))
+	if len(gobs) != 1 {
+		t.Fatalf("parsed-metadata cache holds %v", gobs)
+	}
+	// A damaged cache entry is ignored, not trusted blindly.
+	os.WriteFile(gobs[0], []byte("junk"), 0o644)
+	if _, err := Resolve(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+}
