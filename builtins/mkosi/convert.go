@@ -275,7 +275,9 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 		if n == "BaseTrees" && rule == "base_image" {
 			return false
 		}
-		return !c.own(im, n) && (contains(universalAttrs, n) || settingByName[n].Scope == scInherit)
+		// Settings inherited from the main image are reported once, with
+		// the main image.
+		return !isMain && !c.own(im, n)
 	}, false)
 	b.WriteString(strings.Join(todo, ""))
 	fmt.Fprintf(b, "%s(\n", rule)
@@ -328,7 +330,8 @@ func (c *converter) baseLabel(im *Image) string {
 		if other == im || (other.Format != "directory" && other.Format != "tar") {
 			continue
 		}
-		if filepath.Join(other.OutputDir(), other.OutputFile()) == im.BaseTrees[0] {
+		if filepath.Join(other.OutputDir(), other.OutputFile()) == im.BaseTrees[0] ||
+			filepath.Join(other.OutputDir(), other.Output) == im.BaseTrees[0] {
 			return ":" + other.Name
 		}
 	}
@@ -352,6 +355,9 @@ func (c *converter) todos(im *Image, handled func(string) bool, mainOnly bool) [
 	var out []string
 	for _, n := range names {
 		v := c.render(im, n)
+		if v == "" {
+			continue // a reset to nothing needs no Starlark
+		}
 		pos := im.Pos[n]
 		s := Setting{Name: n, Value: v, Pos: pos}
 		c.conv.TODO = append(c.conv.TODO, s)

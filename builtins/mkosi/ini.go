@@ -67,6 +67,9 @@ func ParseINI(file string, data []byte, keep func(section string) bool) ([]Entry
 		if strings.TrimSpace(line) == "" {
 			if hasComment {
 				comments = append(comments, comment)
+			} else {
+				// A blank line detaches comments from what follows.
+				comments = nil
 			}
 			continue
 		}
@@ -89,6 +92,7 @@ func ParseINI(file string, data []byte, keep func(section string) bool) ([]Entry
 			if section != "" {
 				out = append(out, Entry{Section: section, Pos: pos})
 			}
+			comments = nil // comments above a header describe the section
 			section = strings.TrimSpace(line[1 : len(line)-1])
 			if section == "" {
 				return nil, diag.Errorf(pos, "section name cannot be empty or whitespace")

@@ -162,6 +162,15 @@ func (im *Image) OutputFile() string {
 	return out
 }
 
+// OutputSymlink returns the symlink mkosi creates next to the artifact
+// (Output pointing to OutputFile) when the two names differ.
+func (im *Image) OutputSymlink() (name, target string, ok bool) {
+	if f := im.OutputFile(); f != im.Output {
+		return im.Output, f, true
+	}
+	return "", "", false
+}
+
 // IsExplicit reports whether the setting was set in a file (or a default
 // file) rather than left at its default.
 func (im *Image) IsExplicit(name string) bool { _, ok := im.Pos[name]; return ok }
