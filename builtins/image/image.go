@@ -1,0 +1,103 @@
+// Package image writes extension images: it picks the partition layout
+// (systemd-repart's sysext/confext definitions, or the caller's), the file
+// system writers and the verity signing key, and hands them to the disk
+// assembler. It is what `sxb build` and `sxb pack` share.
+package image
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"fmt"
+	"io"
+
+	"github.com/sxb-build/sxb/builtins/disk"
+	"github.com/sxb-build/sxb/builtins/erofs"
+	"github.com/sxb-build/sxb/builtins/repart"
+	"github.com/sxb-build/sxb/builtins/squashfs"
+	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/builtins/verity"
+)
+
+// Request describes an image to write.
+type Request struct {
+	// Kind is "sysext" or "confext"; it picks the default layout.
+	Kind string
+	// Format ("erofs" or "squashfs") and Verity ("off", "hash",
+	// "signed") shape the default layout; ignored when Partitions is set.
+	Format, Verity string
+	// Compression applies to every partition that sets none itself.
+	Compression string
+	// KeyFile and CertFile sign the verity root hash (PEM files).
+	KeyFile, CertFile string
+	// Architecture is the systemd architecture name of the partition
+	// types; "" keeps the host's.
+	Architecture string
+	// Partitions is a custom layout; nil means the default one.
+	Partitions []*repart.Partition
+	// Seed derives every UUID and the verity salt (repart --seed).
+	Seed [16]byte
+	// Epoch is SOURCE_DATE_EPOCH.
+	Epoch int64
+}
+
+// FSWriters returns the file-system writers by repart Format= name.
+// compression is used where a partition sets no Compression=.
+func FSWriters(compression string) map[string]disk.FSWriter {
+	return map[string]disk.FSWriter{
+		"erofs": func(w io.WriterAt, root *tree.Node, p disk.FSParams) (int64, error) {
+			c := p.Compression
+			if c == "" {
+				c = compression
+			}
+			return erofs.Write(w, root, erofs.Options{UUID: p.UUID, BuildTime: p.Epoch, Compression: c})
+		},
+		"squashfs": func(w io.WriterAt, root *tree.Node, p disk.FSParams) (int64, error) {
+			c := p.Compression
+			if c == "" {
+				c = compression
+			}
+			level := 0
+			if p.CompressionLevel != "" {
+				if _, err := fmt.Sscanf(p.CompressionLevel, "%d", &level); err != nil {
+					return 0, fmt.Errorf("CompressionLevel=%s: not a number", p.CompressionLevel)
+				}
+			}
+			return squashfs.Write(w, root, squashfs.Options{Compression: c, Level: level, ModTime: p.Epoch})
+		},
+	}
+}
+
+// Build writes the image for root to out (atomically) and describes it.
+func Build(ctx context.Context, out string, root *tree.Node, req Request) (*disk.Result, error) {
+	parts := req.Partitions
+	if len(parts) == 0 {
+		format := req.Format
+		if format == "" {
+			format = "erofs"
+		}
+		v := req.Verity
+		if v == "" {
+			v = "off"
+		}
+		var err error
+		if parts, err = disk.DefaultLayout(req.Kind, format, v); err != nil {
+			return nil, err
+		}
+	}
+	var key crypto.Signer
+	var cert *x509.Certificate
+	if req.KeyFile != "" || req.CertFile != "" {
+		if req.KeyFile == "" || req.CertFile == "" {
+			return nil, fmt.Errorf("signing needs both a key and a certificate")
+		}
+		var err error
+		if key, cert, err = verity.LoadKeyPair(req.KeyFile, req.CertFile); err != nil {
+			return nil, err
+		}
+	}
+	return disk.Build(ctx, out, root, parts, disk.Options{
+		Seed: repart.ID128(req.Seed), Arch: req.Architecture, Epoch: req.Epoch,
+		Key: key, Cert: cert, FSWriters: FSWriters(req.Compression),
+	})
+}

@@ -1,0 +1,162 @@
+package build
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/sxb-build/sxb/builtins/deb"
+	"github.com/sxb-build/sxb/builtins/image"
+	"github.com/sxb-build/sxb/builtins/repart"
+	"github.com/sxb-build/sxb/builtins/rpm"
+	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/rules"
+)
+
+// The native builtins: Debian-family and rpm-family installers and the
+// image writer of package image.
+func init() {
+	RegisterInstaller(debInstaller{}, "debian", "ubuntu")
+	RegisterInstaller(rpmInstaller{}, "opensuse", "fedora")
+	RegisterImageWriter(nativeImage)
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.1f", float64(n)/(1<<20)) }
+
+type debInstaller struct{}
+
+type debResolved struct{ plan *deb.Plan }
+
+func (r debResolved) Packages() []Package {
+	out := make([]Package, 0, len(r.plan.Packages))
+	for _, p := range r.plan.Packages {
+		out = append(out, Package{Name: p.Name, Version: p.Version, Arch: p.Arch, Source: p.Source, URL: p.URL, SHA256: p.SHA256, Size: p.Size})
+	}
+	return out
+}
+
+func debProgress(report func(string, string)) func(deb.Event) {
+	return func(ev deb.Event) {
+		switch ev.Kind {
+		case deb.EventIndex:
+			report("resolving", "index "+ev.Package)
+		case deb.EventDownload:
+			report("downloading", fmt.Sprintf("%d/%d packages, %s/%s MB", ev.N, ev.Count, mb(ev.Bytes), mb(ev.Total)))
+		case deb.EventExtract:
+			report("extracting", fmt.Sprintf("%d/%d %s", ev.N, ev.Count, ev.Package))
+		}
+	}
+}
+
+func (debInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
+	dr := deb.Request{
+		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture, Mirror: req.Mirror,
+		Components: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
+		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
+		Progress: debProgress(report),
+	}
+	if l, ok := req.Lock.(*deb.Lock); ok {
+		dr.Lock = l
+	}
+	plan, err := deb.Resolve(ctx, dr)
+	if err != nil {
+		return nil, err
+	}
+	return debResolved{plan}, nil
+}
+
+func (debInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(string, string)) error {
+	return deb.Install(ctx, r.(debResolved).plan, root, meta, deb.InstallOptions{WithDocs: withDocs, Progress: debProgress(report)})
+}
+
+type rpmInstaller struct{}
+
+type rpmResolved struct{ plan *rpm.Plan }
+
+func (r rpmResolved) Packages() []Package {
+	out := make([]Package, 0, len(r.plan.Packages))
+	for _, p := range r.plan.Packages {
+		out = append(out, Package{Name: p.Name, Version: p.EVR, Arch: p.Arch, URL: p.URL, SHA256: p.SHA256, Size: p.Size})
+	}
+	return out
+}
+
+func (rpmInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
+	report("resolving", "")
+	plan, err := rpm.Resolve(ctx, rpm.Request{
+		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture, Mirror: req.Mirror,
+		Repositories: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
+		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rpmResolved{plan}, nil
+}
+
+func (rpmInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(string, string)) error {
+	return rpm.Install(ctx, r.(rpmResolved).plan, root, meta, rpm.InstallOptions{WithDocs: withDocs, Progress: func(p rpm.Progress) {
+		if p.Phase == "download" {
+			report("downloading", fmt.Sprintf("%d/%d packages, %s/%s MB", p.Done, p.Count, mb(p.Bytes), mb(p.Total)))
+		} else {
+			report("extracting", fmt.Sprintf("%d/%d %s", p.Done, p.Count, p.Package))
+		}
+	}})
+}
+
+// nativeImage writes an extension image with package image.
+func nativeImage(ctx context.Context, out string, req ImageRequest) (*ImageResult, error) {
+	var parts []*repart.Partition
+	for i, p := range req.Partitions {
+		var rp *repart.Partition
+		var err error
+		if p.File != "" {
+			rp, err = repart.ParseFile(p.File)
+		} else {
+			rp, err = repart.FromKeys(p.Pos, fmt.Sprintf("%02d-partition.conf", (i+1)*10), toRepartKVs(p.Keys))
+		}
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, rp)
+	}
+	key, cert := req.Key, req.Cert
+	if req.Verity != "signed" && len(req.Partitions) == 0 {
+		key, cert = "", ""
+	}
+	res, err := image.Build(ctx, out, req.Root, image.Request{
+		Kind: req.Kind, Format: req.Format, Verity: req.Verity, Compression: req.Compression,
+		KeyFile: key, CertFile: cert, Architecture: req.Architecture, Partitions: parts,
+		Seed: req.Seed, Epoch: req.Epoch,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ir := &ImageResult{}
+	if len(res.RootHash) > 0 {
+		ir.RootHash = hex.EncodeToString(res.RootHash)
+	}
+	type partJSON struct {
+		Type   string `json:"type"`
+		Label  string `json:"label"`
+		UUID   string `json:"uuid"`
+		Offset int64  `json:"offset"`
+		Size   int64  `json:"size"`
+		Format string `json:"format,omitempty"`
+		Verity string `json:"verity,omitempty"`
+	}
+	var ps []partJSON
+	for _, p := range res.Partitions {
+		ps = append(ps, partJSON{Type: p.Type.Name, Label: p.Label, UUID: p.UUID.String(), Offset: p.Offset, Size: p.Size, Format: p.Format, Verity: p.Verity})
+	}
+	ir.Partitions = ps
+	return ir, nil
+}
+
+func toRepartKVs(kvs []rules.KV) []repart.KV {
+	out := make([]repart.KV, len(kvs))
+	for i, kv := range kvs {
+		out[i] = repart.KV{Key: kv.Key, Value: kv.Value}
+	}
+	return out
+}
