@@ -1,0 +1,312 @@
+// Package inspect examines extension images without root or systemd: the
+// GPT, each partition's type, label, UUID and file system, the
+// extension-release file inside, and whether dm-verity data, hash tree, root
+// hash and signature agree. It reads erofs and squashfs with small
+// read-only walkers of its own.
+package inspect
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/sxb-build/sxb/builtins/repart"
+	"github.com/sxb-build/sxb/builtins/verity"
+)
+
+// Partition describes one GPT entry.
+type Partition struct {
+	Number     int      `json:"number"`
+	Type       string   `json:"type"`
+	TypeUUID   string   `json:"typeUuid"`
+	Label      string   `json:"label"`
+	UUID       string   `json:"uuid"`
+	Offset     int64    `json:"offset"`
+	Size       int64    `json:"size"`
+	Attributes uint64   `json:"attributes"`
+	Flags      []string `json:"flags,omitempty"`
+	// Content is "erofs", "squashfs", "verity", "verity-signature" or "".
+	Content string `json:"content"`
+}
+
+// Release is an extension-release file found in a partition.
+type Release struct {
+	Partition int               `json:"partition"`
+	Path      string            `json:"path"`
+	Fields    map[string]string `json:"fields"`
+	Text      string            `json:"text"`
+}
+
+// VerityCheck is the verdict on one data/hash(/signature) group.
+type VerityCheck struct {
+	Data, Hash, Signature int    `json:"-"`
+	RootHash              string `json:"rootHash"`
+	// Verified: the hash tree matches the data and the root hash, and the
+	// root hash equals the one the partition UUIDs encode (and the
+	// signature document's, when signed).
+	Verified bool   `json:"verified"`
+	Error    string `json:"error,omitempty"`
+	// Signed is true when a signature partition exists; SignatureValid when
+	// its PKCS#7 signature over the root hash checks out; Trusted when the
+	// signer is the certificate given to Inspect.
+	Signed         bool   `json:"signed"`
+	SignatureValid bool   `json:"signatureValid"`
+	Signer         string `json:"signer,omitempty"`
+	Trusted        *bool  `json:"trusted,omitempty"`
+	SignatureError string `json:"signatureError,omitempty"`
+}
+
+// Report is the result of Inspect.
+type Report struct {
+	Image      string        `json:"image"`
+	Size       int64         `json:"size"`
+	DiskUUID   string        `json:"diskUuid"`
+	Partitions []Partition   `json:"partitions"`
+	Releases   []Release     `json:"extensionRelease"`
+	Verity     []VerityCheck `json:"verity"`
+}
+
+// Options adjust Inspect.
+type Options struct {
+	// Certificate, when set, is the signer signatures must come from.
+	Certificate *x509.Certificate
+}
+
+// Inspect reads the image at path.
+func Inspect(path string, opts Options) (*Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("inspecting image: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("inspecting image: %w", err)
+	}
+	table, err := gpt.Read(f, 512, 512)
+	if err != nil {
+		return nil, fmt.Errorf("inspecting image: reading GPT: %w", err)
+	}
+	rep := &Report{Image: path, Size: fi.Size(), DiskUUID: strings.ToLower(table.GUID)}
+	parts := append([]*gpt.Partition(nil), table.Partitions...)
+	sort.Slice(parts, func(i, j int) bool { return parts[i].Index < parts[j].Index })
+	for _, gp := range parts {
+		if gp.Type == gpt.Unused {
+			continue
+		}
+		id, err := repart.ParseID128(string(gp.Type))
+		if err != nil {
+			return nil, fmt.Errorf("inspecting image: partition %d: %w", gp.Index, err)
+		}
+		t := repart.TypeForUUID(id)
+		p := Partition{Number: gp.Index, Type: t.Name, TypeUUID: id.String(), Label: gp.Name,
+			UUID: strings.ToLower(gp.GUID), Offset: int64(gp.Start) * 512, Size: int64(gp.End-gp.Start+1) * 512,
+			Attributes: gp.Attributes}
+		for _, fl := range []struct {
+			bit  uint64
+			name string
+		}{{1, "required"}, {4, "legacy-bios-bootable"}, {repart.FlagGrowFS, "growfs"}, {repart.FlagReadOnly, "read-only"}, {1 << 62, "hidden"}, {repart.FlagNoAuto, "no-auto"}} {
+			if gp.Attributes&fl.bit != 0 {
+				p.Flags = append(p.Flags, fl.name)
+			}
+		}
+		sec := io.NewSectionReader(f, p.Offset, p.Size)
+		switch {
+		case DetectFS(sec) != "":
+			p.Content = DetectFS(sec)
+		case isVerity(sec):
+			p.Content = "verity"
+		case t.IsVeritySig() || startsWithJSON(sec):
+			p.Content = "verity-signature"
+		}
+		rep.Partitions = append(rep.Partitions, p)
+	}
+	for i, p := range rep.Partitions {
+		if p.Content != "erofs" && p.Content != "squashfs" {
+			continue
+		}
+		rel, err := findRelease(io.NewSectionReader(f, p.Offset, p.Size), p.Content)
+		if err != nil {
+			return nil, fmt.Errorf("inspecting partition %d: %w", p.Number, err)
+		}
+		for _, r := range rel {
+			r.Partition = rep.Partitions[i].Number
+			rep.Releases = append(rep.Releases, r)
+		}
+	}
+	rep.Verity = checkVerity(f, rep.Partitions, opts)
+	return rep, nil
+}
+
+func isVerity(r io.ReaderAt) bool {
+	b := make([]byte, 8)
+	_, err := r.ReadAt(b, 0)
+	return err == nil && bytes.Equal(b, verity.Signature[:])
+}
+
+func startsWithJSON(r io.ReaderAt) bool {
+	b := make([]byte, 13)
+	_, err := r.ReadAt(b, 0)
+	return err == nil && bytes.HasPrefix(b, []byte(`{"rootHash":`))
+}
+
+// findRelease looks for usr/lib/extension-release.d/extension-release.*
+// (sysext) and etc/extension-release.d/extension-release.* (confext).
+func findRelease(r io.ReaderAt, kind string) ([]Release, error) {
+	var fsys FS
+	var err error
+	if kind == "erofs" {
+		fsys, err = OpenErofs(r)
+	} else {
+		fsys, err = OpenSquashfs(r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Release
+	for _, dir := range []string{"usr/lib/extension-release.d", "etc/extension-release.d"} {
+		names, err := fsys.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if !strings.HasPrefix(n, "extension-release.") {
+				continue
+			}
+			b, err := fsys.ReadFile(dir + "/" + n)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Release{Path: "/" + dir + "/" + n, Text: string(b), Fields: parseEnv(string(b))})
+		}
+	}
+	return out, nil
+}
+
+// parseEnv reads os-release style KEY=value lines.
+func parseEnv(s string) map[string]string {
+	m := map[string]string{}
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			continue
+		}
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		m[k] = v
+	}
+	return m
+}
+
+func dataDesignator(d string) string {
+	switch d {
+	case repart.RootVerity, repart.RootVeritySig:
+		return repart.Root
+	case repart.UsrVerity, repart.UsrVeritySig:
+		return repart.Usr
+	}
+	return ""
+}
+
+// checkVerity pairs each verity hash partition with its data partition (the
+// root/usr partition of the same architecture, else the partition before
+// it) and signature partition, and checks them.
+func checkVerity(f *os.File, parts []Partition, opts Options) []VerityCheck {
+	var out []VerityCheck
+	typeOf := func(p Partition) repart.Type {
+		id, _ := repart.ParseID128(p.TypeUUID)
+		return repart.TypeForUUID(id)
+	}
+	for hi, h := range parts {
+		if h.Content != "verity" {
+			continue
+		}
+		ht := typeOf(h)
+		c := VerityCheck{Data: -1, Hash: hi, Signature: -1}
+		for i, p := range parts {
+			t := typeOf(p)
+			switch {
+			case ht.Designator != "" && t.Designator == dataDesignator(ht.Designator) && t.Arch == ht.Arch:
+				c.Data = i
+			case ht.Designator != "" && t.IsVeritySig() && dataDesignator(t.Designator) == dataDesignator(ht.Designator) && t.Arch == ht.Arch:
+				c.Signature = i
+			}
+		}
+		if c.Data < 0 && hi > 0 {
+			c.Data = hi - 1
+		}
+		verifyGroup(f, parts, &c, opts)
+		out = append(out, c)
+	}
+	return out
+}
+
+func verifyGroup(f *os.File, parts []Partition, c *VerityCheck, opts Options) {
+	if c.Data < 0 {
+		c.Error = "no data partition for the verity hash partition"
+		return
+	}
+	d, h := parts[c.Data], parts[c.Hash]
+	uuidHex := strings.ReplaceAll(d.UUID+h.UUID, "-", "")
+	root := uuidHex
+	var sigPayload []byte
+	if c.Signature >= 0 {
+		c.Signed = true
+		s := parts[c.Signature]
+		sigPayload = make([]byte, s.Size)
+		if _, err := f.ReadAt(sigPayload, s.Offset); err != nil {
+			c.SignatureError = err.Error()
+		} else if doc, _, err := verity.ParseSignature(sigPayload); err != nil {
+			c.SignatureError = err.Error()
+		} else {
+			root = doc.RootHash
+		}
+	}
+	c.RootHash = root
+	rh, err := hex.DecodeString(root)
+	if err != nil {
+		c.Error = "root hash is not hex"
+		return
+	}
+	switch {
+	case root != uuidHex:
+		c.Error = fmt.Sprintf("partition UUIDs encode root hash %s, the signature names %s", uuidHex, root)
+	default:
+		if err := verity.Verify(io.NewSectionReader(f, d.Offset, d.Size), io.NewSectionReader(f, h.Offset, h.Size), rh); err != nil {
+			c.Error = err.Error()
+		} else {
+			c.Verified = true
+		}
+	}
+	if c.Signed && c.SignatureError == "" {
+		cert, err := verity.CheckSignature(sigPayload, rh)
+		if err != nil {
+			c.SignatureError = err.Error()
+			return
+		}
+		c.SignatureValid = true
+		c.Signer = cert.Subject.String()
+		if opts.Certificate != nil {
+			ok := bytes.Equal(cert.Raw, opts.Certificate.Raw)
+			c.Trusted = &ok
+		}
+	}
+}
