@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -402,14 +403,14 @@ func (e *cycleError) Error() string { return "load cycle: " + strings.Join(e.cha
 // load implements load() for thread th.
 func (l *loader) load(th *starlark.Thread, spec string) (starlark.StringDict, error) {
 	from, _ := th.Local(localModule).(*module)
-	lb, err := label.Parse(spec, from.label.Pkg)
+	lb, err := label.ParseFile(spec, from.label.Pkg)
 	if err != nil {
 		return nil, err
 	}
 	if !strings.HasSuffix(lb.Name, ".star") {
 		return nil, fmt.Errorf("%s: only .star files can be loaded", lb)
 	}
-	if lb.Name == workspace.BuildFile || strings.HasSuffix(lb.Name, "/"+workspace.BuildFile) {
+	if path.Base(lb.Name) == workspace.BuildFile {
 		return nil, fmt.Errorf("%s: a BUILD.star file cannot be loaded", lb)
 	}
 	key := lb.String()

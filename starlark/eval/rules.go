@@ -263,6 +263,9 @@ func parseArgs(l *loader, ps *pkgState, rule string, specs []attrSpec, pos starl
 			}
 			return nil, &attrError{rule: rule, name: a.name, attr: "", msg: msg, notes: nil, unknown: k}
 		}
+		if kv[1] == starlark.None {
+			continue // None means "not set": macros can pass optional values through
+		}
 		a.vals[k] = kv[1]
 		a.order = append(a.order, k)
 	}

@@ -152,6 +152,27 @@ func Parse(s, pkg string) (Label, error) {
 	return Label{Pkg: p, Name: n}, nil
 }
 
+// ParseFile parses the label of a file in a package, as load() takes it:
+// like Parse, but the name may be a relative path ("//pkg:sub/defs.star").
+func ParseFile(s, pkg string) (Label, error) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 || !strings.Contains(s[i+1:], "/") {
+		return Parse(s, pkg)
+	}
+	head, name := s[:i+1], s[i+1:]
+	for _, c := range strings.Split(name, "/") {
+		if err := ValidateName(c); err != nil {
+			return Label{}, &Error{Input: s, Part: "file name", Msg: fmt.Sprintf("%q: %s", name, stripPart(err, "target name"))}
+		}
+	}
+	l, err := Parse(head+"x", pkg)
+	if err != nil {
+		return Label{}, err
+	}
+	l.Name = name
+	return l, nil
+}
+
 // stripPart turns `package "x" has ...` into `"x" has ...` for use after
 // a Part.
 func stripPart(err error, part string) string {

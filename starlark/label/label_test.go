@@ -140,6 +140,28 @@ func TestMatches(t *testing.T) {
 	}
 }
 
+func TestParseFile(t *testing.T) {
+	for _, tc := range []struct{ in, pkg, want string }{
+		{"//a:sub/defs.star", "", "//a:sub/defs.star"},
+		{":sub/defs.star", "p", "//p:sub/defs.star"},
+		{":defs.star", "p", "//p:defs.star"},
+		{"//a:sub/../x.star", "", "error"},
+		{"//a:/x.star", "", "error"},
+		{"//a b:x/y.star", "", "error"},
+	} {
+		got, err := ParseFile(tc.in, tc.pkg)
+		if tc.want == "error" {
+			if err == nil {
+				t.Errorf("ParseFile(%q) = %s, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got.String() != tc.want {
+			t.Errorf("ParseFile(%q, %q) = %s, %v; want %s", tc.in, tc.pkg, got, err, tc.want)
+		}
+	}
+}
+
 func TestErrorMessageNamesThePart(t *testing.T) {
 	_, err := Parse("//a//b:c", "")
 	if want := `invalid label "//a//b:c": package: "a//b" has an empty path component`; err == nil || err.Error() != want {
