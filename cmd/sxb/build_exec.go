@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/rules"
+	"github.com/sxb-build/sxb/rules/build"
+)
+
+func init() { runBuild = execBuild }
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH; unset means 0, so that two
+// builds of the same inputs give the same bytes wherever they run.
+func sourceDateEpoch() (int64, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want a non-negative number of seconds", v)
+	}
+	return n, nil
+}
+
+func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rules.Target, opts buildOptions) int {
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		fmt.Fprintln(env.stderr, "sxb build:", err)
+		return exitUsage
+	}
+	useColor := diag.UseColor(env.stderr)
+	fancy := opts.Progress == "auto" && isTerminal(env.stderr)
+	prog := build.NewProgress(env.stderr, fancy, useColor, len(targets))
+	results, err := build.Build(ctx, g, g.RootTargets(), build.Options{
+		OutputDir: opts.OutputDir, Jobs: opts.Jobs, KeepGoing: opts.KeepGoing, Explain: opts.Explain,
+		Epoch: epoch, Progress: prog, Log: env.stderr,
+	})
+	for _, r := range results {
+		for _, o := range r.Outputs {
+			fmt.Fprintln(env.stdout, o)
+		}
+	}
+	if len(results) > 0 {
+		fmt.Fprintln(env.stderr, "outputs:")
+		for _, r := range results {
+			state := "built"
+			if r.Cached {
+				state = "up to date"
+			}
+			for _, o := range r.Outputs {
+				fmt.Fprintf(env.stderr, "  %s  %s  (%s)\n", o, humanSize(r.Size), state)
+			}
+		}
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(env.stderr, "sxb build: interrupted")
+			return exitError
+		}
+		for _, e := range unwrapJoined(err) {
+			diag.RenderError(env.stderr, e, useColor)
+		}
+		return exitError
+	}
+	return exitOK
+}
+
+func unwrapJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
