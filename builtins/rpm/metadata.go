@@ -264,7 +264,10 @@ func parsePrimary(r io.Reader) ([]*repoPackage, error) {
 // fileList is the parsed filelists.xml: pkgid -> files.
 type fileList map[string][]string
 
-func parseFilelists(r io.Reader) (fileList, error) {
+// parseFilelists reads filelists.xml, keeping only the paths in want (all
+// of them when want is nil): repositories such as Tumbleweed's list
+// millions of files, of which dependencies name a few thousand.
+func parseFilelists(r io.Reader, want map[string]bool) (fileList, error) {
 	dec := xml.NewDecoder(r)
 	out := fileList{}
 	for {
@@ -288,11 +291,16 @@ func parseFilelists(r io.Reader) (fileList, error) {
 		if err := dec.DecodeElement(&xp, &se); err != nil {
 			return nil, fmt.Errorf("parsing filelists.xml: %w", err)
 		}
-		fs := make([]string, len(xp.Files))
-		for i, f := range xp.Files {
-			fs[i] = strings.TrimSpace(f.Path)
+		var fs []string
+		for _, f := range xp.Files {
+			p := strings.TrimSpace(f.Path)
+			if want == nil || want[p] {
+				fs = append(fs, p)
+			}
 		}
-		out[strings.ToLower(xp.PkgID)] = fs
+		if len(fs) > 0 {
+			out[strings.ToLower(xp.PkgID)] = fs
+		}
 	}
 }
 

@@ -3,6 +3,8 @@ package rpm
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -148,8 +150,10 @@ func (r *repository) metadata(ctx context.Context, mf mdFile) ([]byte, error) {
 	return out, nil
 }
 
-// fileLists loads filelists.xml on first use.
-func (r *repository) fileLists(ctx context.Context) (fileList, error) {
+// fileLists loads filelists.xml on first use, keeping only the paths in
+// want (the file dependencies of every loaded package); the result is
+// cached under the checksum of filelists.xml and of want.
+func (r *repository) fileLists(ctx context.Context, want map[string]bool) (fileList, error) {
 	if r.files != nil {
 		return r.files, nil
 	}
@@ -158,8 +162,15 @@ func (r *repository) fileLists(ctx context.Context) (fileList, error) {
 		r.files = fileList{}
 		return r.files, nil
 	}
+	paths := make([]string, 0, len(want))
+	for p := range want {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	h := sha256.Sum256([]byte(strings.Join(paths, "\x00")))
+	key := "filelists-" + mf.SumType + "-" + mf.Sum + "-" + hex.EncodeToString(h[:8])
 	var fl fileList
-	if loadCachedGob(r.cacheDir, "filelists-"+mf.SumType+"-"+mf.Sum, &fl) {
+	if loadCachedGob(r.cacheDir, key, &fl) {
 		r.files = fl
 		return fl, nil
 	}
@@ -167,10 +178,10 @@ func (r *repository) fileLists(ctx context.Context) (fileList, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fl, err = parseFilelists(bytes.NewReader(data)); err != nil {
+	if fl, err = parseFilelists(bytes.NewReader(data), want); err != nil {
 		return nil, fmt.Errorf("repository %s: %w", r.URL, err)
 	}
-	if err := storeCachedGob(r.cacheDir, "filelists-"+mf.SumType+"-"+mf.Sum, fl); err != nil {
+	if err := storeCachedGob(r.cacheDir, key, fl); err != nil {
 		return nil, err
 	}
 	r.files = fl

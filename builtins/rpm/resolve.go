@@ -112,6 +112,8 @@ type solver struct {
 	queue   []*cand
 	cond    []pendingRich // rich requirements whose condition may change
 	recomm  bool
+	// requests are the requested package strings.
+	requests []string
 }
 
 type provider struct {
@@ -323,8 +325,9 @@ func (s *solver) loadFilelists() error {
 		return nil
 	}
 	s.fullFL = true
+	want := s.fileDeps()
 	for _, r := range s.repos {
-		fl, err := r.fileLists(s.ctx)
+		fl, err := r.fileLists(s.ctx, want)
 		if err != nil {
 			return err
 		}
@@ -340,6 +343,36 @@ func (s *solver) loadFilelists() error {
 		}
 	}
 	return nil
+}
+
+// fileDeps collects every path named by a dependency of any candidate
+// (and by the request), the only paths needed from filelists.xml.
+func (s *solver) fileDeps() map[string]bool {
+	want := map[string]bool{}
+	add := func(ds []Dep) {
+		for _, d := range ds {
+			if strings.HasPrefix(d.Name, "/") {
+				want[d.Name] = true
+			} else if strings.HasPrefix(d.Name, "(") {
+				for _, tok := range tokenizeRich(d.Name) {
+					if strings.HasPrefix(tok, "/") {
+						want[tok] = true
+					}
+				}
+			}
+		}
+	}
+	for _, c := range s.all {
+		add(c.Requires)
+		add(c.Conflicts)
+		add(c.Recommends)
+	}
+	for _, r := range s.requests {
+		if strings.HasPrefix(r, "/") {
+			want[strings.Fields(r)[0]] = true
+		}
+	}
+	return want
 }
 
 func containsCand(l []*cand, c *cand) bool {
@@ -557,6 +590,7 @@ func (s *solver) chain(c *cand) string {
 // solve selects packages for the requested names, then closes over
 // dependencies until nothing changes.
 func (s *solver) solve(requests []string) error {
+	s.requests = requests
 	for _, req := range requests {
 		d, err := parseRequest(req)
 		if err != nil {
