@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -27,9 +29,19 @@ func init() {
 
 // loadGraph evaluates the packages patterns need. On failure it prints the
 // diagnostics and returns the exit code (usage error for a malformed
-// pattern, error otherwise).
+// pattern, error otherwise). SXB_MAX_STEPS overrides the per-file step
+// limit (eval.DefaultMaxSteps) for very large generated workspaces.
 func loadGraph(ctx context.Context, env *environ, verb string, patterns []string) (*rules.Graph, int) {
-	g, err := eval.Load(ctx, eval.Options{Dir: env.dir, Patterns: patterns, Stderr: env.stderr})
+	opts := eval.Options{Dir: env.dir, Patterns: patterns, Stderr: env.stderr}
+	if s := os.Getenv("SXB_MAX_STEPS"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil || n == 0 {
+			fmt.Fprintf(env.stderr, "sxb %s: SXB_MAX_STEPS=%q: want a positive number\n", verb, s)
+			return nil, exitUsage
+		}
+		opts.MaxSteps = n
+	}
+	g, err := eval.Load(ctx, opts)
 	if err == nil {
 		return g, exitOK
 	}

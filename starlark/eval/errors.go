@@ -17,6 +17,7 @@ import (
 // ErrorList is several errors (usually *diag.Diagnostic), in a stable order.
 type ErrorList []error
 
+// Error joins the errors' one-line forms, one per line.
 func (e ErrorList) Error() string {
 	s := make([]string, len(e))
 	for i, x := range e {

@@ -398,6 +398,7 @@ func (l *loader) evalPackage(ps *pkgState) error {
 // cycleError is a load cycle.
 type cycleError struct{ chain []string }
 
+// Error returns the chain.
 func (e *cycleError) Error() string { return "load cycle: " + strings.Join(e.chain, " -> ") }
 
 // load implements load() for thread th.

@@ -40,6 +40,7 @@ type Error struct {
 	Msg   string
 }
 
+// Error returns `invalid label "<input>": <part>: <msg>`.
 func (e *Error) Error() string {
 	if e.Part == "" {
 		return fmt.Sprintf("invalid label %q: %s", e.Input, e.Msg)
