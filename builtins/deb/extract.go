@@ -32,10 +32,12 @@ type root struct {
 	meta *tree.Meta
 
 	mu     sync.Mutex
-	claims map[string]int   // non-directory path -> plan index of its owner
-	dirs   map[string]dirMd // directory path -> metadata from the first owner
-	mkdirs sync.Mutex
-	arch   string
+	claims map[string]int // non-directory path -> plan index of its owner
+	// resolved caches resolveDir.
+	resolved map[string]string
+	dirs     map[string]dirMd // directory path -> metadata from the first owner
+	mkdirs   sync.Mutex
+	arch     string
 	// made lists files and symlinks Install itself creates (merged-/usr
 	// links, dpkg database, /etc/passwd); they get the newest payload
 	// mtime so the tree is reproducible.
@@ -62,7 +64,7 @@ func openRoot(dir string, meta *tree.Meta, arch string) (*root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", dir, err)
 	}
-	return &root{dir: dir, fd: fd, meta: meta, claims: map[string]int{}, dirs: map[string]dirMd{}, arch: arch}, nil
+	return &root{dir: dir, fd: fd, meta: meta, claims: map[string]int{}, resolved: map[string]string{}, dirs: map[string]dirMd{}, arch: arch}, nil
 }
 
 func (r *root) close() { unix.Close(r.fd) }
@@ -383,6 +385,41 @@ func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u 
 	return done()
 }
 
+// resolveDir maps the payload directory rel to where it is in the tree,
+// following symlinks (confined), with a cache: directories once resolved
+// are created right after, and a directory cannot be replaced by a
+// symlink later, so the answer does not change.
+func (r *root) resolveDir(rel string) (string, error) {
+	if rel == "" {
+		return "", nil
+	}
+	r.mu.Lock()
+	res, ok := r.resolved[rel]
+	r.mu.Unlock()
+	if ok {
+		return res, nil
+	}
+	p, err := tree.ResolveRel(r.dir, rel+"/x")
+	if err != nil {
+		return "", err
+	}
+	res = path.Dir(p)
+	if res == "." {
+		res = ""
+	}
+	r.mu.Lock()
+	r.resolved[rel] = res
+	r.mu.Unlock()
+	return res, nil
+}
+
+// umask is the process umask, read once.
+var umask = sync.OnceValue(func() uint32 {
+	old := unix.Umask(0o022)
+	unix.Umask(old)
+	return uint32(old)
+})
+
 func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byte, dc *dirCache, written map[string]string) error {
 	mode := h.Mode & 07777
 	if h.Typeflag == tar.TypeDir {
@@ -393,16 +430,20 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 		}
 		// Existing symlinks to directories are followed, as dpkg does
 		// (bin/ lands in usr/bin/).
-		res, err := tree.ResolveRel(r.dir, rel+"/x")
+		res, err := r.resolveDir(rel)
 		if err != nil {
 			return err
 		}
-		res = path.Dir(res)
-		fd, err := r.mkdirAll(res)
-		if err != nil {
-			return err
+		r.mu.Lock()
+		_, known := r.dirs[res]
+		r.mu.Unlock()
+		if !known {
+			fd, err := r.mkdirAll(res)
+			if err != nil {
+				return err
+			}
+			unix.Close(fd)
 		}
-		unix.Close(fd)
 		r.mu.Lock()
 		if _, ok := r.dirs[res]; !ok {
 			r.dirs[res] = dirMd{owner: idx, mode: mode, uid: h.Uid, gid: h.Gid, mtime: h.ModTime.Unix()}
@@ -414,92 +455,127 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 	if parentRel == "." {
 		parentRel = ""
 	}
-	resParent := ""
-	if parentRel != "" {
-		p, err := tree.ResolveRel(r.dir, parentRel+"/x")
-		if err != nil {
-			return err
-		}
-		resParent = path.Dir(p)
-		if resParent == "." {
-			resParent = ""
-		}
+	resParent, err := r.resolveDir(parentRel)
+	if err != nil {
+		return err
 	}
 	base := path.Base(rel)
 	res := base
 	if resParent != "" {
 		res = resParent + "/" + base
 	}
+	// The later package in plan order owns a path two packages ship; the
+	// decision is taken under the lock so parallel unpacking is
+	// deterministic.
+	r.mu.Lock()
+	if owner, ok := r.claims[res]; ok && owner > idx {
+		r.mu.Unlock()
+		return nil
+	}
+	r.claims[res] = idx
+	r.mu.Unlock()
 	pfd, err := dc.get(r, orDot(resParent))
 	if err != nil {
 		return err
 	}
-	tmp := tmpName()
+	// create makes the object under name (the final name when nothing is
+	// there yet, else a temporary name renamed over it).
 	var ov tree.Override
-	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		perm := uint32(mode&0o777) | 0o600
-		fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
-		if err != nil {
-			return err
-		}
-		out := os.NewFile(uintptr(fd), tmp)
-		if h.Typeflag == tar.TypeReg {
-			if _, err := io.CopyBuffer(onlyWriter{out}, tr, buf); err != nil {
-				out.Close()
-				unix.Unlinkat(pfd, tmp, 0)
+	create := func(name string) error {
+		switch h.Typeflag {
+		case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			perm := uint32(mode&0o777) | 0o600
+			fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+			if err != nil {
 				return err
 			}
-		}
-		err = unix.Fchmod(fd, perm)
-		if err == nil {
+			out := os.NewFile(uintptr(fd), name)
+			if h.Typeflag == tar.TypeReg {
+				if _, err := io.CopyBuffer(onlyWriter{out}, tr, buf); err != nil {
+					out.Close()
+					unix.Unlinkat(pfd, name, 0)
+					return err
+				}
+			}
+			if perm&^umask() != perm {
+				err = unix.Fchmod(fd, perm)
+			}
+			if err == nil {
+				ts := unix.NsecToTimespec(h.ModTime.UnixNano())
+				err = unix.UtimesNanoAt(pfd, name, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+			}
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				unix.Unlinkat(pfd, name, 0)
+				return err
+			}
+			if uint32(mode) != perm {
+				ov.Mode = tree.Ptr(uint32(mode))
+			}
+			switch h.Typeflag {
+			case tar.TypeChar:
+				ov.Kind, ov.Rdev, ov.Mode = tree.Ptr(tree.CharDev), tree.Ptr(tree.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))), tree.Ptr(uint32(mode))
+			case tar.TypeBlock:
+				ov.Kind, ov.Rdev, ov.Mode = tree.Ptr(tree.BlockDev), tree.Ptr(tree.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))), tree.Ptr(uint32(mode))
+			case tar.TypeFifo:
+				ov.Kind, ov.Mode = tree.Ptr(tree.FIFO), tree.Ptr(uint32(mode))
+			}
+		case tar.TypeSymlink:
+			if err := unix.Symlinkat(h.Linkname, pfd, name); err != nil {
+				return err
+			}
 			ts := unix.NsecToTimespec(h.ModTime.UnixNano())
-			err = unix.UtimesNanoAt(pfd, tmp, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+			unix.UtimesNanoAt(pfd, name, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+		case tar.TypeLink:
+			src, _ := tree.CleanRel(h.Linkname)
+			srcRes, ok := written[src]
+			if !ok {
+				return fmt.Errorf("refusing hard link to %q, which this package did not unpack before", h.Linkname)
+			}
+			sfd, err := r.openDir(orDot(path.Dir(srcRes)))
+			if err != nil {
+				return err
+			}
+			err = unix.Linkat(sfd, path.Base(srcRes), pfd, name, 0)
+			unix.Close(sfd)
+			if err != nil {
+				return err
+			}
+			if o, ok := r.meta.Get(srcRes); ok {
+				ov = o
+			}
+		default:
+			return fmt.Errorf("unsupported tar entry type %q", h.Typeflag)
 		}
-		if cerr := out.Close(); err == nil {
-			err = cerr
+		return nil
+	}
+	err = create(base)
+	if err == unix.EEXIST {
+		// Something is there already (an earlier package's file): write
+		// aside and rename over it, unless a later package claimed it.
+		tmp := tmpName()
+		if err := create(tmp); err != nil {
+			return err
 		}
+		r.mu.Lock()
+		if r.claims[res] != idx {
+			r.mu.Unlock()
+			unix.Unlinkat(pfd, tmp, 0)
+			return nil
+		}
+		err = unix.Renameat(pfd, tmp, pfd, base)
+		r.mu.Unlock()
 		if err != nil {
 			unix.Unlinkat(pfd, tmp, 0)
+			if err == unix.EISDIR || err == unix.ENOTEMPTY || err == unix.EEXIST || err == unix.ENOTDIR {
+				return fmt.Errorf("cannot replace the directory %s", res)
+			}
 			return err
 		}
-		if uint32(mode) != perm {
-			ov.Mode = tree.Ptr(uint32(mode))
-		}
-		switch h.Typeflag {
-		case tar.TypeChar:
-			ov.Kind, ov.Rdev, ov.Mode = tree.Ptr(tree.CharDev), tree.Ptr(tree.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))), tree.Ptr(uint32(mode))
-		case tar.TypeBlock:
-			ov.Kind, ov.Rdev, ov.Mode = tree.Ptr(tree.BlockDev), tree.Ptr(tree.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))), tree.Ptr(uint32(mode))
-		case tar.TypeFifo:
-			ov.Kind, ov.Mode = tree.Ptr(tree.FIFO), tree.Ptr(uint32(mode))
-		}
-	case tar.TypeSymlink:
-		if err := unix.Symlinkat(h.Linkname, pfd, tmp); err != nil {
-			return err
-		}
-		ts := unix.NsecToTimespec(h.ModTime.UnixNano())
-		unix.UtimesNanoAt(pfd, tmp, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
-	case tar.TypeLink:
-		src, _ := tree.CleanRel(h.Linkname)
-		srcRes, ok := written[src]
-		if !ok {
-			return fmt.Errorf("refusing hard link to %q, which this package did not unpack before", h.Linkname)
-		}
-		sfd, err := r.openDir(orDot(path.Dir(srcRes)))
-		if err != nil {
-			return err
-		}
-		err = unix.Linkat(sfd, path.Base(srcRes), pfd, tmp, 0)
-		unix.Close(sfd)
-		if err != nil {
-			return err
-		}
-		if o, ok := r.meta.Get(srcRes); ok {
-			ov = o
-		}
-	default:
-		return fmt.Errorf("unsupported tar entry type %q", h.Typeflag)
+	} else if err != nil {
+		return err
 	}
 	if h.Typeflag != tar.TypeLink {
 		if h.Uid != 0 {
@@ -509,24 +585,12 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 			ov.GID = tree.Ptr(uint32(h.Gid))
 		}
 	}
-	// The later package in plan order owns a path two packages ship; the
-	// decision is taken under the lock so parallel unpacking is
-	// deterministic.
+	written[rel] = res
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if owner, ok := r.claims[res]; ok && owner > idx {
-		unix.Unlinkat(pfd, tmp, 0)
+	if r.claims[res] != idx {
 		return nil
 	}
-	if err := unix.Renameat(pfd, tmp, pfd, base); err != nil {
-		unix.Unlinkat(pfd, tmp, 0)
-		if err == unix.EISDIR || err == unix.ENOTEMPTY || err == unix.EEXIST {
-			return fmt.Errorf("cannot replace the directory %s", res)
-		}
-		return err
-	}
-	r.claims[res] = idx
-	written[rel] = res
 	if !emptyOverride(ov) {
 		r.meta.Set(res, ov)
 	} else {

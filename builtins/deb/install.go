@@ -95,7 +95,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	}
 	par := opts.Parallel
 	if par <= 0 {
-		par = runtime.NumCPU()
+		par = 2 * runtime.NumCPU()
 	}
 	results := make([]*unpacked, len(plan.Packages))
 	errs := make([]error, len(plan.Packages))
