@@ -275,6 +275,29 @@ func (c *pctx) expand(text, file string, pos diag.Pos) (string, error) {
 	return b.String(), nil
 }
 
+// maxConfigSize bounds configuration files (hostile input: /dev/zero).
+const maxConfigSize = 16 << 20
+
+// readConfig reads a configuration file, refusing anything but a regular
+// file of reasonable size.
+func readConfig(p string) ([]byte, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, diag.Errorf(diag.Pos{File: p}, "not a regular file")
+	}
+	if fi.Size() > maxConfigSize {
+		return nil, diag.Errorf(diag.Pos{File: p}, "configuration file larger than %d bytes", maxConfigSize)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	return data, nil
+}
+
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func isDir(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
@@ -285,12 +308,12 @@ var assertSections = map[string]bool{"Assert": true, "TriggerAssert": true}
 // matchConfig evaluates the [Match]/[TriggerMatch] (or, with asserts, the
 // [Assert]/[TriggerAssert]) sections of file.
 func (c *pctx) matchConfig(file string, asserts bool) (bool, error) {
-	data, err := os.ReadFile(file)
+	data, err := readConfig(file)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return true, nil
 		}
-		return false, fmt.Errorf("reading %s: %w", file, err)
+		return false, err
 	}
 	sections := matchSections
 	if asserts {
@@ -565,9 +588,9 @@ func (c *pctx) defaultFiles() error {
 				if fi.Mode()&0o111 != 0 && !fi.IsDir() {
 					return diag.Errorf(diag.Pos{File: p}, "%s is executable: sxb does not run programs to compute %s=", f, s.Name)
 				}
-				data, err := os.ReadFile(p)
+				data, err := readConfig(p)
 				if err != nil {
-					return fmt.Errorf("reading %s: %w", p, err)
+					return err
 				}
 				if strings.HasPrefix(string(data), "#!/") {
 					return diag.Errorf(diag.Pos{File: p, Line: 1}, "%s starts with a shebang but is not executable", f)
@@ -595,9 +618,9 @@ func (c *pctx) keepSection(s string) bool { return sectionsKnown[s] }
 
 // parseFile applies the settings of one configuration file.
 func (c *pctx) parseFile(path string) error {
-	data, err := os.ReadFile(path)
+	data, err := readConfig(path)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
+		return err
 	}
 	c.files = append(c.files, path)
 	entries, err := ParseINI(path, data, c.keepSection)

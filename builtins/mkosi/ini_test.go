@@ -1,6 +1,8 @@
 package mkosi
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -150,5 +152,38 @@ func FuzzParse(f *testing.F) {
 			_, _ = ParseBytes(e.Value)
 		}
 		_, _ = c.finalize()
+	})
+}
+
+// FuzzLoad loads a project whose mkosi.conf is the fuzz input: loading
+// never panics or hangs, whatever the file says (includes of /dev/zero,
+// recursion through /, bad values).
+func FuzzLoad(f *testing.F) {
+	for _, s := range []string{
+		"[Output]\nFormat=sysext\n[Content]\nPackages=a b\n",
+		"[Include]\nInclude=/dev/zero\n",
+		"[Include]\nInclude=mkosi.conf\n",
+		"[Match]\nSystemdVersion=>=1\nImageVersion=<2\n[Build]\nEnvironment=%a%F%C%P%D%I%%\n",
+		"[Content]\nExtraTrees=/:/x,a:b\nSkeletonTrees=%O\n",
+		"[Config]\nDependencies=main\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "mkosi.conf"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var w []*diag.Diagnostic
+		p, err := Load(dir, testOpts(&w))
+		if err != nil {
+			return
+		}
+		if _, err := p.SummaryJSON(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Convert(p); err != nil {
+			t.Fatalf("convert: %v", err)
+		}
 	})
 }

@@ -171,6 +171,14 @@ func (im *Image) OutputSymlink() (name, target string, ok bool) {
 	return "", "", false
 }
 
+// Builds reports whether building the project produces this image:
+// Format=none images only carry settings, and a main image that installs
+// nothing (the implicit Format=disk main image of projects that only
+// build subimages) is skipped as well.
+func (im *Image) Builds() bool {
+	return im.Format != "none" && (im.Name != "main" || im.HasContent())
+}
+
 // IsExplicit reports whether the setting was set in a file (or a default
 // file) rather than left at its default.
 func (im *Image) IsExplicit(name string) bool { _, ok := im.Pos[name]; return ok }
@@ -494,7 +502,15 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 func unsupported(im *Image, vals map[*setting]any) []Setting {
 	var out []Setting
 	add := func(name, value string) {
-		out = append(out, Setting{Name: name, Value: value, Pos: im.Pos[name]})
+		pos := im.Pos[name]
+		if pos.File == "" {
+			// A default value: name the image's configuration.
+			pos.File = im.Dir
+			if len(im.Files) > 0 {
+				pos.File = im.Files[0]
+			}
+		}
+		out = append(out, Setting{Name: name, Value: value, Pos: pos})
 	}
 	for _, s := range settings {
 		if s.How != hGap {
@@ -524,6 +540,9 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 	switch im.Format {
 	case "cpio", "esp", "portable", "uki", "oci", "addon":
 		add("Format", im.Format)
+	}
+	if im.Format == "disk" && len(im.RepartDirs) == 0 && !(im.Name == "main" && !im.HasContent()) {
+		add("Format", "disk (without mkosi.repart/, mkosi's default partition layout)")
 	}
 	if im.Bootable == "enabled" {
 		add("Bootable", "yes")

@@ -783,3 +783,53 @@ func TestNoProject(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+func TestDefaultFiles(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"mkosi.conf":                  "[Output]\nFormat=sysext\n",
+		"mkosi.key":                   "KEY",
+		"mkosi.crt":                   "CRT",
+		"mkosi.output/":               "",
+		"mkosi.cache/":                "",
+		"mkosi.repart/00-root.conf":   "[Partition]\nType=root\n",
+		"mkosi.version":               "7\n",
+		"mkosi.images/sub/mkosi.conf": "[Output]\nFormat=sysext\n",
+		"mkosi.images/sub/mkosi.key":  "ignored: VerityKey is universal",
+	})
+	os.Chmod(filepath.Join(dir, "mkosi.key"), 0o600)
+	l := mustLoad(t, dir)
+	m := l.Main()
+	eq(t, "VerityKey", m.VerityKey, dir+"/mkosi.key")
+	eq(t, "VerityCertificate", m.VerityCertificate, dir+"/mkosi.crt")
+	eq(t, "SecureBootKey", m.SecureBootKey, dir+"/mkosi.key")
+	eq(t, "OutputDirectory", m.OutputDirectory, dir+"/mkosi.output")
+	eq(t, "CacheDirectory", m.CacheDirectory, dir+"/mkosi.cache")
+	eq(t, "RepartDirs", m.RepartDirs, []string{dir + "/mkosi.repart"})
+	eq(t, "ImageVersion", m.ImageVersion, "7")
+	eq(t, "Pos of a default file", m.Pos["ImageVersion"], diag.Pos{File: dir + "/mkosi.version"})
+	eq(t, "EffectiveVerity with key and certificate", m.EffectiveVerity(), "signed")
+	sub := l.Image("sub")
+	eq(t, "sub VerityKey from main", sub.VerityKey, dir+"/mkosi.key")
+	eq(t, "sub output", sub.OutputFile(), "sub_7.raw")
+	if _, _, ok := sub.OutputSymlink(); !ok {
+		t.Errorf("no symlink for %s", sub.OutputFile())
+	}
+	eq(t, "main builds", m.Builds(), true)
+	eq(t, "sub EffectiveVerity", sub.EffectiveVerity(), "signed")
+}
+
+func TestBuilds(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"mkosi.conf":             "[Distribution]\nDistribution=debian\n",
+		"mkosi.images/base.conf": "[Output]\nFormat=directory\n[Content]\nPackages=bash\n",
+		"mkosi.images/full.conf": "[Content]\nPackages=linux-image-amd64\n",
+	})
+	l := mustLoad(t, dir)
+	eq(t, "main builds", l.Main().Builds(), false)
+	eq(t, "main unsupported", l.Main().Unsupported, []Setting(nil))
+	eq(t, "base builds", l.Image("base").Builds(), true)
+	full := l.Image("full")
+	if len(full.Unsupported) != 1 || full.Unsupported[0].Name != "Format" {
+		t.Errorf("full disk image without repart: %v", full.Unsupported)
+	}
+}
