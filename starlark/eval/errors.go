@@ -130,6 +130,10 @@ func (l *loader) convert(err error) error {
 
 func (l *loader) convertEval(e *starlark.EvalError) error {
 	frames := userFrames(e.CallStack)
+	if strings.HasSuffix(e.Msg, "called recursively") && len(frames) > 1 {
+		// The innermost frame is the refused call itself, not yet running.
+		frames = frames[:len(frames)-1]
+	}
 	var inner syntax.Position
 	if len(frames) > 0 {
 		inner = frames[len(frames)-1].Pos
