@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sxb-build/sxb/builtins/inspect"
+	"github.com/sxb-build/sxb/builtins/verity"
+	"github.com/sxb-build/sxb/internal/diag"
+)
+
+func init() {
+	register(&command{
+		name:    "inspect",
+		summary: "show an image's partitions, extension-release and verity state (inspect [--json] IMAGE.raw)",
+		run:     runInspect,
+	})
+}
+
+func runInspect(ctx context.Context, env *environ, args []string) int {
+	fs := pflag.NewFlagSet("inspect", pflag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	certFile := fs.String("certificate", "", "PEM certificate the verity signature must come from")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(env.stderr, "usage: sxb inspect [--json] [--certificate CERT.pem] IMAGE.raw")
+		return exitUsage
+	}
+	color := diag.UseColor(env.stderr)
+	var opts inspect.Options
+	if *certFile != "" {
+		b, err := os.ReadFile(packAbs(env, *certFile))
+		if err == nil {
+			opts.Certificate, err = verity.ParseCertificate(b)
+		}
+		if err != nil {
+			diag.RenderError(env.stderr, fmt.Errorf("--certificate: %w", err), color)
+			return exitError
+		}
+	}
+	rep, err := inspect.Inspect(packAbs(env, fs.Arg(0)), opts)
+	if err != nil {
+		diag.RenderError(env.stderr, err, color)
+		return exitError
+	}
+	rep.Image = fs.Arg(0)
+	if *asJSON {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		fmt.Fprintf(env.stdout, "%s\n", b)
+	} else {
+		printReport(env, rep)
+	}
+	for _, v := range rep.Verity {
+		if !v.Verified || (v.Signed && !v.SignatureValid) || (v.Trusted != nil && !*v.Trusted) {
+			return exitError
+		}
+	}
+	return exitOK
+}
+
+func printReport(env *environ, rep *inspect.Report) {
+	w := env.stdout
+	fmt.Fprintf(w, "image:     %s (%d bytes)\ndisk uuid: %s\n\n", rep.Image, rep.Size, rep.DiskUUID)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tTYPE\tLABEL\tUUID\tOFFSET\tSIZE\tCONTENT\tFLAGS")
+	for _, p := range rep.Partitions {
+		content := p.Content
+		if content == "" {
+			content = "-"
+		}
+		flags := strings.Join(p.Flags, ",")
+		if flags == "" {
+			flags = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", p.Number, p.Type, p.Label, p.UUID, p.Offset, p.Size, content, flags)
+	}
+	tw.Flush()
+	for _, r := range rep.Releases {
+		fmt.Fprintf(w, "\nextension-release (partition %d, %s):\n", r.Partition, r.Path)
+		for _, l := range strings.Split(strings.TrimRight(r.Text, "\n"), "\n") {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+	if len(rep.Releases) == 0 {
+		fmt.Fprintln(w, "\nextension-release: none found")
+	}
+	if len(rep.Verity) == 0 {
+		fmt.Fprintln(w, "\nverity: none")
+	}
+	for _, v := range rep.Verity {
+		fmt.Fprintf(w, "\nverity:    root hash %s: ", v.RootHash)
+		if v.Verified {
+			fmt.Fprintln(w, "verified")
+		} else {
+			fmt.Fprintf(w, "FAILED: %s\n", v.Error)
+		}
+		switch {
+		case !v.Signed:
+			fmt.Fprintln(w, "signature: none")
+		case v.SignatureValid:
+			trust := "not checked against a certificate (use --certificate)"
+			if v.Trusted != nil && *v.Trusted {
+				trust = "trusted"
+			} else if v.Trusted != nil {
+				trust = "NOT the given certificate"
+			}
+			fmt.Fprintf(w, "signature: valid, signed by %s, %s\n", v.Signer, trust)
+		default:
+			fmt.Fprintf(w, "signature: INVALID: %s\n", v.SignatureError)
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sxb-build/sxb/builtins/image"
+	"github.com/sxb-build/sxb/builtins/repart"
+	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/diag"
+)
+
+func init() {
+	register(&command{
+		name:    "pack",
+		summary: "turn a directory into an extension image (pack [flags] TREE OUT.raw)",
+		run:     runPack,
+	})
+}
+
+const packUsage = `usage: sxb pack [--kind sysext|confext] [--format erofs|squashfs] [--compression C]
+                [--verity off|hash|signed] [--key KEY.pem --certificate CERT.pem]
+                [--partitions REPART.D] [--seed UUID|random] [--architecture ARCH] TREE OUT.raw`
+
+func runPack(ctx context.Context, env *environ, args []string) int {
+	fs := pflag.NewFlagSet("pack", pflag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() { fmt.Fprintln(env.stderr, packUsage); fs.PrintDefaults() }
+	kind := fs.String("kind", "sysext", "extension kind: sysext (/usr, /opt) or confext (/etc)")
+	format := fs.String("format", "erofs", "file system: erofs or squashfs")
+	compression := fs.String("compression", "", "file-system compression (squashfs: gzip, xz, zstd, lz4)")
+	verityMode := fs.String("verity", "off", "dm-verity: off, hash, or signed (needs --key and --certificate)")
+	keyFile := fs.String("key", "", "PEM private key signing the verity root hash")
+	certFile := fs.String("certificate", "", "PEM certificate of the signing key")
+	partDir := fs.String("partitions", "", "directory of repart.d *.conf partition definitions (replaces the default layout)")
+	seedArg := fs.String("seed", "", "UUID every partition UUID is derived from, or \"random\" (default: derived from OUT's name)")
+	arch := fs.String("architecture", "", "systemd architecture of the root/usr partition types (default: this machine's)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(env.stderr, "sxb pack: "+format+"\n", a...)
+		fmt.Fprintln(env.stderr, packUsage)
+		return exitUsage
+	}
+	if fs.NArg() != 2 {
+		return usageErr("want TREE and OUT.raw, got %d arguments", fs.NArg())
+	}
+	src, out := packAbs(env, fs.Arg(0)), packAbs(env, fs.Arg(1))
+	switch {
+	case *kind != "sysext" && *kind != "confext":
+		return usageErr("--kind=%s: want sysext or confext", *kind)
+	case *format != "erofs" && *format != "squashfs":
+		return usageErr("--format=%s: want erofs or squashfs", *format)
+	case *verityMode != "off" && *verityMode != "hash" && *verityMode != "signed":
+		return usageErr("--verity=%s: want off, hash or signed", *verityMode)
+	case (*keyFile == "") != (*certFile == ""):
+		return usageErr("--key and --certificate go together")
+	case *verityMode == "signed" && *keyFile == "" && *partDir == "":
+		return usageErr("--verity=signed needs --key and --certificate")
+	case *keyFile != "" && *verityMode != "signed" && *partDir == "":
+		return usageErr("--key/--certificate sign the verity root hash: add --verity=signed")
+	case *partDir != "" && (fs.Changed("kind") || fs.Changed("format") || fs.Changed("verity")):
+		return usageErr("--partitions replaces the default layout: drop --kind, --format and --verity")
+	}
+	if *arch != "" {
+		if _, ok := repart.CanonicalArch(*arch); !ok {
+			return usageErr("--architecture=%s: unknown (known: %s)", *arch, strings.Join(repart.Architectures(), ", "))
+		}
+	}
+	var seed [16]byte
+	switch *seedArg {
+	case "":
+		sum := sha256.Sum256([]byte("sxb image seed\x00" + strings.TrimSuffix(filepath.Base(out), ".raw")))
+		copy(seed[:], sum[:16])
+		seed[6], seed[8] = seed[6]&0x0f|0x40, seed[8]&0x3f|0x80
+	case "random":
+		if _, err := rand.Read(seed[:]); err != nil {
+			fmt.Fprintf(env.stderr, "sxb pack: %v\n", err)
+			return exitError
+		}
+	default:
+		id, err := repart.ParseID128(*seedArg)
+		if err != nil {
+			return usageErr("--seed: %v", err)
+		}
+		seed = id
+	}
+	color := diag.UseColor(env.stderr)
+	fail := func(err error) int {
+		diag.RenderError(env.stderr, err, color)
+		return exitError
+	}
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return fail(err)
+	}
+	var parts []*repart.Partition
+	if *partDir != "" {
+		if parts, err = repart.ReadDir(packAbs(env, *partDir)); err != nil {
+			return fail(err)
+		}
+	}
+	topts := tree.Options{Epoch: -1}
+	if os.Getenv("SOURCE_DATE_EPOCH") != "" {
+		topts.Epoch = epoch
+	}
+	root, err := tree.LoadDir(src, topts)
+	if err != nil {
+		return fail(err)
+	}
+	res, err := image.Build(ctx, out, root, image.Request{
+		Kind: *kind, Format: *format, Verity: *verityMode, Compression: *compression,
+		KeyFile: packAbs(env, *keyFile), CertFile: packAbs(env, *certFile), Architecture: *arch,
+		Partitions: parts, Seed: seed, Epoch: epoch,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("sxb pack: %w", err))
+	}
+	rootHashFile := ""
+	if res.RootHash != nil {
+		rootHashFile = strings.TrimSuffix(out, ".raw") + ".roothash"
+		if err := os.WriteFile(rootHashFile, []byte(hex.EncodeToString(res.RootHash)+"\n"), 0o644); err != nil {
+			return fail(fmt.Errorf("writing root hash: %w", err))
+		}
+	}
+	for _, p := range res.Partitions {
+		fmt.Fprintf(env.stderr, "sxb pack: %-24s %-24s %s %8d bytes%s\n", p.Type.Name, p.Label, p.UUID, p.Size, fsNote(p.Format))
+	}
+	fmt.Fprintln(env.stdout, out)
+	if rootHashFile != "" {
+		fmt.Fprintln(env.stdout, rootHashFile)
+	}
+	return exitOK
+}
+
+func fsNote(format string) string {
+	if format == "" {
+		return ""
+	}
+	return " " + format
+}
+
+// packAbs resolves p against the directory sxb was started in; "" stays "".
+func packAbs(env *environ, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(env.dir, p)
+}
