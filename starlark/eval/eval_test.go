@@ -340,7 +340,8 @@ func TestMkosiHook(t *testing.T) {
 		base := label.Label{Name: "base"}
 		return []*rules.Target{
 			{Label: base, Kind: rules.KindBaseImage, Base: &rules.BaseImage{Name: "base", Distribution: "opensuse", Release: "tumbleweed", Architecture: "x86-64"}},
-			{Label: label.Label{Name: "helm"}, Kind: rules.KindSysext, Ext: &rules.Extension{Name: "helm", Kind: rules.KindSysext, Base: &base}},
+			{Label: label.Label{Name: "helm"}, Kind: rules.KindSysext, Pos: diag.Pos{File: "mkosi.images/helm/mkosi.conf", Line: 1},
+				Ext: &rules.Extension{Name: "helm", Kind: rules.KindSysext, Base: &base}},
 		}, nil
 	}
 	defer func() { MkosiProject = nil }()
@@ -348,5 +349,11 @@ func TestMkosiHook(t *testing.T) {
 	helm := g.Target(label.Label{Name: "helm"})
 	if helm == nil || len(helm.Deps) != 1 || helm.Ext.Architecture != "x86-64" {
 		t.Fatalf("helm = %+v", helm)
+	}
+	if helm.Pos.File != "mkosi.images/helm/mkosi.conf" {
+		t.Errorf("helm position = %s, want the hook's", helm.Pos)
+	}
+	if b := g.Target(label.Label{Name: "base"}); b.Pos.String() != "BUILD.star:1:6" {
+		t.Errorf("base position = %s, want the mkosi_project call", b.Pos)
 	}
 }

@@ -898,7 +898,8 @@ type MkosiRequest struct {
 
 // MkosiProject, when set, reads an mkosi project and returns one target per
 // mkosi image. Returned targets need Label.Name, Kind and Base or Ext;
-// Label.Pkg, Pos and Deps (from Ext.Base) are filled in when empty.
+// Label.Pkg, Pos (the mkosi_project call) and Deps (from Ext.Base) are
+// filled in when empty.
 // Labels in Ext.Base must be fully qualified. Unset, mkosi_project() fails
 // with "not supported yet".
 var MkosiProject func(req MkosiRequest) ([]*rules.Target, error)
@@ -954,11 +955,12 @@ func mkosiBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, 
 		if t.Ext != nil && t.Ext.Base != nil {
 			d.baseText = t.Ext.Base.String()
 		}
+		hookPos := t.Pos
 		if err := l.declare(th, ps, d, a); err != nil {
 			return nil, err
 		}
-		if t.Pos.File == "" {
-			t.Pos = req.Pos
+		if hookPos.File != "" {
+			t.Pos = hookPos // where the image is configured (its mkosi.conf)
 		}
 		out = append(out, &Target{t: t})
 	}
