@@ -28,6 +28,8 @@ type buildOptions struct {
 	Explain   bool
 	OutputDir string
 	KeepGoing bool
+	// recordLocks is set by sxb lock: resolve afresh and write lock files.
+	recordLocks bool
 }
 
 // runBuild executes targets (the closure of the patterns' matches, in

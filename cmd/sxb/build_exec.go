@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/rules"
@@ -37,9 +38,20 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rul
 	useColor := diag.UseColor(env.stderr)
 	fancy := opts.Progress == "auto" && isTerminal(env.stderr)
 	prog := build.NewProgress(env.stderr, fancy, useColor, len(targets))
+	locks, err := build.ReadLocks(g)
+	if err != nil {
+		fmt.Fprintln(env.stderr, "sxb build: reading lock files:", err)
+		return exitError
+	}
+	refresh, err := refreshInterval()
+	if err != nil {
+		fmt.Fprintln(env.stderr, "sxb build:", err)
+		return exitUsage
+	}
 	results, err := build.Build(ctx, g, g.RootTargets(), build.Options{
 		OutputDir: opts.OutputDir, Jobs: opts.Jobs, KeepGoing: opts.KeepGoing, Explain: opts.Explain,
-		Epoch: epoch, Progress: prog, Log: env.stderr,
+		Epoch: epoch, Progress: prog, Log: env.stderr, Locks: locks, Refresh: refresh,
+		RecordLocks: opts.recordLocks,
 	})
 	for _, r := range results {
 		for _, o := range r.Outputs {
@@ -69,6 +81,24 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rul
 		return exitError
 	}
 	return exitOK
+}
+
+// refreshInterval is how long resolved package sets are reused without
+// asking the repositories: SXB_REFRESH (a Go duration such as "10m", or
+// "0" to resolve on every build), one hour by default.
+func refreshInterval() (time.Duration, error) {
+	v := os.Getenv("SXB_REFRESH")
+	if v == "" {
+		return time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if v == "0" {
+		d, err = 0, nil
+	}
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("SXB_REFRESH=%q: want a duration such as 10m, or 0", v)
+	}
+	return d, nil
 }
 
 func unwrapJoined(err error) []error {

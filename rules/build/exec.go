@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/rules"
@@ -38,6 +39,15 @@ type Options struct {
 	// it and it enters action keys.
 	Epoch    int64
 	Progress Progress
+	// Refresh is how long a resolved package set is reused without asking
+	// the repositories again; 0 resolves on every build.
+	Refresh time.Duration
+	// Locks are the lock files' pins by label ("//pkg:name"); see
+	// ReadLocks.
+	Locks map[string][]byte
+	// RecordLocks resolves afresh (ignoring Locks and remembered pins) and
+	// writes what was resolved into each package's lock file.
+	RecordLocks bool
 	// Log receives --explain output and warnings (default io.Discard).
 	Log io.Writer
 }
@@ -70,6 +80,7 @@ type executor struct {
 	mu      sync.Mutex
 	entries map[string]*Entry // label -> cache entry of a finished target
 	results map[string]*Result
+	pins    map[string][]byte // label -> pin resolved in this build
 	pubMu   sync.Mutex
 	pubDirs map[string]bool
 }
@@ -106,8 +117,8 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 	defer unlock()
 	x := &executor{
 		g: g, opts: opts,
-		cache:   &Cache{Dir: filepath.Join(opts.CacheDir, "actions"), MaxBytes: 50 << 30, MaxAge: 30 * 24 * 3600 * 1e9},
-		entries: map[string]*Entry{}, results: map[string]*Result{}, pubDirs: map[string]bool{},
+		cache:   &Cache{Dir: filepath.Join(opts.CacheDir, "actions"), MaxBytes: 50 << 30, MaxAge: 30 * 24 * time.Hour},
+		entries: map[string]*Entry{}, results: map[string]*Result{}, pins: map[string][]byte{}, pubDirs: map[string]bool{},
 	}
 	jobs := map[string]*job{}
 	var list []*job
@@ -137,6 +148,9 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 	err = schedule(ctx, list, opts.Jobs, opts.KeepGoing)
 	if perr := x.writeChecksums(); perr != nil && err == nil {
 		err = perr
+	}
+	if opts.RecordLocks && err == nil {
+		err = writeLocks(g, x.pins)
 	}
 	opts.Progress.Close()
 	x.cache.Trim()

@@ -43,6 +43,8 @@ func (f *fakeInstaller) Resolve(ctx context.Context, req InstallRequest, report 
 	return s, nil
 }
 
+func (f *fakeInstaller) Pin(Resolved) ([]byte, error) { return nil, nil }
+
 func (f *fakeInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(string, string)) error {
 	for _, p := range r.Packages() {
 		f.mu.Lock()

@@ -33,8 +33,9 @@ type InstallRequest struct {
 	BaseRoot string
 	Keyring  string
 	CacheDir string
-	// Lock pins versions when not nil (opaque to the executor).
-	Lock any
+	// Pin, when not empty, is a pin an Installer made earlier (Installer.Pin):
+	// Resolve must then return exactly its packages, without the network.
+	Pin []byte
 }
 
 // Resolved is what Installer.Resolve returns: opaque to the executor apart
@@ -47,6 +48,9 @@ type Resolved interface {
 type Installer interface {
 	Resolve(ctx context.Context, req InstallRequest, report func(step, detail string)) (Resolved, error)
 	Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(step, detail string)) error
+	// Pin returns a serialized form of r that InstallRequest.Pin accepts,
+	// or nil when the installer cannot pin (then every build resolves).
+	Pin(r Resolved) ([]byte, error)
 }
 
 var (

@@ -55,7 +55,11 @@ func (debInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
 		Progress: debProgress(report),
 	}
-	if l, ok := req.Lock.(*deb.Lock); ok {
+	if len(req.Pin) > 0 {
+		l, err := deb.ParseLock(req.Pin, "pin")
+		if err != nil {
+			return nil, err
+		}
 		dr.Lock = l
 	}
 	plan, err := deb.Resolve(ctx, dr)
@@ -69,7 +73,14 @@ func (debInstaller) Install(ctx context.Context, r Resolved, root string, meta *
 	return deb.Install(ctx, r.(debResolved).plan, root, meta, deb.InstallOptions{WithDocs: withDocs, Progress: debProgress(report)})
 }
 
+func (debInstaller) Pin(r Resolved) ([]byte, error) {
+	return deb.LockOf(r.(debResolved).plan).Marshal()
+}
+
 type rpmInstaller struct{}
+
+// Pin is not available for rpm repositories yet: every build resolves.
+func (rpmInstaller) Pin(Resolved) ([]byte, error) { return nil, nil }
 
 type rpmResolved struct{ plan *rpm.Plan }
 

@@ -43,7 +43,7 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 		return err
 	}
 	rep("resolving", "")
-	res, err := in.Resolve(ctx, InstallRequest{
+	res, err := x.resolve(ctx, t, in, InstallRequest{
 		Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
 		Repositories: b.Repositories, Packages: b.Packages, WithRecommends: b.WithRecommends,
 		BaseImage: true, Keyring: b.Keyring, CacheDir: x.opts.CacheDir,
@@ -191,7 +191,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 			return err
 		}
 		rep("resolving", "")
-		res, err = in.Resolve(ctx, InstallRequest{
+		res, err = x.resolve(ctx, t, in, InstallRequest{
 			Distribution: info.Distribution, Release: info.Release, Architecture: arch, Mirror: info.Mirror,
 			Repositories: info.Repositories, Packages: ext.Packages, WithRecommends: ext.WithRecommends,
 			BaseRoot: base.Path("tree"), Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
