@@ -10,77 +10,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 	"github.com/sxb-build/sxb/builtins/tree"
 )
 
-// seedPackages are stand-ins for a Tumbleweed base (systemd, udev) and for
-// helm, exercising rich dependencies, file dependencies outside primary,
-// caret and tilde versions, hard links, capabilities, setuid, %ghost and
-// %doc files.
-var seedOSS = []fxPkg{
-	{Name: "filesystem", Version: "84.87", Release: "15.1",
-		Install: `mkdir -p %{buildroot}/usr/bin %{buildroot}/usr/lib %{buildroot}/etc %{buildroot}/var/log
-ln -s usr/bin %{buildroot}/bin
-printf 'root:x:0:0:root:/root:/bin/bash\nmessagebus:x:499:499::/:/sbin/nologin\n' > %{buildroot}/etc/passwd
-printf 'root:x:0:\nmail:x:12:\nmessagebus:x:499:\n' > %{buildroot}/etc/group`,
-		Files: "%dir /usr\n%dir /usr/bin\n%dir /usr/lib\n%dir /etc\n%dir /var\n%dir /var/log\n/bin\n/etc/passwd\n/etc/group"},
-	{Name: "bash", Version: "5.2.37", Release: "1.1", Arch: "x86_64", Tags: "Requires: filesystem\nProvides: /bin/sh",
-		Install: "mkdir -p %{buildroot}/usr/bin\necho bash > %{buildroot}/usr/bin/bash\nln -s bash %{buildroot}/usr/bin/sh",
-		Files:   "/usr/bin/bash\n/usr/bin/sh"},
-	{Name: "glibc", Version: "2.40", Release: "2.1", Arch: "x86_64", Tags: "Requires: filesystem\nProvides: libc.so.6()(64bit)",
-		Install: "mkdir -p %{buildroot}/usr/lib64\necho libc > %{buildroot}/usr/lib64/libc.so.6", Files: "/usr/lib64/libc.so.6"},
-	{Name: "dbus-1", Version: "1.14.10", Release: "3.1", Arch: "x86_64", Tags: "Requires: glibc\nProvides: dbus",
-		Install: "mkdir -p %{buildroot}/usr/bin\necho dbus > %{buildroot}/usr/bin/dbus-daemon",
-		Files:   "%attr(4750,root,messagebus) /usr/bin/dbus-daemon"},
-	{Name: "systemd", Version: "256.7", Release: "2.1", Arch: "x86_64",
-		Tags: "Requires: libc.so.6()(64bit)\nRequires: /bin/sh\nRequires: (dbus-broker or dbus)\nRequires: (systemd-network if udev)\nRequires(post): rpmlib(PayloadIsZstd)\nRequires: /usr/share/systemd/data/rules.list\nConflicts: sysvinit < 3",
-		Install: `mkdir -p %{buildroot}/usr/bin %{buildroot}/usr/lib/systemd %{buildroot}/usr/share/doc/systemd
-echo systemd > %{buildroot}/usr/lib/systemd/systemd
-echo ctl > %{buildroot}/usr/bin/systemctl
-ln %{buildroot}/usr/bin/systemctl %{buildroot}/usr/bin/journalctl
-echo ping > %{buildroot}/usr/bin/sd-ping
-echo readme > %{buildroot}/usr/share/doc/systemd/README`,
-		Files: "/usr/lib/systemd\n/usr/bin/systemctl\n/usr/bin/journalctl\n%caps(cap_net_raw,cap_net_admin=ep) /usr/bin/sd-ping\n%doc /usr/share/doc/systemd/README\n%ghost /var/log/systemd.log"},
-	{Name: "systemd-data", Version: "256.7", Release: "2.1",
-		Install: "mkdir -p %{buildroot}/usr/share/systemd/data\necho rules > %{buildroot}/usr/share/systemd/data/rules.list",
-		Files:   "/usr/share/systemd/data"},
-	{Name: "systemd-network", Version: "256.7", Release: "2.1", Arch: "x86_64", Tags: "Requires: systemd = 256.7-2.1",
-		Install: "mkdir -p %{buildroot}/usr/lib/systemd\necho networkd > %{buildroot}/usr/lib/systemd/systemd-networkd",
-		Files:   "/usr/lib/systemd/systemd-networkd"},
-	{Name: "udev", Version: "256.7", Release: "2.1", Arch: "x86_64", Tags: "Requires: systemd = 256.7-2.1\nRequires: (kmod >= 33~rc1 with kmod-compat)",
-		Install: "mkdir -p %{buildroot}/usr/bin\necho udevadm > %{buildroot}/usr/bin/udevadm",
-		Files:   "%attr(0750,root,mail) /usr/bin/udevadm"},
-	{Name: "kmod", Version: "33~rc2", Release: "1.1", Arch: "x86_64", Tags: "Provides: kmod-compat",
-		Install: "mkdir -p %{buildroot}/usr/bin\necho kmod > %{buildroot}/usr/bin/kmod", Files: "/usr/bin/kmod"},
-	{Name: "kmod-old", Version: "34", Release: "1", Arch: "x86_64", Tags: "Provides: kmod = 32",
-		Install: "mkdir -p %{buildroot}/usr/bin\necho kmod > %{buildroot}/usr/bin/kmod-old", Files: "/usr/bin/kmod-old"},
-	// helm: caret version, a file dependency only in filelists, a
-	// Recommends that stays out by default.
-	{Name: "helm", Version: "3.16.1", Release: "1.1", Arch: "x86_64",
-		Tags:    "Requires: libc.so.6()(64bit)\nRequires: (git-core or git)\nRequires: kubernetes-client > 1.31\nRecommends: helm-bash-completion\nRequires: /usr/share/helm/plugins.conf",
-		Install: "mkdir -p %{buildroot}/usr/bin\necho helm-3.16.1 > %{buildroot}/usr/bin/helm", Files: "/usr/bin/helm"},
-	{Name: "helm-data", Version: "3.16.1", Release: "1.1",
-		Install: "mkdir -p %{buildroot}/usr/share/helm\necho conf > %{buildroot}/usr/share/helm/plugins.conf", Files: "/usr/share/helm"},
-	{Name: "helm-bash-completion", Version: "3.16.1", Release: "1.1", Tags: "Requires: helm",
-		Install: "mkdir -p %{buildroot}/usr/share/bash-completion\necho c > %{buildroot}/usr/share/bash-completion/helm", Files: "/usr/share/bash-completion/helm"},
-	{Name: "git-core", Version: "2.47.0", Release: "1.1", Arch: "x86_64", Tags: "Requires: libc.so.6()(64bit)",
-		Install: "mkdir -p %{buildroot}/usr/bin\necho git > %{buildroot}/usr/bin/git", Files: "/usr/bin/git"},
-	{Name: "kubernetes1.31-client", Version: "1.31.0^git20240901", Release: "1.1", Arch: "x86_64", Tags: "Provides: kubernetes-client = 1.31.0^git20240901",
-		Install: "mkdir -p %{buildroot}/usr/bin\necho kubectl > %{buildroot}/usr/bin/kubectl1.31", Files: "/usr/bin/kubectl1.31"},
-	{Name: "kubernetes1.30-client", Version: "1.30.5", Release: "1.1", Arch: "x86_64", Tags: "Provides: kubernetes-client = 1.30.5",
-		Install: "mkdir -p %{buildroot}/usr/bin\necho kubectl > %{buildroot}/usr/bin/kubectl1.30", Files: "/usr/bin/kubectl1.30"},
-}
-
-// The update repository carries a newer helm.
-var seedUpdate = []fxPkg{
-	{Name: "helm", Version: "3.16.2", Release: "1.1", Arch: "x86_64",
-		Tags:    "Requires: libc.so.6()(64bit)\nRequires: (git-core or git)\nRequires: kubernetes-client > 1.31\nRecommends: helm-bash-completion\nRequires: /usr/share/helm/plugins.conf",
-		Install: "mkdir -p %{buildroot}/usr/bin\necho helm-3.16.2 > %{buildroot}/usr/bin/helm", Files: "/usr/bin/helm"},
-}
-
 type seedFixture struct {
 	dir, mirror, keyring string
-	env                  *fxEnv
+	env                  *rpmtest.Env
 }
 
 var (
@@ -106,15 +42,8 @@ func seedRepo(t *testing.T) *seedFixture {
 				seedErr = "building the fixture failed (see the first test's log)"
 			}
 		}()
-		env := newFxEnv(t, dir, "fixture@example.invalid")
-		mirror := filepath.Join(dir, "mirror")
-		oss := filepath.Join(mirror, "tumbleweed/repo/oss")
-		upd := filepath.Join(mirror, "update/tumbleweed")
-		env.build(filepath.Join(oss, "x86_64"), seedOSS)
-		env.createrepo(oss, true, true)
-		env.build(filepath.Join(upd, "x86_64"), seedUpdate)
-		env.createrepo(upd, true, true)
-		seedFx = &seedFixture{dir: dir, mirror: mirror, keyring: env.keyring, env: env}
+		env, mirror := rpmtest.SeedMirror(t, dir)
+		seedFx = &seedFixture{dir: dir, mirror: mirror, keyring: env.Keyring, env: env}
 		ok = true
 	})
 	if seedFx == nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,9 +84,9 @@ func TestTamperedPrimary(t *testing.T) {
 
 func TestWrongKey(t *testing.T) {
 	fx := seedRepo(t)
-	other := newFxEnv(t, t.TempDir(), "other@example.invalid")
+	other := rpmtest.NewEnv(t, t.TempDir(), "other@example.invalid")
 	req := ossRequest(fx, fx.mirror, t, "bash")
-	req.Keyring = other.keyring
+	req.Keyring = other.Keyring
 	_, err := Resolve(context.Background(), req)
 	if err == nil || !strings.Contains(err.Error(), "signature") {
 		t.Fatalf("wrong key: err = %v", err)
@@ -119,11 +120,11 @@ func TestFedoraPackageSignatures(t *testing.T) {
 	dir := t.TempDir()
 	env := fx.env
 	repo := filepath.Join(dir, "fedora/linux/releases/41/Everything/x86_64/os")
-	env.build(filepath.Join(repo, "Packages"), []fxPkg{
+	env.Build(t, filepath.Join(repo, "Packages"), []rpmtest.Pkg{
 		{Name: "good", Version: "1.0", Arch: "x86_64", Install: "mkdir -p %{buildroot}/usr/bin\necho good > %{buildroot}/usr/bin/good", Files: "/usr/bin/good"},
 		{Name: "unsigned", Version: "1.0", Arch: "x86_64", Unsigned: true, Install: "mkdir -p %{buildroot}/usr/bin\necho u > %{buildroot}/usr/bin/unsigned", Files: "/usr/bin/unsigned"},
 	})
-	env.createrepo(repo, false, false)
+	env.CreateRepo(t, repo, false, false)
 	ctx := context.Background()
 	req := Request{Distribution: "fedora", Release: "41", Arch: "x86-64", Mirror: dir, Repositories: []string{"release"},
 		Packages: []string{"good"}, Keyring: fx.keyring, CacheDir: t.TempDir()}
@@ -148,8 +149,8 @@ func TestFedoraPackageSignatures(t *testing.T) {
 		t.Fatalf("unsigned package: err = %v", err)
 	}
 	// Signed by a key outside the keyring.
-	other := newFxEnv(t, t.TempDir(), "other@example.invalid")
-	req.Packages, req.Keyring = []string{"good"}, other.keyring
+	other := rpmtest.NewEnv(t, t.TempDir(), "other@example.invalid")
+	req.Packages, req.Keyring = []string{"good"}, other.Keyring
 	if plan, err = Resolve(ctx, req); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestHostilePaths(t *testing.T) {
 	dir := t.TempDir()
 	env := fx.env
 	repo := filepath.Join(dir, "repo")
-	env.build(repo, []fxPkg{{Name: "evil", Version: "1", Unsigned: true,
+	env.Build(t, repo, []rpmtest.Pkg{{Name: "evil", Version: "1", Unsigned: true,
 		Install: "mkdir -p %{buildroot}/opt/evil\necho x > %{buildroot}/opt/evil/f", Files: "/opt/evil"}})
 	rp, _ := filepath.Glob(filepath.Join(repo, "evil-*.rpm"))
 	b, _ := os.ReadFile(rp[0])
@@ -189,7 +190,7 @@ func TestHostilePaths(t *testing.T) {
 	os1, ns := sha256.Sum256(oldHdr), sha256.Sum256(newHdr)
 	b = bytes.Replace(b, []byte(hex.EncodeToString(os1[:])), []byte(hex.EncodeToString(ns[:])), 1)
 	os.WriteFile(rp[0], b, 0o644)
-	env.createrepo(repo, false, false)
+	env.CreateRepo(t, repo, false, false)
 	ctx := context.Background()
 	req := Request{Distribution: "opensuse", Release: "tumbleweed", Repositories: []string{repo},
 		Packages: []string{"evil"}, Insecure: true, CacheDir: t.TempDir()}

@@ -2,6 +2,7 @@ package rpm
 
 import (
 	"context"
+	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,15 +10,15 @@ import (
 	"testing"
 )
 
-func simple(name, version, tags string) fxPkg {
-	return fxPkg{Name: name, Version: version, Tags: tags, Unsigned: true,
+func simple(name, version, tags string) rpmtest.Pkg {
+	return rpmtest.Pkg{Name: name, Version: version, Tags: tags, Unsigned: true,
 		Install: "mkdir -p %{buildroot}/usr/share/fx\necho " + name + " > %{buildroot}/usr/share/fx/" + name,
 		Files:   "/usr/share/fx/" + name}
 }
 
 // scenarioPackages exercise the resolver: rich operators, conflicts,
 // obsoletes, versions with ~ and ^, and unsatisfiable chains.
-var scenarioPackages = []fxPkg{
+var scenarioPackages = []rpmtest.Pkg{
 	simple("libx-a", "1", "Provides: libx\nProvides: libx-flavor-a"),
 	simple("libx-b", "1", "Provides: libx\nProvides: libx-flavor-b"),
 	simple("want-with", "1", "Requires: (libx with libx-flavor-b)"),
@@ -54,8 +55,8 @@ func scenarioRepo(t *testing.T) string {
 	fx := seedRepo(t)
 	scenOnce.Do(func() {
 		dir := filepath.Join(fx.dir, "scenarios")
-		fx.env.build(dir, scenarioPackages)
-		fx.env.createrepo(dir, false, false)
+		fx.env.Build(t, dir, scenarioPackages)
+		fx.env.CreateRepo(t, dir, false, false)
 		scenDir = dir
 	})
 	if scenDir == "" {
