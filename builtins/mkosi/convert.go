@@ -190,7 +190,7 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 		name = im.Output
 	}
 	if rule == "" {
-		todo := c.todos(im, func(string) bool { return false }, false)
+		todo := c.todos(im, func(n string) bool { return !isMain && !c.own(im, n) }, false)
 		fmt.Fprintf(b, "# TODO(mkosi): image %q (Format=%s, Overlay=%v) has no Starlark equivalent.\n", name, im.Format, im.Overlay)
 		b.WriteString(strings.Join(todo, ""))
 		return
@@ -343,7 +343,7 @@ func (c *converter) baseLabel(im *Image) string {
 func (c *converter) todos(im *Image, handled func(string) bool, mainOnly bool) []string {
 	var names []string
 	for n := range im.Pos {
-		if settingByName[n] == nil || handled(n) {
+		if settingByName[n] == nil || structural[n] || handled(n) {
 			continue
 		}
 		if mainOnly && im.Name != "main" {
