@@ -14,6 +14,7 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/erofs"
 	"github.com/sxb-build/sxb/builtins/repart"
+	"github.com/sxb-build/sxb/builtins/squashfs"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/builtins/verity"
 	"github.com/sxb-build/sxb/internal/diag"
@@ -22,6 +23,10 @@ import (
 
 func erofsWriter(w io.WriterAt, root *tree.Node, p FSParams) (int64, error) {
 	return erofs.Write(w, root, erofs.Options{UUID: p.UUID, BuildTime: p.Epoch})
+}
+
+func squashfsWriter(w io.WriterAt, root *tree.Node, p FSParams) (int64, error) {
+	return squashfs.Write(w, root, squashfs.Options{Compression: "zstd", ModTime: p.Epoch})
 }
 
 func sampleTree(t *testing.T) *tree.Node {
@@ -67,26 +72,27 @@ type sfdiskTable struct {
 // erofs writer, twice, and checks them with sfdisk, veritysetup, openssl,
 // fsck.erofs and systemd-dissect.
 func TestImagesValidate(t *testing.T) {
-	testenv.NeedTool(t, "sfdisk", "veritysetup", "openssl", "fsck.erofs", "systemd-dissect")
+	testenv.NeedTool(t, "sfdisk", "veritysetup", "openssl", "fsck.erofs", "unsquashfs", "systemd-dissect")
 	root := sampleTree(t)
 	key, cert, err := verity.LoadKeyPair("testdata/repart257/key.pem", "testdata/repart257/cert.pem")
 	if err != nil {
 		t.Fatal(err)
 	}
 	seed := repart.ID128{1, 2, 3, 4}
-	for _, mode := range []string{"off", "hash", "signed"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, run := range []string{"erofs/off", "erofs/hash", "erofs/signed", "squashfs/off", "squashfs/hash", "squashfs/signed"} {
+		format, mode, _ := strings.Cut(run, "/")
+		t.Run(run, func(t *testing.T) {
 			dir := t.TempDir()
 			var imgs [2][]byte
 			var res *Result
 			for i := range imgs {
-				parts, err := DefaultLayout("sysext", "erofs", mode)
+				parts, err := DefaultLayout("sysext", format, mode)
 				if err != nil {
 					t.Fatal(err)
 				}
 				out := filepath.Join(dir, "sample.raw")
 				res, err = Build(context.Background(), out, root, parts, Options{Seed: seed, Arch: repart.NativeArch(), Epoch: 1700000000,
-					Key: key, Cert: cert, FSWriters: map[string]FSWriter{"erofs": erofsWriter}})
+					Key: key, Cert: cert, FSWriters: map[string]FSWriter{"erofs": erofsWriter, "squashfs": squashfsWriter}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -137,10 +143,16 @@ func TestImagesValidate(t *testing.T) {
 				}
 			}
 			data := res.Partitions[0]
-			fsImg := filepath.Join(dir, "fs.erofs")
+			fsImg := filepath.Join(dir, "fs."+format)
 			os.WriteFile(fsImg, img[data.Offset:data.Offset+data.FSSize], 0o644)
-			if out, err := exec.Command("fsck.erofs", fsImg).CombinedOutput(); err != nil {
-				t.Fatalf("fsck.erofs: %v\n%s", err, out)
+			check := exec.Command("fsck.erofs", fsImg)
+			if format == "squashfs" {
+				check = exec.Command("unsquashfs", "-l", fsImg)
+			}
+			if out, err := check.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", check, err, out)
+			} else if format == "squashfs" && !strings.Contains(string(out), "usr/lib/extension-release.d/extension-release.sample") {
+				t.Errorf("unsquashfs -l lacks the release file:\n%s", out)
 			}
 			dissect := []string{out}
 			if mode != "off" {
