@@ -544,6 +544,9 @@ func ReadDir(dir string) ([]*Partition, error) {
 		if !fi.Mode().IsRegular() {
 			continue
 		}
+		if fi, err := os.Stat(f + ".d"); err == nil && fi.IsDir() {
+			return nil, diag.Errorf(diag.Pos{File: f + ".d"}, "drop-in directories for partition definitions are not supported")
+		}
 		p, err := ParseFile(f)
 		if err != nil {
 			return nil, err

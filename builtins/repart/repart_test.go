@@ -210,6 +210,11 @@ func TestReadDirAndLayoutChecks(t *testing.T) {
 	if Sibling(parts, parts[0], VerityHash) != parts[1] {
 		t.Error("sibling not found")
 	}
+	os.Mkdir(filepath.Join(dir, "20-root-verity.conf.d"), 0o755)
+	if _, err := ReadDir(dir); err == nil || !strings.Contains(err.Error(), "drop-in directories") {
+		t.Errorf("drop-in directory: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "20-root-verity.conf.d"))
 	os.Remove(filepath.Join(dir, "20-root-verity.conf"))
 	if _, err := ReadDir(dir); err == nil || !strings.Contains(err.Error(), "10-root.conf:5:1: error: Missing verity hash partition for verity data partition with VerityMatchKey=root.") {
 		t.Errorf("missing hash sibling: %v", err)
