@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sxb-build/sxb/builtins/tree"
 )
@@ -356,13 +360,23 @@ func (d *dataWriter) addFile(n *tree.Node) (*fileData, error) {
 		return fd, d.submit(&job{in: buf, file: fd, idx: 0})
 	}
 	fd.blocks = make([]uint32, nblocks)
+	holes := newHoleFinder(f, size, bs)
 	for i := int64(0); i < nblocks; i++ {
-		buf := d.getBuf()
 		n := d.bs
 		last := i == nblocks-1 && tail == 0
 		if last {
 			n = int(size - i*bs)
 		}
+		if !last && holes.hole(i*bs) {
+			// A block inside a hole of the host file: sparse without
+			// reading it, exactly as an all-zero block read would be.
+			fd.sparse += bs
+			if err := d.submit(&job{file: fd, idx: int(i), zero: true}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		buf := d.getBuf()
 		if err := readExact(f, *buf, n, last); err != nil {
 			d.bufs.Put(buf)
 			return nil, err
@@ -391,4 +405,53 @@ func (d *dataWriter) addFile(n *tree.Node) (*fileData, error) {
 		d.seen[key] = fd
 	}
 	return fd, nil
+}
+
+// holeFinder asks the host file system where the holes of a large sparse
+// file are (SEEK_DATA), so that blocks inside them need not be read.
+type holeFinder struct {
+	f        *os.File
+	bs       int64
+	nextData int64 // no data before this offset (from the last query)
+}
+
+func newHoleFinder(r io.Reader, size, bs int64) *holeFinder {
+	f, ok := r.(*os.File)
+	if !ok || size < 8*bs {
+		return nil
+	}
+	return &holeFinder{f: f, bs: bs}
+}
+
+// hole reports whether the block at off lies entirely in a hole. It leaves
+// the file offset at the end of the block when it does, and at off when it
+// does not.
+func (h *holeFinder) hole(off int64) bool {
+	if h == nil {
+		return false
+	}
+	if off >= h.nextData {
+		d, err := unix.Seek(int(h.f.Fd()), off, unix.SEEK_DATA)
+		switch {
+		case err == unix.ENXIO: // only a hole up to the end
+			d = math.MaxInt64
+		case err != nil:
+			h.f.Seek(off, io.SeekStart)
+			h.f = nil
+			h.nextData = math.MaxInt64
+			return false
+		}
+		h.nextData = d
+		if _, err := h.f.Seek(off, io.SeekStart); err != nil {
+			h.nextData = 0
+			return false
+		}
+	}
+	if h.f == nil || off+h.bs > h.nextData {
+		return false
+	}
+	if _, err := h.f.Seek(off+h.bs, io.SeekStart); err != nil {
+		return false
+	}
+	return true
 }

@@ -1,26 +1,31 @@
 // Package squashfs writes squashfs 4.0 images from a tree.Node, in pure Go.
 //
-// The image is what mksquashfs would produce for the same tree in every
-// respect the kernel and unsquashfs look at: data blocks compressed with
-// gzip (zlib streams), xz, zstd or lz4 and stored raw when compression does
-// not help, all-zero blocks stored as holes, tails of files packed into
-// fragment blocks, identical files stored once, 8 KiB metadata blocks,
-// directory indexes for listings that span metadata blocks, extended inodes
-// where needed (xattrs, hard links, large or sparse files), an id table,
-// an xattr table with out-of-line values deduplicated as mksquashfs does, and
-// an NFS export table (mksquashfs writes one by default; it costs 8 bytes per
-// inode). The image is padded to 4096 bytes.
+// Images carry everything the kernel and unsquashfs read: data blocks
+// compressed with gzip (zlib streams), xz, zstd or lz4 and stored raw when
+// compression does not help; all-zero blocks (and holes of sparse host
+// files) stored as sparse blocks; tails of files and small files packed into
+// fragment blocks, the small files grouped by extension and name so that
+// similar contents compress together; identical files stored once; 8 KiB
+// metadata blocks; directory indexes for listings that span metadata
+// blocks; extended inodes where needed (xattrs, hard links, large or sparse
+// files); an id table; an xattr table with large and repeated values stored
+// out of line as mksquashfs does; compressor options; and an NFS export
+// table (mksquashfs writes one by default; it costs 8 bytes per inode). The
+// image is padded to 4096 bytes.
 //
 // We do not use the go-diskfs squashfs writer: on real trees (v1.9.4) it
 // drops directory entries, panics on xattrs, loses setuid bits and writes
 // lz4/xz blocks the kernel rejects (an xz dictionary larger than the block
-// size, CRC64 checks). This package is written from the format as documented
-// in the kernel's fs/squashfs/squashfs_fs.h and squashfs-tools.
+// size and a CRC64 check, which the kernel's xz decoder refuses). This
+// package is written from the on-disk format as the kernel's
+// fs/squashfs/squashfs_fs.h and squashfs-tools define it; for xz it uses a
+// CRC32 check and a dictionary of exactly the block size, for zstd
+// single-segment frames whose window is the block's own size.
 //
 // Output is deterministic: the same tree and Options give the same bytes
 // whatever the number of workers. Data blocks are compressed in parallel but
-// written in tree order; file contents are streamed, so memory holds the
-// metadata plus a bounded number of blocks in flight.
+// written in a fixed order; file contents are streamed, so memory holds the
+// metadata plus a bounded number of blocks in flight (4 per worker).
 package squashfs
 
 import (
@@ -196,7 +201,7 @@ func Write(w io.WriterAt, root *tree.Node, opts Options) (size int64, err error)
 	if err := dw.start(); err != nil {
 		return 0, fmt.Errorf("squashfs: %w", err)
 	}
-	for _, in := range b.regular {
+	for _, in := range b.dataOrder() {
 		fd, err := dw.addFile(in.n)
 		if err != nil {
 			dw.finish(true)
@@ -777,4 +782,42 @@ func (b *builder) writeDir(d *tree.Node, parent uint32) error {
 	}
 	b.putInode(di, buf)
 	return nil
+}
+
+// dataOrder returns the regular files in the order their data is written:
+// files of at least one block in tree order, then the small files that go
+// into fragment blocks, grouped by extension and name so that similar
+// contents share a fragment block and compress together.
+func (b *builder) dataOrder() []*inode {
+	var large, small []*inode
+	for _, in := range b.regular {
+		if in.n.Size >= int64(b.bs) || b.opts.NoFragments {
+			large = append(large, in)
+		} else {
+			small = append(small, in)
+		}
+	}
+	type keyed struct {
+		ext, name string
+		in        *inode
+	}
+	ks := make([]keyed, len(small))
+	for i, in := range small {
+		name := in.n.Name
+		ext := name
+		if i := strings.LastIndexByte(name, '.'); i > 0 {
+			ext = name[i:]
+		}
+		ks[i] = keyed{ext, name, in}
+	}
+	sort.SliceStable(ks, func(i, j int) bool {
+		if ks[i].ext != ks[j].ext {
+			return ks[i].ext < ks[j].ext
+		}
+		return ks[i].name < ks[j].name
+	})
+	for _, k := range ks {
+		large = append(large, k.in)
+	}
+	return large
 }

@@ -148,6 +148,9 @@ func readXattrs(t *testing.T, p string) map[string][]byte {
 	t.Helper()
 	buf := make([]byte, 1<<16)
 	n, err := unix.Llistxattr(p, buf)
+	if err == unix.EOPNOTSUPP {
+		return map[string][]byte{} // an image without any xattrs
+	}
 	if err != nil {
 		t.Fatalf("listxattr %s: %v", p, err)
 	}
