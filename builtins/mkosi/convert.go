@@ -326,16 +326,24 @@ func (c *converter) baseLabel(im *Image) string {
 	if len(im.BaseTrees) != 1 {
 		return ""
 	}
-	for _, other := range c.p.Images {
-		if other == im || (other.Format != "directory" && other.Format != "tar") {
-			continue
-		}
-		if filepath.Join(other.OutputDir(), other.OutputFile()) == im.BaseTrees[0] ||
-			filepath.Join(other.OutputDir(), other.Output) == im.BaseTrees[0] {
-			return ":" + other.Name
-		}
+	if other := c.p.ImageAt(im.BaseTrees[0]); other != nil && other != im && (other.Format == "directory" || other.Format == "tar") {
+		return ":" + other.Name
 	}
 	return ""
+}
+
+// ImageAt returns the image whose artifact (or its Output symlink) is at
+// path, as BaseTrees=%O/base refers to the base image; nil if none.
+func (p *Project) ImageAt(path string) *Image {
+	for _, im := range p.Images {
+		if !im.Builds() {
+			continue
+		}
+		if filepath.Join(im.OutputDir(), im.OutputFile()) == path || filepath.Join(im.OutputDir(), im.Output) == path {
+			return im
+		}
+	}
+	return nil
 }
 
 // todos renders "# TODO(mkosi): Key=Value" lines for settings of im that

@@ -1,6 +1,3 @@
-// Package mkosi reads mkosi project configuration (mkosi.conf, drop-ins,
-// subimages, profiles) with mkosi 25/26 semantics and exposes it as a typed
-// model that sxb can build and convert to Starlark.
 package mkosi
 
 import (
