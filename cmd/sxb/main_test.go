@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -21,8 +22,12 @@ func TestScripts(t *testing.T) {
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("NO_COLOR", "1")
 			e.Setenv("XDG_CACHE_HOME", e.WorkDir+"/.cache")
+			// Scripts that download from the real archive share one
+			// cache across scripts and runs (env XDG_CACHE_HOME=$SHARED_CACHE).
+			e.Setenv("SHARED_CACHE", filepath.Join(os.TempDir(), "sxb-test-cache"))
 			return nil
 		},
 		Condition: scriptCondition,
+		Cmds:      scriptCommands,
 	})
 }

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"debug/elf"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// scriptCommands are the custom commands of the CLI scripts.
+var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	// elfmachine FILE MACHINE: FILE is an ELF binary for MACHINE
+	// (as debug/elf names it, e.g. EM_AARCH64, EM_X86_64).
+	"elfmachine": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 2 {
+			ts.Fatalf("usage: elfmachine FILE MACHINE")
+		}
+		f, err := elf.Open(ts.MkAbs(args[0]))
+		ts.Check(err)
+		defer f.Close()
+		got := f.Machine.String()
+		if (got == args[1]) == neg {
+			ts.Fatalf("%s: machine %s, want %s%s", args[0], got, map[bool]string{true: "not "}[neg], args[1])
+		}
+	},
+	// imagefiles IMG: list every path of the image's root partition, one per
+	// line, relative (mounted read-only by systemd-dissect in a private
+	// mount namespace; needs root).
+	"imagefiles": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 1 || neg {
+			ts.Fatalf("usage: imagefiles IMG")
+		}
+		dir := ts.MkAbs("imagefiles.mnt")
+		ts.Check(os.MkdirAll(dir, 0o755))
+		script := "set -e; systemd-dissect -r -m " + ts.MkAbs(args[0]) + " " + dir + "; cd " + dir + "; find . -mindepth 1 | sed 's|^\\./||' | sort"
+		cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
+		out, err := cmd.Output()
+		if err != nil {
+			ts.Fatalf("imagefiles: %v", err)
+		}
+		ts.Stdout().Write(out)
+	},
+	// sysextmerge ROOT CMD...: merge ROOT/var/lib/extensions into ROOT with
+	// systemd-sysext in a private mount namespace, then run CMD chrooted
+	// into ROOT; its output goes to stdout.
+	"sysextmerge": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) < 2 {
+			ts.Fatalf("usage: sysextmerge ROOT CMD...")
+		}
+		root := ts.MkAbs(args[0])
+		script := "set -e; mount -t tmpfs tmpfs /run; mount --bind " + root + " " + root +
+			"; mount --make-rshared " + root + "; systemd-sysext merge --root=" + root +
+			" >&2; chroot " + root + " " + strings.Join(args[1:], " ")
+		cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
+		cmd.Env = os.Environ()
+		out, err := cmd.CombinedOutput()
+		ts.Logf("%s", out)
+		if (err == nil) == neg {
+			ts.Fatalf("sysextmerge: %v", err)
+		}
+		ts.Stdout().Write(out)
+	},
+}
