@@ -109,3 +109,15 @@ func diffLines(a, b string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// BenchmarkLoad measures loading the multi-image bakery fixture (7 images,
+// drop-ins, profiles).
+func BenchmarkLoad(b *testing.B) {
+	var w []*diag.Diagnostic
+	o := testOpts(&w)
+	for i := 0; i < b.N; i++ {
+		if _, err := Load("testdata/projects/bakery", o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
