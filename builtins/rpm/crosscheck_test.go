@@ -132,6 +132,18 @@ func TestCrossCheckDNF(t *testing.T) {
 		}
 		compareSets(t, strings.Join(sc.req, ","), planFiles(plan), scen.transaction(false, sc.req...))
 	}
+	// What sxb refuses, dnf refuses too.
+	for _, req := range [][]string{{"top"}, {"needs-final"}, {"guard-and", "then", "cond"}} {
+		if _, err := scenarioResolve(t, req...); err == nil {
+			t.Errorf("%v: sxb resolved it", req)
+		}
+		scen.root = t.TempDir()
+		cmd := exec.Command("dnf", scen.args(append([]string{"-y", "install", "--downloadonly", "--destdir=" + t.TempDir()}, req...)...)...)
+		cmd.Env = append(os.Environ(), "RPM_FORCE_DEBIAN=1")
+		if out, err := cmd.CombinedOutput(); err == nil {
+			t.Errorf("%v: dnf resolved it (%v), sxb does not:\n%s", req, scen.transaction(false, req...), out)
+		}
+	}
 }
 
 func compareSets(t *testing.T, what string, got, want []string) {

@@ -27,13 +27,19 @@ type InstallOptions struct {
 	Progress func(Progress)
 	// Parallel bounds simultaneous downloads; 0 means the fetcher default.
 	Parallel int
+	// BaseRoot, when set, is the base tree an extension is installed for:
+	// owner names missing from the tree's etc/passwd and etc/group are
+	// looked up in the base's.
+	BaseRoot string
 }
 
-// Progress reports Install's state: Phase is "download" or "install".
-// For "download" Bytes/Total count bytes; Done/Count count packages.
+// Progress reports Install's state: Phase is "download", "install" or
+// "warning" (Message says what). For "download" Bytes/Total count bytes;
+// Done/Count count packages.
 type Progress struct {
 	Phase       string
 	Package     string
+	Message     string
 	Done, Count int
 	Bytes       int64
 	Total       int64
@@ -86,6 +92,7 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 	}
 	var inst []InstalledPackage
 	owners := map[string][2]string{}
+	claims := map[string]claim{}
 	for i, p := range plan.Packages {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -93,7 +100,7 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 		if opts.Progress != nil {
 			opts.Progress(Progress{Phase: "install", Package: p.NEVRA(), Done: i, Count: len(plan.Packages)})
 		}
-		ip, err := installOne(paths[i], root, meta, owners, keys, plan.CheckSignatures, opts)
+		ip, err := installOne(paths[i], root, meta, owners, claims, p.NEVRA(), keys, plan.CheckSignatures, opts)
 		if err != nil {
 			return fmt.Errorf("installing %s: %w", p.NEVRA(), err)
 		}
@@ -105,6 +112,17 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 	if err != nil {
 		return fmt.Errorf("installing rpm packages: %w", err)
 	}
+	if opts.BaseRoot != "" {
+		if err := ids.add(opts.BaseRoot); err != nil {
+			return fmt.Errorf("installing rpm packages: %w", err)
+		}
+	}
+	warn := func(msg string) {
+		if opts.Progress != nil {
+			opts.Progress(Progress{Phase: "warning", Message: msg})
+		}
+	}
+	unknown := map[string]bool{}
 	rels := make([]string, 0, len(owners))
 	for rel := range owners {
 		rels = append(rels, rel)
@@ -112,7 +130,18 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 	sort.Strings(rels)
 	for _, rel := range rels {
 		o, _ := meta.Get(rel)
-		o.UID, o.GID = tree.Ptr(ids.user(owners[rel][0])), tree.Ptr(ids.group(owners[rel][1]))
+		u, g := owners[rel][0], owners[rel][1]
+		uid, uok := ids.user(u)
+		gid, gok := ids.group(g)
+		if !uok && !unknown["user "+u] {
+			unknown["user "+u] = true
+			warn(fmt.Sprintf("unknown user %q (first on /%s), using root", u, rel))
+		}
+		if !gok && !unknown["group "+g] {
+			unknown["group "+g] = true
+			warn(fmt.Sprintf("unknown group %q (first on /%s), using root", g, rel))
+		}
+		o.UID, o.GID = tree.Ptr(uid), tree.Ptr(gid)
 		meta.Set(rel, o)
 	}
 	if opts.Progress != nil {
@@ -159,7 +188,13 @@ type fileEntry struct {
 	isLast bool // the hard-link group member carrying the content
 }
 
-func installOne(path, root string, meta *tree.Meta, ids ownerMap, keys openpgp.EntityList, checkSig bool, opts InstallOptions) (*InstalledPackage, error) {
+// claim records which package placed a non-directory path, and what.
+type claim struct {
+	pkg  string
+	what string // "file <digest> <mode>" or "link <target>"
+}
+
+func installOne(path, root string, meta *tree.Meta, ids ownerMap, claims map[string]claim, nevra string, keys openpgp.EntityList, checkSig bool, opts InstallOptions) (*InstalledPackage, error) {
 	if checkSig {
 		if err := VerifyPackage(path, keys); err != nil {
 			return nil, err
@@ -208,6 +243,22 @@ func installOne(path, root string, meta *tree.Meta, ids ownerMap, keys openpgp.E
 			e.caps = caps[i]
 		}
 		e.skip = rel == "" || fi.Flags()&rpmutils.RPMFILE_GHOST != 0 || (!opts.WithDocs && fi.Flags()&rpmutils.RPMFILE_DOC != 0)
+		// Two packages of one installation may share a path only with
+		// the same content, as rpm's file conflict check demands.
+		if !e.skip && e.mode&0o170000 != 0o040000 {
+			what := fmt.Sprintf("file %s %o", fi.Digest(), e.mode)
+			if e.mode&0o170000 == 0o120000 {
+				what = "link " + e.link
+			}
+			key := rel
+			if r, err := tree.ResolveRel(root, rel); err == nil {
+				key = r
+			}
+			if c, ok := claims[key]; ok && c.pkg != nevra && c.what != what {
+				return nil, fmt.Errorf("file /%s conflicts with the one from %s", rel, c.pkg)
+			}
+			claims[key] = claim{pkg: nevra, what: what}
+		}
 		entries[fi.Name()] = e
 		ordered = append(ordered, e)
 		if e.mode&0o170000 == 0o100000 && e.inode[1] != 0 {
@@ -461,30 +512,41 @@ type idMap struct {
 // wellKnown are the ids used when the tree has no passwd/group entry.
 var wellKnown = map[string]uint32{"root": 0, "bin": 1, "daemon": 2}
 
-func (m *idMap) user(n string) uint32 {
+// user maps a user name to its id; false when the name is unknown (the
+// id is then 0, root, as rpm does).
+func (m *idMap) user(n string) (uint32, bool) {
 	if id, ok := m.users[n]; ok {
-		return id
+		return id, true
 	}
-	return wellKnown[n] // unknown names fall back to root, as rpm does
+	id, ok := wellKnown[n]
+	return id, ok
 }
 
-func (m *idMap) group(n string) uint32 {
+// group maps a group name like user.
+func (m *idMap) group(n string) (uint32, bool) {
 	if id, ok := m.groups[n]; ok {
-		return id
+		return id, true
 	}
-	return wellKnown[n]
+	id, ok := wellKnown[n]
+	return id, ok
 }
 
 // loadIDs reads etc/passwd and etc/group of the tree, if present.
 func loadIDs(root string) (*idMap, error) {
 	m := &idMap{users: map[string]uint32{}, groups: map[string]uint32{}}
+	return m, m.add(root)
+}
+
+// add reads the names of root's etc/passwd and etc/group that m does not
+// know yet.
+func (m *idMap) add(root string) error {
 	for _, f := range []struct {
 		name string
 		dst  map[string]uint32
 	}{{"etc/passwd", m.users}, {"etc/group", m.groups}} {
 		host, err := tree.Resolve(root, f.name)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		b, err := os.ReadFile(host)
 		if err != nil {
@@ -502,7 +564,7 @@ func loadIDs(root string) (*idMap, error) {
 			}
 		}
 	}
-	return m, nil
+	return nil
 }
 
 // installedFromHeader builds the installed-package record from a header.

@@ -491,26 +491,34 @@ func (s *solver) baseHas(d Dep) bool {
 }
 
 // satisfied evaluates a (rich) dependency against the selected set and base.
-func (s *solver) satisfied(r *richDep) (bool, error) {
+func (s *solver) satisfied(r *richDep) (bool, error) { return s.eval(r, false) }
+
+// holds evaluates a rich Conflicts expression: there an if or unless
+// whose condition does not select its branch (and that has no else) is
+// false, so "(A if B)" conflicts with A only when B is installed and
+// "(A unless B)" only when B is not.
+func (s *solver) holds(r *richDep) (bool, error) { return s.eval(r, true) }
+
+func (s *solver) eval(r *richDep, conflict bool) (bool, error) {
 	switch r.Op {
 	case "":
 		return s.satisfiedLeaf(r.Dep)
 	case opAnd:
 		for _, a := range r.Args {
-			if ok, err := s.satisfied(a); !ok || err != nil {
+			if ok, err := s.eval(a, conflict); !ok || err != nil {
 				return false, err
 			}
 		}
 		return true, nil
 	case opOr:
 		for _, a := range r.Args {
-			if ok, err := s.satisfied(a); ok || err != nil {
+			if ok, err := s.eval(a, conflict); ok || err != nil {
 				return ok, err
 			}
 		}
 		return false, nil
 	case opIf, opUnless:
-		c, err := s.satisfied(r.Args[1])
+		c, err := s.eval(r.Args[1], conflict)
 		if err != nil {
 			return false, err
 		}
@@ -518,13 +526,13 @@ func (s *solver) satisfied(r *richDep) (bool, error) {
 			c = !c
 		}
 		if c {
-			return s.satisfied(r.Args[0])
+			return s.eval(r.Args[0], conflict)
 		}
 		if len(r.Args) == 3 {
-			return s.satisfied(r.Args[2])
+			return s.eval(r.Args[2], conflict)
 		}
-		// "A if B" is "A or not B"; "A unless B" is "A and not B".
-		return r.Op == opIf, nil
+		// As a requirement, nothing is needed; as a conflict, none holds.
+		return !conflict, nil
 	case opWith, opWithout:
 		for _, c := range s.sel {
 			if s.candMatches(c, r) {
@@ -678,6 +686,34 @@ func (s *solver) solve(requests []string) error {
 			break
 		}
 		s.cond = append(s.cond, pend...)
+	}
+	// A conflict "(A unless B)" that holds is lifted by installing B, as
+	// libsolv does; other rich conflicts are errors (check).
+	for tries := 0; tries < 16; tries++ {
+		var fix *richDep
+		var who *cand
+		names := make([]string, 0, len(s.sel))
+		for n := range s.sel {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if _, r := s.richConflict(s.sel[n]); r != nil && r.Op == opUnless && len(r.Args) == 2 {
+				fix, who = r, s.sel[n]
+				break
+			}
+		}
+		if fix == nil {
+			break
+		}
+		saved := s.snapshot()
+		if err := s.require(fix.Args[1], who); err != nil {
+			s.restore(saved)
+			break
+		}
+		if err := s.drain(); err != nil {
+			return err
+		}
 	}
 	return s.check()
 }
@@ -917,7 +953,7 @@ func (s *solver) blocked(c *cand, requested bool) string {
 	// Rich conflicts of requested packages are judged on the final
 	// selection (check): a later request may still satisfy them.
 	if !requested {
-		if why := s.richConflict(c); why != "" {
+		if why, _ := s.richConflict(c); why != "" {
 			return why
 		}
 	}
@@ -972,8 +1008,9 @@ func (s *solver) conflicts(a, b *cand) bool {
 }
 
 // richConflict evaluates the rich Conflicts of c, and of the selection,
-// as if c were selected; it says which one holds ("" when none).
-func (s *solver) richConflict(c *cand) string {
+// as if c were selected; it says which one holds ("" when none) and
+// returns the expression.
+func (s *solver) richConflict(c *cand) (string, *richDep) {
 	prev, had := s.sel[c.Name]
 	s.sel[c.Name] = c
 	defer func() {
@@ -983,7 +1020,13 @@ func (s *solver) richConflict(c *cand) string {
 			delete(s.sel, c.Name)
 		}
 	}()
-	for _, o := range s.sel {
+	names := make([]string, 0, len(s.sel))
+	for n := range s.sel {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		o := s.sel[n]
 		for _, d := range o.Conflicts {
 			if !strings.HasPrefix(d.Name, "(") {
 				continue
@@ -992,12 +1035,12 @@ func (s *solver) richConflict(c *cand) string {
 			if err != nil {
 				continue
 			}
-			if ok, _ := s.satisfied(r); ok {
-				return fmt.Sprintf("%s conflicts with %s", o.nevra(), r.String())
+			if ok, _ := s.holds(r); ok {
+				return fmt.Sprintf("%s conflicts with %s", o.nevra(), r.String()), r
 			}
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // check verifies the final selection: every requirement holds and nothing
@@ -1029,7 +1072,7 @@ func (s *solver) check() error {
 				return fmt.Errorf("%s conflicts with %s", s.chain(c), s.chain(o))
 			}
 		}
-		if why := s.richConflict(c); why != "" {
+		if why, _ := s.richConflict(c); why != "" {
 			return fmt.Errorf("%s (installing %s)", why, s.chain(c))
 		}
 	}

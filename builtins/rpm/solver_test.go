@@ -27,6 +27,7 @@ var scenarioPackages = []rpmtest.Pkg{
 	simple("then", "1", ""),
 	simple("alt", "1", ""),
 	simple("guard", "1", "Conflicts: (then unless cond)"),
+	simple("guard-and", "1", "Conflicts: (then and cond)"),
 	simple("want-ifelse", "1", "Requires: (then if cond else alt)"),
 	simple("want-ifelse-cond", "1", "Requires: cond\nRequires: (then if cond else alt)"),
 	simple("want-and-or", "1", "Requires: ((nope or then) and (alt or nope2))"),
@@ -43,6 +44,18 @@ var scenarioPackages = []rpmtest.Pkg{
 	simple("mid", "1", "Requires: missing-thing >= 2"),
 	simple("epoch", "1", "Epoch: 3"),
 	simple("needs-epoch", "1", "Requires: epoch >= 3:0.5"),
+	fileOnly("clash-a", "/usr/share/fx/clash", "a", ""),
+	fileOnly("clash-b", "/usr/share/fx/clash", "b", ""),
+	fileOnly("share-a", "/usr/share/fx/shared", "same", ""),
+	fileOnly("share-b", "/usr/share/fx/shared", "same", ""),
+	fileOnly("owned", "/usr/share/fx/owned", "x", "%attr(0640,svc,svcgrp) "),
+}
+
+// fileOnly is a package with a single file.
+func fileOnly(name, path, content, attr string) rpmtest.Pkg {
+	return rpmtest.Pkg{Name: name, Version: "1", Unsigned: true,
+		Install: "mkdir -p %{buildroot}" + filepath.Dir(path) + "\necho " + content + " > %{buildroot}" + path,
+		Files:   attr + path}
 }
 
 var (
@@ -79,6 +92,8 @@ var scenarios = []struct {
 	{[]string{"want-with"}, "libx-b want-with"},
 	{[]string{"want-without"}, "libx-b want-without"},
 	{[]string{"guard", "then", "cond"}, "cond guard then"},
+	{[]string{"guard", "then"}, "cond guard then"},
+	{[]string{"guard-and", "then"}, "guard-and then"},
 	{[]string{"want-ifelse"}, "alt want-ifelse"},
 	{[]string{"want-ifelse-cond"}, "cond then want-ifelse-cond"},
 	{[]string{"want-and-or"}, "alt then want-and-or"},
@@ -113,7 +128,6 @@ func TestUnsatisfiable(t *testing.T) {
 		{[]string{"top"}, []string{`"missing-thing >= 2"`, "mid-1-1.noarch <- top-1-1.noarch <- requested"}},
 		{[]string{"needs-final"}, []string{`"lib >= 1.0"`, "needs-final-1-1.noarch"}},
 		{[]string{"newtool", "oldtool"}, []string{"obsolete"}},
-		{[]string{"guard", "then"}, []string{"conflicts with (then unless cond)"}},
 		{[]string{"no-such-package"}, []string{`"no-such-package"`}},
 	}
 	for _, c := range cases {

@@ -1,0 +1,108 @@
+package rpm
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/testenv"
+	"golang.org/x/sys/unix"
+)
+
+func TestFileConflicts(t *testing.T) {
+	ctx := context.Background()
+	plan, err := scenarioResolve(t, "clash-a", "clash-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Install(ctx, plan, t.TempDir(), tree.NewMeta(), InstallOptions{})
+	if err == nil || !strings.Contains(err.Error(), "/usr/share/fx/clash conflicts") {
+		t.Fatalf("conflicting files: err = %v", err)
+	}
+	if plan, err = scenarioResolve(t, "share-a", "share-b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Install(ctx, plan, t.TempDir(), tree.NewMeta(), InstallOptions{}); err != nil {
+		t.Fatalf("identical shared file: %v", err)
+	}
+}
+
+func TestOwnerNames(t *testing.T) {
+	ctx := context.Background()
+	plan, err := scenarioResolve(t, "owned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	progress := func(p Progress) {
+		if p.Phase == "warning" {
+			warnings = append(warnings, p.Message)
+		}
+	}
+	meta := tree.NewMeta()
+	if err := Install(ctx, plan, t.TempDir(), meta, InstallOptions{Progress: progress}); err != nil {
+		t.Fatal(err)
+	}
+	o, _ := meta.Get("usr/share/fx/owned")
+	if *o.UID != 0 || *o.GID != 0 || len(warnings) != 2 || !strings.Contains(warnings[0], `unknown user "svc"`) {
+		t.Errorf("unknown owner: uid %d gid %d, warnings %q", *o.UID, *o.GID, warnings)
+	}
+	// The base's passwd and group name them.
+	base := t.TempDir()
+	os.MkdirAll(filepath.Join(base, "etc"), 0o755)
+	os.WriteFile(filepath.Join(base, "etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\nsvc:x:481:480::/:/sbin/nologin\n"), 0o644)
+	os.WriteFile(filepath.Join(base, "etc/group"), []byte("root:x:0:\nsvcgrp:x:480:\n"), 0o644)
+	meta, warnings = tree.NewMeta(), nil
+	if err := Install(ctx, plan, t.TempDir(), meta, InstallOptions{Progress: progress, BaseRoot: base}); err != nil {
+		t.Fatal(err)
+	}
+	o, _ = meta.Get("usr/share/fx/owned")
+	if *o.UID != 481 || *o.GID != 480 || *o.Mode != 0640 || len(warnings) != 0 {
+		t.Errorf("owner from base: uid %d gid %d mode %o, warnings %q", *o.UID, *o.GID, *o.Mode, warnings)
+	}
+}
+
+// TestFileCapsEncoding compares the xattr encoding with what setcap(8)
+// writes for the same text.
+func TestFileCapsEncoding(t *testing.T) {
+	testenv.NeedRoot(t)
+	setcap := testenv.NeedTool(t, "setcap")
+	for _, text := range []string{
+		"cap_net_raw=ep",
+		"cap_net_raw,cap_net_admin=ep",
+		"cap_sys_admin+p",
+		"cap_setuid,cap_setgid+ei",
+		"cap_chown=eip cap_chown-e",
+		"cap_bpf,cap_perfmon,cap_checkpoint_restore=p",
+		"cap_dac_override,cap_sys_ptrace+ep cap_dac_override-p",
+	} {
+		f := filepath.Join(t.TempDir(), "f")
+		os.WriteFile(f, nil, 0o755)
+		if out, err := exec.Command(setcap, text, f).CombinedOutput(); err != nil {
+			t.Fatalf("setcap %s: %v\n%s", text, err, out)
+		}
+		buf := make([]byte, 64)
+		n, err := unix.Getxattr(f, "security.capability", buf)
+		if err != nil {
+			t.Fatalf("getxattr after setcap %s: %v", text, err)
+		}
+		got, err := encodeFileCaps(text)
+		if err != nil {
+			t.Errorf("%s: %v", text, err)
+			continue
+		}
+		if !bytes.Equal(got, buf[:n]) {
+			t.Errorf("%s: encoded %x, setcap wrote %x", text, got, buf[:n])
+		}
+	}
+	for _, bad := range []string{"cap_nonsense=ep", "cap_chown", "cap_chown=x"} {
+		if _, err := encodeFileCaps(bad); err == nil {
+			t.Errorf("%s: encoded, want an error", bad)
+		}
+	}
+}
