@@ -214,6 +214,9 @@ func installOne(path, root string, meta *tree.Meta, ids ownerMap, claims map[str
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRpmlib(hdr); err != nil {
+		return nil, err
+	}
 	infos, err := hdr.GetFiles()
 	if err != nil {
 		return nil, fmt.Errorf("reading file list: %w", err)
@@ -652,6 +655,35 @@ func checkRawNames(hdr *rpmutils.RpmHeader) error {
 		}
 		if _, err := tree.CleanRel(n); err != nil {
 			return fmt.Errorf("file %q: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// checkRpmlib refuses packages that need an rpmlib() feature sxb does not
+// handle (repository metadata leaves these dependencies out, so they are
+// checked from the header).
+func checkRpmlib(hdr *rpmutils.RpmHeader) error {
+	if !hdr.HasTag(rpmutils.REQUIRENAME) {
+		return nil
+	}
+	names, err := hdr.GetStrings(rpmutils.REQUIRENAME)
+	if err != nil {
+		return fmt.Errorf("reading header: %w", err)
+	}
+	flags, _ := hdr.GetInts(rpmutils.REQUIREFLAGS)
+	vers, _ := hdr.GetStrings(rpmutils.REQUIREVERSION)
+	for i, n := range names {
+		if !strings.HasPrefix(n, "rpmlib(") {
+			continue
+		}
+		d := Dep{Name: n}
+		if i < len(flags) && i < len(vers) {
+			d.Flags, d.EVR = uint8(flags[i])&senseMask, ParseEVR(vers[i])
+		}
+		v, ok := rpmlibCaps[n]
+		if !ok || !overlaps(senseEqual, ParseEVR(v), d.Flags, d.EVR) {
+			return fmt.Errorf("package needs %s, a package format feature sxb does not support", d.String())
 		}
 	}
 	return nil

@@ -106,3 +106,20 @@ func TestFileCapsEncoding(t *testing.T) {
 		}
 	}
 }
+
+func TestUnknownRpmlibFeature(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"needs-rpmlib", "needs-future"} {
+		plan, err := scenarioResolve(t, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = Install(ctx, plan, t.TempDir(), tree.NewMeta(), InstallOptions{})
+		if name == "needs-rpmlib" && err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if name == "needs-future" && (err == nil || !strings.Contains(err.Error(), "rpmlib(TeleportingPayloads) <= 9.0-1")) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}

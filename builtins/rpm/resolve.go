@@ -415,42 +415,42 @@ func (s *solver) providers(d Dep) ([]*cand, error) {
 	return out, nil
 }
 
-// rpmlibCaps are the rpmlib() capabilities the installer satisfies: sxb
-// unpacks payloads itself, and these only describe package format
-// features it handles (or that only matter to rpm's database).
-var rpmlibCaps = map[string]bool{
-	"rpmlib(CompressedFileNames)":              true,
-	"rpmlib(PayloadFilesHavePrefix)":           true,
-	"rpmlib(PayloadIsBzip2)":                   true,
-	"rpmlib(PayloadIsXz)":                      true,
-	"rpmlib(PayloadIsLzma)":                    true,
-	"rpmlib(PayloadIsZstd)":                    true,
-	"rpmlib(FileDigests)":                      true,
-	"rpmlib(FileCaps)":                         true,
-	"rpmlib(PartialHardlinkSets)":              true,
-	"rpmlib(VersionedDependencies)":            true,
-	"rpmlib(ScriptletInterpreterArgs)":         true,
-	"rpmlib(RichDependencies)":                 true,
-	"rpmlib(TildeInVersions)":                  true,
-	"rpmlib(CaretInVersions)":                  true,
-	"rpmlib(LargeFiles)":                       true,
-	"rpmlib(ExplicitPackageProvide)":           true,
-	"rpmlib(HeaderLoadSortsTags)":              true,
-	"rpmlib(BuiltinLuaScripts)":                true,
-	"rpmlib(ScriptletExpansion)":               true,
-	"rpmlib(DynamicDependencies)":              true,
-	"rpmlib(SysUsers)":                         true,
-	"rpmlib(ConcurrentAccess)":                 true,
-	"rpmlib(X-CheckUnifiedSystemdir)":          true,
-	"rpmlib(FileCapabilities)":                 true,
-	"rpmlib(ScriptletInterpreterArgs)(noarch)": true,
+// rpmlibCaps are the rpmlib() capabilities the installer satisfies, with
+// the versions rpm 4.18 provides: sxb unpacks payloads itself and handles
+// the package format features they announce (the others only concern
+// rpm's own database or scriptlets). A package needing an rpmlib feature
+// not listed here cannot be installed.
+var rpmlibCaps = map[string]string{
+	"rpmlib(BuiltinLuaScripts)":        "4.2.2-1",
+	"rpmlib(CaretInVersions)":          "4.15.0-1",
+	"rpmlib(CompressedFileNames)":      "3.0.4-1",
+	"rpmlib(ConcurrentAccess)":         "4.1-1",
+	"rpmlib(DynamicBuildRequires)":     "4.15.0-1",
+	"rpmlib(ExplicitPackageProvide)":   "4.0-1",
+	"rpmlib(FileCaps)":                 "4.6.1-1",
+	"rpmlib(FileDigests)":              "4.6.0-1",
+	"rpmlib(HeaderLoadSortsTags)":      "4.0.1-1",
+	"rpmlib(LargeFiles)":               "4.12.0-1",
+	"rpmlib(PartialHardlinkSets)":      "4.0.4-1",
+	"rpmlib(PayloadFilesHavePrefix)":   "4.0-1",
+	"rpmlib(PayloadIsBzip2)":           "3.0.5-1",
+	"rpmlib(PayloadIsLzma)":            "4.4.2-1",
+	"rpmlib(PayloadIsXz)":              "5.2-1",
+	"rpmlib(PayloadIsZstd)":            "5.4.18-1",
+	"rpmlib(RichDependencies)":         "4.12.0-1",
+	"rpmlib(ScriptletExpansion)":       "4.9.0-1",
+	"rpmlib(ScriptletInterpreterArgs)": "4.0.3-1",
+	"rpmlib(SysUsers)":                 "4.19.0-1",
+	"rpmlib(TildeInVersions)":          "4.10.0-1",
+	"rpmlib(VersionedDependencies)":    "3.0.3-1",
 }
 
 // satisfiedLeaf reports whether d is provided by a selected package or by
 // the base.
 func (s *solver) satisfiedLeaf(d Dep) (bool, error) {
 	if strings.HasPrefix(d.Name, "rpmlib(") {
-		return true, nil
+		v, ok := rpmlibCaps[d.Name]
+		return ok && overlaps(senseEqual, ParseEVR(v), d.Flags, d.EVR), nil
 	}
 	if s.baseHas(d) {
 		return true, nil

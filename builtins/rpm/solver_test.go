@@ -44,6 +44,8 @@ var scenarioPackages = []rpmtest.Pkg{
 	simple("mid", "1", "Requires: missing-thing >= 2"),
 	simple("epoch", "1", "Epoch: 3"),
 	simple("needs-epoch", "1", "Requires: epoch >= 3:0.5"),
+	simple("needs-rpmlib", "1", "Requires: rpmlib(RichDependencies) <= 4.12.0-1\nRequires: rpmlib(CaretInVersions)"),
+	simple("needs-future", "1", "Requires: rpmlib(TeleportingPayloads) <= 9.0-1"),
 	fileOnly("clash-a", "/usr/share/fx/clash", "a", ""),
 	fileOnly("clash-b", "/usr/share/fx/clash", "b", ""),
 	fileOnly("share-a", "/usr/share/fx/shared", "same", ""),
@@ -101,6 +103,7 @@ var scenarios = []struct {
 	{[]string{"needs-snap"}, "needs-snap snap"},
 	{[]string{"needs-epoch"}, "epoch needs-epoch"},
 	{[]string{"newtool"}, "newtool"},
+	{[]string{"needs-rpmlib"}, "needs-rpmlib"},
 }
 
 func TestScenarios(t *testing.T) {
