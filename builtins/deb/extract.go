@@ -38,6 +38,8 @@ type root struct {
 	dirs     map[string]dirMd // directory path -> metadata from the first owner
 	mkdirs   sync.Mutex
 	arch     string
+	// results of unpacking, by plan index.
+	results []*unpacked
 	// made lists files and symlinks Install itself creates (merged-/usr
 	// links, dpkg database, /etc/passwd); they get the newest payload
 	// mtime so the tree is reproducible.

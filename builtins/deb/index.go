@@ -3,7 +3,6 @@ package deb
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/gob"
 	"encoding/hex"
@@ -13,9 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 )
 
 // Pkg is one binary package version as an index lists it.
@@ -150,30 +146,18 @@ func decompress(path, name string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var r io.Reader = f
-	switch {
-	case strings.HasSuffix(name, ".xz"):
-		xr, err := xz.NewReader(f)
-		if err != nil {
-			return nil, err
-		}
-		r = xr
-	case strings.HasSuffix(name, ".gz"):
-		gr, err := gzip.NewReader(f)
-		if err != nil {
-			return nil, err
-		}
-		defer gr.Close()
-		r = gr
-	case strings.HasSuffix(name, ".zst"):
-		zr, err := zstd.NewReader(f)
-		if err != nil {
-			return nil, err
-		}
-		defer zr.Close()
-		r = zr
+	if !strings.HasSuffix(name, ".xz") && !strings.HasSuffix(name, ".gz") && !strings.HasSuffix(name, ".zst") {
+		return io.ReadAll(f)
 	}
-	return io.ReadAll(r)
+	r, done, err := decompressor(f, name)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(r)
+	if derr := done(); err == nil {
+		err = derr
+	}
+	return b, err
 }
 
 // loadIndex parses the index at path (compressed as name says) or reads

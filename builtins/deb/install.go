@@ -67,24 +67,6 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if progress == nil {
 		progress = func(Event) {}
 	}
-	items := make([]fetch.Item, len(plan.Packages))
-	for i, p := range plan.Packages {
-		items[i] = fetch.Item{URL: p.URL, Size: p.Size, SHA256: p.SHA256}
-	}
-	f := &fetch.Fetcher{CacheDir: cacheDir, Progress: func(p fetch.Progress) {
-		progress(Event{Kind: EventDownload, N: p.Done, Count: p.Count, Bytes: p.Bytes, Total: p.Total})
-	}}
-	files, err := f.FetchAll(ctx, items)
-	if err != nil {
-		if errors.Is(err, fetch.ErrNotFound) {
-			for _, p := range plan.Packages {
-				if strings.Contains(err.Error(), p.URL) {
-					return fmt.Errorf("installing packages: the archive no longer serves %s %s (%s): update the lock or the plan: %w", p.Name, p.Version, p.URL, err)
-				}
-			}
-		}
-		return fmt.Errorf("installing packages: %w", err)
-	}
 	r, err := openRoot(dir, meta, plan.Arch)
 	if err != nil {
 		return fmt.Errorf("installing packages: %w", err)
@@ -93,51 +75,10 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if err := r.mergedUsr(); err != nil {
 		return fmt.Errorf("installing packages: %w", err)
 	}
-	par := opts.Parallel
-	if par <= 0 {
-		par = 2 * runtime.NumCPU()
+	if err := r.pipeline(ctx, plan, cacheDir, opts, progress); err != nil {
+		return err
 	}
-	results := make([]*unpacked, len(plan.Packages))
-	errs := make([]error, len(plan.Packages))
-	var wg sync.WaitGroup
-	work := make(chan int)
-	var mu sync.Mutex
-	done := 0
-	for w := 0; w < par; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if ctx.Err() != nil {
-					errs[i] = ctx.Err()
-					continue
-				}
-				results[i], errs[i] = r.unpack(files[i], i, opts.WithDocs)
-				mu.Lock()
-				done++
-				n := done
-				mu.Unlock()
-				progress(Event{Kind: EventExtract, Package: plan.Packages[i].Name, N: n, Count: len(plan.Packages)})
-			}
-		}()
-	}
-	// Largest first keeps both workers busy until the end.
-	order := make([]int, len(plan.Packages))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return plan.Packages[order[a]].Size > plan.Packages[order[b]].Size })
-	for _, i := range order {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			p := plan.Packages[i]
-			return fmt.Errorf("installing %s %s: %w", p.Name, p.Version, err)
-		}
-	}
+	results := r.results
 	var maxTime int64
 	for _, u := range results {
 		if u.maxTime > maxTime {
@@ -364,4 +305,127 @@ func (r *root) writeUsers() error {
 		}
 	}
 	return nil
+}
+
+// pipeline downloads the packages (8 at a time, largest first) and unpacks
+// each as soon as it is there, so the download of one overlaps the
+// unpacking of others.
+func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts InstallOptions, progress func(Event)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := len(plan.Packages)
+	order := make([]int, n)
+	var total int64
+	for i := range order {
+		order[i] = i
+		total += plan.Packages[i].Size
+	}
+	sort.SliceStable(order, func(a, b int) bool { return plan.Packages[order[a]].Size > plan.Packages[order[b]].Size })
+	f := &fetch.Fetcher{CacheDir: cacheDir}
+	r.results = make([]*unpacked, n)
+	errs := make([]error, n)
+	var mu sync.Mutex
+	var bytes int64
+	downloaded, unpackedN := 0, 0
+	fail := func(i int, err error) {
+		mu.Lock()
+		if errs[i] == nil {
+			errs[i] = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	todo := make(chan int)
+	ready := make(chan readyDeb, n)
+	var dl sync.WaitGroup
+	for w := 0; w < 8 && w < n; w++ {
+		dl.Add(1)
+		go func() {
+			defer dl.Done()
+			for i := range todo {
+				p := plan.Packages[i]
+				file, err := f.FetchCounting(ctx, fetch.Item{URL: p.URL, Size: p.Size, SHA256: p.SHA256}, func(k int64) {
+					mu.Lock()
+					bytes += k
+					mu.Unlock()
+				})
+				if err != nil {
+					fail(i, err)
+					continue
+				}
+				mu.Lock()
+				downloaded++
+				ev := Event{Kind: EventDownload, Package: p.Name, N: downloaded, Count: n, Bytes: bytes, Total: total}
+				mu.Unlock()
+				progress(ev)
+				ready <- readyDeb{i, file}
+			}
+		}()
+	}
+	go func() {
+		defer close(todo)
+		for _, i := range order {
+			select {
+			case todo <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		dl.Wait()
+		close(ready)
+	}()
+	par := opts.Parallel
+	if par <= 0 {
+		par = 2 * runtime.NumCPU()
+	}
+	var un sync.WaitGroup
+	for w := 0; w < par; w++ {
+		un.Add(1)
+		go func() {
+			defer un.Done()
+			for d := range ready {
+				if ctx.Err() != nil {
+					continue
+				}
+				res, err := r.unpack(d.file, d.i, opts.WithDocs)
+				if err != nil {
+					fail(d.i, err)
+					continue
+				}
+				r.results[d.i] = res
+				mu.Lock()
+				unpackedN++
+				ev := Event{Kind: EventExtract, Package: plan.Packages[d.i].Name, N: unpackedN, Count: n}
+				mu.Unlock()
+				progress(ev)
+			}
+		}()
+	}
+	un.Wait()
+	for i, err := range errs {
+		if err == nil || errors.Is(err, context.Canceled) {
+			continue
+		}
+		p := plan.Packages[i]
+		if errors.Is(err, fetch.ErrNotFound) {
+			return fmt.Errorf("installing packages: the archive no longer serves %s %s (%s): update the lock or the plan: %w", p.Name, p.Version, p.URL, err)
+		}
+		return fmt.Errorf("installing %s %s: %w", p.Name, p.Version, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("installing packages: %w", err)
+	}
+	for i, res := range r.results {
+		if res == nil {
+			return fmt.Errorf("installing %s: not unpacked", plan.Packages[i].Name)
+		}
+	}
+	return nil
+}
+
+type readyDeb struct {
+	i    int
+	file string
 }

@@ -160,7 +160,12 @@ func stripClearsign(b []byte) []byte {
 
 // indexFile picks the best Packages index a Release lists for comp/arch.
 func indexFile(r *release, comp, arch string) (string, fileSum, bool) {
-	for _, ext := range []string{".xz", ".gz", ".zst", ""} {
+	exts := []string{".gz", ".xz", ".zst", ""}
+	if hasXZ() != "" {
+		// The host's xz decodes faster than Go's gzip; .xz is smaller.
+		exts = []string{".xz", ".gz", ".zst", ""}
+	}
+	for _, ext := range exts {
 		name := comp + "/binary-" + arch + "/Packages" + ext
 		if fs, ok := r.files[name]; ok {
 			return name, fs, true

@@ -150,6 +150,14 @@ func (f *Fetcher) Fetch(ctx context.Context, it Item) (string, error) {
 	return f.fetch(ctx, it, nil)
 }
 
+// FetchCounting is Fetch calling count with the number of bytes received
+// as they arrive (the full size at once for a cache hit; a negative count
+// takes back the bytes of a failed attempt). count may be called from
+// several goroutines for one large file.
+func (f *Fetcher) FetchCounting(ctx context.Context, it Item, count func(int64)) (string, error) {
+	return f.fetch(ctx, it, count)
+}
+
 func (f *Fetcher) fetch(ctx context.Context, it Item, count func(int64)) (string, error) {
 	if f.CacheDir == "" {
 		return "", fmt.Errorf("fetching %s: no cache directory set", it.URL)
@@ -198,9 +206,23 @@ func (f *Fetcher) fetch(ctx context.Context, it Item, count func(int64)) (string
 	return "", last
 }
 
+// rangedMin is the size from which an http(s) file of known size is
+// fetched as several parallel byte ranges: one connection to a CDN is often
+// much slower than the link.
+const rangedMin = 4 << 20
+
+// rangedParts is how many ranges a large file is split into.
+const rangedParts = 4
+
 // download writes it to a temporary file beside dst, verifies it and
 // renames it to dst.
 func (f *Fetcher) download(ctx context.Context, it Item, dst string, count func(int64)) error {
+	if it.Size >= rangedMin && (strings.HasPrefix(it.URL, "http://") || strings.HasPrefix(it.URL, "https://")) {
+		err := f.downloadRanged(ctx, it, dst, count)
+		if !errors.Is(err, errNoRanges) {
+			return err
+		}
+	}
 	body, err := f.open(ctx, it.URL)
 	if err != nil {
 		return err
@@ -235,6 +257,119 @@ func (f *Fetcher) download(ctx context.Context, it Item, dst string, count func(
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("fetching %s: %w", it.URL, err)
+	}
+	return nil
+}
+
+var errNoRanges = errors.New("server does not serve byte ranges")
+
+// downloadRanged fetches it as rangedParts parallel byte ranges into a
+// temporary file, then verifies and renames it like download. It returns
+// errNoRanges (before writing anything) when the server ignores Range.
+func (f *Fetcher) downloadRanged(ctx context.Context, it Item, dst string, count func(int64)) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", it.URL, err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	part := (it.Size + rangedParts - 1) / rangedParts
+	errs := make([]error, rangedParts)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < rangedParts; i++ {
+		start := int64(i) * part
+		end := min(start+part, it.Size) - 1
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = f.fetchRange(ctx, it.URL, tmp, start, end, func(n int64) {
+				mu.Lock()
+				count(n)
+				mu.Unlock()
+			})
+		}(i)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("fetching %s: %w", it.URL, err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, tmp)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", it.URL, err)
+	}
+	if n != it.Size {
+		return fmt.Errorf("fetching %s: got %d bytes, want %d: %w", it.URL, n, it.Size, ErrChecksum)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != it.SHA256 {
+		return fmt.Errorf("fetching %s: SHA256 is %s, want %s: %w", it.URL, sum, it.SHA256, ErrChecksum)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("fetching %s: %w", it.URL, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("fetching %s: %w", it.URL, err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("fetching %s: %w", it.URL, err)
+	}
+	return nil
+}
+
+// fetchRange writes bytes start..end (inclusive) of rawURL at their offset
+// in w.
+func (f *Fetcher) fetchRange(ctx context.Context, rawURL string, w io.WriterAt, start, end int64, count func(int64)) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", rawURL, err)
+	}
+	ua := f.UserAgent
+	if ua == "" {
+		ua = "sxb"
+	}
+	req.Header.Set("User-Agent", ua)
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", start, end))
+	resp, err := f.client().Do(req)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", rawURL, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+	case http.StatusOK:
+		return errNoRanges
+	case http.StatusNotFound, http.StatusGone:
+		return fmt.Errorf("fetching %s: HTTP %s: %w", rawURL, resp.Status, ErrNotFound)
+	default:
+		return fmt.Errorf("fetching %s: HTTP %s", rawURL, resp.Status)
+	}
+	want := end - start + 1
+	buf := make([]byte, 256<<10)
+	off := start
+	for off <= end {
+		n, err := resp.Body.Read(buf[:min(int64(len(buf)), end-off+1)])
+		if n > 0 {
+			if _, werr := w.WriteAt(buf[:n], off); werr != nil {
+				return fmt.Errorf("fetching %s: %w", rawURL, werr)
+			}
+			off += int64(n)
+			count(int64(n))
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("fetching %s: %w", rawURL, err)
+		}
+	}
+	if off-start != want {
+		return fmt.Errorf("fetching %s: range %d-%d: got %d bytes: %w", rawURL, start, end, off-start, ErrChecksum)
 	}
 	return nil
 }

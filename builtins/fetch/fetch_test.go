@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func sum(b []byte) string {
@@ -191,5 +192,54 @@ func TestFileURLAndConcurrentCaches(t *testing.T) {
 	}
 	if _, err := f.Get(context.Background(), "file://"+src, 10); err == nil {
 		t.Fatal("limit not enforced")
+	}
+}
+
+func TestRangedDownload(t *testing.T) {
+	content := make([]byte, rangedMin+12345)
+	for i := range content {
+		content[i] = byte(i * 7)
+	}
+	var ranged, plain atomic.Int64
+	noRanges := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Range") != "" && !noRanges {
+			ranged.Add(1)
+			http.ServeContent(w, r, "blob", time.Time{}, bytes.NewReader(content))
+			return
+		}
+		plain.Add(1)
+		w.Write(content)
+	}))
+	defer srv.Close()
+	it := Item{URL: srv.URL + "/blob", Size: int64(len(content)), SHA256: sum(content)}
+	var got atomic.Int64
+	f := &Fetcher{CacheDir: t.TempDir()}
+	p, err := f.FetchCounting(context.Background(), it, func(n int64) { got.Add(n) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); !bytes.Equal(b, content) {
+		t.Fatal("ranged download corrupted the file")
+	}
+	if ranged.Load() != rangedParts || plain.Load() != 0 || got.Load() != int64(len(content)) {
+		t.Fatalf("ranged=%d plain=%d counted=%d", ranged.Load(), plain.Load(), got.Load())
+	}
+	// A server that ignores Range gets one plain request.
+	noRanges = true
+	ranged.Store(0)
+	f = &Fetcher{CacheDir: t.TempDir()}
+	if _, err := f.Fetch(context.Background(), it); err != nil {
+		t.Fatal(err)
+	}
+	if plain.Load() < 1 {
+		t.Fatal("no fallback to a plain download")
+	}
+	// A tampered large file is refused.
+	noRanges = false
+	content[100] ^= 1
+	f = &Fetcher{CacheDir: t.TempDir(), Retries: -1}
+	if _, err := f.Fetch(context.Background(), it); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("tampered ranged download: %v", err)
 	}
 }
