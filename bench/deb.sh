@@ -38,6 +38,7 @@ APT::Architecture "amd64";
 APT::Architectures "amd64";
 APT::Install-Recommends "false";
 Acquire::Languages "none";
+APT::Sandbox::User "root";
 EOS
 touch "$W/apt/status"
 export APT_CONFIG="$W/apt/apt.conf"
@@ -67,7 +68,7 @@ hyperfine --runs "$RUNS" --export-json "$W/result.json" \
 	-n apt-get-cold --prepare "rm -rf '$W/out' '$W/apt/state' '$W/apt/cache'" "'$W/apt.sh'" \
 	-n apt-get-warm --prepare "rm -rf '$W/out'" "'$W/apt.sh'" \
 	-n mmdebstrap-essential --prepare "rm -rf '$W/out'" \
-	"mmdebstrap --quiet --variant=essential --include=systemd,udev,usr-is-merged bookworm '$W/out' $MIRROR"
+	"env -u APT_CONFIG mmdebstrap --quiet --variant=essential --include=systemd,udev,usr-is-merged bookworm '$W/out' $MIRROR"
 
 python3 - "$W/result.json" <<'EOP'
 import json, sys

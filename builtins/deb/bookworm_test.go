@@ -117,8 +117,21 @@ func TestBookwormMatchesApt(t *testing.T) {
 
 	root := filepath.Join(t.TempDir(), "base")
 	meta := tree.NewMeta()
-	if err := Install(ctx, plan, root, meta, InstallOptions{}); err != nil {
+	if err := Install(ctx, plan, root, meta, InstallOptions{WithDocs: true}); err != nil {
 		t.Fatal(err)
+	}
+	// dpkg finds the database consistent and every file matching its
+	// md5sums.
+	for _, args := range [][]string{{"--audit"}, {"--verify"}} {
+		out, err := exec.Command("dpkg", append([]string{"--root=" + root}, args...)...).CombinedOutput()
+		if err != nil || len(out) != 0 {
+			t.Errorf("dpkg %v: %v\n%s", args, err, out)
+		}
+	}
+	for link, want := range map[string]string{"usr/bin/awk": "/etc/alternatives/awk", "etc/alternatives/awk": "/usr/bin/mawk", "var/run": "/run", "bin": "usr/bin"} {
+		if got, err := os.Readlink(filepath.Join(root, link)); err != nil || got != want {
+			t.Errorf("%s -> %q (%v), want %q", link, got, err, want)
+		}
 	}
 	for _, f := range []string{"usr/lib/systemd/systemd", "usr/bin/udevadm", "etc/passwd", "etc/os-release", "usr/lib64/ld-linux-x86-64.so.2"} {
 		if _, err := os.Lstat(filepath.Join(root, f)); err != nil {

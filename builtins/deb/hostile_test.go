@@ -164,3 +164,26 @@ func TestDevicesAndModes(t *testing.T) {
 		t.Errorf("var/tmp = %+v", v)
 	}
 }
+
+func TestParseAlternatives(t *testing.T) {
+	script := `#!/bin/sh
+if [ "$1" = "configure" ]; then
+        update-alternatives --install /usr/bin/awk awk /usr/bin/mawk 5 \
+            --slave /usr/share/man/man1/awk.1.gz awk.1.gz /usr/share/man/man1/mawk.1.gz \
+            --slave /usr/bin/nawk nawk /usr/bin/mawk
+        update-alternatives --install "$LINK" x /usr/bin/x 1
+        update-alternatives --quiet --install /usr/bin/pager pager /bin/more 50 || true
+fi
+`
+	got := parseAlternatives([]byte(script))
+	if len(got) != 2 {
+		t.Fatalf("got %d alternatives: %+v", len(got), got)
+	}
+	a := got[0]
+	if a.link != "/usr/bin/awk" || a.name != "awk" || a.path != "/usr/bin/mawk" || a.priority != 5 || len(a.slaves) != 2 || a.slaves[1] != [3]string{"/usr/bin/nawk", "nawk", "/usr/bin/mawk"} {
+		t.Errorf("awk = %+v", a)
+	}
+	if got[1].name != "pager" || got[1].priority != 50 {
+		t.Errorf("pager = %+v", got[1])
+	}
+}

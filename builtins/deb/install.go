@@ -91,6 +91,12 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if err := r.writeUsers(); err != nil {
 		return fmt.Errorf("installing packages: %w", err)
 	}
+	if err := r.baseFiles(maxTime); err != nil {
+		return fmt.Errorf("installing packages: base-files setup: %w", err)
+	}
+	if err := r.alternatives(plan, results); err != nil {
+		return fmt.Errorf("installing packages: alternatives: %w", err)
+	}
 	if err := r.finishDirs(maxTime); err != nil {
 		return fmt.Errorf("installing packages: %w", err)
 	}
@@ -232,6 +238,11 @@ func (r *root) writeDpkg(plan *Plan, results []*unpacked) error {
 		status.Write(entries[k])
 	}
 	if err := r.writeFile("var/lib/dpkg/status", status.Bytes(), 0o644); err != nil {
+		return err
+	}
+	// Format 1 of the info database names the files of Multi-Arch: same
+	// packages "<pkg>:<arch>.*"; without this file dpkg expects format 0.
+	if err := r.writeFile("var/lib/dpkg/info/format", []byte("1\n"), 0o644); err != nil {
 		return err
 	}
 	if _, err := os.Lstat(filepath.Join(r.dir, "var/lib/dpkg/available")); os.IsNotExist(err) {
