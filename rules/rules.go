@@ -38,6 +38,28 @@ type Target struct {
 	Base *BaseImage `json:"base_image,omitempty"`
 	// Ext is set for KindSysext and KindConfext.
 	Ext *Extension `json:"extension,omitempty"`
+	// Publish, when set, says where the target's outputs are placed
+	// instead of <output dir>/<package>/ (an mkosi project's
+	// OutputDirectory, with mkosi's artifact names).
+	Publish *Publish `json:"publish,omitempty"`
+}
+
+// Publish is a target's own output location and artifact names.
+type Publish struct {
+	// Dir is the absolute directory outputs go to.
+	Dir string `json:"dir"`
+	// File is the main artifact's name in Dir: the image ("jq_1.2.raw"),
+	// the tree directory ("base") or the archive ("base.tar").
+	File string `json:"file"`
+	// Symlink, when set, is the name of a symbolic link in Dir pointing
+	// to File.
+	Symlink string `json:"symlink,omitempty"`
+	// Manifest, when set, is the name the build manifest is published
+	// under (extensions only).
+	Manifest string `json:"manifest,omitempty"`
+	// Roothash, when set, is the name the dm-verity root hash file is
+	// published under (extensions with verity only).
+	Roothash string `json:"roothash,omitempty"`
 }
 
 // Tree is a host directory (or file) copied into an image.
@@ -113,6 +135,11 @@ type Extension struct {
 	// Architecture is the systemd architecture name; by default the base's
 	// (following extension bases), "" when there is no base.
 	Architecture string `json:"architecture,omitempty"`
+	// ReleaseFromTrees takes the extension-release file from the extra
+	// trees exactly as written, adding no field and failing on none
+	// missing (mkosi's Format=disk). By default sxb completes the file
+	// (ID, VERSION_ID, ARCHITECTURE, ...) from the base and attributes.
+	ReleaseFromTrees bool `json:"release_from_trees,omitempty"`
 }
 
 // Partition is one repart.d [Partition] section: either written inline with

@@ -264,6 +264,11 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 		if im.IsExplicit("Output") {
 			add("Output", "output", q(im.Output))
 		}
+		if im.Format == "disk" {
+			// mkosi writes no extension-release for Format=disk: the
+			// user's file in the extra trees is taken as it is.
+			add("", "generate_release", "False")
+		}
 	}
 	todo := c.todos(im, func(n string) bool {
 		if consumed[n] || structural[n] {

@@ -11,6 +11,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sxb-build/sxb/rules"
+	// mkosi projects as packages and mkosi_project().
+	_ "github.com/sxb-build/sxb/rules/mkosiproject"
+	"github.com/sxb-build/sxb/starlark/workspace"
 )
 
 func init() {
@@ -48,7 +51,8 @@ func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 	fs.StringVar(&opts.OutputDir, "output-dir", "", "where outputs go (default <workspace>/sxb-out)")
 	fs.BoolVarP(&opts.KeepGoing, "keep-going", "k", false, "build as much as possible after an error")
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: sxb build [flags] PATTERN...")
+		fmt.Fprintln(env.stderr, "usage: sxb build [flags] [PATTERN...]")
+		fmt.Fprintln(env.stderr, "Without a pattern, builds the package in the current directory (:all).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -58,9 +62,20 @@ func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 		fmt.Fprintf(env.stderr, "sxb build: %v\n", err)
 		return exitUsage
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return exitUsage
+	patterns := fs.Args()
+	if len(patterns) == 0 {
+		// The package in the current directory: a BUILD.star or an mkosi
+		// project, as "mkosi build" builds the project it is run in.
+		patterns = []string{":all"}
+		root, err := workspace.FindRoot(env.dir)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "sxb build: %v\n", err)
+			return exitError
+		}
+		if pkg, err := workspace.RelPackage(root, env.dir); err != nil || !workspace.IsPackage(root, pkg) {
+			fmt.Fprintf(env.stderr, "sxb build: no pattern given and the current directory is not a package (no %s or mkosi project here); give a pattern such as //...\n", workspace.BuildFile)
+			return exitUsage
+		}
 	}
 	if opts.Jobs < 1 {
 		fmt.Fprintf(env.stderr, "sxb build: --jobs must be at least 1 (got %d)\n", opts.Jobs)
@@ -70,7 +85,7 @@ func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 		fmt.Fprintf(env.stderr, "sxb build: unknown --progress %q (want auto or plain)\n", opts.Progress)
 		return exitUsage
 	}
-	g, code := loadGraph(ctx, env, "build", fs.Args())
+	g, code := loadGraph(ctx, env, "build", patterns)
 	if g == nil {
 		return code
 	}

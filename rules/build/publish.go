@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/rules"
 )
@@ -114,9 +116,13 @@ func placeSymlink(target, dst string) error {
 	return nil
 }
 
-// pkgOutputDir is where a target's outputs go: one directory per package.
+// pkgOutputDir is where a target's outputs go: one directory per package,
+// or the target's own Publish.Dir.
 func (x *executor) pkgOutputDir(t *rules.Target) (string, error) {
 	d := filepath.Join(x.opts.OutputDir, filepath.FromSlash(t.Label.Pkg))
+	if t.Publish != nil {
+		d = t.Publish.Dir
+	}
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return "", err
 	}
@@ -132,9 +138,23 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 		return nil, err
 	}
 	name := outputName(t.Ext)
+	// Published names: the cache's, or those Publish asks for.
+	rename := map[string]string{}
+	if p := t.Publish; p != nil {
+		rename[name+".raw"] = p.File
+		rename[name+".manifest.json"] = p.Manifest
+		rename[name+".roothash"] = p.Roothash
+	}
 	var outs []string
 	for _, o := range e.Outputs {
-		dst := filepath.Join(dir, o.Name)
+		pub, ok := rename[o.Name]
+		if !ok {
+			pub = o.Name
+		}
+		if pub == "" {
+			continue // not wanted at this location
+		}
+		dst := filepath.Join(dir, pub)
 		if err := placeFile(e.Path(o.Name), dst); err != nil {
 			return nil, err
 		}
@@ -142,7 +162,14 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 			outs = append([]string{dst}, outs...)
 		}
 	}
-	if t.Ext.Version != "" {
+	switch {
+	case t.Publish != nil:
+		if l := t.Publish.Symlink; l != "" {
+			if err := placeSymlink(t.Publish.File, filepath.Join(dir, l)); err != nil {
+				return nil, err
+			}
+		}
+	case t.Ext.Version != "":
 		if err := placeSymlink(name+".raw", filepath.Join(dir, t.Ext.Output+".raw")); err != nil {
 			return nil, err
 		}
@@ -155,10 +182,20 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := t.Base.Name
+	name, tarName := t.Base.Name, t.Base.Name+".tar"
+	if t.Publish != nil {
+		name, tarName = t.Publish.File, t.Publish.File
+	}
 	if t.Base.Output == "tar" {
-		dst := filepath.Join(dir, name+".tar")
-		return []string{dst}, placeFile(e.Path("tree.tar"), dst)
+		dst := filepath.Join(dir, tarName)
+		place := placeFile
+		if strings.HasSuffix(tarName, ".zst") {
+			place = placeZstd
+		}
+		if err := place(e.Path("tree.tar"), dst); err != nil {
+			return nil, err
+		}
+		return []string{dst}, x.publishSymlink(t, dir)
 	}
 	dst := filepath.Join(dir, name)
 	stamp := filepath.Join(dir, "."+name+".sxb-key")
@@ -193,6 +230,49 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 		return nil, err
 	}
 	return []string{dst}, nil
+}
+
+// publishSymlink places the symbolic link Publish asks for, if any.
+func (x *executor) publishSymlink(t *rules.Target, dir string) error {
+	if t.Publish == nil || t.Publish.Symlink == "" {
+		return nil
+	}
+	return placeSymlink(t.Publish.File, filepath.Join(dir, t.Publish.Symlink))
+}
+
+// placeZstd writes src compressed with zstd to dst, atomically. The
+// encoder runs single-threaded at its default level so that the same input
+// always gives the same bytes.
+func placeZstd(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-"+randHex())
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	bw := bufio.NewWriterSize(out, 1<<20)
+	zw, err := zstd.NewWriter(bw, zstd.WithEncoderConcurrency(1))
+	if err == nil {
+		_, err = io.Copy(zw, in)
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("compressing %s: %w", filepath.Base(dst), err)
+	}
+	return os.Rename(tmp, dst)
 }
 
 // linkTree recreates the directory src at dst with hard links for files.

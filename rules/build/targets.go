@@ -284,37 +284,16 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 		return nil, err
 	}
 	relPath := extension.ReleasePath(kind, ext.Output)
-	given, err := extension.ReadEnvFile(filepath.Join(root, relPath))
-	if err != nil {
-		return nil, err
-	}
-	for _, kv := range ext.ExtensionRelease {
-		given.Set(kv.Key, kv.Value)
-	}
-	if base == nil {
-		if _, ok := given.Get("ID"); !ok {
-			return nil, fmt.Errorf("an extension without base needs extension_release with ID (for example {\"ID\": \"_any\"})")
+	var release string
+	if ext.ReleaseFromTrees {
+		// As mkosi does for Format=disk: the file is the user's, as is.
+		release, err = readRelease(root, relPath)
+		if err != nil {
+			return nil, err
 		}
-	}
-	release, err := extension.Release(extension.ReleaseInput{
-		Kind: kind, Given: given, Base: info.OSRelease, ImageID: ext.ImageID, Version: ext.Version,
-		Scope: ext.Scope, Architecture: inputs.Arch,
-	})
-	if err != nil {
+	} else if release, err = x.writeRelease(root, relPath, meta, ext, base, info, inputs); err != nil {
 		return nil, err
 	}
-	relFull, err := tree.Resolve(root, relPath)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(relFull), 0o755); err != nil {
-		return nil, err
-	}
-	os.Remove(relFull)
-	if err := os.WriteFile(relFull, []byte(release), 0o644); err != nil {
-		return nil, err
-	}
-	meta.Delete(relPath)
 	if err := extension.Prune(root, meta, kind); err != nil {
 		return nil, err
 	}
@@ -373,6 +352,58 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	}
 	os.RemoveAll(work)
 	return st.Commit(t.Label.String(), m, inputs)
+}
+
+// writeRelease completes the extension-release file at relPath from the
+// base, the attributes and what the trees already hold, and writes it.
+func (x *executor) writeRelease(root, relPath string, meta *tree.Meta, ext *rules.Extension, base *Entry, info baseInfo, inputs extInputs) (string, error) {
+	kind := extension.Kind(ext.Kind)
+	given, err := extension.ReadEnvFile(filepath.Join(root, relPath))
+	if err != nil {
+		return "", err
+	}
+	for _, kv := range ext.ExtensionRelease {
+		given.Set(kv.Key, kv.Value)
+	}
+	if base == nil {
+		if _, ok := given.Get("ID"); !ok {
+			return "", fmt.Errorf("an extension without base needs extension_release with ID (for example {\"ID\": \"_any\"})")
+		}
+	}
+	release, err := extension.Release(extension.ReleaseInput{
+		Kind: kind, Given: given, Base: info.OSRelease, ImageID: ext.ImageID, Version: ext.Version,
+		Scope: ext.Scope, Architecture: inputs.Arch,
+	})
+	if err != nil {
+		return "", err
+	}
+	relFull, err := tree.Resolve(root, relPath)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(relFull), 0o755); err != nil {
+		return "", err
+	}
+	os.Remove(relFull)
+	if err := os.WriteFile(relFull, []byte(release), 0o644); err != nil {
+		return "", err
+	}
+	meta.Delete(relPath)
+	return release, nil
+}
+
+// readRelease returns the extension-release file at relPath inside root
+// as the trees left it ("" when there is none).
+func readRelease(root, relPath string) (string, error) {
+	p, err := tree.Resolve(root, relPath)
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(p)
+	if os.IsNotExist(err) {
+		return "", nil
+	}
+	return string(b), err
 }
 
 // seedFor derives the UUID seed of an image from its output name, so that

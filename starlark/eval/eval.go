@@ -211,7 +211,7 @@ func (l *loader) run(pats []label.Pattern) (*rules.Graph, error) {
 			continue
 		}
 		if !workspace.IsPackage(l.root, p.Pkg) {
-			return nil, fmt.Errorf("pattern %s: no such package //%s (no %s in %s)", p, p.Pkg, workspace.BuildFile, l.display(l.pkgDir(p.Pkg)))
+			return nil, fmt.Errorf("pattern %s: no such package //%s (no %s or mkosi project in %s)", p, p.Pkg, workspace.BuildFile, l.display(l.pkgDir(p.Pkg)))
 		}
 		add(p.Pkg)
 	}
@@ -275,7 +275,7 @@ func (l *loader) evalPackages(pkgs []string) error {
 			continue
 		}
 		ps := &pkgState{name: p, dir: l.pkgDir(p), byName: map[string]*decl{}}
-		ps.file = l.display(filepath.Join(ps.dir, workspace.BuildFile))
+		ps.file = l.display(workspace.PackageFile(l.root, p))
 		l.pkgs[p] = ps
 		todo = append(todo, ps)
 	}
@@ -374,6 +374,9 @@ func (l *loader) parse(abs string) (*starlark.Program, string, error) {
 func (l *loader) evalPackage(ps *pkgState) error {
 	if l.ctx.Err() != nil {
 		return nil
+	}
+	if workspace.IsMkosiPackage(l.root, ps.name) {
+		return l.evalMkosiPackage(ps)
 	}
 	abs := filepath.Join(ps.dir, workspace.BuildFile)
 	prog, _, err := l.parse(abs)

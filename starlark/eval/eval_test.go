@@ -337,6 +337,7 @@ func TestSymlinkOutOfWorkspace(t *testing.T) {
 func TestMkosiHook(t *testing.T) {
 	root := t.TempDir()
 	os.WriteFile(filepath.Join(root, "BUILD.star"), []byte("ts = mkosi_project()\nif len(ts) != 2 or ts[1].name != \"helm\":\n    fail(ts)\n"), 0o644)
+	prev := MkosiProject
 	MkosiProject = func(req MkosiRequest) ([]*rules.Target, error) {
 		if req.Dir != root || req.Package != "" || req.Pos.Line != 1 {
 			t.Errorf("request = %+v", req)
@@ -348,7 +349,7 @@ func TestMkosiHook(t *testing.T) {
 				Ext: &rules.Extension{Name: "helm", Kind: rules.KindSysext, Base: &base}},
 		}, nil
 	}
-	defer func() { MkosiProject = nil }()
+	defer func() { MkosiProject = prev }()
 	g := load(t, root, "//...")
 	helm := g.Target(label.Label{Name: "helm"})
 	if helm == nil || len(helm.Deps) != 1 || helm.Ext.Architecture != "x86-64" {

@@ -175,6 +175,7 @@ var extAttrs = []attrSpec{
 	{name: "partitions", kind: kPartitions},
 	{name: "output", kind: kString},
 	{name: "architecture", kind: kArch},
+	{name: "generate_release", kind: kBool},
 }
 
 // Compressions are the compression algorithms accepted per format.
@@ -707,8 +708,16 @@ func (a *args) extension(name, kind string) (*rules.Extension, string, error) {
 	set(func() (e error) { x.Partitions, e = a.partitions("partitions"); return })
 	set(func() (e error) { x.Output, e = a.str("output", name); return })
 	set(func() (e error) { x.Architecture, e = a.str("architecture", ""); return })
+	set(func() (e error) {
+		gen, e := a.boolean("generate_release", true)
+		x.ReleaseFromTrees = !gen
+		return e
+	})
 	if err != nil {
 		return nil, "", err
+	}
+	if x.ReleaseFromTrees && len(x.ExtensionRelease) > 0 {
+		return nil, "", a.errf("extension_release", "extension_release needs generate_release = True (with False the file comes from extra_trees as written)")
 	}
 	if len(x.Packages) > 0 && x.Base == nil {
 		return nil, "", a.errf("packages", "packages need a base image to be installed on (set base = ...)")
@@ -892,8 +901,14 @@ type MkosiRequest struct {
 	// Dir is the absolute directory of the mkosi project (directory
 	// attribute, package-relative, default ".").
 	Dir string
-	// Pos is the position of the mkosi_project call.
+	// Pos is the position of the mkosi_project call; empty for a package
+	// that is an mkosi project directory without BUILD.star.
 	Pos diag.Pos
+	// Cwd is the directory file names in messages are shown relative to.
+	Cwd string
+	// Warn receives warnings about the configuration (unknown settings,
+	// ...); never nil.
+	Warn func(*diag.Diagnostic)
 }
 
 // MkosiProject, when set, reads an mkosi project and returns one target per
@@ -926,7 +941,7 @@ func mkosiBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, 
 		return nil, a.errf("directory", "%v", err)
 	}
 	frames := userFrames(th.CallStack())
-	req := MkosiRequest{Workspace: l.root, Package: ps.name, Dir: abs}
+	req := l.mkosiRequest(ps, abs)
 	if len(frames) > 0 {
 		req.Pos = l.callStart(frames[len(frames)-1].Pos)
 	}
@@ -939,32 +954,81 @@ func mkosiBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, 
 	}
 	var out []starlark.Value
 	for _, t := range ts {
-		if t.Label.Pkg == "" {
-			t.Label.Pkg = ps.name
-		}
-		if t.Label.Pkg != ps.name {
-			return nil, a.errf("", "mkosi image %s is not in package //%s", t.Label, ps.name)
-		}
-		if err := label.ValidateName(t.Label.Name); err != nil {
-			return nil, a.errf("", "mkosi image: %v", err)
-		}
-		if t.Deps == nil && t.Ext != nil && t.Ext.Base != nil {
-			t.Deps = []label.Label{*t.Ext.Base}
-		}
-		d := &decl{t: t}
-		if t.Ext != nil && t.Ext.Base != nil {
-			d.baseText = t.Ext.Base.String()
-		}
-		hookPos := t.Pos
-		if err := l.declare(th, ps, d, a); err != nil {
+		if err := l.declareMkosi(th, ps, t, a); err != nil {
 			return nil, err
-		}
-		if hookPos.File != "" {
-			t.Pos = hookPos // where the image is configured (its mkosi.conf)
 		}
 		out = append(out, &Target{t: t})
 	}
 	return starlark.NewList(out), nil
+}
+
+func (l *loader) mkosiRequest(ps *pkgState, dir string) MkosiRequest {
+	return MkosiRequest{Workspace: l.root, Package: ps.name, Dir: dir, Cwd: l.cwd, Warn: func(d *diag.Diagnostic) {
+		l.printMu.Lock()
+		defer l.printMu.Unlock()
+		diag.Render(l.stderr, d, diag.UseColor(l.stderr))
+	}}
+}
+
+// declareMkosi adds a target the MkosiProject hook returned to package ps.
+// th and a are nil for a package that is an mkosi directory.
+func (l *loader) declareMkosi(th *starlark.Thread, ps *pkgState, t *rules.Target, a *args) error {
+	errf := func(format string, xs ...any) error {
+		if a != nil {
+			return a.errf("", format, xs...)
+		}
+		return fmt.Errorf("package //%s: %s", ps.name, fmt.Sprintf(format, xs...))
+	}
+	if t.Label.Pkg == "" {
+		t.Label.Pkg = ps.name
+	}
+	if t.Label.Pkg != ps.name {
+		return errf("mkosi image %s is not in package //%s", t.Label, ps.name)
+	}
+	if err := label.ValidateName(t.Label.Name); err != nil {
+		return errf("mkosi image: %v", err)
+	}
+	if t.Deps == nil && t.Ext != nil && t.Ext.Base != nil {
+		t.Deps = []label.Label{*t.Ext.Base}
+	}
+	d := &decl{t: t}
+	if t.Ext != nil && t.Ext.Base != nil {
+		d.baseText = t.Ext.Base.String()
+	}
+	hookPos := t.Pos
+	if th == nil {
+		if prev, dup := ps.byName[t.Label.Name]; dup {
+			return diag.Errorf(hookPos, "duplicate target name %q in package //%s (first declared at %s)", t.Label.Name, ps.name, prev.t.Pos)
+		}
+		ps.byName[t.Label.Name] = d
+		ps.decls = append(ps.decls, d)
+		return nil
+	}
+	if err := l.declare(th, ps, d, a); err != nil {
+		return err
+	}
+	if hookPos.File != "" {
+		t.Pos = hookPos // where the image is configured (its mkosi.conf)
+	}
+	return nil
+}
+
+// evalMkosiPackage declares the targets of a package that is an mkosi
+// project directory, as mkosi_project(directory = ".") would.
+func (l *loader) evalMkosiPackage(ps *pkgState) error {
+	if MkosiProject == nil {
+		return fmt.Errorf("//%s is an mkosi project, but this sxb cannot read mkosi projects", ps.name)
+	}
+	ts, err := MkosiProject(l.mkosiRequest(ps, ps.dir))
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		if err := l.declareMkosi(nil, ps, t, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nearest returns the candidate closest to s by edit distance (with

@@ -7,11 +7,20 @@
 // marker, and WORKSPACE.star pins the root explicitly (for a workspace nested
 // in a directory that has a BUILD.star of its own).
 //
-// A package is a directory with a BUILD.star file. Recursive patterns
+// A package is a directory with a BUILD.star file, or an mkosi project
+// directory (mkosi.conf, mkosi.conf.d/, mkosi.images/, mkosi.profiles/ or
+// the mkosi/ subdirectory layout) without one: such a package behaves as if
+// its BUILD.star were `mkosi_project(directory = ".")`. Directories an mkosi
+// project owns (those named mkosi.*, and the mkosi/ configuration
+// subdirectory) are never packages of their own. Recursive patterns
 // ("//...") visit every package under a directory but do not descend into
 // directories whose name starts with "." or "_", directories named
-// "testdata" or "sxb-out", symbolic links, or directories with their own
-// WORKSPACE.star (a nested workspace).
+// "testdata" or "sxb-out", directories an mkosi project owns, symbolic
+// links, or directories with their own WORKSPACE.star (a nested
+// workspace).
+//
+// The workspace root rule counts mkosi project directories like
+// directories with a BUILD.star, so an mkosi checkout needs no sxb file.
 package workspace
 
 import (
@@ -22,6 +31,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/sxb-build/sxb/builtins/mkosi"
 )
 
 // File names with a meaning to sxb.
@@ -31,7 +42,7 @@ const (
 )
 
 // ErrNoWorkspace is returned when no workspace root is found.
-var ErrNoWorkspace = errors.New("not inside an sxb workspace (no BUILD.star or WORKSPACE.star in this directory or any parent)")
+var ErrNoWorkspace = errors.New("not inside an sxb workspace (no BUILD.star, WORKSPACE.star or mkosi project in this directory or any parent)")
 
 // FindRoot returns the workspace root for dir (absolute, cleaned).
 func FindRoot(dir string) (string, error) {
@@ -44,7 +55,7 @@ func FindRoot(dir string) (string, error) {
 		if isFile(filepath.Join(d, WorkspaceFile)) {
 			return d, nil
 		}
-		if isFile(filepath.Join(d, BuildFile)) {
+		if isFile(filepath.Join(d, BuildFile)) || isMkosiDir(d) {
 			outer = d
 		}
 		parent := filepath.Dir(d)
@@ -81,9 +92,54 @@ func RelPackage(root, dir string) (string, error) {
 	return filepath.ToSlash(rel), nil
 }
 
-// IsPackage reports whether pkg (package-style path) has a BUILD.star.
+// IsPackage reports whether pkg (package-style path) has a BUILD.star or
+// is an mkosi project (see IsMkosiPackage).
 func IsPackage(root, pkg string) bool {
-	return isFile(filepath.Join(root, filepath.FromSlash(pkg), BuildFile))
+	return isFile(filepath.Join(root, filepath.FromSlash(pkg), BuildFile)) || IsMkosiPackage(root, pkg)
+}
+
+// IsMkosiPackage reports whether pkg is an mkosi project directory without
+// a BUILD.star, outside the directories another mkosi project owns.
+func IsMkosiPackage(root, pkg string) bool {
+	dir := filepath.Join(root, filepath.FromSlash(pkg))
+	if isFile(filepath.Join(dir, BuildFile)) {
+		return false
+	}
+	if pkg != "" {
+		for _, c := range strings.Split(pkg, "/") {
+			if strings.HasPrefix(c, "mkosi.") {
+				return false
+			}
+		}
+	}
+	return isMkosiDir(dir)
+}
+
+// isMkosiDir reports whether dir is an mkosi project that is not part of
+// another one (inside mkosi.images/ or the mkosi/ subdirectory layout).
+func isMkosiDir(dir string) bool {
+	if strings.HasPrefix(filepath.Base(dir), "mkosi.") || strings.Contains(dir, "/mkosi.") {
+		return false
+	}
+	if filepath.Base(dir) == "mkosi" && mkosi.FindConfigDir(filepath.Dir(dir)) == dir {
+		return false
+	}
+	return mkosi.IsProject(dir)
+}
+
+// PackageFile is the file that defines package pkg: its BUILD.star, or
+// for an mkosi package the mkosi.conf (or the configuration directory
+// when there is no mkosi.conf).
+func PackageFile(root, pkg string) string {
+	dir := filepath.Join(root, filepath.FromSlash(pkg))
+	if !IsMkosiPackage(root, pkg) {
+		return filepath.Join(dir, BuildFile)
+	}
+	c := mkosi.FindConfigDir(dir)
+	if f := filepath.Join(c, "mkosi.conf"); isFile(f) {
+		return f
+	}
+	return c
 }
 
 // Skip reports whether a recursive walk skips the directory named name.
@@ -118,11 +174,14 @@ func Packages(root, pkg string) ([]string, error) {
 			return nil
 		}
 		if p != start {
-			if Skip(d.Name()) || isFile(filepath.Join(p, WorkspaceFile)) {
+			if Skip(d.Name()) || isFile(filepath.Join(p, WorkspaceFile)) || strings.HasPrefix(d.Name(), "mkosi.") {
+				return filepath.SkipDir
+			}
+			if d.Name() == "mkosi" && mkosi.FindConfigDir(filepath.Dir(p)) == p {
 				return filepath.SkipDir
 			}
 		}
-		if isFile(filepath.Join(p, BuildFile)) {
+		if isFile(filepath.Join(p, BuildFile)) || isMkosiDir(p) {
 			rel, _ := filepath.Rel(root, p)
 			if rel == "." {
 				rel = ""

@@ -76,3 +76,53 @@ func TestPackages(t *testing.T) {
 		t.Error("RelPackage outside the root: no error")
 	}
 }
+
+// TestMkosiPackages checks that mkosi project directories are packages and
+// the directories they own are not.
+func TestMkosiPackages(t *testing.T) {
+	tmp := t.TempDir()
+	write(t, tmp,
+		"ws/BUILD.star",
+		"ws/proj/mkosi.conf", "ws/proj/mkosi.images/jq/mkosi.conf", "ws/proj/mkosi.images/jq/mkosi.extra/x",
+		"ws/proj/mkosi.output/o/mkosi.conf",
+		"ws/sub/mkosi/mkosi.conf", "ws/sub/mkosi/mkosi.images/a.conf",
+		"ws/dropins/mkosi.conf.d/10.conf",
+		"ws/both/BUILD.star", "ws/both/mkosi.conf",
+		"alone/mkosi.conf", "alone/mkosi.images/base/mkosi.conf", "alone/deep/x.txt")
+	ws := filepath.Join(tmp, "ws")
+	got, err := Packages(ws, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"", "both", "dropins", "proj", "sub"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Packages = %q, want %q", got, want)
+	}
+	for pkg, want := range map[string]bool{
+		"proj": true, "sub": true, "dropins": true, "both": false,
+		"proj/mkosi.images/jq": false, "sub/mkosi": false, "proj/mkosi.output/o": false, "nothing": false,
+	} {
+		if got := IsMkosiPackage(ws, pkg); got != want {
+			t.Errorf("IsMkosiPackage(%q) = %v, want %v", pkg, got, want)
+		}
+	}
+	if !IsPackage(ws, "both") || !IsPackage(ws, "proj") || IsPackage(ws, "proj/mkosi.images/jq") {
+		t.Errorf("IsPackage disagrees with the package rules")
+	}
+	if f := PackageFile(ws, "proj"); f != filepath.Join(ws, "proj/mkosi.conf") {
+		t.Errorf("PackageFile(proj) = %s", f)
+	}
+	if f := PackageFile(ws, "sub"); f != filepath.Join(ws, "sub/mkosi/mkosi.conf") {
+		t.Errorf("PackageFile(sub) = %s", f)
+	}
+	if f := PackageFile(ws, "dropins"); f != filepath.Join(ws, "dropins") {
+		t.Errorf("PackageFile(dropins) = %s", f)
+	}
+	// A standalone mkosi checkout is its own workspace, from inside too.
+	for _, d := range []string{"alone", "alone/deep", "alone/mkosi.images/base"} {
+		got, err := FindRoot(filepath.Join(tmp, d))
+		if err != nil || got != filepath.Join(tmp, "alone") {
+			t.Errorf("FindRoot(%s) = %q, %v; want alone", d, got, err)
+		}
+	}
+}

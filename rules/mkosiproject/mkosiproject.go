@@ -1,0 +1,388 @@
+// Package mkosiproject turns an mkosi project into sxb targets: it is the
+// eval.MkosiProject hook behind mkosi_project() and behind packages that
+// are mkosi project directories. Importing it (cmd/sxb does) installs the
+// hook.
+//
+// Each image mkosi would build becomes one target named after the image
+// (the main image after its Output): Format=directory|tar a base_image,
+// Format=sysext|confext an extension built on the image its BaseTrees=
+// names, Format=disk with Overlay=yes and mkosi.repart/ an extension whose
+// partitions are the repart.d files and whose extension-release file is
+// the user's own, as mkosi leaves it. Outputs are published where mkosi
+// puts them (OutputDirectory=, mkosi's artifact names). Settings sxb
+// cannot honour are errors naming the setting, file and line.
+package mkosiproject
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/sxb-build/sxb/builtins/mkosi"
+	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/rules"
+	"github.com/sxb-build/sxb/starlark/eval"
+	"github.com/sxb-build/sxb/starlark/label"
+)
+
+func init() { eval.MkosiProject = Targets }
+
+// Targets reads the mkosi project in req.Dir and returns one target per
+// image that mkosi would build, in mkosi's build order.
+func Targets(req eval.MkosiRequest) ([]*rules.Target, error) {
+	c := &conv{req: req}
+	warn := req.Warn
+	if warn == nil {
+		warn = func(*diag.Diagnostic) {}
+	}
+	p, err := mkosi.Load(req.Dir, mkosi.LoadOptions{Warn: func(d *diag.Diagnostic) { warn(c.relDiag(d)) }})
+	if err != nil {
+		return nil, c.relErr(err)
+	}
+	c.p = p
+	var out []*rules.Target
+	var errs []error
+	for _, im := range p.Images {
+		if !im.Builds() {
+			continue
+		}
+		t, err := c.target(im)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, t)
+	}
+	if len(errs) > 0 {
+		return nil, c.relErr(errors.Join(errs...))
+	}
+	return out, nil
+}
+
+type conv struct {
+	req eval.MkosiRequest
+	p   *mkosi.Project
+}
+
+// name is the target name of an image: the subimage name, or the main
+// image's Output (as sxb convert names it).
+func name(im *mkosi.Image) string {
+	if im.Name == "main" {
+		return im.Output
+	}
+	return im.Name
+}
+
+func (c *conv) label(im *mkosi.Image) label.Label {
+	return label.Label{Pkg: c.req.Package, Name: name(im)}
+}
+
+// pos is where setting was set for im, or the image's first file.
+func pos(im *mkosi.Image, setting string) diag.Pos {
+	if p, ok := im.Pos[setting]; ok && p.File != "" {
+		return p
+	}
+	if len(im.Files) > 0 {
+		return diag.Pos{File: im.Files[0]}
+	}
+	return diag.Pos{File: im.Dir}
+}
+
+func gap(im *mkosi.Image, setting, format string, xs ...any) error {
+	return diag.Errorf(pos(im, setting), "image %s: %s", im.Name, fmt.Sprintf(format, xs...))
+}
+
+func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
+	if err := im.CheckSupported(); err != nil {
+		return nil, err
+	}
+	if im.IsExplicit("SourceDateEpoch") {
+		return nil, gap(im, "SourceDateEpoch", "SourceDateEpoch= is not supported by sxb yet (set SOURCE_DATE_EPOCH in the environment instead)")
+	}
+	t := &rules.Target{Label: c.label(im), Pos: c.rel(pos(im, "Format"))}
+	switch {
+	case im.Format == "directory" || im.Format == "tar":
+		b, err := c.base(im)
+		if err != nil {
+			return nil, err
+		}
+		t.Kind, t.Base = rules.KindBaseImage, b
+		t.Publish = &rules.Publish{Dir: im.OutputDir(), File: im.OutputFile()}
+	case im.Format == "sysext" || im.Format == "confext" || im.Format == "disk":
+		x, err := c.extension(im)
+		if err != nil {
+			return nil, err
+		}
+		t.Kind, t.Ext = x.Kind, x
+		t.Publish = &rules.Publish{Dir: im.OutputDir(), File: im.OutputFile(), Manifest: im.Output + ".manifest.json"}
+		if x.Verity != "off" && slices.Contains(im.SplitArtifacts, "roothash") {
+			t.Publish.Roothash = im.Output + ".roothash"
+		}
+		for _, a := range im.SplitArtifacts {
+			switch a {
+			case "uki", "kernel", "initrd", "roothash":
+				// Nothing to split off an extension, or handled.
+			default:
+				return nil, gap(im, "SplitArtifacts", "SplitArtifacts=%s is not supported by sxb yet", a)
+			}
+		}
+		if x.Base != nil {
+			t.Deps = append(t.Deps, *x.Base)
+		}
+	default:
+		return nil, gap(im, "Format", "Format=%s is not supported by sxb yet", im.Format)
+	}
+	if l, _, ok := im.OutputSymlink(); ok {
+		t.Publish.Symlink = l
+	}
+	for _, d := range im.Dependencies {
+		dep := c.p.Image(d)
+		if dep == nil || !dep.Builds() {
+			continue // an image that only carries settings
+		}
+		if l := c.label(dep); !slices.Contains(t.Deps, l) {
+			t.Deps = append(t.Deps, l)
+		}
+	}
+	if t.Deps == nil {
+		t.Deps = []label.Label{}
+	}
+	return t, nil
+}
+
+func trees(ts []mkosi.Tree) []rules.Tree {
+	var out []rules.Tree
+	for _, t := range ts {
+		dst := t.Target
+		if dst == "" {
+			dst = "/"
+		}
+		out = append(out, rules.Tree{Source: t.Source, Target: path.Clean("/" + dst)})
+	}
+	return out
+}
+
+func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
+	if len(im.BaseTrees) > 0 {
+		return nil, gap(im, "BaseTrees", "BaseTrees= on a Format=%s image is not supported by sxb yet (only extensions can build on a base)", im.Format)
+	}
+	if im.Overlay {
+		return nil, gap(im, "Overlay", "Overlay=yes on a Format=%s image is not supported by sxb yet", im.Format)
+	}
+	if im.Format == "tar" {
+		switch im.CompressOutput {
+		case "", "none", "zstd":
+		default:
+			return nil, gap(im, "CompressOutput", "CompressOutput=%s is not supported by sxb yet (only zstd and none)", im.CompressOutput)
+		}
+	}
+	b := &rules.BaseImage{
+		Name: name(im), Distribution: im.Distribution, Release: im.Release, Architecture: im.Architecture,
+		Mirror: im.Mirror, Repositories: im.Repositories, Packages: im.Packages, WithRecommends: im.WithRecommends,
+		WithDocs: im.WithDocs, ExtraTrees: trees(im.ExtraTrees), SkeletonTrees: trees(im.SkeletonTrees),
+		RemoveFiles: im.RemoveFiles, Output: im.Format,
+	}
+	if b.Packages == nil {
+		b.Packages = []string{}
+	}
+	if !slices.Contains(eval.Distributions, b.Distribution) {
+		return nil, gap(im, "Distribution", "Distribution=%s is not supported by sxb", b.Distribution)
+	}
+	return b, nil
+}
+
+func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
+	kind := im.Format
+	if kind == "disk" {
+		if !im.Overlay {
+			return nil, gap(im, "Overlay", "Format=disk without Overlay=yes is a whole disk image; sxb builds Format=disk only as an extension (Overlay=yes with BaseTrees=)")
+		}
+		kind = rules.KindSysext
+		if confextTree(im) {
+			kind = rules.KindConfext
+		}
+	}
+	if len(im.SkeletonTrees) > 0 {
+		return nil, gap(im, "SkeletonTrees", "SkeletonTrees= on an extension is not supported by sxb yet")
+	}
+	if im.CompressOutput != "" && im.CompressOutput != "none" {
+		return nil, gap(im, "CompressOutput", "CompressOutput=%s on a Format=%s image is not supported by sxb yet", im.CompressOutput, im.Format)
+	}
+	x := &rules.Extension{
+		Name: name(im), Kind: kind, Packages: im.Packages, ExtraTrees: trees(im.ExtraTrees), RemoveFiles: im.RemoveFiles,
+		WithRecommends: im.WithRecommends, WithDocs: im.WithDocs, Format: "erofs", Verity: im.EffectiveVerity(),
+		Version: im.ImageVersion, ImageID: im.ImageID, Architecture: im.Architecture,
+		ReleaseFromTrees: im.Format == "disk",
+	}
+	// mkosi's default Output carries the version; sxb adds it back.
+	x.Output = im.Output
+	if v := im.ImageVersion; v != "" && strings.HasSuffix(im.Output, "_"+v) && im.Output != "_"+v {
+		x.Output = strings.TrimSuffix(im.Output, "_"+v)
+	}
+	if strings.ContainsAny(x.Version, " \t") {
+		return nil, gap(im, "ImageVersion", "ImageVersion=%q must not contain spaces", x.Version)
+	}
+	switch len(im.BaseTrees) {
+	case 0:
+		if len(x.Packages) > 0 {
+			return nil, gap(im, "Packages", "Packages= on an extension needs BaseTrees= naming a Format=directory or tar image of this project to install on")
+		}
+	case 1:
+		other := c.p.ImageAt(im.BaseTrees[0])
+		if other == nil || other == im || (other.Format != "directory" && other.Format != "tar") {
+			return nil, gap(im, "BaseTrees", "BaseTrees=%s: sxb can only build on a Format=directory or tar image of the same project", im.BaseTrees[0])
+		}
+		if !im.Overlay {
+			return nil, gap(im, "Overlay", "BaseTrees= without Overlay=yes would ship the whole base tree in the image; sxb builds only what the extension adds (set Overlay=yes)")
+		}
+		l := c.label(other)
+		x.Base = &l
+	default:
+		return nil, gap(im, "BaseTrees", "BaseTrees= with %d trees is not supported by sxb yet (only one)", len(im.BaseTrees))
+	}
+	if x.Verity == "signed" {
+		x.Key, x.Certificate = im.VerityKey, im.VerityCertificate
+		for _, f := range []struct{ setting, file string }{{"VerityKey", x.Key}, {"VerityCertificate", x.Certificate}} {
+			if fi, err := os.Stat(f.file); err != nil || !fi.Mode().IsRegular() {
+				return nil, gap(im, f.setting, "%s=%s: not a readable file", f.setting, f.file)
+			}
+		}
+	}
+	scopeKey := strings.ToUpper(kind) + "_SCOPE"
+	if sc, ok := im.Environment[scopeKey]; ok {
+		words := strings.Fields(sc)
+		for _, w := range words {
+			if w != "initrd" && w != "system" && w != "portable" {
+				return nil, gap(im, "Environment", "%s=%s: %q is not a scope (want initrd, system or portable)", scopeKey, sc, w)
+			}
+		}
+		if len(words) == 0 {
+			return nil, gap(im, "Environment", "%s= is empty (want initrd, system or portable)", scopeKey)
+		}
+		x.Scope = strings.Join(words, " ")
+	}
+	if im.Format == "disk" {
+		parts, err := c.partitions(im)
+		if err != nil {
+			return nil, err
+		}
+		x.Partitions = parts
+	}
+	return x, nil
+}
+
+// partitions lists the repart.d files of the image's RepartDirectories=,
+// by file name as systemd-repart reads them.
+func (c *conv) partitions(im *mkosi.Image) ([]rules.Partition, error) {
+	byName := map[string]string{}
+	for _, d := range im.RepartDirs {
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			return nil, gap(im, "RepartDirectories", "reading %s: %v", d, err)
+		}
+		for _, e := range ents {
+			if e.IsDir() || !strings.HasSuffix(e.Name(), ".conf") {
+				continue
+			}
+			if prev, dup := byName[e.Name()]; dup {
+				return nil, gap(im, "RepartDirectories", "%s and %s: the same repart.d file name in two RepartDirectories= is not supported by sxb yet", prev, filepath.Join(d, e.Name()))
+			}
+			byName[e.Name()] = filepath.Join(d, e.Name())
+		}
+	}
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return nil, gap(im, "RepartDirectories", "no repart.d files (*.conf) in %s", strings.Join(im.RepartDirs, " "))
+	}
+	out := make([]rules.Partition, len(names))
+	for i, n := range names {
+		out[i] = rules.Partition{Pos: diag.Pos{File: byName[n]}, File: byName[n]}
+		out[i].Pos = c.rel(out[i].Pos)
+	}
+	return out, nil
+}
+
+// confextTree reports whether the extra trees carry only an
+// etc/extension-release.d/ file (a hand-written confext), as sxb convert
+// decides.
+func confextTree(im *mkosi.Image) bool {
+	isDir := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
+	for _, t := range im.ExtraTrees {
+		if isDir(filepath.Join(t.Source, "etc/extension-release.d")) && !isDir(filepath.Join(t.Source, "usr/lib/extension-release.d")) {
+			return true
+		}
+	}
+	return false
+}
+
+// rel shows p's file relative to the working directory.
+func (c *conv) rel(p diag.Pos) diag.Pos {
+	if c.req.Cwd != "" && filepath.IsAbs(p.File) {
+		if r, err := filepath.Rel(c.req.Cwd, p.File); err == nil {
+			p.File = r
+		}
+	}
+	return p
+}
+
+// relDiag shows d's file relative to the working directory, keeping its
+// source line (the file name no longer resolves from elsewhere).
+func (c *conv) relDiag(d *diag.Diagnostic) *diag.Diagnostic {
+	if c.req.Cwd == "" || !filepath.IsAbs(d.Pos.File) {
+		return d
+	}
+	nd := *d
+	if nd.Source == "" && nd.Pos.Line > 0 {
+		nd.Source = sourceLine(nd.Pos.File, nd.Pos.Line)
+	}
+	if r, err := filepath.Rel(c.req.Cwd, nd.Pos.File); err == nil {
+		nd.Pos.File = r
+	}
+	return &nd
+}
+
+// relErr turns err into diagnostics with relative file names: one
+// diagnostic, or an eval.ErrorList for several.
+func (c *conv) relErr(err error) error {
+	var flat []error
+	var walk func(e error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		if d, ok := e.(*diag.Diagnostic); ok {
+			flat = append(flat, c.relDiag(d))
+			return
+		}
+		flat = append(flat, e)
+	}
+	walk(err)
+	if len(flat) == 1 {
+		return flat[0]
+	}
+	return eval.ErrorList(flat)
+}
+
+func sourceLine(file string, line int) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(string(b), "\n")
+	if line > len(lines) {
+		return ""
+	}
+	return strings.TrimRight(lines[line-1], "\r")
+}
