@@ -229,3 +229,50 @@ func compareTrees(t *testing.T, want, got string, meta *tree.Meta) {
 		t.Logf("rpm and sxb unpacked identical trees (%d paths)", len(keys))
 	}
 }
+
+// TestCrossCheckDNFSynthetic compares sxb and dnf on a generated
+// 5000-package repository (sonames, file dependencies only in filelists,
+// "or" alternatives), parsing dnf's transaction table.
+func TestCrossCheckDNFSynthetic(t *testing.T) {
+	testenv.NeedTool(t, "dnf")
+	dir := t.TempDir()
+	writeSyntheticRepo(t, dir, 5000)
+	for _, req := range [][]string{{"p04999"}, {"p03000", "p01234"}, {"p00299"}} {
+		plan, err := Resolve(context.Background(), Request{Distribution: "opensuse", Repositories: []string{dir}, Packages: req, Insecure: true, CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range plan.Packages {
+			got = append(got, p.Name+"-"+p.EVR)
+		}
+		d := &dnfRunner{t: t, root: t.TempDir(), cache: t.TempDir(), repos: map[string]string{"big": "file://" + dir}}
+		var args []string
+		for _, a := range d.args(append([]string{"--assumeno", "install"}, req...)...) {
+			if a != "-q" { // -q hides the transaction table
+				args = append(args, a)
+			}
+		}
+		cmd := exec.Command("dnf", args...)
+		cmd.Env = append(os.Environ(), "RPM_FORCE_DEBIAN=1")
+		out, _ := cmd.CombinedOutput()
+		var want []string
+		in := false
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			switch {
+			case strings.HasPrefix(line, "Installing"):
+				in = true
+			case strings.HasPrefix(line, "Transaction Summary"):
+				in = false
+			case in && len(f) >= 4 && f[1] == "x86_64":
+				want = append(want, f[0]+"-"+f[2])
+			}
+		}
+		sort.Strings(want)
+		if len(want) == 0 {
+			t.Fatalf("%v: no dnf transaction:\n%s", req, out)
+		}
+		compareSets(t, strings.Join(req, ","), got, want)
+	}
+}

@@ -59,12 +59,15 @@
 // satisfied: sxb unpacks payloads itself and handles the package format
 // features they announce. Recommends are followed only with
 // WithRecommends; Suggests, Supplements and Enhances are ignored. Among
-// several providers, a package named like the capability wins, then the
-// alphabetically first name; within a name, the highest EVR (first
-// repository on ties). Conditional requirements (if/unless) are decided
-// after plain ones. The resolver is greedy with local backtracking over
-// "or" alternatives, not a SAT solver; the tests cross-check its results
-// with dnf (libsolv) on the same repositories.
+// several providers the alphabetically first name wins, as in libsolv
+// (even over a package named like the capability); within a name, the
+// highest EVR (first repository on ties). Plain requirements are closed
+// first; "or" alternatives are decided next (the providers of all
+// alternatives compete together), conditional ones (if/unless) last, so
+// that a choice is not made before something else settles it. A conflict
+// "(A unless B)" is lifted by installing B. The resolver is greedy with
+// local backtracking over alternatives, not a SAT solver; the tests
+// cross-check its results with dnf (libsolv) on the same repositories.
 //
 // With a BaseRoot, packages recorded there (InstalledDBPath) and files
 // present there satisfy dependencies and are not installed again; a

@@ -111,6 +111,7 @@ type solver struct {
 	why     map[*cand]string      // reason chain
 	queue   []*cand
 	cond    []pendingRich // rich requirements whose condition may change
+	ors     []pendingRich // "or" requirements not decided yet
 	recomm  bool
 	// requests are the requested package strings.
 	requests []string
@@ -663,6 +664,29 @@ func (s *solver) solve(requests []string) error {
 			s.cond = append(s.cond, pend...)
 			continue
 		}
+		// Then one pending alternative that is still open.
+		for len(s.ors) > 0 && !progressed {
+			p := s.ors[0]
+			s.ors = s.ors[1:]
+			if s.sel[p.who.Name] != p.who {
+				continue
+			}
+			ok, err := s.satisfied(p.r)
+			if err != nil {
+				return err
+			}
+			if ok {
+				continue
+			}
+			if err := s.require(p.r, p.who); err != nil {
+				return err
+			}
+			progressed = true
+		}
+		if progressed {
+			s.cond = append(s.cond, pend...)
+			continue
+		}
 		// Conditions that hold are met; take one else-branch.
 		for k, p := range rest {
 			if len(p.r.Args) < 3 {
@@ -778,6 +802,7 @@ type snap struct {
 	sel   map[string]*cand
 	queue []*cand
 	cond  []pendingRich
+	ors   []pendingRich
 }
 
 func (s *solver) snapshot() snap {
@@ -785,10 +810,31 @@ func (s *solver) snapshot() snap {
 	for k, v := range s.sel {
 		m[k] = v
 	}
-	return snap{sel: m, queue: append([]*cand(nil), s.queue...), cond: append([]pendingRich(nil), s.cond...)}
+	return snap{sel: m, queue: append([]*cand(nil), s.queue...), cond: append([]pendingRich(nil), s.cond...),
+		ors: append([]pendingRich(nil), s.ors...)}
 }
 
-func (s *solver) restore(x snap) { s.sel, s.queue, s.cond = x.sel, x.queue, x.cond }
+func (s *solver) restore(x snap) { s.sel, s.queue, s.cond, s.ors = x.sel, x.queue, x.cond, x.ors }
+
+// orLeaves returns the capabilities of an "or" of plain capabilities
+// (nested "or"s flattened), or nil when an alternative is more complex.
+func orLeaves(r *richDep) []Dep {
+	switch r.Op {
+	case "":
+		return []Dep{r.Dep}
+	case opOr:
+		var out []Dep
+		for _, a := range r.Args {
+			l := orLeaves(a)
+			if l == nil {
+				return nil
+			}
+			out = append(out, l...)
+		}
+		return out
+	}
+	return nil
+}
 
 func depToRich(d Dep) (*richDep, error) {
 	if strings.HasPrefix(d.Name, "(") {
@@ -807,6 +853,15 @@ func (s *solver) require(r *richDep, who *cand) error {
 func (s *solver) requireAt(r *richDep, who *cand, top bool) error {
 	if top && (r.Op == opIf || r.Op == opUnless) {
 		s.cond = append(s.cond, pendingRich{r, who})
+		return nil
+	}
+	if top && r.Op == opOr {
+		// Alternatives wait until the plain requirements are closed:
+		// often one of them is installed anyway by then.
+		if ok, err := s.satisfied(r); ok || err != nil {
+			return err
+		}
+		s.ors = append(s.ors, pendingRich{r, who})
 		return nil
 	}
 	if ok, err := s.satisfied(r); ok || err != nil {
@@ -830,7 +885,30 @@ func (s *solver) requireAt(r *richDep, who *cand, top bool) error {
 		}
 		return nil
 	case opOr:
-		// The first alternative that can be installed wins.
+		// Alternatives that are all plain capabilities: their providers
+		// compete together, as in libsolv.
+		if leaves := orLeaves(r); leaves != nil {
+			var cs []*cand
+			seen := map[*cand]bool{}
+			for _, d := range leaves {
+				ps, err := s.providers(d)
+				if err != nil {
+					return err
+				}
+				for _, c := range ps {
+					if !seen[c] {
+						seen[c] = true
+						cs = append(cs, c)
+					}
+				}
+			}
+			if len(cs) > 0 {
+				if err := s.choose(cs, r.String(), who); err == nil {
+					return nil
+				}
+			}
+		}
+		// Otherwise the first alternative that can be installed wins.
 		var firstErr error
 		for _, a := range r.Args {
 			saved := s.snapshot()
@@ -895,14 +973,9 @@ func (s *solver) choose(cs []*cand, what string, who *cand) error {
 		}
 		names[c.Name] = append(names[c.Name], c)
 	}
-	depName := strings.Fields(what)[0]
-	sort.SliceStable(order, func(i, j int) bool {
-		ei, ej := order[i] == depName, order[j] == depName
-		if ei != ej {
-			return ei
-		}
-		return order[i] < order[j]
-	})
+	// Like libsolv: the alphabetically first name wins (it does not
+	// prefer a package named like the capability).
+	sort.Strings(order)
 	var reasons []string
 	for _, n := range order {
 		if _, inBase := s.base[n]; inBase {

@@ -44,6 +44,13 @@ var scenarioPackages = []rpmtest.Pkg{
 	simple("mid", "1", "Requires: missing-thing >= 2"),
 	simple("epoch", "1", "Epoch: 3"),
 	simple("needs-epoch", "1", "Requires: epoch >= 3:0.5"),
+	simple("acme", "1", "Provides: widget"),
+	simple("widget", "1", ""),
+	simple("want-widget", "1", "Requires: widget"),
+	simple("zeta", "1", "Provides: gadget"),
+	simple("beta", "1", "Provides: gadget"),
+	simple("want-gadget", "1", "Requires: gadget"),
+	simple("want-or-order", "1", "Requires: (zeta or beta)"),
 	simple("needs-rpmlib", "1", "Requires: rpmlib(RichDependencies) <= 4.12.0-1\nRequires: rpmlib(CaretInVersions)"),
 	simple("needs-future", "1", "Requires: rpmlib(TeleportingPayloads) <= 9.0-1"),
 	fileOnly("clash-a", "/usr/share/fx/clash", "a", ""),
@@ -103,6 +110,9 @@ var scenarios = []struct {
 	{[]string{"needs-snap"}, "needs-snap snap"},
 	{[]string{"needs-epoch"}, "epoch needs-epoch"},
 	{[]string{"newtool"}, "newtool"},
+	{[]string{"want-widget"}, "acme want-widget"},
+	{[]string{"want-gadget"}, "beta want-gadget"},
+	{[]string{"want-or-order"}, "beta want-or-order"},
 	{[]string{"needs-rpmlib"}, "needs-rpmlib"},
 }
 
