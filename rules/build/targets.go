@@ -94,7 +94,7 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 		return nil, fmt.Errorf("skeleton trees: %w", err)
 	}
 	if err := in.Install(ctx, res, root, meta, b.WithDocs, rep); err != nil {
-		return nil, fmt.Errorf("installing packages: %w", err)
+		return nil, err // the installers name the step
 	}
 	rep("finishing", "")
 	if err := applyTrees(root, b.ExtraTrees, meta); err != nil {
@@ -268,7 +268,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	meta := tree.NewMeta()
 	if res != nil {
 		if err := in.Install(ctx, res, root, meta, ext.WithDocs, rep); err != nil {
-			return nil, fmt.Errorf("installing packages: %w", err)
+			return nil, err // the installers name the step
 		}
 	}
 	rep("assembling tree", "")
