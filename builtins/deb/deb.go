@@ -74,7 +74,8 @@ type Request struct {
 	// Lock, when not nil and not empty, pins the result: the plan is the
 	// lock's packages, and every requested package must be in it.
 	Lock *Lock
-	// Progress, when set, receives resolution events.
+	// Progress, when set, receives resolution events; calls are
+	// serialized.
 	Progress func(Event)
 	// Now is the time signatures and Valid-Until are checked at; zero
 	// means the current time.
@@ -198,6 +199,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 		return planFromLock(plan, &req, base)
 	}
 	f := &fetch.Fetcher{CacheDir: req.CacheDir}
+	req.Progress = serialize(req.Progress)
 	u, err := loadUniverse(ctx, &req, arch, f, req.Progress)
 	if err != nil {
 		return nil, fmt.Errorf("reading repository: %w", err)
@@ -260,9 +262,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 			Source: p.Source, URL: p.Base + "/" + p.Filename, Size: p.Size, SHA256: p.SHA256})
 	}
 	sort.Slice(plan.Packages, func(a, b int) bool { return plan.Packages[a].Name < plan.Packages[b].Name })
-	if req.Progress != nil {
-		req.Progress(Event{Kind: EventResolved, N: len(plan.Packages)})
-	}
+	req.Progress(Event{Kind: EventResolved, N: len(plan.Packages)})
 	return plan, nil
 }
 

@@ -24,7 +24,8 @@ type InstallOptions struct {
 	// groff,gtk-doc} are dropped (copyright files kept), as mkosi's
 	// WithDocs=no does.
 	WithDocs bool
-	// Progress, when set, receives download and extraction events.
+	// Progress, when set, receives download and extraction events; calls
+	// are serialized.
 	Progress func(Event)
 	// CacheDir overrides the download cache of the plan's request.
 	CacheDir string
@@ -63,10 +64,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if cacheDir == "" {
 		return fmt.Errorf("installing packages: no cache directory")
 	}
-	progress := opts.Progress
-	if progress == nil {
-		progress = func(Event) {}
-	}
+	progress := serialize(opts.Progress)
 	r, err := openRoot(dir, meta, plan.Arch)
 	if err != nil {
 		return fmt.Errorf("installing packages: %w", err)
@@ -439,4 +437,17 @@ func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts I
 type readyDeb struct {
 	i    int
 	file string
+}
+
+// serialize returns fn wrapped so calls never overlap (a no-op for nil).
+func serialize(fn func(Event)) func(Event) {
+	if fn == nil {
+		return func(Event) {}
+	}
+	var mu sync.Mutex
+	return func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		fn(e)
+	}
 }
