@@ -310,3 +310,23 @@ func randHex() string {
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// trimFiles removes regular files below dir (downloads, parsed indexes)
+// whose modification time is older than maxAge. Those caches never modify a
+// file after writing it, so the time is when it was fetched; a removed file
+// is fetched again when next needed.
+func trimFiles(dir string, maxAge time.Duration) {
+	if maxAge <= 0 {
+		return
+	}
+	cutoff := time.Now().Add(-maxAge)
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && fi.ModTime().Before(cutoff) {
+			os.Remove(p)
+		}
+		return nil
+	})
+}

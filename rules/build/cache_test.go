@@ -70,3 +70,20 @@ func TestGetDetectsCorruptionAndCommitIsAtomic(t *testing.T) {
 		t.Errorf("staging leftovers: %v", ents)
 	}
 }
+
+func TestTrimFilesByAge(t *testing.T) {
+	d := t.TempDir()
+	old, fresh := filepath.Join(d, "ab", "old"), filepath.Join(d, "ab", "fresh")
+	os.MkdirAll(filepath.Dir(old), 0o755)
+	os.WriteFile(old, []byte("x"), 0o644)
+	os.WriteFile(fresh, []byte("x"), 0o644)
+	long := time.Now().Add(-100 * time.Hour)
+	os.Chtimes(old, long, long)
+	trimFiles(d, 48*time.Hour)
+	if _, err := os.Stat(old); err == nil {
+		t.Error("old file kept")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Error("fresh file removed")
+	}
+}

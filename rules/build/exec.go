@@ -154,6 +154,9 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 	}
 	opts.Progress.Close()
 	x.cache.Trim()
+	for _, sub := range []string{"sha256", "deb-index", "rpm-md", "pins"} {
+		trimFiles(filepath.Join(opts.CacheDir, sub), x.cache.MaxAge)
+	}
 	var out []*Result
 	for _, t := range targets {
 		if r := x.result(t.Label.String()); r != nil {
