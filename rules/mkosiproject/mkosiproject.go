@@ -82,10 +82,13 @@ func (c *conv) label(im *mkosi.Image) label.Label {
 	return label.Label{Pkg: c.req.Package, Name: name(im)}
 }
 
-// pos is where setting was set for im, or the image's first file.
-func pos(im *mkosi.Image, setting string) diag.Pos {
-	if p, ok := im.Pos[setting]; ok && p.File != "" {
-		return p
+// pos is where the first of settings that was set for im was set, or
+// the image's first file.
+func pos(im *mkosi.Image, settings ...string) diag.Pos {
+	for _, s := range settings {
+		if p, ok := im.Pos[s]; ok && p.File != "" {
+			return p
+		}
 	}
 	if len(im.Files) > 0 {
 		return diag.Pos{File: im.Files[0]}
@@ -93,8 +96,10 @@ func pos(im *mkosi.Image, setting string) diag.Pos {
 	return diag.Pos{File: im.Dir}
 }
 
+// gap is an error about im at the setting named (or, when it was not set,
+// the next one named in "A|B").
 func gap(im *mkosi.Image, setting, format string, xs ...any) error {
-	return diag.Errorf(pos(im, setting), "image %s: %s", im.Name, fmt.Sprintf(format, xs...))
+	return diag.Errorf(pos(im, strings.Split(setting, "|")...), "image %s: %s", im.Name, fmt.Sprintf(format, xs...))
 }
 
 func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
@@ -200,7 +205,7 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 	kind := im.Format
 	if kind == "disk" {
 		if !im.Overlay {
-			return nil, gap(im, "Overlay", "Format=disk without Overlay=yes is a whole disk image; sxb builds Format=disk only as an extension (Overlay=yes with BaseTrees=)")
+			return nil, gap(im, "Overlay|Format", "Format=disk without Overlay=yes is a whole disk image; sxb builds Format=disk only as an extension (Overlay=yes with BaseTrees=)")
 		}
 		kind = rules.KindSysext
 		if confextTree(im) {
@@ -238,7 +243,7 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 			return nil, gap(im, "BaseTrees", "BaseTrees=%s: sxb can only build on a Format=directory or tar image of the same project", im.BaseTrees[0])
 		}
 		if !im.Overlay {
-			return nil, gap(im, "Overlay", "BaseTrees= without Overlay=yes would ship the whole base tree in the image; sxb builds only what the extension adds (set Overlay=yes)")
+			return nil, gap(im, "Overlay|BaseTrees", "BaseTrees= without Overlay=yes would ship the whole base tree in the image; sxb builds only what the extension adds (set Overlay=yes)")
 		}
 		l := c.label(other)
 		x.Base = &l

@@ -84,14 +84,19 @@ func Load(ctx context.Context, opts Options) (*rules.Graph, error) {
 		return nil, err
 	}
 	pats := make([]label.Pattern, 0, len(opts.Patterns))
-	for _, s := range opts.Patterns {
+	implied := map[int]bool{}
+	for i, s := range opts.Patterns {
 		p, err := label.ParsePattern(s, cwdPkg)
 		if err != nil {
 			return nil, err
 		}
+		if !p.Recursive && !p.All && !strings.Contains(s, ":") {
+			implied[i] = true
+		}
 		pats = append(pats, p)
 	}
 	l := newLoader(ctx, opts, root, dir)
+	l.impliedName = implied
 	return l.run(pats)
 }
 
@@ -111,6 +116,9 @@ type loader struct {
 	files   map[string]*syntax.File // parsed files, by display name
 	srcs    map[string][]byte       // sources, by display name
 	pkgs    map[string]*pkgState    // evaluated packages
+	// impliedName marks the patterns (by index) written without a target
+	// name ("//pkg"): for an mkosi package they name all its images.
+	impliedName map[int]bool
 	calls   map[string]map[posKey]*syntax.CallExpr
 }
 
@@ -217,6 +225,13 @@ func (l *loader) run(pats []label.Pattern) (*rules.Graph, error) {
 	}
 	if err := l.evalPackages(want); err != nil {
 		return nil, err
+	}
+	// "//dir" of an mkosi package is all its images (as "mkosi build" in
+	// dir), unless an image is called like the directory.
+	for i, p := range pats {
+		if ps := l.pkgs[p.Pkg]; l.impliedName[i] && ps != nil && ps.byName[p.Name] == nil && workspace.IsMkosiPackage(l.root, p.Pkg) {
+			pats[i].Name, pats[i].All = "", true
+		}
 	}
 	// Roots.
 	var roots []label.Label
