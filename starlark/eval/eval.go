@@ -119,7 +119,7 @@ type loader struct {
 	// impliedName marks the patterns (by index) written without a target
 	// name ("//pkg"): for an mkosi package they name all its images.
 	impliedName map[int]bool
-	calls   map[string]map[posKey]*syntax.CallExpr
+	calls       map[string]map[posKey]*syntax.CallExpr
 }
 
 // module is one load()ed file, or (not cached) one BUILD.star evaluation;
