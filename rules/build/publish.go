@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -155,6 +154,17 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 			continue // not wanted at this location
 		}
 		dst := filepath.Join(dir, pub)
+		if t.Publish != nil && o.Name == name+".roothash" {
+			// mkosi's <output>.roothash holds the bare hex digest.
+			b, err := os.ReadFile(e.Path(o.Name))
+			if err != nil {
+				return nil, err
+			}
+			if err := writeFileAtomic(dst, []byte(strings.TrimSpace(string(b))), 0o644); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err := placeFile(e.Path(o.Name), dst); err != nil {
 			return nil, err
 		}
@@ -430,31 +440,4 @@ func writeTar(file string, n *tree.Node) error {
 		err = cerr
 	}
 	return err
-}
-
-// HostArchitecture returns the systemd architecture name of this machine.
-func HostArchitecture() string {
-	switch runtime.GOARCH {
-	case "amd64":
-		return "x86-64"
-	case "386":
-		return "x86"
-	case "arm64":
-		return "arm64"
-	case "arm":
-		return "arm"
-	case "ppc64le":
-		return "ppc64-le"
-	case "ppc64":
-		return "ppc64"
-	case "riscv64":
-		return "riscv64"
-	case "s390x":
-		return "s390x"
-	case "loong64":
-		return "loongarch64"
-	case "mips64le":
-		return "mips64-le"
-	}
-	return runtime.GOARCH
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/sxb-build/sxb/builtins/extension"
+	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/rules"
 )
@@ -178,7 +179,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 		arch = info.Architecture
 	}
 	if arch == "" {
-		arch = hostArchitecture()
+		arch = repart.NativeArch()
 	}
 	var res Resolved
 	var in Installer
@@ -417,9 +418,4 @@ func seedFor(output string) [16]byte {
 	s[6] = s[6]&0x0f | 0x40
 	s[8] = s[8]&0x3f | 0x80
 	return s
-}
-
-// hostArchitecture is the systemd architecture name of this machine.
-func hostArchitecture() string {
-	return HostArchitecture()
 }
