@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -236,8 +238,17 @@ func compareTrees(t *testing.T, want, got string, meta *tree.Meta) {
 func TestCrossCheckDNFSynthetic(t *testing.T) {
 	testenv.NeedTool(t, "dnf")
 	dir := t.TempDir()
-	writeSyntheticRepo(t, dir, 5000)
-	for _, req := range [][]string{{"p04999"}, {"p03000", "p01234"}, {"p00299"}} {
+	n := 5000
+	if v, err := strconv.Atoi(os.Getenv("SXB_RPM_SYNTH_N")); err == nil && v > 300 {
+		n = v // a larger run by hand: SXB_RPM_SYNTH_N=40000
+	}
+	writeSyntheticRepo(t, dir, n)
+	reqs := [][]string{{"p04999"}, {"p03000", "p01234"}, {"p00299"}}
+	rng := rand.New(rand.NewSource(3))
+	for i := 0; i < 5; i++ {
+		reqs = append(reqs, []string{fmt.Sprintf("p%05d", rng.Intn(n)), fmt.Sprintf("p%05d", rng.Intn(n)), fmt.Sprintf("p%05d", rng.Intn(n))})
+	}
+	for _, req := range reqs {
 		plan, err := Resolve(context.Background(), Request{Distribution: "opensuse", Repositories: []string{dir}, Packages: req, Insecure: true, CacheDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
