@@ -1,0 +1,144 @@
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/sxb-build/sxb/rules"
+	"github.com/sxb-build/sxb/starlark/label"
+)
+
+// TestPublishLocation checks targets with their own publish location (an
+// mkosi project's OutputDirectory and artifact names) and an
+// extension-release taken from the trees as written (mkosi's Format=disk).
+func TestPublishLocation(t *testing.T) {
+	RegisterInstaller(&fakeInstaller{}, "fake")
+	RegisterImageWriter(func(ctx context.Context, out string, req ImageRequest) (*ImageResult, error) {
+		r, err := listingWriter(ctx, out, req)
+		if r != nil && req.Verity == "hash" {
+			r.RootHash = "ab12"
+		}
+		return r, err
+	})
+	ws := t.TempDir()
+	out := filepath.Join(ws, "proj/mkosi.output")
+	rel := filepath.Join(ws, "proj/extra/usr/lib/extension-release.d")
+	os.MkdirAll(rel, 0o755)
+	os.WriteFile(filepath.Join(rel, "extension-release.tool"), []byte("ID=_any\n"), 0o644)
+	os.MkdirAll(filepath.Join(ws, "proj/bare/usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(ws, "proj/bare/usr/bin/x"), []byte("x"), 0o755)
+
+	bl := label.Label{Pkg: "proj", Name: "base"}
+	tl := label.Label{Pkg: "proj", Name: "tb"}
+	xl := label.Label{Pkg: "proj", Name: "tool"}
+	nl := label.Label{Pkg: "proj", Name: "bare"}
+	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{}}
+	g.Targets[bl.String()] = &rules.Target{Label: bl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{
+		Name: "base", Distribution: "fake", Release: "1", Architecture: "x86-64", Packages: []string{"base-files"}, Output: "directory"},
+		Publish: &rules.Publish{Dir: out, File: "base"}}
+	g.Targets[tl.String()] = &rules.Target{Label: tl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{
+		Name: "tb", Distribution: "fake", Release: "1", Architecture: "x86-64", Packages: []string{"base-files"}, Output: "tar"},
+		Publish: &rules.Publish{Dir: out, File: "tb.tar.zst", Symlink: "tb"}}
+	g.Targets[xl.String()] = &rules.Target{Label: xl, Kind: rules.KindSysext, Deps: []label.Label{bl}, Ext: &rules.Extension{
+		Name: "tool", Kind: "sysext", Base: &bl, Packages: []string{"jq"}, Format: "erofs", Verity: "hash", Output: "tool", Version: "2",
+		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/extra"), Target: "/"}}, ReleaseFromTrees: true},
+		Publish: &rules.Publish{Dir: out, File: "tool_2.raw", Symlink: "tool_2", Manifest: "tool_2.manifest.json", Roothash: "tool_2.roothash"}}
+	g.Targets[nl.String()] = &rules.Target{Label: nl, Kind: rules.KindSysext, Ext: &rules.Extension{
+		Name: "bare", Kind: "sysext", Format: "erofs", Verity: "off", Output: "bare", Architecture: "x86-64",
+		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/bare"), Target: "/"}}, ReleaseFromTrees: true},
+		Publish: &rules.Publish{Dir: out, File: "bare.raw"}}
+	res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := map[string]string{}
+	for _, r := range res {
+		outs[r.Label] = r.Outputs[0]
+	}
+	if outs["//proj:tool"] != filepath.Join(out, "tool_2.raw") || outs["//proj:base"] != filepath.Join(out, "base") || outs["//proj:tb"] != filepath.Join(out, "tb.tar.zst") {
+		t.Errorf("outputs %v", outs)
+	}
+
+	// The extension-release is the tree's, as written: nothing added.
+	img, err := os.ReadFile(filepath.Join(out, "tool_2.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(img), "usr/lib/extension-release.d/extension-release.tool file 644\n  \"ID=_any\\n\"\n") || !strings.Contains(string(img), "usr/share/jq/jq") {
+		t.Errorf("image:\n%s", img)
+	}
+	if l, err := os.Readlink(filepath.Join(out, "tool_2")); err != nil || l != "tool_2.raw" {
+		t.Errorf("symlink tool_2 = %q, %v", l, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "tool_2.roothash")); err != nil || string(b) != "ab12" {
+		t.Errorf("roothash = %q, %v (want the bare digest, as mkosi writes it)", b, err)
+	}
+	if m, err := os.ReadFile(filepath.Join(out, "tool_2.manifest.json")); err != nil || !strings.Contains(string(m), `"extension_release": "ID=_any\n"`) {
+		t.Errorf("manifest: %s %v", m, err)
+	}
+	// Without a file in the trees there is none in the image.
+	if img, _ := os.ReadFile(filepath.Join(out, "bare.raw")); strings.Contains(string(img), "extension-release") || !strings.Contains(string(img), "usr/bin/x") {
+		t.Errorf("bare image:\n%s", img)
+	}
+	if _, err := os.Stat(filepath.Join(out, "base/usr/lib/os-release")); err != nil {
+		t.Errorf("base tree: %v", err)
+	}
+
+	// The tar base is zstd-compressed, next to its symlink.
+	f, err := os.Open(filepath.Join(out, "tb.tar.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := zstd.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	found := false
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("reading tb.tar.zst: %v", err)
+		}
+		if h.Name == "usr/lib/os-release" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("tb.tar.zst lacks usr/lib/os-release")
+	}
+	if l, _ := os.Readlink(filepath.Join(out, "tb")); l != "tb.tar.zst" {
+		t.Errorf("symlink tb = %q", l)
+	}
+
+	// Nothing went to the package's directory under sxb-out, and the
+	// checksums are in the publish directory.
+	if _, err := os.Stat(filepath.Join(ws, "sxb-out/proj")); err == nil {
+		t.Error("outputs also published under sxb-out/proj")
+	}
+	sums, _ := os.ReadFile(filepath.Join(out, "SHA256SUMS"))
+	if !bytes.Contains(sums, []byte("  tool_2.raw\n")) || !bytes.Contains(sums, []byte("  tb.tar.zst\n")) {
+		t.Errorf("SHA256SUMS:\n%s", sums)
+	}
+	// A second build is cached and gives the same compressed bytes.
+	first, _ := os.ReadFile(filepath.Join(out, "tb.tar.zst"))
+	if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(out, "tb.tar.zst")); !bytes.Equal(first, again) {
+		t.Error("tb.tar.zst differs between builds")
+	}
+}

@@ -1,0 +1,158 @@
+package mkosiproject
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sxb-build/sxb/rules"
+	"github.com/sxb-build/sxb/starlark/eval"
+)
+
+// project writes files ("path", "content" pairs) under a new directory.
+func project(t *testing.T, files ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for i := 0; i < len(files); i += 2 {
+		p := filepath.Join(dir, files[i])
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(files[i+1]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const distro = "[Distribution]\nDistribution=debian\nRelease=bookworm\nArchitecture=x86-64\n"
+
+func targets(t *testing.T, dir string) map[string]*rules.Target {
+	t.Helper()
+	ts, err := Targets(eval.MkosiRequest{Workspace: dir, Package: "p", Dir: dir, Cwd: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*rules.Target{}
+	for _, tg := range ts {
+		out[tg.Label.Name] = tg
+	}
+	return out
+}
+
+func TestExtensionSettings(t *testing.T) {
+	dir := project(t,
+		"mkosi.conf", distro+"[Output]\nFormat=none\nOutputDirectory=out\nImageVersion=1.2\n",
+		"mkosi.images/base/mkosi.conf", "[Output]\nFormat=directory\n[Content]\nPackages=systemd\n",
+		"mkosi.images/tool/mkosi.conf", "[Config]\nDependencies=base\n[Output]\nFormat=sysext\nOverlay=yes\nImageId=tools\nSplitArtifacts=roothash\n"+
+			"[Content]\nBaseTrees=%O/base_1.2\nPackages=jq\nWithDocs=no\nWithRecommends=yes\nRemoveFiles=/usr/share/man\n"+
+			"[Validation]\nVerity=yes\n[Build]\nEnvironment=SYSEXT_SCOPE=\"system  portable\" OTHER=1\n",
+		"mkosi.images/tool/mkosi.extra/usr/share/tool/x", "x",
+		"mkosi.key", "key", "mkosi.crt", "crt",
+	)
+	ts := targets(t, dir)
+	if len(ts) != 2 {
+		t.Fatalf("targets %v", ts)
+	}
+	base, tool := ts["base"], ts["tool"]
+	if base.Kind != rules.KindBaseImage || base.Base.Output != "directory" || base.Publish.Dir != filepath.Join(dir, "out") || base.Publish.File != "base_1.2" {
+		t.Errorf("base = %+v %+v", base.Base, base.Publish)
+	}
+	x := tool.Ext
+	if tool.Kind != rules.KindSysext || x.Base == nil || x.Base.String() != "//p:base" || len(tool.Deps) != 1 {
+		t.Fatalf("tool = %+v", tool)
+	}
+	// mkosi's Output "tool_1.2" is sxb's output "tool" with version 1.2.
+	if x.Output != "tool" || x.Version != "1.2" || x.ImageID != "tools" || x.Scope != "system portable" {
+		t.Errorf("output %q version %q image id %q scope %q", x.Output, x.Version, x.ImageID, x.Scope)
+	}
+	if x.WithDocs || !x.WithRecommends || strings.Join(x.RemoveFiles, ",") != "/usr/share/man" || strings.Join(x.Packages, ",") != "jq" {
+		t.Errorf("content settings: %+v", x)
+	}
+	if len(x.ExtraTrees) != 1 || x.ExtraTrees[0].Source != filepath.Join(dir, "mkosi.images/tool/mkosi.extra") || x.ExtraTrees[0].Target != "/" {
+		t.Errorf("extra trees %+v", x.ExtraTrees)
+	}
+	// Verity=yes with mkosi.key/mkosi.crt is a signed image.
+	if x.Verity != "signed" || x.Key != filepath.Join(dir, "mkosi.key") || x.Certificate != filepath.Join(dir, "mkosi.crt") {
+		t.Errorf("verity %q key %q cert %q", x.Verity, x.Key, x.Certificate)
+	}
+	p := tool.Publish
+	if p.File != "tool_1.2.raw" || p.Symlink != "tool_1.2" || p.Roothash != "tool_1.2.roothash" || p.Manifest != "tool_1.2.manifest.json" {
+		t.Errorf("publish %+v", p)
+	}
+	if x.ReleaseFromTrees {
+		t.Error("Format=sysext: sxb completes the extension-release as for Starlark sysexts")
+	}
+	if !strings.HasSuffix(tool.Pos.File, "mkosi.images/tool/mkosi.conf") || tool.Pos.Line != 4 {
+		t.Errorf("position %s", tool.Pos)
+	}
+}
+
+func TestDiskConfextAndTar(t *testing.T) {
+	dir := project(t,
+		"mkosi.conf", distro+"[Output]\nOutputDirectory=out\n",
+		"mkosi.images/base/mkosi.conf", "[Output]\nFormat=tar\n[Content]\nPackages=systemd\n",
+		"mkosi.images/cfg/mkosi.conf", "[Output]\nFormat=disk\nOverlay=yes\n[Content]\nBaseTrees=%O/base.tar.zst\n",
+		"mkosi.images/cfg/mkosi.extra/etc/extension-release.d/extension-release.cfg", "ID=_any\n",
+		"mkosi.images/cfg/mkosi.repart/20-verity.conf", "[Partition]\nType=root-verity\n",
+		"mkosi.images/cfg/mkosi.repart/10-root.conf", "[Partition]\nType=root\n",
+	)
+	ts := targets(t, dir)
+	base, cfg := ts["base"], ts["cfg"]
+	if base.Base.Output != "tar" || base.Publish.File != "base.tar.zst" || base.Publish.Symlink != "base" {
+		t.Errorf("tar base publish %+v", base.Publish)
+	}
+	x := cfg.Ext
+	if cfg.Kind != rules.KindConfext || !x.ReleaseFromTrees || x.Base == nil || x.Base.Name != "base" {
+		t.Fatalf("cfg = %+v %+v", cfg, x)
+	}
+	if len(x.Partitions) != 2 || filepath.Base(x.Partitions[0].File) != "10-root.conf" || filepath.Base(x.Partitions[1].File) != "20-verity.conf" {
+		t.Errorf("partitions %+v", x.Partitions)
+	}
+	if cfg.Publish.File != "cfg.raw" || cfg.Publish.Symlink != "cfg" {
+		t.Errorf("publish %+v", cfg.Publish)
+	}
+	// The main image installs nothing and is no target.
+	if len(ts) != 2 {
+		t.Errorf("targets %v", ts)
+	}
+}
+
+// TestGaps checks that what sxb cannot build is an error naming the
+// setting, the file and the line.
+func TestGaps(t *testing.T) {
+	for _, tc := range []struct{ name, conf, want string }{
+		{"split", "[Output]\nFormat=sysext\nSplitArtifacts=partitions\n", "mkosi.images/a/mkosi.conf:3:1: error: image a: SplitArtifacts=partitions is not supported"},
+		{"compress", "[Output]\nFormat=tar\nCompressOutput=xz\n", "mkosi.images/a/mkosi.conf:3:1: error: image a: CompressOutput=xz is not supported"},
+		{"twobases", "[Output]\nFormat=sysext\nOverlay=yes\n[Content]\nBaseTrees=/x /y\n", "mkosi.images/a/mkosi.conf:5:1: error: image a: BaseTrees= with 2 trees"},
+		{"nobase", "[Output]\nFormat=sysext\n[Content]\nPackages=jq\n", "mkosi.images/a/mkosi.conf:4:1: error: image a: Packages= on an extension needs BaseTrees="},
+		{"skeleton", "[Output]\nFormat=sysext\n[Content]\nSkeletonTrees=/etc\n", "mkosi.images/a/mkosi.conf:4:1: error: image a: SkeletonTrees= on an extension"},
+		{"baseoverlay", "[Output]\nFormat=directory\nOverlay=yes\n", "mkosi.images/a/mkosi.conf:3:1: error: image a: Overlay=yes on a Format=directory image"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := project(t, "mkosi.conf", distro, "mkosi.images/a/mkosi.conf", tc.conf)
+			_, err := Targets(eval.MkosiRequest{Workspace: dir, Dir: dir, Cwd: dir})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSourceDateEpochGap(t *testing.T) {
+	dir := project(t, "mkosi.conf", distro+"[Content]\nSourceDateEpoch=5\n", "mkosi.images/a/mkosi.conf", "[Output]\nFormat=sysext\n")
+	_, err := Targets(eval.MkosiRequest{Workspace: dir, Dir: dir, Cwd: dir})
+	if err == nil || !strings.Contains(err.Error(), "mkosi.conf:6:1: error: image a: SourceDateEpoch= is not supported") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// TestMainImage names a main image that builds after its Output.
+func TestMainImage(t *testing.T) {
+	dir := project(t, "mkosi.conf", distro+"[Output]\nFormat=sysext\nOutput=tools\n[Content]\nExtraTrees=tree\n", "tree/usr/lib/x", "x")
+	ts := targets(t, dir)
+	if tg := ts["tools"]; tg == nil || tg.Ext.Output != "tools" || tg.Publish.Dir != dir || tg.Publish.File != "tools.raw" {
+		t.Fatalf("targets %v", ts)
+	}
+}
