@@ -2,6 +2,9 @@ package rpm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -55,16 +58,22 @@ type Request struct {
 	// CacheDir holds downloads and parsed metadata; empty means
 	// $XDG_CACHE_HOME/sxb (os.UserCacheDir).
 	CacheDir string
+	// Lock, when not nil and not empty, pins the result: the plan is the
+	// lock's packages (no metadata is read), and every requested package
+	// must be in it.
+	Lock *Lock
 }
 
 // Package is one package to install.
 type Package struct {
-	Name   string
-	EVR    string
-	Arch   string
-	URL    string
-	Size   int64
-	SHA256 string
+	Name string `json:"name"`
+	// EVR is [epoch:]version-release.
+	EVR  string `json:"evr"`
+	Arch string `json:"arch"`
+	// URL is where the rpm is downloaded from.
+	URL    string `json:"url"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
 }
 
 // NEVRA formats the package as name-[epoch:]version-release.arch.
@@ -72,19 +81,45 @@ func (p Package) NEVRA() string { return p.Name + "-" + p.EVR + "." + p.Arch }
 
 // Plan is the result of Resolve: what Install downloads and unpacks.
 type Plan struct {
-	Distribution string
-	Release      string
-	Arch         string
+	Distribution string `json:"distribution"`
+	Release      string `json:"release"`
+	Arch         string `json:"arch"`
 	// Packages are sorted by name.
-	Packages []Package
-	// Keyring lists the key files and directories used.
-	Keyring []string
+	Packages []Package `json:"packages"`
+	// Base lists "name evr.arch" of the base packages the plan was
+	// resolved against (they are not installed).
+	Base []string `json:"base,omitempty"`
 	// CheckSignatures makes Install refuse packages whose header signature
 	// does not verify against Keyring (repositories without a signed
 	// repomd.xml, as Fedora's).
-	CheckSignatures bool
+	CheckSignatures bool `json:"check_signatures,omitempty"`
+	// Keyring lists the key files and directories used.
+	Keyring []string `json:"keyring,omitempty"`
 	// CacheDir is the download cache.
-	CacheDir string
+	CacheDir string `json:"-"`
+}
+
+// Key returns a stable hash of what the plan installs (hex SHA-256 over
+// distribution, release, arch, packages, base and the signature policy;
+// not the keyring's location nor the cache).
+func (p *Plan) Key() string {
+	b, _ := json.Marshal(struct {
+		D, R, A string
+		P       []Package
+		B       []string
+		S       bool
+	}{p.Distribution, p.Release, p.Arch, p.Packages, p.Base, p.CheckSignatures})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// Names returns the package names of the plan, sorted.
+func (p *Plan) Names() []string {
+	out := make([]string, 0, len(p.Packages))
+	for _, pk := range p.Packages {
+		out = append(out, pk.Name)
+	}
+	return out
 }
 
 // cand is a package a solver may choose.
@@ -162,6 +197,18 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	}
 	// openSUSE signs repomd.xml; Fedora does not and signs packages.
 	requireRepoSig := req.Distribution != "fedora"
+	if req.Lock != nil && len(req.Lock.Packages) > 0 {
+		plan, err := planFromLock(req, arch, req.Lock)
+		if err != nil {
+			return nil, fmt.Errorf("resolving rpm packages: %w", err)
+		}
+		plan.Keyring, plan.CacheDir = keyPaths, cacheDir
+		plan.CheckSignatures = !req.Insecure && !requireRepoSig
+		if plan.CheckSignatures && len(keys) == 0 {
+			return nil, fmt.Errorf("resolving rpm packages: %s packages must be signature-checked but no keys were found (set a keyring, or opt out with insecure)", req.Distribution)
+		}
+		return plan, nil
+	}
 	f := &fetch.Fetcher{CacheDir: cacheDir}
 	s := &solver{ctx: ctx, arch: arch, byName: map[string][]*cand{}, byProv: map[string][]provider{},
 		byFile: map[string][]*cand{}, base: map[string]InstalledPackage{}, baseDep: map[string][]provider{},
@@ -211,6 +258,10 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 		plan.Packages = append(plan.Packages, p)
 	}
 	sort.Slice(plan.Packages, func(i, j int) bool { return plan.Packages[i].Name < plan.Packages[j].Name })
+	for _, ip := range s.base {
+		plan.Base = append(plan.Base, ip.Name+" "+ip.EVR+"."+ip.Arch)
+	}
+	sort.Strings(plan.Base)
 	if plan.CheckSignatures && len(keys) == 0 {
 		return nil, fmt.Errorf("resolving rpm packages: %s packages must be signature-checked but no keys were found (set a keyring, or opt out with insecure)", req.Distribution)
 	}

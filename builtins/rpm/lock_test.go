@@ -1,0 +1,64 @@
+package rpm
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sxb-build/sxb/builtins/tree"
+)
+
+func TestLock(t *testing.T) {
+	fx := seedRepo(t)
+	ctx := context.Background()
+	req := Request{Distribution: "opensuse", Release: "tumbleweed", Mirror: fx.mirror, Keyring: fx.keyring,
+		CacheDir: t.TempDir(), Packages: []string{"helm"}}
+	plan, err := Resolve(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Resolve(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Key() != again.Key() {
+		t.Fatal("plan key is not stable")
+	}
+	lockPath := filepath.Join(t.TempDir(), "rpm.lock")
+	if err := LockOf(plan).Write(lockPath); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := ReadLock(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With the lock no metadata is read: a mirror without repositories works.
+	locked := req
+	locked.Lock, locked.Mirror = lock, t.TempDir()
+	lp, err := Resolve(ctx, locked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lp.Key() != plan.Key() {
+		t.Errorf("locked plan differs:\n%v\n%v", lp.Packages, plan.Packages)
+	}
+	root := t.TempDir()
+	if err := Install(ctx, lp, root, tree.NewMeta(), InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, root, "usr/bin/helm", "helm-3.16.2\n")
+	locked.Packages = []string{"helm", "udev"}
+	if _, err := Resolve(ctx, locked); err == nil || !strings.Contains(err.Error(), `"udev" is not in the lock`) {
+		t.Errorf("request outside the lock: err = %v", err)
+	}
+	locked.Packages = []string{"helm < 3.16"}
+	if _, err := Resolve(ctx, locked); err == nil || !strings.Contains(err.Error(), "the lock pins helm-3.16.2-1.1.x86_64") {
+		t.Errorf("request the lock contradicts: err = %v", err)
+	}
+	for _, bad := range []string{`{"version": 2}`, `{"version": 1, "packages": [{"name": "a"}]}`, `{"version": 1, "extra": 1}`} {
+		if _, err := ParseLock([]byte(bad), "x.lock"); err == nil {
+			t.Errorf("ParseLock(%s) accepted", bad)
+		}
+	}
+}
