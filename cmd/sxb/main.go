@@ -69,10 +69,16 @@ func sxbMain() int {
 		fmt.Fprintln(os.Stderr, "sxb:", err)
 		return exitError
 	}
-	env := &environ{stdout: os.Stdout, stderr: os.Stderr, dir: dir}
-	args := os.Args[1:]
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, &environ{stdout: os.Stdout, stderr: os.Stderr, dir: dir}, os.Args[1:])
+}
+
+// run executes one sxb invocation (args without the program name) and
+// returns its exit code.
+func run(ctx context.Context, env *environ, args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(os.Stderr)
+		usage(env.stderr)
 		if len(args) == 0 {
 			return exitUsage
 		}
@@ -80,11 +86,9 @@ func sxbMain() int {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "sxb: unknown command %q\n", args[0])
-		usage(os.Stderr)
+		fmt.Fprintf(env.stderr, "sxb: unknown command %q\n", args[0])
+		usage(env.stderr)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return c.run(ctx, env, args[1:])
 }
