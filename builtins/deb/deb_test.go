@@ -3,6 +3,7 @@ package deb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,6 +164,20 @@ func TestInstallFixture(t *testing.T) {
 		t.Errorf("tree node usr/bin/app = %+v", a)
 	}
 
+	// A second install (from the cached uncompressed payloads) makes the
+	// same tree.
+	dir2 := filepath.Join(t.TempDir(), "root")
+	meta2 := tree.NewMeta()
+	if err := Install(ctx, plan, dir2, meta2, InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := treeDigest(t, dir, meta), treeDigest(t, dir2, meta2); a != b {
+		t.Errorf("second install differs:\n%s\n---\n%s", a, b)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(req.CacheDir, "deb-data")); len(ents) != len(plan.Packages) {
+		t.Errorf("tar cache holds %d entries, want %d", len(ents), len(plan.Packages))
+	}
+
 	// A second layer resolves against the first and does not reinstall.
 	req2 := r.request(t, "fix", "app", "z")
 	req2.BaseRoot = dir
@@ -251,4 +266,24 @@ func TestSignatures(t *testing.T) {
 	if !errors.Is(err, fetch.ErrChecksum) {
 		t.Errorf("tampered .deb: err = %v", err)
 	}
+}
+
+// treeDigest lists every object of a tree with its metadata and content.
+func treeDigest(t *testing.T, dir string, meta *tree.Meta) string {
+	t.Helper()
+	n, err := tree.Load(dir, tree.Options{Meta: meta, Epoch: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	n.Walk(func(n *tree.Node) error {
+		content := n.Target
+		if n.Kind == tree.Regular && n.Link == nil {
+			c, _ := os.ReadFile(n.HostPath)
+			content = string(c)
+		}
+		fmt.Fprintf(&b, "%s %v %o %d:%d %d %q\n", n.Path, n.Kind, n.Mode, n.UID, n.GID, n.Mtime, content)
+		return nil
+	})
+	return b.String()
 }

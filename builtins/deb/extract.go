@@ -2,6 +2,7 @@ package deb
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"crypto/md5"
@@ -186,10 +187,10 @@ var hasXZ = sync.OnceValue(func() string {
 
 // decompressor wraps r according to the member name's extension. The
 // returned close function reports decompression errors.
-func decompressor(r io.Reader, name string) (io.Reader, func() error, error) {
+func decompressor(r io.Reader, name string, external bool) (io.Reader, func() error, error) {
 	switch {
 	case strings.HasSuffix(name, ".xz"):
-		if x := hasXZ(); x != "" && os.Getenv("SXB_DEB_PURE_GO") == "" {
+		if x := hasXZ(); x != "" && external && os.Getenv("SXB_DEB_PURE_GO") == "" {
 			cmd := exec.Command(x, "-dc", "-T1")
 			cmd.Stdin = r
 			var stderr bytes.Buffer
@@ -230,7 +231,11 @@ func decompressor(r io.Reader, name string) (io.Reader, func() error, error) {
 }
 
 // unpack extracts the .deb at file (plan index idx) into the root.
-func (r *root) unpack(file string, idx int, withDocs bool) (*unpacked, error) {
+//
+// tarCache, when not "", is where the uncompressed data.tar of this .deb
+// is kept: read from there when present (no decompression), written there
+// after a successful extraction otherwise.
+func (r *root) unpack(file string, idx int, withDocs bool, tarCache string) (*unpacked, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -257,7 +262,7 @@ func (r *root) unpack(file string, idx int, withDocs bool) (*unpacked, error) {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
 		case strings.HasPrefix(name, "data.tar"):
-			if err := r.extractData(ar, name, idx, withDocs, u); err != nil {
+			if err := r.extractData(ar, name, idx, withDocs, u, tarCache); err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
 			sawData = true
@@ -270,7 +275,7 @@ func (r *root) unpack(file string, idx int, withDocs bool) (*unpacked, error) {
 }
 
 func (r *root) readControl(rd io.Reader, name string, u *unpacked) error {
-	dr, done, err := decompressor(rd, name)
+	dr, done, err := decompressor(rd, name, false)
 	if err != nil {
 		return err
 	}
@@ -342,14 +347,60 @@ func tmpName() string {
 	return fmt.Sprintf(".sxb-tmp-%d", n)
 }
 
-func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u *unpacked) error {
-	dr, done, err := decompressor(rd, name)
+func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u *unpacked, tarCache string) error {
+	if tarCache != "" {
+		if f, err := os.Open(tarCache); err == nil {
+			defer f.Close()
+			return r.extractTar(bufio.NewReaderSize(f, 256<<10), idx, withDocs, u)
+		}
+	}
+	dr, done, err := decompressor(rd, name, true)
 	if err != nil {
 		return err
 	}
+	var src io.Reader = bufio.NewReaderSize(dr, 256<<10)
+	var tmp *os.File
+	var tw *bufio.Writer
+	if tarCache != "" {
+		if err := os.MkdirAll(filepath.Dir(tarCache), 0o755); err == nil {
+			if tmp, err = os.CreateTemp(filepath.Dir(tarCache), ".tmp-*"); err == nil {
+				defer os.Remove(tmp.Name())
+				defer tmp.Close()
+				tw = bufio.NewWriterSize(tmp, 256<<10)
+				src = io.TeeReader(src, tw)
+			}
+		}
+	}
+	if err := r.extractTar(src, idx, withDocs, u); err != nil {
+		done()
+		return err
+	}
+	if tmp != nil {
+		// The tar reader stops at the end-of-archive marker; keep the
+		// padding after it so the cached file is the whole stream.
+		_, err := io.Copy(io.Discard, src)
+		if err == nil {
+			err = tw.Flush()
+		}
+		if err == nil {
+			err = tmp.Close()
+		}
+		if derr := done(); derr != nil {
+			return derr
+		}
+		if err == nil {
+			os.Rename(tmp.Name(), tarCache)
+		}
+		return nil
+	}
+	return done()
+}
+
+// extractTar unpacks an uncompressed data.tar stream.
+func (r *root) extractTar(src io.Reader, idx int, withDocs bool, u *unpacked) error {
 	var dc dirCache
 	defer dc.close()
-	tr := tar.NewReader(dr)
+	tr := tar.NewReader(src)
 	written := map[string]string{} // payload path -> resolved path, for hard links
 	buf := make([]byte, 256<<10)
 	for {
@@ -384,7 +435,7 @@ func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u 
 			return fmt.Errorf("%s: %w", h.Name, err)
 		}
 	}
-	return done()
+	return nil
 }
 
 // resolveDir maps the payload directory rel to where it is in the tree,

@@ -88,7 +88,7 @@ func TestHostilePayloads(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.close()
-			_, err = r.unpack(deb, 0, true)
+			_, err = r.unpack(deb, 0, true, "")
 			if tc.refuse != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.refuse) {
 					t.Fatalf("err = %v, want %q", err, tc.refuse)
@@ -137,7 +137,7 @@ func TestDevicesAndModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.unpack(deb, 0, true); err != nil {
+	if _, err := r.unpack(deb, 0, true, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.finishDirs(0); err != nil {

@@ -149,7 +149,7 @@ func decompress(path, name string) ([]byte, error) {
 	if !strings.HasSuffix(name, ".xz") && !strings.HasSuffix(name, ".gz") && !strings.HasSuffix(name, ".zst") {
 		return io.ReadAll(f)
 	}
-	r, done, err := decompressor(f, name)
+	r, done, err := decompressor(f, name, true)
 	if err != nil {
 		return nil, err
 	}

@@ -256,6 +256,11 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 	wg.Wait()
 	u := &universe{arch: arch, byName: map[string][]int{}, provide: map[string][]int{}}
 	var read []string
+	total := 0
+	for _, r := range results {
+		total += len(r.pkgs)
+	}
+	u.pkgs = make([]Pkg, 0, total)
 	for _, r := range results {
 		if r.err != nil {
 			return nil, r.err
