@@ -60,6 +60,10 @@ type Publish struct {
 	// Roothash, when set, is the name the dm-verity root hash file is
 	// published under (extensions with verity only).
 	Roothash string `json:"roothash,omitempty"`
+	// SplitPartitions also writes each partition of the image to its own
+	// file, "<File without .raw>.<partition type>.raw", as
+	// systemd-repart --split=yes names them (extensions only).
+	SplitPartitions bool `json:"split_partitions,omitempty"`
 }
 
 // Tree is a host directory (or file) copied into an image.

@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -144,7 +146,7 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 		rename[name+".manifest.json"] = p.Manifest
 		rename[name+".roothash"] = p.Roothash
 	}
-	var outs []string
+	var outs, placed []string
 	for _, o := range e.Outputs {
 		pub, ok := rename[o.Name]
 		if !ok {
@@ -154,6 +156,7 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 			continue // not wanted at this location
 		}
 		dst := filepath.Join(dir, pub)
+		placed = append(placed, pub)
 		if t.Publish != nil && o.Name == name+".roothash" {
 			// mkosi's <output>.roothash holds the bare hex digest.
 			b, err := os.ReadFile(e.Path(o.Name))
@@ -172,12 +175,25 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 			outs = append([]string{dst}, outs...)
 		}
 	}
+	if t.Publish != nil && t.Publish.SplitPartitions && len(outs) > 0 {
+		split, err := splitPartitions(outs[0], e.Info)
+		if err != nil {
+			return nil, fmt.Errorf("splitting partitions: %w", err)
+		}
+		outs = append(outs, split...)
+		for _, f := range split {
+			placed = append(placed, filepath.Base(f))
+		}
+	}
 	switch {
 	case t.Publish != nil:
 		if l := t.Publish.Symlink; l != "" {
 			if err := placeSymlink(t.Publish.File, filepath.Join(dir, l)); err != nil {
 				return nil, err
 			}
+		}
+		if err := removeStale(dir, t.Publish, placed); err != nil {
+			return nil, err
 		}
 	case t.Ext.Version != "":
 		if err := placeSymlink(name+".raw", filepath.Join(dir, t.Ext.Output+".raw")); err != nil {
@@ -240,6 +256,93 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 		return nil, err
 	}
 	return []string{dst}, nil
+}
+
+// splitPartitions writes each partition of the published image img to
+// "<img without .raw>.<type>.raw" (systemd-repart --split=yes names), from
+// the partition table recorded in the manifest info.
+func splitPartitions(img string, info json.RawMessage) ([]string, error) {
+	var m struct {
+		Image struct {
+			Partitions []struct {
+				Type   string `json:"type"`
+				Offset int64  `json:"offset"`
+				Size   int64  `json:"size"`
+			} `json:"partitions"`
+		} `json:"image"`
+	}
+	if err := json.Unmarshal(info, &m); err != nil {
+		return nil, err
+	}
+	if len(m.Image.Partitions) == 0 {
+		return nil, fmt.Errorf("the image record lists no partitions")
+	}
+	in, err := os.Open(img)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	stem := strings.TrimSuffix(img, ".raw")
+	var outs []string
+	for _, p := range m.Image.Partitions {
+		if p.Type == "" || strings.ContainsAny(p.Type, "/\x00") || p.Offset < 0 || p.Size < 0 {
+			return nil, fmt.Errorf("bad partition record %+v", p)
+		}
+		dst := stem + "." + p.Type + ".raw"
+		tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-"+randHex())
+		out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		n, err := io.Copy(out, io.NewSectionReader(in, p.Offset, p.Size))
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil && n != p.Size {
+			err = fmt.Errorf("%s: image ends inside the partition", filepath.Base(dst))
+		}
+		if err == nil {
+			err = os.Rename(tmp, dst)
+		}
+		if err != nil {
+			os.Remove(tmp)
+			return nil, err
+		}
+		outs = append(outs, dst)
+	}
+	return outs, nil
+}
+
+// splitType matches the partition type part of a split partition file name.
+var splitType = regexp.MustCompile(`^(root|usr|esp|xbootldr|swap|home|srv|var|tmp|linux-generic)(-[a-z0-9-]+)?$`)
+
+// removeStale removes what an earlier build published next to p.File and
+// this one did not (placed are the names it did): a <stem>.roothash (verity turned off) or split
+// partition files (<stem>.<type>.raw), which systemd-dissect and
+// systemd-sysext would otherwise pick up with the new image.
+func removeStale(dir string, p *rules.Publish, placed []string) error {
+	stem := strings.TrimSuffix(p.File, ".raw")
+	keep := map[string]bool{}
+	for _, n := range placed {
+		keep[n] = true
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, d := range ents {
+		n := d.Name()
+		rest, ok := strings.CutPrefix(n, stem+".")
+		if !ok || keep[n] || !d.Type().IsRegular() {
+			continue
+		}
+		if typ, isRaw := strings.CutSuffix(rest, ".raw"); rest == "roothash" || isRaw && splitType.MatchString(typ) {
+			if err := os.Remove(filepath.Join(dir, n)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // publishSymlink places the symbolic link Publish asks for, if any.

@@ -25,6 +25,10 @@ func TestPublishLocation(t *testing.T) {
 		r, err := listingWriter(ctx, out, req)
 		if r != nil && req.Verity == "hash" {
 			r.RootHash = "ab12"
+			fi, _ := os.Stat(out)
+			half := fi.Size() / 2
+			r.Partitions = []map[string]any{{"type": "root-x86-64", "offset": 0, "size": half},
+				{"type": "root-x86-64-verity", "offset": half, "size": fi.Size() - half}}
 		}
 		return r, err
 	})
@@ -50,7 +54,7 @@ func TestPublishLocation(t *testing.T) {
 	g.Targets[xl.String()] = &rules.Target{Label: xl, Kind: rules.KindSysext, Deps: []label.Label{bl}, Ext: &rules.Extension{
 		Name: "tool", Kind: "sysext", Base: &bl, Packages: []string{"jq"}, Format: "erofs", Verity: "hash", Output: "tool", Version: "2",
 		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/extra"), Target: "/"}}, ReleaseFromTrees: true},
-		Publish: &rules.Publish{Dir: out, File: "tool_2.raw", Symlink: "tool_2", Manifest: "tool_2.manifest.json", Roothash: "tool_2.roothash"}}
+		Publish: &rules.Publish{Dir: out, File: "tool_2.raw", Symlink: "tool_2", Manifest: "tool_2.manifest.json", Roothash: "tool_2.roothash", SplitPartitions: true}}
 	g.Targets[nl.String()] = &rules.Target{Label: nl, Kind: rules.KindSysext, Ext: &rules.Extension{
 		Name: "bare", Kind: "sysext", Format: "erofs", Verity: "off", Output: "bare", Architecture: "x86-64",
 		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/bare"), Target: "/"}}, ReleaseFromTrees: true},
@@ -74,6 +78,12 @@ func TestPublishLocation(t *testing.T) {
 	}
 	if !strings.Contains(string(img), "usr/lib/extension-release.d/extension-release.tool file 644\n  \"ID=_any\\n\"\n") || !strings.Contains(string(img), "usr/share/jq/jq") {
 		t.Errorf("image:\n%s", img)
+	}
+	// systemd-repart --split=yes names: <image stem>.<partition type>.raw.
+	root, _ := os.ReadFile(filepath.Join(out, "tool_2.root-x86-64.raw"))
+	hash, _ := os.ReadFile(filepath.Join(out, "tool_2.root-x86-64-verity.raw"))
+	if len(root) == 0 || !bytes.Equal(append(root, hash...), img) {
+		t.Errorf("split partitions: %d + %d bytes, image %d", len(root), len(hash), len(img))
 	}
 	if l, err := os.Readlink(filepath.Join(out, "tool_2")); err != nil || l != "tool_2.raw" {
 		t.Errorf("symlink tool_2 = %q, %v", l, err)
@@ -133,12 +143,27 @@ func TestPublishLocation(t *testing.T) {
 	if !bytes.Contains(sums, []byte("  tool_2.raw\n")) || !bytes.Contains(sums, []byte("  tb.tar.zst\n")) {
 		t.Errorf("SHA256SUMS:\n%s", sums)
 	}
-	// A second build is cached and gives the same compressed bytes.
+	// A second build gives the same compressed bytes. Without verity and
+	// splitting, the root hash and partition files of the first build go:
+	// systemd would pick them up with the new image.
 	first, _ := os.ReadFile(filepath.Join(out, "tb.tar.zst"))
+	os.WriteFile(filepath.Join(out, "tool_2.extra.raw"), []byte("not ours"), 0o644)
+	g.Targets[xl.String()].Ext.Verity = "off"
+	g.Targets[xl.String()].Publish.SplitPartitions = false
 	if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir()}); err != nil {
 		t.Fatal(err)
 	}
 	if again, _ := os.ReadFile(filepath.Join(out, "tb.tar.zst")); !bytes.Equal(first, again) {
 		t.Error("tb.tar.zst differs between builds")
+	}
+	for _, n := range []string{"tool_2.roothash", "tool_2.root-x86-64.raw", "tool_2.root-x86-64-verity.raw"} {
+		if _, err := os.Stat(filepath.Join(out, n)); err == nil {
+			t.Errorf("stale %s left behind", n)
+		}
+	}
+	for _, n := range []string{"tool_2.raw", "tool_2.manifest.json", "tool_2.extra.raw", "base", "tb.tar.zst"} {
+		if _, err := os.Stat(filepath.Join(out, n)); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
 	}
 }

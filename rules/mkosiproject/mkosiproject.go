@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/sxb-build/sxb/builtins/mkosi"
+	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/rules"
 	"github.com/sxb-build/sxb/starlark/eval"
@@ -132,6 +133,11 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 			switch a {
 			case "uki", "kernel", "initrd", "roothash":
 				// Nothing to split off an extension, or handled.
+			case "partitions":
+				if err := splitNames(im, x); err != nil {
+					return nil, err
+				}
+				t.Publish.SplitPartitions = true
 			default:
 				return nil, gap(im, "SplitArtifacts", "SplitArtifacts=%s is not supported by sxb yet", a)
 			}
@@ -314,6 +320,25 @@ func (c *conv) partitions(im *mkosi.Image) ([]rules.Partition, error) {
 		out[i].Pos = c.rel(out[i].Pos)
 	}
 	return out, nil
+}
+
+// splitNames refuses repart.d files whose SplitName= is not the default
+// "%t" (the partition type), the only split name sxb writes.
+func splitNames(im *mkosi.Image, x *rules.Extension) error {
+	for _, p := range x.Partitions {
+		rp, err := repart.ParseFile(p.File)
+		if err != nil {
+			return err
+		}
+		if rp.SplitName != "%t" {
+			name := rp.SplitName
+			if name == "" {
+				name = "-"
+			}
+			return gap(im, "SplitArtifacts", "SplitArtifacts=partitions with SplitName=%s in %s is not supported by sxb yet (only the default %%t)", name, p.File)
+		}
+	}
+	return nil
 }
 
 // confextTree reports whether the extra trees carry only an

@@ -123,7 +123,7 @@ func TestDiskConfextAndTar(t *testing.T) {
 // setting, the file and the line.
 func TestGaps(t *testing.T) {
 	for _, tc := range []struct{ name, conf, want string }{
-		{"split", "[Output]\nFormat=sysext\nSplitArtifacts=partitions\n", "mkosi.images/a/mkosi.conf:3:1: error: image a: SplitArtifacts=partitions is not supported"},
+		{"split", "[Output]\nFormat=sysext\nSplitArtifacts=os-release\n", "mkosi.images/a/mkosi.conf:3:1: error: image a: SplitArtifacts=os-release is not supported"},
 		{"compress", "[Output]\nFormat=tar\nCompressOutput=xz\n", "mkosi.images/a/mkosi.conf:3:1: error: image a: CompressOutput=xz is not supported"},
 		{"twobases", "[Output]\nFormat=sysext\nOverlay=yes\n[Content]\nBaseTrees=/x /y\n", "mkosi.images/a/mkosi.conf:5:1: error: image a: BaseTrees= with 2 trees"},
 		{"nobase", "[Output]\nFormat=sysext\n[Content]\nPackages=jq\n", "mkosi.images/a/mkosi.conf:4:1: error: image a: Packages= on an extension needs BaseTrees="},
@@ -137,6 +137,21 @@ func TestGaps(t *testing.T) {
 				t.Errorf("err = %v\nwant %s", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestSplitPartitions(t *testing.T) {
+	dir := project(t, "mkosi.conf", distro+"[Output]\nFormat=sysext\nSplitArtifacts=partitions,roothash\n[Content]\nExtraTrees=tree\n", "tree/usr/lib/x", "x")
+	ts := targets(t, dir)
+	if p := ts["image"].Publish; !p.SplitPartitions || p.Roothash != "" {
+		t.Errorf("publish %+v (no verity: no roothash)", p)
+	}
+	dir = project(t,
+		"mkosi.conf", distro+"[Output]\nFormat=disk\nOverlay=yes\nSplitArtifacts=partitions\n[Content]\nExtraTrees=tree\n", "tree/usr/lib/x", "x",
+		"mkosi.repart/10-root.conf", "[Partition]\nType=root\nSplitName=-\n")
+	_, err := Targets(eval.MkosiRequest{Workspace: dir, Dir: dir, Cwd: dir})
+	if err == nil || !strings.Contains(err.Error(), "mkosi.conf:8:1: error: image main: SplitArtifacts=partitions with SplitName=- in") {
+		t.Errorf("err = %v", err)
 	}
 }
 
