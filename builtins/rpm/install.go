@@ -184,6 +184,7 @@ type fileEntry struct {
 	link   string
 	inode  [2]int
 	caps   string
+	rdev   uint64
 	skip   bool
 	isLast bool // the hard-link group member carrying the content
 }
@@ -226,6 +227,12 @@ func installOne(path, root string, meta *tree.Meta, ids ownerMap, claims map[str
 	if err := checkRawNames(hdr); err != nil {
 		return nil, err
 	}
+	var rdevs []uint32
+	if hdr.HasTag(rpmutils.FILERDEVS) {
+		if rdevs, err = hdr.GetUint32s(rpmutils.FILERDEVS); err != nil {
+			return nil, fmt.Errorf("reading device numbers: %w", err)
+		}
+	}
 	var caps []string
 	if hdr.HasTag(tagFileCaps) {
 		if caps, err = hdr.GetStrings(tagFileCaps); err != nil {
@@ -244,6 +251,12 @@ func installOne(path, root string, meta *tree.Meta, ids ownerMap, claims map[str
 			mtime: int64(fi.Mtime()), link: fi.Linkname(), inode: [2]int{fi.Device(), fi.Inode()}}
 		if i < len(caps) {
 			e.caps = caps[i]
+		}
+		if i < len(rdevs) {
+			// Old-style 16/32-bit dev_t: major in bits 8-19, minor in
+			// bits 0-7 and 20-31.
+			r := rdevs[i]
+			e.rdev = tree.Mkdev((r>>8)&0xfff, (r&0xff)|((r>>12)&0xfff00))
 		}
 		e.skip = rel == "" || fi.Flags()&rpmutils.RPMFILE_GHOST != 0 || (!opts.WithDocs && fi.Flags()&rpmutils.RPMFILE_DOC != 0)
 		// Two packages of one installation may share a path only with
@@ -436,6 +449,9 @@ func place(root string, meta *tree.Meta, ids ownerMap, e *fileEntry, content io.
 		o, _ := meta.Get(rel)
 		k := map[uint32]tree.Kind{0o020000: tree.CharDev, 0o060000: tree.BlockDev, 0o010000: tree.FIFO, 0o140000: tree.Socket}[e.mode&0o170000]
 		o.Kind = &k
+		if k == tree.CharDev || k == tree.BlockDev {
+			o.Rdev = tree.Ptr(e.rdev)
+		}
 		meta.Set(rel, o)
 		return nil
 	}

@@ -3,6 +3,7 @@ package rpm
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,5 +122,81 @@ func TestUnknownRpmlibFeature(t *testing.T) {
 		if name == "needs-future" && (err == nil || !strings.Contains(err.Error(), "rpmlib(TeleportingPayloads) <= 9.0-1")) {
 			t.Errorf("%s: err = %v", name, err)
 		}
+	}
+}
+
+func TestDeviceNodes(t *testing.T) {
+	plan, err := scenarioResolve(t, "devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := tree.NewMeta()
+	root := t.TempDir()
+	if err := Install(context.Background(), plan, root, meta, InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := tree.Load(root, tree.Options{Meta: meta, Epoch: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path         string
+		kind         tree.Kind
+		major, minor uint32
+		mode         uint32
+	}{{"dev/null", tree.CharDev, 1, 3, 0666}, {"dev/sdb1", tree.BlockDev, 8, 17, 0660}} {
+		x := n.Lookup(c.path)
+		if x == nil || x.Kind != c.kind || tree.Major(x.Rdev) != c.major || tree.Minor(x.Rdev) != c.minor || x.Mode != c.mode {
+			t.Errorf("%s: %+v", c.path, x)
+		}
+	}
+}
+
+// TestInstallReproducible installs the same plan twice: the metadata
+// files are byte-identical and the trees (mtimes clamped for directories
+// Install creates implicitly) are equal.
+func TestInstallReproducible(t *testing.T) {
+	fx := seedRepo(t)
+	ctx := context.Background()
+	plan, err := Resolve(ctx, Request{Distribution: "opensuse", Release: "tumbleweed", Mirror: fx.mirror, Keyring: fx.keyring,
+		CacheDir: t.TempDir(), Packages: []string{"systemd", "udev", "helm"}, BaseImage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metas [2][]byte
+	var trees [2]map[string]string
+	for i := range metas {
+		root := filepath.Join(t.TempDir(), "root")
+		meta := tree.NewMeta()
+		if err := Install(ctx, plan, root, meta, InstallOptions{Parallel: 1 + i}); err != nil {
+			t.Fatal(err)
+		}
+		mp := filepath.Join(t.TempDir(), "meta.json")
+		if err := meta.Save(mp); err != nil {
+			t.Fatal(err)
+		}
+		metas[i], _ = os.ReadFile(mp)
+		n, err := tree.Load(root, tree.Options{Meta: meta, Epoch: 1700000000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees[i] = map[string]string{}
+		n.Walk(func(x *tree.Node) error {
+			b := []byte(nil)
+			if x.Kind == tree.Regular {
+				b, _ = os.ReadFile(x.HostPath)
+			}
+			trees[i][x.Path] = fmt.Sprintf("%v %o %d %d %d %s %q %x", x.Kind, x.Mode, x.UID, x.GID, x.Mtime, x.Target, b, x.Xattrs["security.capability"])
+			return nil
+		})
+	}
+	if !bytes.Equal(metas[0], metas[1]) {
+		t.Error("metadata differs between two installs")
+	}
+	if fmt.Sprint(trees[0]) != fmt.Sprint(trees[1]) {
+		t.Error("trees differ between two installs")
+	}
+	if len(trees[0]) < 20 {
+		t.Errorf("tree has only %d entries", len(trees[0]))
 	}
 }

@@ -58,6 +58,8 @@ var scenarioPackages = []rpmtest.Pkg{
 	fileOnly("share-a", "/usr/share/fx/shared", "same", ""),
 	fileOnly("share-b", "/usr/share/fx/shared", "same", ""),
 	fileOnly("owned", "/usr/share/fx/owned", "x", "%attr(0640,svc,svcgrp) "),
+	{Name: "devices", Version: "1", Unsigned: true, Install: "mkdir -p %{buildroot}/dev",
+		Files: "%dir /dev\n%dev(c,1,3) %attr(0666,root,root) /dev/null\n%dev(b,8,17) %attr(0660,root,root) /dev/sdb1"},
 }
 
 // fileOnly is a package with a single file.
