@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
@@ -176,6 +177,27 @@ func TestInstallFixture(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(req.CacheDir, "deb-data")); len(ents) != len(plan.Packages) {
 		t.Errorf("tar cache holds %d entries, want %d", len(ents), len(plan.Packages))
+	}
+
+	// Two builds sharing a cold cache at once both succeed identically.
+	shared := t.TempDir()
+	var wg sync.WaitGroup
+	dirs := []string{filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")}
+	metas := []*tree.Meta{tree.NewMeta(), tree.NewMeta()}
+	errs := make([]error, 2)
+	for i := range dirs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = Install(ctx, plan, dirs[i], metas[i], InstallOptions{CacheDir: shared})
+		}(i)
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("concurrent installs: %v, %v", errs[0], errs[1])
+	}
+	if treeDigest(t, dirs[0], metas[0]) != treeDigest(t, dirs[1], metas[1]) {
+		t.Error("concurrent installs differ")
 	}
 
 	// A second layer resolves against the first and does not reinstall.
