@@ -2,8 +2,11 @@ package rpm
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sxb-build/sxb/builtins/tree"
@@ -60,5 +63,41 @@ func TestLock(t *testing.T) {
 		if _, err := ParseLock([]byte(bad), "x.lock"); err == nil {
 			t.Errorf("ParseLock(%s) accepted", bad)
 		}
+	}
+}
+
+// TestHTTPMirror serves the seed mirror over HTTP on the loopback
+// interface: resolution, parallel downloads and install work the same.
+func TestHTTPMirror(t *testing.T) {
+	fx := seedRepo(t)
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.FileServer(http.Dir(fx.mirror)).ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	cache := t.TempDir()
+	req := Request{Distribution: "opensuse", Release: "tumbleweed", Mirror: srv.URL, Keyring: fx.keyring,
+		CacheDir: cache, Packages: []string{"helm"}}
+	plan, err := Resolve(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(plan.Packages[0].URL, srv.URL+"/") {
+		t.Fatalf("package URL %s", plan.Packages[0].URL)
+	}
+	root := t.TempDir()
+	if err := Install(ctx, plan, root, tree.NewMeta(), InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, root, "usr/bin/helm", "helm-3.16.2\n")
+	// A second install is served from the shared cache.
+	before := hits.Load()
+	if err := Install(ctx, plan, t.TempDir(), tree.NewMeta(), InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if hits.Load() != before {
+		t.Errorf("second install downloaded %d files again", hits.Load()-before)
 	}
 }
