@@ -54,10 +54,15 @@ type repoMD struct {
 			Type  string `xml:"type,attr"`
 			Value string `xml:",chardata"`
 		} `xml:"checksum"`
+		OpenChecksum struct {
+			Type  string `xml:"type,attr"`
+			Value string `xml:",chardata"`
+		} `xml:"open-checksum"`
 		Location struct {
 			Href string `xml:"href,attr"`
 		} `xml:"location"`
-		Size int64 `xml:"size"`
+		Size     int64 `xml:"size"`
+		OpenSize int64 `xml:"open-size"`
 	} `xml:"data"`
 }
 
@@ -67,6 +72,11 @@ type mdFile struct {
 	SumType string
 	Sum     string
 	Size    int64
+	// OpenSumType, OpenSum and OpenSize describe the decompressed file,
+	// when repomd.xml says.
+	OpenSumType string
+	OpenSum     string
+	OpenSize    int64
 }
 
 func parseRepoMD(b []byte) (*repoMD, error) {
@@ -80,7 +90,8 @@ func parseRepoMD(b []byte) (*repoMD, error) {
 func (md *repoMD) file(typ string) (mdFile, bool) {
 	for _, d := range md.Data {
 		if d.Type == typ {
-			return mdFile{Href: d.Location.Href, SumType: d.Checksum.Type, Sum: strings.ToLower(strings.TrimSpace(d.Checksum.Value)), Size: d.Size}, true
+			return mdFile{Href: d.Location.Href, SumType: d.Checksum.Type, Sum: strings.ToLower(strings.TrimSpace(d.Checksum.Value)), Size: d.Size,
+				OpenSumType: d.OpenChecksum.Type, OpenSum: strings.ToLower(strings.TrimSpace(d.OpenChecksum.Value)), OpenSize: d.OpenSize}, true
 		}
 	}
 	return mdFile{}, false
@@ -110,8 +121,13 @@ func checkSum(b []byte, typ, sum string) error {
 	return nil
 }
 
-// decompress picks the decompressor from the file name (and magic bytes).
-func decompress(name string, b []byte) ([]byte, error) {
+// maxMetadata bounds decompressed metadata when repomd.xml gives no
+// open-size (Tumbleweed's filelists are about 1 GiB).
+const maxMetadata = 8 << 30
+
+// decompress picks the decompressor from the file name (and magic bytes)
+// and refuses output longer than limit bytes.
+func decompress(name string, b []byte, limit int64) ([]byte, error) {
 	var r io.Reader
 	switch {
 	case strings.HasSuffix(name, ".gz") || bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
@@ -134,9 +150,16 @@ func decompress(name string, b []byte) ([]byte, error) {
 		defer zr.Close()
 		r = zr
 	default:
-		return b, nil
+		r = bytes.NewReader(b)
 	}
-	return io.ReadAll(r)
+	out, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(out)) > limit {
+		return nil, fmt.Errorf("decompresses to more than %d bytes", limit)
+	}
+	return out, nil
 }
 
 // xml shapes of primary.xml.

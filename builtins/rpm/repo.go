@@ -143,9 +143,21 @@ func (r *repository) metadata(ctx context.Context, mf mdFile) ([]byte, error) {
 	if err := checkSum(raw, mf.SumType, mf.Sum); err != nil {
 		return nil, fmt.Errorf("repository %s: %s: %w", r.URL, mf.Href, err)
 	}
-	out, err := decompress(mf.Href, raw)
+	limit := int64(maxMetadata)
+	if mf.OpenSize > 0 {
+		limit = mf.OpenSize
+	}
+	out, err := decompress(mf.Href, raw, limit)
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: decompressing %s: %w", r.URL, mf.Href, err)
+	}
+	if mf.OpenSize > 0 && int64(len(out)) != mf.OpenSize {
+		return nil, fmt.Errorf("repository %s: %s: decompressed size %d, repomd.xml says %d", r.URL, mf.Href, len(out), mf.OpenSize)
+	}
+	if mf.OpenSum != "" {
+		if err := checkSum(out, mf.OpenSumType, mf.OpenSum); err != nil {
+			return nil, fmt.Errorf("repository %s: decompressed %s: %w", r.URL, mf.Href, err)
+		}
 	}
 	return out, nil
 }

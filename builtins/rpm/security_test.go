@@ -9,6 +9,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -219,4 +220,25 @@ func headerBytes(t *testing.T, b []byte) []byte {
 	off = (off + 7) &^ 7
 	il, dl = be(b[off+8:]), be(b[off+12:])
 	return b[off : off+16+il*16+dl]
+}
+
+// TestMetadataBomb: with signatures off, a repomd.xml that lies about the
+// decompressed size of primary.xml is refused before parsing.
+func TestMetadataBomb(t *testing.T) {
+	fx := seedRepo(t)
+	m := filepath.Join(t.TempDir(), "m")
+	copyTree(t, fx.mirror, m)
+	md := filepath.Join(m, "tumbleweed/repo/oss/repodata/repomd.xml")
+	b, _ := os.ReadFile(md)
+	re := regexp.MustCompile(`(<data type="primary">(?s:.*?)<open-size>)(\d+)(</open-size>)`)
+	if !re.Match(b) {
+		t.Fatal("no open-size for primary in repomd.xml")
+	}
+	os.WriteFile(md, re.ReplaceAll(b, []byte("${1}100${3}")), 0o644)
+	req := ossRequest(fx, m, t, "bash")
+	req.Insecure = true
+	_, err := Resolve(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "more than 100 bytes") {
+		t.Fatalf("err = %v", err)
+	}
 }
