@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
+	"github.com/sxb-build/sxb/builtins/tree"
 )
 
 // writeSyntheticRepo writes an unsigned rpm-md repository (metadata only)
@@ -136,4 +138,50 @@ func BenchmarkResolveLarge(b *testing.B) {
 	b.ReportMetric(float64(dnfWarm.Milliseconds())/float64(b.N), "ms/dnf-warm")
 	b.Logf("%d packages resolved; sxb/dnf time ratio: cold %.2f, warm %.2f", size,
 		float64(cold)/float64(dnfCold), float64(warm)/float64(dnfWarm))
+}
+
+// BenchmarkInstall unpacks a 4000-file, ~64 MiB package (downloads come
+// from the warm cache) and compares with rpm -i --root (no scripts, no
+// dependency checks; as root) in the same run.
+func BenchmarkInstall(b *testing.B) {
+	fx := seedRepo(b)
+	dir := b.TempDir()
+	repo := filepath.Join(dir, "repo")
+	fx.env.Build(b, repo, []rpmtest.Pkg{{Name: "big", Version: "1", Unsigned: true, Payload: "w3.zstdio",
+		Install: `mkdir -p %{buildroot}/usr/share/big
+for d in $(seq 0 39); do mkdir -p %{buildroot}/usr/share/big/$d; for f in $(seq 0 99); do head -c 16384 /dev/urandom > %{buildroot}/usr/share/big/$d/$f; done; done`,
+		Files: "/usr/share/big"}})
+	fx.env.CreateRepo(b, repo, false, false)
+	ctx := context.Background()
+	plan, err := Resolve(ctx, Request{Distribution: "opensuse", Repositories: []string{repo}, Packages: []string{"big"}, Insecure: true, CacheDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := Install(ctx, plan, b.TempDir(), tree.NewMeta(), InstallOptions{}); err != nil { // warm the cache
+		b.Fatal(err)
+	}
+	rpms, _ := filepath.Glob(filepath.Join(repo, "*.rpm"))
+	var sxb, ref time.Duration
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if err := Install(ctx, plan, b.TempDir(), tree.NewMeta(), InstallOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		sxb += time.Since(start)
+		if os.Geteuid() == 0 {
+			root := b.TempDir()
+			start = time.Now()
+			cmd := exec.Command("rpm", "-i", "--root", root, "--dbpath", "/db", "--nodeps", "--nosignature", "--noscripts", "--nodigest", rpms[0])
+			cmd.Env = append(os.Environ(), "RPM_FORCE_DEBIAN=1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("rpm -i: %v\n%s", err, out)
+			}
+			ref += time.Since(start)
+		}
+	}
+	b.ReportMetric(float64(sxb.Milliseconds())/float64(b.N), "ms/sxb")
+	if ref > 0 {
+		b.ReportMetric(float64(ref.Milliseconds())/float64(b.N), "ms/rpm")
+		b.Logf("sxb/rpm install time ratio: %.2f", float64(sxb)/float64(ref))
+	}
 }

@@ -28,7 +28,7 @@ var (
 // seedRepo builds (once per test binary) a mirror laid out like
 // download.opensuse.org: tumbleweed/repo/oss and update/tumbleweed, with
 // zstd metadata and signed repomd.xml.
-func seedRepo(t *testing.T) *seedFixture {
+func seedRepo(t testing.TB) *seedFixture {
 	t.Helper()
 	seedOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sxb-rpm-seed-")

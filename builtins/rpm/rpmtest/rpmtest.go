@@ -34,6 +34,9 @@ type Pkg struct {
 	Install, Files string
 	// Unsigned leaves the package without a header signature.
 	Unsigned bool
+	// Payload is rpm's _binary_payload ("w19.zstdio" when empty;
+	// "w6.xzdio", "w9.gzdio", "w3.zstdio", ...).
+	Payload string
 }
 
 // Env holds a GnuPG home and rpm HOME for building fixtures.
@@ -113,7 +116,11 @@ func (e *Env) Build(t testing.TB, repoDir string, pkgs []Pkg) {
 			t.Fatal(err)
 		}
 		os.RemoveAll(filepath.Join(top, "RPMS"))
-		e.run(t, e.dir, "rpmbuild", "--define", "_topdir "+top, "--define", "_binary_payload w19.zstdio",
+		payload := p.Payload
+		if payload == "" {
+			payload = "w19.zstdio"
+		}
+		e.run(t, e.dir, "rpmbuild", "--define", "_topdir "+top, "--define", "_binary_payload "+payload,
 			"--define", "use_source_date_epoch_as_buildtime 1", "--define", "debug_package %{nil}",
 			"--define", "__os_install_post %{nil}", "--define", "_build_id_links none",
 			"--define", "_buildhost fixture", "--define", "clamp_mtime_to_source_date_epoch 1", "--target", arch, "--quiet", "-bb", sp)
