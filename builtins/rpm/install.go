@@ -315,8 +315,9 @@ func installOne(path, root string, meta *tree.Meta, ids ownerMap, claims map[str
 			return nil, err
 		}
 	}
-	// Directories and symlinks with no payload entry (rpm omits nothing
-	// but %ghost, but be lenient with odd packages).
+	// rpm leaves only %ghost files out of the payload; directories and
+	// symlinks missing from an odd payload are created from the header,
+	// missing content is an error.
 	for _, e := range ordered {
 		if done[e] || e.skip {
 			continue
@@ -326,6 +327,8 @@ func installOne(path, root string, meta *tree.Meta, ids ownerMap, claims map[str
 			if err := place(root, meta, ids, e, nil); err != nil {
 				return nil, err
 			}
+		default:
+			return nil, fmt.Errorf("file /%s is missing from the payload", e.rel)
 		}
 	}
 	return ip, nil

@@ -166,9 +166,12 @@ type pendingRich struct {
 // Resolve loads the repositories of req and computes the packages to
 // install.
 func Resolve(ctx context.Context, req Request) (*Plan, error) {
+	if req.Distribution != "opensuse" && req.Distribution != "fedora" {
+		return nil, fmt.Errorf("resolving rpm packages: distribution %q: want \"opensuse\" or \"fedora\"", req.Distribution)
+	}
 	arch, err := rpmArch(req.Arch)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("resolving rpm packages: %w", err)
 	}
 	if len(req.Packages) == 0 {
 		return nil, errors.New("resolving rpm packages: no packages requested")
@@ -183,7 +186,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	}
 	urls, err := repoURLs(req, arch)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("resolving rpm packages: %w", err)
 	}
 	var keyPaths []string
 	if req.Keyring != "" {
@@ -193,7 +196,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	}
 	keys, err := loadKeyring(keyPaths)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("resolving rpm packages: %w", err)
 	}
 	// openSUSE signs repomd.xml; Fedora does not and signs packages.
 	requireRepoSig := req.Distribution != "fedora"

@@ -177,3 +177,46 @@ func TestResolveCachesMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRepoURLs(t *testing.T) {
+	cases := []struct {
+		req  Request
+		want string
+	}{
+		{Request{Distribution: "opensuse", Release: "tumbleweed"},
+			"https://download.opensuse.org/tumbleweed/repo/oss/ https://download.opensuse.org/update/tumbleweed/"},
+		{Request{Distribution: "opensuse", Release: "tumbleweed", Arch: "arm64"},
+			"https://download.opensuse.org/ports/aarch64/tumbleweed/repo/oss/"},
+		{Request{Distribution: "opensuse", Release: "leap-15.6", Repositories: []string{"oss", "update"}, Mirror: "file:///srv/m"},
+			"file:///srv/m/distribution/leap/15.6/repo/oss/ file:///srv/m/update/leap/15.6/oss/"},
+		{Request{Distribution: "fedora", Release: "41", Arch: "x86-64"},
+			"https://dl.fedoraproject.org/pub/fedora/linux/releases/41/Everything/x86_64/os/ https://dl.fedoraproject.org/pub/fedora/linux/updates/41/Everything/x86_64/"},
+		{Request{Distribution: "fedora", Release: "41", Repositories: []string{"release", "/srv/extra"}, Mirror: "/srv/fedora"},
+			"file:///srv/fedora/fedora/linux/releases/41/Everything/x86_64/os/ file:///srv/extra/"},
+		{Request{Distribution: "fedora", Release: "41", Repositories: []string{"https://example.invalid/repo"}},
+			"https://example.invalid/repo/"},
+	}
+	for _, c := range cases {
+		arch, _ := rpmArch(c.req.Arch)
+		got, err := repoURLs(c.req, arch)
+		if err != nil {
+			t.Errorf("%+v: %v", c.req, err)
+			continue
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%+v:\n got %s\nwant %s", c.req, strings.Join(got, " "), c.want)
+		}
+	}
+	for _, bad := range []Request{
+		{Distribution: "opensuse", Release: "tumbleweed", Repositories: []string{"non-oss"}},
+		{Distribution: "fedora", Release: "forty"},
+		{Distribution: "opensuse", Release: "tumbleweed", Mirror: "ftp://x"},
+	} {
+		if _, err := repoURLs(bad, "x86_64"); err == nil {
+			t.Errorf("%+v: accepted", bad)
+		}
+	}
+	if _, err := Resolve(context.Background(), Request{Distribution: "debian", Packages: []string{"x"}}); err == nil {
+		t.Error("distribution debian accepted")
+	}
+}
