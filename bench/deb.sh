@@ -49,6 +49,8 @@ PKGS=$("$W/debinstall" -names -cache "$W/warm")
 NPKGS=$(echo "$PKGS" | tr ',' '\n' | wc -l)
 echo "packages: $NPKGS" >&2
 APTPKGS=$(echo "$PKGS" | tr ',' ' ')
+"$W/debinstall" -cache "$W/warm" "$W/out" # warm the sxb cache once
+rm -rf "$W/out" "$W/out.meta.json"
 
 cat > "$W/apt.sh" <<EOS
 #!/bin/sh

@@ -725,18 +725,25 @@ func (r *root) finishDirs(defaultTime int64) error {
 	return nil
 }
 
-// md5File returns the MD5 of a file in the tree (for Conffiles).
-func (r *root) md5File(rel string) string {
+// readFile reads a file of the tree, resolving every symlink inside the
+// root, so a hostile symlink cannot make Install copy a host file into
+// the tree.
+func (r *root) readFile(rel string) ([]byte, error) {
 	fd, err := unix.Openat2(r.fd, rel, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	})
 	if err != nil {
-		return ""
+		return nil, &os.PathError{Op: "open", Path: rel, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), rel)
-	b, err := io.ReadAll(f)
-	f.Close()
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// md5File returns the MD5 of a file in the tree (for Conffiles).
+func (r *root) md5File(rel string) string {
+	b, err := r.readFile(rel)
 	if err != nil {
 		return ""
 	}

@@ -187,3 +187,39 @@ fi
 		t.Errorf("pager = %+v", got[1])
 	}
 }
+
+func TestHostileSymlinkNotCopied(t *testing.T) {
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	os.WriteFile(secret, []byte("host secret"), 0o600)
+	deb := hostileDeb(t, []*tar.Header{
+		{Name: "./usr/share/base-files/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./usr/share/base-files/motd", Typeflag: tar.TypeSymlink, Linkname: secret},
+		{Name: "./usr/share/base-passwd/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./usr/share/base-passwd/passwd.master", Typeflag: tar.TypeSymlink, Linkname: secret},
+		{Name: "./usr/share/base-passwd/group.master", Typeflag: tar.TypeSymlink, Linkname: "../../../../../../../../../../" + secret},
+	}, nil)
+	dir := filepath.Join(t.TempDir(), "root")
+	r, err := openRoot(dir, tree.NewMeta(), "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	if _, err := r.unpack(deb, 0, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.writeUsers(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.baseFiles(0); err != nil {
+		t.Fatal(err)
+	}
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), "host secret") {
+				t.Errorf("host file copied into the tree at %s", p)
+			}
+		}
+		return nil
+	})
+}

@@ -174,14 +174,18 @@ func (r *root) writeDpkg(plan *Plan, results []*unpacked) error {
 		return parseParagraphs(b, func(_ int, p *Paragraph) error {
 			var buf bytes.Buffer
 			for _, f := range p.Fields {
-				buf.WriteString(f.Name + ": " + f.Value + "\n")
+				if strings.HasPrefix(f.Value, "\n") {
+					buf.WriteString(f.Name + ":" + f.Value + "\n")
+				} else {
+					buf.WriteString(f.Name + ": " + f.Value + "\n")
+				}
 			}
 			buf.WriteByte('\n')
 			entries[p.Get("Package")+":"+p.Get("Architecture")] = buf.Bytes()
 			return nil
 		})
 	}
-	if b, err := os.ReadFile(filepath.Join(r.dir, "var/lib/dpkg/status")); err == nil {
+	if b, err := r.readFile("var/lib/dpkg/status"); err == nil {
 		if err := add(b); err != nil {
 			return fmt.Errorf("existing status: %w", err)
 		}
@@ -249,7 +253,7 @@ func (r *root) writeDpkg(plan *Plan, results []*unpacked) error {
 	if err := r.writeFile("var/lib/dpkg/info/format", []byte("1\n"), 0o644); err != nil {
 		return err
 	}
-	if _, err := os.Lstat(filepath.Join(r.dir, "var/lib/dpkg/available")); os.IsNotExist(err) {
+	if !r.exists("var/lib/dpkg/available") {
 		if err := r.writeFile("var/lib/dpkg/available", nil, 0o644); err != nil {
 			return err
 		}
@@ -275,12 +279,12 @@ func parseOne(b []byte) *Paragraph {
 // from base-passwd's master files, as base-passwd's and passwd's postinst
 // would, when they are missing.
 func (r *root) writeUsers() error {
-	pw, err1 := os.ReadFile(filepath.Join(r.dir, "usr/share/base-passwd/passwd.master"))
-	gr, err2 := os.ReadFile(filepath.Join(r.dir, "usr/share/base-passwd/group.master"))
+	pw, err1 := r.readFile("usr/share/base-passwd/passwd.master")
+	gr, err2 := r.readFile("usr/share/base-passwd/group.master")
 	if err1 != nil || err2 != nil {
 		return nil
 	}
-	if _, err := os.Lstat(filepath.Join(r.dir, "etc/passwd")); err == nil {
+	if r.exists("etc/passwd") {
 		return nil
 	}
 	shadowGID := uint32(42)

@@ -3,9 +3,7 @@ package deb
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,7 +17,7 @@ import (
 // master file), falling back to def.
 func (r *root) groupID(name string, def uint32) uint32 {
 	for _, f := range []string{"etc/group", "usr/share/base-passwd/group.master"} {
-		b, err := os.ReadFile(filepath.Join(r.dir, f))
+		b, err := r.readFile(f)
 		if err != nil {
 			continue
 		}
@@ -96,7 +94,7 @@ func (r *root) baseFiles(mtime int64) error {
 		return nil
 	}
 	for _, c := range [][2]string{{"dot.profile", "root/.profile"}, {"dot.bashrc", "root/.bashrc"}, {"profile", "etc/profile"}, {"motd", "etc/motd"}} {
-		b, err := os.ReadFile(filepath.Join(r.dir, "usr/share/base-files", c[0]))
+		b, err := r.readFile("usr/share/base-files/" + c[0])
 		if err != nil || r.exists(c[1]) {
 			continue
 		}
