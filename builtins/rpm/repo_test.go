@@ -79,7 +79,7 @@ func TestSeedBaseThenHelm(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Join(planNames(plan), " ")
-	want := "bash-5.2.37-1.1.x86_64 dbus-1-1.14.10-3.1.x86_64 filesystem-84.87-15.1.noarch glibc-2.40-2.1.x86_64 kmod-33~rc2-1.1.x86_64 systemd-256.7-2.1.x86_64 systemd-data-256.7-2.1.noarch systemd-network-256.7-2.1.x86_64 udev-256.7-2.1.x86_64"
+	want := "bash-5.2.37-1.1.x86_64 dbus-1-1.14.10-3.1.x86_64 filesystem-84.87-15.1.noarch glibc-2.40-2.1.x86_64 kmod-33~rc2-1.1.x86_64 openSUSE-release-20241101-1981.1.x86_64 systemd-256.7-2.1.x86_64 systemd-data-256.7-2.1.noarch systemd-network-256.7-2.1.x86_64 udev-256.7-2.1.x86_64"
 	if got != want {
 		t.Fatalf("base plan:\n got %s\nwant %s", got, want)
 	}
@@ -93,6 +93,7 @@ func TestSeedBaseThenHelm(t *testing.T) {
 	}
 	// Files, links, owners from the tree's own etc/group, caps, ghosts, docs.
 	checkFile(t, baseRoot, "usr/lib/systemd/systemd", "systemd\n")
+	checkFile(t, baseRoot, "etc/os-release", "NAME=\"openSUSE Tumbleweed\"\nID=\"opensuse-tumbleweed\"\nID_LIKE=\"opensuse suse\"\nVERSION_ID=\"20241101\"\nPRETTY_NAME=\"openSUSE Tumbleweed\"\n")
 	if fi, err := os.Lstat(filepath.Join(baseRoot, "bin")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("bin is not a symlink: %v", err)
 	}

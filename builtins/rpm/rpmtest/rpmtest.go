@@ -201,8 +201,13 @@ printf 'root:x:0:\nmail:x:12:\nmessagebus:x:499:\n' > %{buildroot}/etc/group`,
 	{Name: "dbus-1", Version: "1.14.10", Release: "3.1", Arch: "x86_64", Tags: "Requires: glibc\nProvides: dbus",
 		Install: "mkdir -p %{buildroot}/usr/bin\necho dbus > %{buildroot}/usr/bin/dbus-daemon",
 		Files:   "%attr(4750,root,messagebus) /usr/bin/dbus-daemon"},
+	{Name: "openSUSE-release", Version: "20241101", Release: "1981.1", Arch: "x86_64", Tags: "Provides: distribution-release",
+		Install: `mkdir -p %{buildroot}/usr/lib %{buildroot}/etc
+printf 'NAME="openSUSE Tumbleweed"\nID="opensuse-tumbleweed"\nID_LIKE="opensuse suse"\nVERSION_ID="20241101"\nPRETTY_NAME="openSUSE Tumbleweed"\n' > %{buildroot}/usr/lib/os-release
+ln -s ../usr/lib/os-release %{buildroot}/etc/os-release`,
+		Files: "/usr/lib/os-release\n/etc/os-release"},
 	{Name: "systemd", Version: "256.7", Release: "2.1", Arch: "x86_64",
-		Tags: "Requires: libc.so.6()(64bit)\nRequires: /bin/sh\nRequires: (dbus-broker or dbus)\nRequires: (systemd-network if udev)\nRequires(post): rpmlib(PayloadIsZstd)\nRequires: /usr/share/systemd/data/rules.list\nConflicts: sysvinit < 3",
+		Tags: "Requires: distribution-release\nRequires: libc.so.6()(64bit)\nRequires: /bin/sh\nRequires: (dbus-broker or dbus)\nRequires: (systemd-network if udev)\nRequires(post): rpmlib(PayloadIsZstd)\nRequires: /usr/share/systemd/data/rules.list\nConflicts: sysvinit < 3",
 		Install: `mkdir -p %{buildroot}/usr/bin %{buildroot}/usr/lib/systemd %{buildroot}/usr/share/doc/systemd
 echo systemd > %{buildroot}/usr/lib/systemd/systemd
 echo ctl > %{buildroot}/usr/bin/systemctl
