@@ -242,3 +242,36 @@ func TestMetadataBomb(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestHostileCpioNames patches only the payload (uncompressed cpio) so an
+// entry is named "../../evil/f": the entry matches no file of the header
+// and Install refuses the package without writing outside the root.
+func TestHostileCpioNames(t *testing.T) {
+	fx := seedRepo(t)
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	fx.env.Build(t, repo, []rpmtest.Pkg{{Name: "evilcpio", Version: "1", Unsigned: true, Payload: "w.ufdio",
+		Install: "mkdir -p %{buildroot}/opt/evil\necho x > %{buildroot}/opt/evil/f", Files: "/opt/evil"}})
+	rp, _ := filepath.Glob(filepath.Join(repo, "evilcpio-*.rpm"))
+	b, _ := os.ReadFile(rp[0])
+	if bytes.Count(b, []byte("./opt/evil/f\x00")) != 1 {
+		t.Fatal("cpio entry name not found once")
+	}
+	os.WriteFile(rp[0], bytes.Replace(b, []byte("./opt/evil/f\x00"), []byte("../../evil/f\x00"), 1), 0o644)
+	fx.env.CreateRepo(t, repo, false, false)
+	ctx := context.Background()
+	plan, err := Resolve(ctx, Request{Distribution: "opensuse", Repositories: []string{repo},
+		Packages: []string{"evilcpio"}, Insecure: true, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "a", "b", "root")
+	err = Install(ctx, plan, root, tree.NewMeta(), InstallOptions{})
+	if err == nil || !strings.Contains(err.Error(), "payload") {
+		t.Fatalf("hostile cpio name: err = %v", err)
+	}
+	t.Logf("refused: %v", err)
+	if _, err := os.Stat(filepath.Join(root, "../../evil")); err == nil {
+		t.Fatal("a file was written outside the root")
+	}
+}
