@@ -23,6 +23,7 @@ func main() {
 	pkgs := flag.String("packages", "systemd,udev", "comma-separated packages")
 	names := flag.Bool("names", false, "only print the resolved package names, comma-separated")
 	verbose := flag.Bool("v", false, "print timings")
+	noTarCache := flag.Bool("no-tar-cache", false, "do not cache uncompressed payloads")
 	flag.Parse()
 	if flag.NArg() != 1 && !*names {
 		fmt.Fprintln(os.Stderr, "usage: debinstall [flags] DIR")
@@ -50,7 +51,7 @@ func main() {
 	t1 := time.Now()
 	meta := tree.NewMeta()
 	dir := flag.Arg(0)
-	if err := deb.Install(ctx, plan, dir, meta, deb.InstallOptions{WithDocs: true}); err != nil {
+	if err := deb.Install(ctx, plan, dir, meta, deb.InstallOptions{WithDocs: true, NoTarCache: *noTarCache}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
