@@ -37,6 +37,8 @@ type repoPackage struct {
 	Obsoletes   []Dep
 	Recommends  []Dep
 	Supplements []Dep
+	Suggests    []Dep
+	Enhances    []Dep
 	Files       []string // the file list in primary (a subset)
 }
 
@@ -203,6 +205,8 @@ type xmlPackage struct {
 		Obsoletes   xmlDeps `xml:"obsoletes"`
 		Recommends  xmlDeps `xml:"recommends"`
 		Supplements xmlDeps `xml:"supplements"`
+		Suggests    xmlDeps `xml:"suggests"`
+		Enhances    xmlDeps `xml:"enhances"`
 		Files       []struct {
 			Type string `xml:"type,attr"`
 			Path string `xml:",chardata"`
@@ -274,6 +278,8 @@ func parsePrimary(r io.Reader) ([]*repoPackage, error) {
 		conv(&p.Obsoletes, xp.Format.Obsoletes)
 		conv(&p.Recommends, xp.Format.Recommends)
 		conv(&p.Supplements, xp.Format.Supplements)
+		conv(&p.Suggests, xp.Format.Suggests)
+		conv(&p.Enhances, xp.Format.Enhances)
 		if err := errors.Join(errs...); err != nil {
 			return nil, fmt.Errorf("parsing primary.xml: package %s: %w", p.Name, err)
 		}
@@ -328,7 +334,7 @@ func parseFilelists(r io.Reader, want map[string]bool) (fileList, error) {
 }
 
 // cacheVersion changes whenever the gob layout of parsed metadata changes.
-const cacheVersion = "v1"
+const cacheVersion = "v2"
 
 // loadCachedGob reads a parsed-metadata cache entry keyed by a verified
 // checksum. A missing or unreadable entry returns false.
