@@ -58,10 +58,13 @@
 // libsolv does by default). rpmlib(...) dependencies are taken as
 // satisfied: sxb unpacks payloads itself and handles the package format
 // features they announce. Recommends are followed only with
-// WithRecommends; Suggests, Supplements and Enhances are ignored. Among
-// several providers the alphabetically first name wins, as in libsolv
-// (even over a package named like the capability); within a name, the
-// highest EVR (first repository on ties). Plain requirements are closed
+// WithRecommends; Suggests, Supplements and Enhances never pull packages
+// in. Among several providers the choice follows libsolv's policy: the
+// highest EVR per name (first repository on ties); names whose best
+// version another candidate obsoletes go last; names recommended by a
+// selected package or supplementing the selection go first, then
+// suggested or enhancing ones; otherwise the alphabetically first name
+// wins (even over a package named like the capability). Plain requirements are closed
 // first; "or" alternatives are decided next (the providers of all
 // alternatives compete together), conditional ones (if/unless) last, so
 // that a choice is not made before something else settles it. A conflict
