@@ -34,7 +34,21 @@ func writeSyntheticRepo(tb testing.TB, dir string, n int) {
 		id := hex.EncodeToString(sum[:])
 		fmt.Fprintf(&prim, `<package type="rpm"><name>%s</name><arch>x86_64</arch><version epoch="0" ver="1.%d" rel="1.1"/><checksum type="sha256" pkgid="YES">%s</checksum><summary>s</summary><description>d</description><packager/><url/><time file="1" build="1"/><size package="1000" installed="2000" archive="2100"/><location href="x86_64/%s-1.%d-1.1.x86_64.rpm"/><format><rpm:license>MIT</rpm:license><rpm:provides>`, name, i%7, id, name, i%7)
 		fmt.Fprintf(&prim, `<rpm:entry name="%s" flags="EQ" epoch="0" ver="1.%d" rel="1.1"/><rpm:entry name="%s(x86-64)" flags="EQ" epoch="0" ver="1.%d" rel="1.1"/><rpm:entry name="lib%s.so.1()(64bit)"/>`, name, i%7, name, i%7, name)
-		prim.WriteString(`</rpm:provides><rpm:requires>`)
+		// Shared virtual capabilities with several providers.
+		if i%13 == 5 {
+			fmt.Fprintf(&prim, `<rpm:entry name="virt%d"/>`, i%17)
+		}
+		prim.WriteString(`</rpm:provides>`)
+		if i > 300 && i%97 == 0 {
+			fmt.Fprintf(&prim, `<rpm:obsoletes><rpm:entry name="p%05d" flags="LT" epoch="0" ver="9"/></rpm:obsoletes>`, i-1)
+		}
+		if i > 0 && rng.Intn(8) == 0 {
+			fmt.Fprintf(&prim, `<rpm:recommends><rpm:entry name="p%05d"/></rpm:recommends>`, rng.Intn(i))
+		}
+		if i%29 == 3 {
+			fmt.Fprintf(&prim, `<rpm:supplements><rpm:entry name="p%05d"/></rpm:supplements>`, rng.Intn(300))
+		}
+		prim.WriteString(`<rpm:requires>`)
 		if i > 0 {
 			core := 300
 			if i < core {
@@ -51,6 +65,9 @@ func writeSyntheticRepo(tb testing.TB, dir string, n int) {
 			}
 			if rng.Intn(20) == 0 {
 				fmt.Fprintf(&prim, `<rpm:entry name="(p%05d or p%05d)"/>`, rng.Intn(core), rng.Intn(core))
+			}
+			if i > 300 && rng.Intn(6) == 0 {
+				fmt.Fprintf(&prim, `<rpm:entry name="virt%d"/>`, rng.Intn(17))
 			}
 			prim.WriteString(`<rpm:entry name="rpmlib(PayloadIsZstd)" flags="LE" epoch="0" ver="5.4.18" rel="1"/>`)
 		}

@@ -870,6 +870,23 @@ func (s *solver) snapshot() snap {
 
 func (s *solver) restore(x snap) { s.sel, s.queue, s.cond, s.ors = x.sel, x.queue, x.cond, x.ors }
 
+// ambiguous reports whether packages of several names provide d.
+func (s *solver) ambiguous(d Dep) bool {
+	if strings.HasPrefix(d.Name, "rpmlib(") {
+		return false
+	}
+	ps, err := s.providers(d)
+	if err != nil || len(ps) < 2 {
+		return false
+	}
+	for _, c := range ps[1:] {
+		if c.Name != ps[0].Name {
+			return true
+		}
+	}
+	return false
+}
+
 // orLeaves returns the capabilities of an "or" of plain capabilities
 // (nested "or"s flattened), or nil when an alternative is more complex.
 func orLeaves(r *richDep) []Dep {
@@ -909,9 +926,12 @@ func (s *solver) requireAt(r *richDep, who *cand, top bool) error {
 		s.cond = append(s.cond, pendingRich{r, who})
 		return nil
 	}
-	if top && r.Op == opOr {
-		// Alternatives wait until the plain requirements are closed:
-		// often one of them is installed anyway by then.
+	if top && (r.Op == opOr || (r.Op == "" && s.ambiguous(r.Dep))) {
+		// Alternatives (an "or", or several packages providing the
+		// capability) wait until the plain requirements are closed: one
+		// may be installed anyway by then, and the choice policy sees
+		// the recommends and supplements of everything selected, as
+		// libsolv decides after unit propagation.
 		if ok, err := s.satisfied(r); ok || err != nil {
 			return err
 		}
