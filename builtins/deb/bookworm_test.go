@@ -176,3 +176,35 @@ func TestBookwormMatchesApt(t *testing.T) {
 }
 
 func got2FromPlan(p *Plan) string { return strings.Join(planSet(p), ", ") }
+
+// TestBookwormForeignArch installs arm64 packages on whatever the host is:
+// nothing is executed, so no emulation is needed.
+func TestBookwormForeignArch(t *testing.T) {
+	testenv.NeedNetwork(t)
+	ctx := context.Background()
+	plan, err := Resolve(ctx, Request{Distribution: "debian", Release: "bookworm", Arch: "arm64",
+		Packages: []string{"jq"}, CacheDir: bookwormCache(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range plan.Packages {
+		if p.Arch != "arm64" && p.Arch != "all" {
+			t.Errorf("%s is %s", p.Name, p.Arch)
+		}
+	}
+	root := filepath.Join(t.TempDir(), "root")
+	if err := Install(ctx, plan, root, tree.NewMeta(), InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "usr/bin/jq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ELF e_machine 183 is EM_AARCH64.
+	if len(b) < 20 || string(b[1:4]) != "ELF" || b[18] != 183 || b[19] != 0 {
+		t.Errorf("usr/bin/jq is not an aarch64 ELF")
+	}
+	if _, err := os.Lstat(filepath.Join(root, "lib64")); err == nil {
+		t.Errorf("arm64 tree has a lib64 link")
+	}
+}
