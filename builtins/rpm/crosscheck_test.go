@@ -134,6 +134,16 @@ func TestCrossCheckDNF(t *testing.T) {
 		}
 		compareSets(t, strings.Join(sc.req, ","), planFiles(plan), scen.transaction(false, sc.req...))
 	}
+	for _, sc := range weakScenarios {
+		scen.root = t.TempDir()
+		plan, err := Resolve(ctx, Request{Distribution: "opensuse", Repositories: []string{scenarioRepo(t)},
+			Packages: sc.req, Insecure: true, CacheDir: t.TempDir(), WithRecommends: true})
+		if err != nil {
+			t.Errorf("%v: %v", sc.req, err)
+			continue
+		}
+		compareSets(t, strings.Join(sc.req, ",")+" (weak)", planFiles(plan), scen.transaction(true, sc.req...))
+	}
 	// What sxb refuses, dnf refuses too.
 	for _, req := range [][]string{{"top"}, {"needs-final"}, {"guard-and", "then", "cond"}} {
 		if _, err := scenarioResolve(t, req...); err == nil {

@@ -58,9 +58,12 @@
 // libsolv does by default). rpmlib(...) dependencies are taken as
 // satisfied: sxb unpacks payloads itself and handles the package format
 // features they announce. Recommends are followed only with
-// WithRecommends; Suggests, Supplements and Enhances never pull packages
-// in. Among several providers the choice follows libsolv's policy: the
-// highest EVR per name (first repository on ties); names whose best
+// WithRecommends, which also adds packages whose Supplements hold for the
+// selection (as libsolv with weak dependencies); Suggests and Enhances
+// never pull packages in. Among several providers the choice follows libsolv's policy: the
+// highest EVR per name (first repository on ties); when several names
+// provide a capability the choice waits until the plain requirements are
+// closed; names whose best
 // version another candidate obsoletes go last; names recommended by a
 // selected package or supplementing the selection go first, then
 // suggested or enhancing ones; otherwise the alphabetically first name

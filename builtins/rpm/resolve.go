@@ -641,8 +641,8 @@ func (s *solver) chain(c *cand) string {
 		seen[c] = true
 		parts = append(parts, c.nevra())
 		why := s.why[c]
-		if why == "" || why == "requested" {
-			parts = append(parts, "requested")
+		if why == "" || why == "requested" || why == "supplements" {
+			parts = append(parts, map[string]string{"": "requested", "requested": "requested", "supplements": "supplementing the selection"}[why])
 			break
 		}
 		c = s.sel[why]
@@ -681,6 +681,47 @@ func (s *solver) solve(requests []string) error {
 			return err
 		}
 	}
+	if err := s.close(); err != nil {
+		return err
+	}
+	if s.recomm {
+		if err := s.supplements(); err != nil {
+			return err
+		}
+	}
+	// A conflict "(A unless B)" that holds is lifted by installing B, as
+	// libsolv does; other rich conflicts are errors (check).
+	for tries := 0; tries < 16; tries++ {
+		var fix *richDep
+		var who *cand
+		names := make([]string, 0, len(s.sel))
+		for n := range s.sel {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if _, r := s.richConflict(s.sel[n]); r != nil && r.Op == opUnless && len(r.Args) == 2 {
+				fix, who = r, s.sel[n]
+				break
+			}
+		}
+		if fix == nil {
+			break
+		}
+		saved := s.snapshot()
+		if err := s.require(fix.Args[1], who); err != nil {
+			s.restore(saved)
+			break
+		}
+		if err := s.drain(); err != nil {
+			return err
+		}
+	}
+	return s.check()
+}
+
+// close selects packages until every pending requirement is decided.
+func (s *solver) close() error {
 	// Close over plain requirements first; conditional ones (if/unless)
 	// wait until nothing else is pending, then those whose condition
 	// holds go before else-branches, one at a time, so that an early
@@ -765,35 +806,53 @@ func (s *solver) solve(requests []string) error {
 		}
 		s.cond = append(s.cond, pend...)
 	}
-	// A conflict "(A unless B)" that holds is lifted by installing B, as
-	// libsolv does; other rich conflicts are errors (check).
-	for tries := 0; tries < 16; tries++ {
-		var fix *richDep
-		var who *cand
-		names := make([]string, 0, len(s.sel))
-		for n := range s.sel {
+	return nil
+}
+
+// supplements adds, with weak dependencies on, the packages whose
+// Supplements hold for the selection (as libsolv does with weak
+// dependencies), until nothing more is added. Packages that cannot be
+// installed are left out.
+func (s *solver) supplements() error {
+	for round := 0; round < 32; round++ {
+		added := false
+		names := make([]string, 0, len(s.byName))
+		for n := range s.byName {
 			names = append(names, n)
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			if _, r := s.richConflict(s.sel[n]); r != nil && r.Op == opUnless && len(r.Args) == 2 {
-				fix, who = r, s.sel[n]
-				break
+			if _, ok := s.sel[n]; ok {
+				continue
 			}
+			if _, ok := s.base[n]; ok {
+				continue
+			}
+			c := s.byName[n][0]
+			if len(c.Supplements) == 0 || !s.weakly(c, func(*cand) []Dep { return nil }, c.Supplements) {
+				continue
+			}
+			saved := s.snapshot()
+			if err := s.choose([]*cand{c}, c.Name, nil); err != nil {
+				s.restore(saved)
+				continue
+			}
+			s.why[c] = "supplements"
+			if err := s.close(); err != nil {
+				s.restore(saved)
+				continue
+			}
+			if err := s.check(); err != nil {
+				s.restore(saved)
+				continue
+			}
+			added = true
 		}
-		if fix == nil {
-			break
-		}
-		saved := s.snapshot()
-		if err := s.require(fix.Args[1], who); err != nil {
-			s.restore(saved)
-			break
-		}
-		if err := s.drain(); err != nil {
-			return err
+		if !added {
+			return nil
 		}
 	}
-	return s.check()
+	return nil
 }
 
 // drain processes the requirements of newly selected packages.

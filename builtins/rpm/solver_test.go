@@ -60,6 +60,12 @@ var scenarioPackages = []rpmtest.Pkg{
 	simple("old-thing", "1", "Provides: thing2"),
 	simple("new-thing", "2", "Provides: thing2\nObsoletes: old-thing"),
 	simple("want-thing2", "1", "Requires: thing2"),
+	simple("sup-base", "1", ""),
+	simple("sup-addon", "1", "Supplements: (sup-base and cond)\nRequires: sup-dep"),
+	simple("sup-dep", "1", ""),
+	simple("sup-broken", "1", "Supplements: sup-base\nRequires: nothing-provides-this"),
+	simple("rec-base", "1", "Recommends: rec-a\nRecommends: rec-missing"),
+	simple("rec-a", "1", "Requires: alt"),
 	simple("needs-rpmlib", "1", "Requires: rpmlib(RichDependencies) <= 4.12.0-1\nRequires: rpmlib(CaretInVersions)"),
 	simple("needs-future", "1", "Requires: rpmlib(TeleportingPayloads) <= 9.0-1"),
 	fileOnly("clash-a", "/usr/share/fx/clash", "a", ""),
@@ -129,6 +135,32 @@ var scenarios = []struct {
 	{[]string{"want-sup"}, "want-sup zz2-thing"},
 	{[]string{"want-thing2"}, "new-thing want-thing2"},
 	{[]string{"needs-rpmlib"}, "needs-rpmlib"},
+}
+
+// weakScenarios are resolved with WithRecommends (dnf:
+// install_weak_deps=True).
+var weakScenarios = []struct {
+	req  []string
+	want string
+}{
+	{[]string{"sup-base"}, "sup-base"},
+	{[]string{"sup-base", "cond"}, "cond sup-addon sup-base sup-dep"},
+	{[]string{"rec-base"}, "alt rec-a rec-base"},
+}
+
+func TestWeakScenarios(t *testing.T) {
+	for _, sc := range weakScenarios {
+		repo := scenarioRepo(t)
+		plan, err := Resolve(context.Background(), Request{Distribution: "opensuse", Repositories: []string{repo},
+			Packages: sc.req, Insecure: true, CacheDir: t.TempDir(), WithRecommends: true})
+		if err != nil {
+			t.Errorf("%v: %v", sc.req, err)
+			continue
+		}
+		if got := strings.Join(plan.Names(), " "); got != sc.want {
+			t.Errorf("%v: got %s, want %s", sc.req, got, sc.want)
+		}
+	}
 }
 
 func TestScenarios(t *testing.T) {
