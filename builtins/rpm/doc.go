@@ -55,22 +55,23 @@
 // and, or, if, else, unless, with, without), file dependencies, versioned
 // dependencies with rpm's exact version comparison (Vercmp, including "~"
 // and "^"), Conflicts (plain and rich), and Obsoletes (by package name, as
-// libsolv does by default). rpmlib(...) dependencies are taken as
-// satisfied: sxb unpacks payloads itself and handles the package format
-// features they announce. Recommends are followed only with
-// WithRecommends, which also adds packages whose Supplements hold for the
-// selection (as libsolv with weak dependencies); Suggests and Enhances
-// never pull packages in. Among several providers the choice follows libsolv's policy: the
-// highest EVR per name (first repository on ties); when several names
-// provide a capability the choice waits until the plain requirements are
-// closed; names whose best
+// libsolv does by default). rpmlib(...) dependencies are satisfied when
+// rpmlibCaps lists them (rpm 4.18's features; sxb unpacks payloads itself)
+// and checked again from each package header at install. Recommends are
+// followed only with WithRecommends, which also adds packages whose
+// Supplements hold for the selection (as libsolv with weak dependencies);
+// Suggests and Enhances never pull packages in.
+//
+// Decisions follow libsolv's order and policy: plain requirements with a
+// single candidate name are closed first; then pending alternatives ("or"
+// dependencies, capabilities several package names provide) are decided
+// one at a time; conditional requirements (if/unless) last, so that a
+// choice is not made before something else settles it. Among candidates:
+// the highest EVR per name (first repository on ties); names whose best
 // version another candidate obsoletes go last; names recommended by a
 // selected package or supplementing the selection go first, then
 // suggested or enhancing ones; otherwise the alphabetically first name
-// wins (even over a package named like the capability). Plain requirements are closed
-// first; "or" alternatives are decided next (the providers of all
-// alternatives compete together), conditional ones (if/unless) last, so
-// that a choice is not made before something else settles it. A conflict
+// wins (even over a package named like the capability). A conflict
 // "(A unless B)" is lifted by installing B. The resolver is greedy with
 // local backtracking over alternatives, not a SAT solver; the tests
 // cross-check its results with dnf (libsolv) on the same repositories.
