@@ -33,9 +33,10 @@ type InstallOptions struct {
 	BaseRoot string
 }
 
-// Progress reports Install's state: Phase is "download", "install" or
-// "warning" (Message says what). For "download" Bytes/Total count bytes;
-// Done/Count count packages.
+// Progress reports Resolve's and Install's state: Phase is "metadata",
+// "resolved", "download", "install" or "warning" (Message says what). For
+// "download" Bytes/Total count bytes; Done/Count count packages (or
+// repositories for "metadata").
 type Progress struct {
 	Phase       string
 	Package     string

@@ -78,11 +78,15 @@ func TestHTTPMirror(t *testing.T) {
 	defer srv.Close()
 	ctx := context.Background()
 	cache := t.TempDir()
+	var phases []string
 	req := Request{Distribution: "opensuse", Release: "tumbleweed", Mirror: srv.URL, Keyring: fx.keyring,
-		CacheDir: cache, Packages: []string{"helm"}}
+		CacheDir: cache, Packages: []string{"helm"}, Progress: func(p Progress) { phases = append(phases, p.Phase+" "+p.Package) }}
 	plan, err := Resolve(ctx, req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := "metadata " + srv.URL + "/tumbleweed/repo/oss/,metadata " + srv.URL + "/update/tumbleweed/,resolved "; strings.Join(phases, ",") != want {
+		t.Errorf("progress %q, want %q", strings.Join(phases, ","), want)
 	}
 	if !strings.HasPrefix(plan.Packages[0].URL, srv.URL+"/") {
 		t.Fatalf("package URL %s", plan.Packages[0].URL)

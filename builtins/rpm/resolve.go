@@ -62,6 +62,10 @@ type Request struct {
 	// lock's packages (no metadata is read), and every requested package
 	// must be in it.
 	Lock *Lock
+	// Progress, when set, is told about each repository read (Phase
+	// "metadata", Package the repository URL) and the result (Phase
+	// "resolved", Count packages).
+	Progress func(Progress)
 }
 
 // Package is one package to install.
@@ -216,7 +220,10 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	s := &solver{ctx: ctx, arch: arch, byName: map[string][]*cand{}, byProv: map[string][]provider{},
 		byFile: map[string][]*cand{}, base: map[string]InstalledPackage{}, baseDep: map[string][]provider{},
 		sel: map[string]*cand{}, why: map[*cand]string{}, recomm: req.WithRecommends}
-	for _, u := range urls {
+	for i, u := range urls {
+		if req.Progress != nil {
+			req.Progress(Progress{Phase: "metadata", Package: u, Done: i, Count: len(urls)})
+		}
 		r, err := openRepo(ctx, f, cacheDir, u, keys, requireRepoSig, req.Insecure)
 		if err != nil {
 			return nil, fmt.Errorf("resolving rpm packages: %w", err)
@@ -267,6 +274,9 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	sort.Strings(plan.Base)
 	if plan.CheckSignatures && len(keys) == 0 {
 		return nil, fmt.Errorf("resolving rpm packages: %s packages must be signature-checked but no keys were found (set a keyring, or opt out with insecure)", req.Distribution)
+	}
+	if req.Progress != nil {
+		req.Progress(Progress{Phase: "resolved", Count: len(plan.Packages)})
 	}
 	return plan, nil
 }
