@@ -57,6 +57,14 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 		return fmt.Errorf("hashing trees: %w", err)
 	}
 	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion, Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.opts.Epoch}
+	return x.act(t, inputs, func(st *Staging) (*Entry, error) {
+		return x.runBase(ctx, t, st, in, res, inputs)
+	}, x.publishBase)
+}
+
+// act is the common life of a target: reuse the cached result of its key
+// or run it into a staging area, then publish, then record the result.
+func (x *executor) act(t *rules.Target, inputs any, run func(*Staging) (*Entry, error), publish func(*rules.Target, *Entry) ([]string, error)) error {
 	key := Key(inputs)
 	e, err := x.lookup(t, key, inputs)
 	if err != nil {
@@ -68,14 +76,13 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 		if err != nil {
 			return err
 		}
-		e, err = x.runBase(ctx, t, st, in, res, inputs)
-		if err != nil {
+		if e, err = run(st); err != nil {
 			st.Abort()
 			return err
 		}
 	}
 	x.remember(t, inputs)
-	outs, err := x.publishBase(t, e)
+	outs, err := publish(t, e)
 	if err != nil {
 		return fmt.Errorf("publishing: %w", err)
 	}
@@ -220,30 +227,9 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	if base != nil {
 		inputs.Base = base.Key
 	}
-	key := Key(inputs)
-	e, err := x.lookup(t, key, inputs)
-	if err != nil {
-		return err
-	}
-	cached := e != nil
-	if e == nil {
-		st, err := x.cache.Stage(key)
-		if err != nil {
-			return err
-		}
-		e, err = x.runExtension(ctx, t, st, base, info, in, res, inputs)
-		if err != nil {
-			st.Abort()
-			return err
-		}
-	}
-	x.remember(t, inputs)
-	outs, err := x.publishExtension(t, e)
-	if err != nil {
-		return fmt.Errorf("publishing: %w", err)
-	}
-	x.finish(t, e, cached, outs)
-	return nil
+	return x.act(t, inputs, func(st *Staging) (*Entry, error) {
+		return x.runExtension(ctx, t, st, base, info, in, res, inputs)
+	}, x.publishExtension)
 }
 
 // outputName is the image's file stem: "<output>_<version>" or "<output>".
