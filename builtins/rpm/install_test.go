@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/testenv"
 	"golang.org/x/sys/unix"
@@ -198,5 +199,40 @@ func TestInstallReproducible(t *testing.T) {
 	}
 	if len(trees[0]) < 20 {
 		t.Errorf("tree has only %d entries", len(trees[0]))
+	}
+}
+
+// TestPayloadCompressions installs packages whose payloads rpmbuild
+// compressed with each codec rpm-based distributions use or used.
+func TestPayloadCompressions(t *testing.T) {
+	fx := seedRepo(t)
+	repo := filepath.Join(t.TempDir(), "repo")
+	codecs := map[string]string{"gzip": "w9.gzdio", "xz": "w6.xzdio", "bzip2": "w9.bzdio", "lzma": "w7.lzdio", "zstd": "w19.zstdio", "none": "w.ufdio"}
+	var pkgs []rpmtest.Pkg
+	var names []string
+	for _, name := range []string{"bzip2", "gzip", "lzma", "none", "xz", "zstd"} {
+		payload := codecs[name]
+		pkgs = append(pkgs, rpmtest.Pkg{Name: "codec-" + name, Version: "1", Unsigned: true, Payload: payload,
+			Install: "mkdir -p %{buildroot}/usr/share/codec\nseq 1 20000 > %{buildroot}/usr/share/codec/" + name,
+			Files:   "/usr/share/codec/" + name})
+		names = append(names, "codec-"+name)
+	}
+	fx.env.Build(t, repo, pkgs)
+	fx.env.CreateRepo(t, repo, false, false)
+	ctx := context.Background()
+	plan, err := Resolve(ctx, Request{Distribution: "opensuse", Repositories: []string{repo}, Packages: names, Insecure: true, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := Install(ctx, plan, root, tree.NewMeta(), InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for i := 1; i <= 20000; i++ {
+		fmt.Fprintf(&want, "%d\n", i)
+	}
+	for name := range codecs {
+		checkFile(t, root, "usr/share/codec/"+name, want.String())
 	}
 }
