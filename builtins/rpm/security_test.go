@@ -275,3 +275,35 @@ func TestHostileCpioNames(t *testing.T) {
 		t.Fatal("a file was written outside the root")
 	}
 }
+
+// TestRSAPackageSignatures: header signatures made with an RSA key (as
+// Fedora's) verify as the EdDSA ones do.
+func TestRSAPackageSignatures(t *testing.T) {
+	dir := t.TempDir()
+	env := rpmtest.NewEnvAlgo(t, filepath.Join(dir, "env"), "rsa@example.invalid", "rsa3072")
+	repo := filepath.Join(dir, "fedora/linux/releases/41/Everything/x86_64/os")
+	env.Build(t, filepath.Join(repo, "Packages"), []rpmtest.Pkg{
+		{Name: "rsasigned", Version: "1.0", Arch: "x86_64", Install: "mkdir -p %{buildroot}/usr/bin\necho r > %{buildroot}/usr/bin/rsasigned", Files: "/usr/bin/rsasigned"},
+	})
+	env.CreateRepo(t, repo, true, false)
+	ctx := context.Background()
+	req := Request{Distribution: "fedora", Release: "41", Mirror: dir, Repositories: []string{"release"},
+		Packages: []string{"rsasigned"}, Keyring: env.Keyring, CacheDir: t.TempDir()}
+	plan, err := Resolve(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := Install(ctx, plan, root, tree.NewMeta(), InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, root, "usr/bin/rsasigned", "r\n")
+	// The EdDSA fixture key does not verify it.
+	req.Keyring = seedRepo(t).keyring
+	if plan, err = Resolve(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := Install(ctx, plan, t.TempDir(), tree.NewMeta(), InstallOptions{}); err == nil {
+		t.Fatal("RSA-signed package verified with another key")
+	}
+}

@@ -53,6 +53,13 @@ type Env struct {
 // rpm HOME below dir. It fails the test when a tool is missing.
 func NewEnv(t testing.TB, dir, email string) *Env {
 	t.Helper()
+	return NewEnvAlgo(t, dir, email, "ed25519")
+}
+
+// NewEnvAlgo is NewEnv with the key algorithm gpg --quick-gen-key takes
+// ("ed25519", "rsa3072", ...).
+func NewEnvAlgo(t testing.TB, dir, email, algo string) *Env {
+	t.Helper()
 	for _, tool := range []string{"rpmbuild", "rpmsign", "createrepo_c", "gpg", "zstd"} {
 		testenv.NeedTool(t, tool)
 	}
@@ -65,7 +72,7 @@ func NewEnv(t testing.TB, dir, email string) *Env {
 	if err := os.WriteFile(filepath.Join(e.home, ".rpmmacros"), []byte("%_dbpath /usr/lib/sysimage/rpm\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.run(t, dir, "gpg", "--batch", "--quick-gen-key", "--passphrase", "", "Fixture <"+email+">", "ed25519", "sign", "never")
+	e.run(t, dir, "gpg", "--batch", "--quick-gen-key", "--passphrase", "", "Fixture <"+email+">", algo, "sign", "never")
 	e.Keyring = filepath.Join(dir, "key.asc")
 	out := e.run(t, dir, "gpg", "--armor", "--export", email)
 	if err := os.WriteFile(e.Keyring, out, 0o644); err != nil {
