@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -25,9 +26,13 @@ func bookwormCache(t testing.TB) string {
 	return d
 }
 
-// aptSimulate runs real apt against bookworm with its state in a temp dir
-// and status, and returns "name version" of what it would install.
-func aptSimulate(t *testing.T, status string, pkgs []string) []string {
+// aptState is a private apt configuration reading bookworm, with its
+// lists fetched once.
+type aptState struct {
+	dir, conf string
+}
+
+func newAptState(t *testing.T) *aptState {
 	t.Helper()
 	testenv.NeedTool(t, "apt-get")
 	d := t.TempDir()
@@ -39,24 +44,30 @@ func aptSimulate(t *testing.T, status string, pkgs []string) []string {
 		"deb [signed-by=%[1]s] http://deb.debian.org/debian bookworm main\n"+
 			"deb [signed-by=%[1]s] http://deb.debian.org/debian bookworm-updates main\n"+
 			"deb [signed-by=%[1]s] http://deb.debian.org/debian-security bookworm-security main\n", kr)), 0o644)
-	conf := filepath.Join(d, "apt.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`Dir::Etc "%[1]s/etc/apt";
+	a := &aptState{dir: d, conf: filepath.Join(d, "apt.conf")}
+	os.WriteFile(a.conf, []byte(fmt.Sprintf(`Dir::Etc "%[1]s/etc/apt";
 Dir::State::Lists "%[1]s/lists";
-Dir::State::Status "%[2]s";
 Dir::Cache "%[1]s/cache";
 APT::Architecture "amd64";
 APT::Architectures "amd64";
-APT::Install-Recommends "false";
 Acquire::Languages "none";
-`, d, status)), 0o644)
-	env := append(os.Environ(), "APT_CONFIG="+conf)
+APT::Sandbox::User "root";
+`, d)), 0o644)
 	cmd := exec.Command("apt-get", "update", "-q")
-	cmd.Env = env
+	cmd.Env = append(os.Environ(), "APT_CONFIG="+a.conf)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("apt-get update: %v\n%s", err, out)
 	}
-	cmd = exec.Command("apt-get", append([]string{"install", "-s", "-q"}, pkgs...)...)
-	cmd.Env = env
+	return a
+}
+
+// simulate returns "name version" of what apt would install for pkgs into
+// a system whose dpkg status is the file status.
+func (a *aptState) simulate(t *testing.T, status string, recommends bool, pkgs []string) []string {
+	t.Helper()
+	cmd := exec.Command("apt-get", append([]string{"install", "-s", "-q", "-o", "Dir::State::Status=" + status,
+		"-o", fmt.Sprintf("APT::Install-Recommends=%v", recommends)}, pkgs...)...)
+	cmd.Env = append(os.Environ(), "APT_CONFIG="+a.conf)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("apt-get install -s: %v\n%s", err, out)
@@ -108,7 +119,8 @@ func TestBookwormMatchesApt(t *testing.T) {
 	}
 	empty := filepath.Join(t.TempDir(), "status")
 	os.WriteFile(empty, nil, 0o644)
-	want := aptSimulate(t, empty, ess)
+	apt := newAptState(t)
+	want := apt.simulate(t, empty, false, ess)
 	got := planSet(plan)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("sxb and apt differ\nsxb (%d): %v\napt (%d): %v", len(got), got, len(want), want)
@@ -146,7 +158,7 @@ func TestBookwormMatchesApt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want2 := aptSimulate(t, filepath.Join(root, "var/lib/dpkg/status"), []string{"jq"})
+	want2 := apt.simulate(t, filepath.Join(root, "var/lib/dpkg/status"), false, []string{"jq"})
 	if got2 := planSet(plan2); strings.Join(got2, "\n") != strings.Join(want2, "\n") {
 		t.Fatalf("jq layer: sxb %v, apt %v", got2, want2)
 	}
@@ -206,5 +218,43 @@ func TestBookwormForeignArch(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(root, "lib64")); err == nil {
 		t.Errorf("arm64 tree has a lib64 link")
+	}
+}
+
+// TestBookwormMoreSetsMatchApt compares more requests with apt, chosen for
+// virtual packages with several providers (container-network-stack,
+// mail-transport-agent), Recommends, and size (gnome-core, 800 packages).
+func TestBookwormMoreSetsMatchApt(t *testing.T) {
+	testenv.NeedNetwork(t)
+	apt := newAptState(t)
+	empty := filepath.Join(t.TempDir(), "status")
+	os.WriteFile(empty, nil, 0o644)
+	for _, tc := range []struct {
+		pkgs       []string
+		recommends bool
+	}{
+		{[]string{"podman"}, false},
+		{[]string{"mailutils"}, false},
+		{[]string{"network-manager", "openssh-server"}, false},
+		{[]string{"gnome-core"}, false},
+		{[]string{"openssh-server"}, true},
+		{[]string{"apache2", "php"}, true},
+	} {
+		plan, err := Resolve(context.Background(), Request{Release: "bookworm", Packages: tc.pkgs,
+			WithRecommends: tc.recommends, CacheDir: bookwormCache(t)})
+		if err != nil {
+			t.Errorf("%v: %v", tc.pkgs, err)
+			continue
+		}
+		// usr-is-merged is named for apt as sxb prefers it over usrmerge.
+		want := apt.simulate(t, empty, tc.recommends, append([]string{"usr-is-merged"}, tc.pkgs...))
+		isUIM := func(s string) bool { return strings.HasPrefix(s, "usr-is-merged ") }
+		got := slices.DeleteFunc(planSet(plan), isUIM)
+		want = slices.DeleteFunc(want, isUIM)
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%v (recommends %v): sxb %d packages, apt %d\nsxb: %v\napt: %v", tc.pkgs, tc.recommends, len(got), len(want), got, want)
+			continue
+		}
+		t.Logf("%v (recommends %v): %d packages, identical to apt", tc.pkgs, tc.recommends, len(got))
 	}
 }

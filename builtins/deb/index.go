@@ -35,7 +35,7 @@ type Pkg struct {
 
 // indexCacheVersion changes whenever Pkg or the parser changes, so stale
 // cache entries are not read.
-const indexCacheVersion = "deb-index-v1"
+const indexCacheVersion = "deb-index-v2"
 
 func sha256hex(b []byte) string {
 	h := sha256.Sum256(b)
@@ -43,8 +43,28 @@ func sha256hex(b []byte) string {
 }
 
 // parsePackages parses a Packages index (uncompressed).
-func parsePackages(data []byte, origin, base string) ([]Pkg, error) {
+//
+// It also returns every package name in the order apt first meets it
+// (a stanza's own name, then the names of its relationship fields in the
+// order apt's list parser reads them): apt numbers packages in that order
+// and falls back on that number to choose among equal providers.
+func parsePackages(data []byte, origin, base string) ([]Pkg, []string, error) {
 	out := make([]Pkg, 0, len(data)/2000)
+	var mentions []string
+	seen := map[string]bool{}
+	var suggests, replaces, enhances string
+	mention := func(field string) {
+		for _, part := range strings.FieldsFunc(field, func(r rune) bool { return r == ',' || r == '|' }) {
+			name := strings.TrimSpace(part)
+			if i := strings.IndexAny(name, " (:[<\t"); i >= 0 {
+				name = name[:i]
+			}
+			if name != "" && !seen[name] {
+				seen[name] = true
+				mentions = append(mentions, name)
+			}
+		}
+	}
 	lineNo := 0
 	var p Pkg
 	have := false
@@ -58,8 +78,13 @@ func parsePackages(data []byte, origin, base string) ([]Pkg, error) {
 			return fmt.Errorf("line %d: package stanza without Package, Version or Architecture", startLine)
 		}
 		p.Origin, p.Base = origin, base
+		mention(p.Name)
+		for _, f := range []string{p.PreDepends, p.Depends, p.Conflicts, p.Breaks, p.Recommends, suggests, replaces, enhances, p.Provides} {
+			mention(f)
+		}
 		out = append(out, p)
 		p = Pkg{}
+		suggests, replaces, enhances = "", "", ""
 		return nil
 	}
 	var last *string
@@ -73,7 +98,7 @@ func parsePackages(data []byte, origin, base string) ([]Pkg, error) {
 		}
 		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
 			if err := finish(); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			last = nil
 			continue
@@ -86,7 +111,7 @@ func parsePackages(data []byte, origin, base string) ([]Pkg, error) {
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
-			return nil, fmt.Errorf("line %d: not a \"Field: value\" line", lineNo)
+			return nil, nil, fmt.Errorf("line %d: not a \"Field: value\" line", lineNo)
 		}
 		if !have {
 			have, startLine = true, lineNo
@@ -119,6 +144,12 @@ func parsePackages(data []byte, origin, base string) ([]Pkg, error) {
 			p.Provides, last = val, &p.Provides
 		case "Conflicts":
 			p.Conflicts, last = val, &p.Conflicts
+		case "Suggests":
+			suggests, last = val, &suggests
+		case "Replaces":
+			replaces, last = val, &replaces
+		case "Enhances":
+			enhances, last = val, &enhances
 		case "Breaks":
 			p.Breaks, last = val, &p.Breaks
 		case "Filename":
@@ -126,7 +157,7 @@ func parsePackages(data []byte, origin, base string) ([]Pkg, error) {
 		case "Size":
 			n, err := strconv.ParseInt(val, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("line %d: bad Size %q", lineNo, val)
+				return nil, nil, fmt.Errorf("line %d: bad Size %q", lineNo, val)
 			}
 			p.Size = n
 		case "SHA256":
@@ -134,9 +165,9 @@ func parsePackages(data []byte, origin, base string) ([]Pkg, error) {
 		}
 	}
 	if err := finish(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, mentions, nil
 }
 
 // decompress reads a whole file, decompressing by its extension.
@@ -160,36 +191,43 @@ func decompress(path, name string) ([]byte, error) {
 	return b, err
 }
 
+// parsedIndex is the cached form of one Packages index.
+type parsedIndex struct {
+	Pkgs     []Pkg
+	Mentions []string
+}
+
 // loadIndex parses the index at path (compressed as name says) or reads
 // the parsed form from the cache, keyed by the index SHA256.
-func loadIndex(cacheDir, path, name, sha, origin, base string) ([]Pkg, error) {
+func loadIndex(cacheDir, path, name, sha, origin, base string) (*parsedIndex, error) {
 	cfile := filepath.Join(cacheDir, "deb-index", sha256hex([]byte(indexCacheVersion+"\x00"+sha))+".gob")
-	setOrigin := func(pkgs []Pkg) []Pkg {
-		for i := range pkgs {
-			pkgs[i].Origin, pkgs[i].Base = origin, base
+	setOrigin := func(pi *parsedIndex) *parsedIndex {
+		for i := range pi.Pkgs {
+			pi.Pkgs[i].Origin, pi.Pkgs[i].Base = origin, base
 		}
-		return pkgs
+		return pi
 	}
 	if f, err := os.Open(cfile); err == nil {
-		var pkgs []Pkg
-		err := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20)).Decode(&pkgs)
+		var pi parsedIndex
+		err := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20)).Decode(&pi)
 		f.Close()
 		if err == nil {
-			return setOrigin(pkgs), nil
+			return setOrigin(&pi), nil
 		}
 	}
 	data, err := decompress(path, name)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
-	pkgs, err := parsePackages(data, "", "")
+	pkgs, mentions, err := parsePackages(data, "", "")
 	if err != nil {
 		return nil, fmt.Errorf("parsing %s: %w", name, err)
 	}
+	pi := &parsedIndex{Pkgs: pkgs, Mentions: mentions}
 	if err := os.MkdirAll(filepath.Dir(cfile), 0o755); err == nil {
 		if tmp, err := os.CreateTemp(filepath.Dir(cfile), ".tmp-*"); err == nil {
 			w := bufio.NewWriterSize(tmp, 1<<20)
-			err := gob.NewEncoder(w).Encode(pkgs)
+			err := gob.NewEncoder(w).Encode(pi)
 			if ferr := w.Flush(); err == nil {
 				err = ferr
 			}
@@ -199,5 +237,5 @@ func loadIndex(cacheDir, path, name, sha, origin, base string) ([]Pkg, error) {
 			os.Remove(tmp.Name())
 		}
 	}
-	return setOrigin(pkgs), nil
+	return setOrigin(pi), nil
 }

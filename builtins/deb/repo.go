@@ -182,6 +182,9 @@ type universe struct {
 	provide map[string][]int // virtual name -> providing versions
 	// where lists the suites/components read, for error messages.
 	where string
+	// id numbers package names in the order apt's cache would (first
+	// mention in the indexes); the last tie-breaker among providers.
+	id map[string]int
 }
 
 // loadUniverse fetches, verifies and parses every index of the request.
@@ -200,9 +203,10 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 	srcs := req.sources(arch)
 	now := req.now()
 	type result struct {
-		pkgs []Pkg
-		err  error
-		read []string
+		pkgs     []Pkg
+		mentions []string
+		err      error
+		read     []string
 	}
 	results := make([]result, len(srcs))
 	var wg sync.WaitGroup
@@ -243,18 +247,19 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 				if progress != nil {
 					progress(Event{Kind: EventIndex, Package: src.suite + "/" + comp})
 				}
-				pkgs, err := loadIndex(req.CacheDir, path, name, sum.sha, src.suite+"/"+comp, src.base)
+				pi, err := loadIndex(req.CacheDir, path, name, sum.sha, src.suite+"/"+comp, src.base)
 				if err != nil {
 					results[i].err = fmt.Errorf("%s%s: %w", dir, name, err)
 					return
 				}
-				results[i].pkgs = append(results[i].pkgs, pkgs...)
+				results[i].pkgs = append(results[i].pkgs, pi.Pkgs...)
+				results[i].mentions = append(results[i].mentions, pi.Mentions...)
 				results[i].read = append(results[i].read, src.suite+"/"+comp)
 			}
 		}(i, src)
 	}
 	wg.Wait()
-	u := &universe{arch: arch, byName: map[string][]int{}, provide: map[string][]int{}}
+	u := &universe{arch: arch, byName: map[string][]int{}, provide: map[string][]int{}, id: map[string]int{}}
 	var read []string
 	total := 0
 	for _, r := range results {
@@ -264,6 +269,11 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 	for _, r := range results {
 		if r.err != nil {
 			return nil, r.err
+		}
+		for _, m := range r.mentions {
+			if _, ok := u.id[m]; !ok {
+				u.id[m] = len(u.id)
+			}
 		}
 		for _, p := range r.pkgs {
 			if p.Arch != arch && p.Arch != "all" {

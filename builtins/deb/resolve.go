@@ -279,6 +279,10 @@ func (s *solver) candidates(d Dep) []int {
 		if ra, rb := rank(pa.Priority), rank(pb.Priority); ra != rb {
 			return ra < rb
 		}
+		// apt's last resort: the package it numbered last.
+		if ia, ib := s.u.id[pa.Name], s.u.id[pb.Name]; ia != ib {
+			return ia > ib
+		}
 		return pa.Name > pb.Name
 	})
 	return append(out, provs...)
