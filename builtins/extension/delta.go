@@ -110,7 +110,15 @@ func Prune(root string, meta *tree.Meta, kind Kind) error {
 }
 
 func removeAll(root, rel string, meta *tree.Meta) error {
-	full := filepath.Join(root, rel)
+	// Resolve intermediate symlinks inside the tree: a package that made
+	// usr/lib a symlink to /etc must not make us delete a host file.
+	full, err := tree.Resolve(root, rel)
+	if err != nil {
+		return fmt.Errorf("pruning extension tree: %w", err)
+	}
+	if r, err := filepath.Rel(root, full); err == nil {
+		rel = filepath.ToSlash(r)
+	}
 	if _, err := os.Lstat(full); err != nil {
 		return nil
 	}

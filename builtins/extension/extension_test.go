@@ -97,3 +97,23 @@ func TestDeltaAndPrune(t *testing.T) {
 		t.Errorf("tree after prune:\n%s\nwant\n%s", strings.Join(got, ","), want)
 	}
 }
+
+func TestPruneAndOSReleaseStayInsideTheTree(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	write(t, outside, "os-release", "ID=host\n")
+	write(t, root, "usr/bin/tool", "x")
+	// A hostile package made usr/lib an absolute symlink out of the tree.
+	if err := os.Symlink(outside, filepath.Join(root, "usr/lib")); err != nil {
+		t.Fatal(err)
+	}
+	osr, err := OSRelease(root)
+	if err != nil || osr != nil {
+		t.Errorf("OSRelease read through a symlink out of the tree: %v %v", osr, err)
+	}
+	if err := Prune(root, tree.NewMeta(), Sysext); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "os-release")); err != nil {
+		t.Fatal("Prune removed a file outside the tree")
+	}
+}

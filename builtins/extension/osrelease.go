@@ -9,9 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/sxb-build/sxb/builtins/tree"
 )
 
 // KV is one KEY=value assignment of an os-release style file, in file order.
@@ -126,11 +127,14 @@ func unquote(v string) (string, error) {
 }
 
 // OSRelease reads a tree's os-release: usr/lib/os-release, falling back to
-// etc/os-release. Symlinks are resolved inside the tree.
+// etc/os-release. Symlinks are resolved inside the tree, never on the host.
 func OSRelease(root string) (Env, error) {
 	for _, p := range []string{"usr/lib/os-release", "etc/os-release"} {
-		full := filepath.Join(root, p)
-		if _, err := os.Stat(full); err == nil {
+		full, err := tree.ResolveFollow(root, p)
+		if err != nil {
+			return nil, err
+		}
+		if fi, err := os.Stat(full); err == nil && fi.Mode().IsRegular() {
 			return ReadEnvFile(full)
 		}
 	}

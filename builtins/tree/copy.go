@@ -122,8 +122,10 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 
 // RemoveGlobs deletes every path of the tree at root matching one of the
 // shell patterns (relative to root, a leading "/" allowed), as mkosi's
-// RemoveFiles= does. Matches that resolve outside the tree are ignored.
-// It returns the removed paths.
+// RemoveFiles= does. Matching walks the tree itself and never follows a
+// symlink: a pattern that runs through a symlinked directory matches
+// nothing, so no symlink in a (possibly hostile) tree can make sxb delete a
+// file outside of it. It returns the removed paths.
 func RemoveGlobs(root string, patterns []string, meta *Meta) ([]string, error) {
 	var removed []string
 	for _, pat := range patterns {
@@ -131,19 +133,20 @@ func RemoveGlobs(root string, patterns []string, meta *Meta) ([]string, error) {
 		if clean == "" {
 			return nil, fmt.Errorf("remove_files: %q would remove the whole tree", pat)
 		}
-		matches, err := filepath.Glob(filepath.Join(root, clean))
-		if err != nil {
-			return nil, fmt.Errorf("remove_files: %q: %w", pat, err)
-		}
-		for _, m := range matches {
-			rel, err := filepath.Rel(root, m)
-			if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
-				continue
+		comps := strings.Split(clean, "/")
+		for _, c := range comps {
+			if _, err := path.Match(c, ""); err != nil {
+				return nil, fmt.Errorf("remove_files: %q: %w", pat, err)
 			}
-			if err := os.RemoveAll(m); err != nil {
+		}
+		var matches []string
+		if err := globWalk(root, "", comps, &matches); err != nil {
+			return nil, fmt.Errorf("remove_files: %w", err)
+		}
+		for _, rel := range matches {
+			if err := os.RemoveAll(filepath.Join(root, filepath.FromSlash(rel))); err != nil {
 				return nil, fmt.Errorf("remove_files: %w", err)
 			}
-			rel = filepath.ToSlash(rel)
 			if meta != nil {
 				for _, p := range meta.Paths() {
 					if p == rel || strings.HasPrefix(p, rel+"/") {
@@ -155,4 +158,32 @@ func RemoveGlobs(root string, patterns []string, meta *Meta) ([]string, error) {
 		}
 	}
 	return removed, nil
+}
+
+// globWalk appends to out the paths below root/rel matching comps, one
+// pattern per path component, descending only into real directories.
+func globWalk(root, rel string, comps []string, out *[]string) error {
+	ents, err := os.ReadDir(filepath.Join(root, filepath.FromSlash(rel)))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range ents {
+		if ok, _ := path.Match(comps[0], e.Name()); !ok {
+			continue
+		}
+		p := path.Join(rel, e.Name())
+		if len(comps) == 1 {
+			*out = append(*out, p)
+			continue
+		}
+		if e.IsDir() && e.Type()&fs.ModeSymlink == 0 {
+			if err := globWalk(root, p, comps[1:], out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

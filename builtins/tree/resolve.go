@@ -75,3 +75,31 @@ func resolveParts(root, rel string, depth int) ([]string, error) {
 	}
 	return out, nil
 }
+
+// ResolveFollow is Resolve that also follows a symlink in the last
+// component, still confined to root: what opening rel inside a chroot at
+// root would open.
+func ResolveFollow(root, rel string) (string, error) {
+	rel = strings.Trim(path.Clean("/"+rel), "/")
+	for i := 0; i <= maxSymlinks; i++ {
+		parts, err := resolveParts(root, rel, 0)
+		if err != nil {
+			return "", err
+		}
+		full := filepath.Join(append([]string{root}, parts...)...)
+		fi, err := os.Lstat(full)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return full, nil
+		}
+		target, err := os.Readlink(full)
+		if err != nil {
+			return "", err
+		}
+		dir := ""
+		if !strings.HasPrefix(target, "/") && len(parts) > 1 {
+			dir = strings.Join(parts[:len(parts)-1], "/")
+		}
+		rel = strings.Trim(path.Clean("/"+dir+"/"+target), "/")
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", rel)
+}

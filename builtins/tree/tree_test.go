@@ -3,6 +3,7 @@ package tree
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -120,5 +121,43 @@ func TestCopyIntoMergesAndStaysInside(t *testing.T) {
 	removed, err := RemoveGlobs(root, []string{"/usr/bin/t*", "../../etc/*"}, m)
 	if err != nil || len(removed) != 1 || removed[0] != "usr/bin/tool" {
 		t.Errorf("RemoveGlobs = %v, %v", removed, err)
+	}
+}
+
+func TestRemoveGlobsNeverFollowsSymlinks(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(outside, "precious"), []byte("x"), 0o644)
+	os.MkdirAll(filepath.Join(root, "usr/share/doc/a"), 0o755)
+	os.MkdirAll(filepath.Join(root, "usr/share/doc/b"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/share/doc/a/README"), []byte("x"), 0o644)
+	os.Symlink(outside, filepath.Join(root, "usr/share/evil"))
+	os.Symlink("/", filepath.Join(root, "escape"))
+	removed, err := RemoveGlobs(root, []string{"/usr/share/evil/*", "escape/*", "usr/share/doc/*/README", "usr/nothing/*"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(removed, ",") != "usr/share/doc/a/README" {
+		t.Errorf("removed %v", removed)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "precious")); err != nil {
+		t.Fatal("a file outside the tree was removed")
+	}
+	if _, err := RemoveGlobs(root, []string{"usr/["}, nil); err == nil {
+		t.Error("bad pattern accepted")
+	}
+}
+
+func TestResolveFollowStaysInside(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "usr/lib"), 0o755)
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/lib/os-release"), []byte("ID=x\n"), 0o644)
+	os.Symlink("../usr/lib/os-release", filepath.Join(root, "etc/os-release"))
+	os.Symlink("/etc/passwd", filepath.Join(root, "etc/abs"))
+	for in, want := range map[string]string{"etc/os-release": "usr/lib/os-release", "etc/abs": "etc/passwd", "usr/lib": "usr/lib"} {
+		got, err := ResolveFollow(root, in)
+		if err != nil || got != filepath.Join(root, want) {
+			t.Errorf("ResolveFollow(%q) = %q, %v; want %q", in, got, err, want)
+		}
 	}
 }

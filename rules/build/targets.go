@@ -345,7 +345,13 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 // base, the attributes and what the trees already hold, and writes it.
 func (x *executor) writeRelease(root, relPath string, meta *tree.Meta, ext *rules.Extension, base *Entry, info baseInfo, inputs extInputs) (string, error) {
 	kind := extension.Kind(ext.Kind)
-	given, err := extension.ReadEnvFile(filepath.Join(root, relPath))
+	// The trees may hold the file behind symlinks: follow them inside the
+	// tree only, never onto the host.
+	relFull, err := tree.ResolveFollow(root, relPath)
+	if err != nil {
+		return "", err
+	}
+	given, err := extension.ReadEnvFile(relFull)
 	if err != nil {
 		return "", err
 	}
@@ -364,8 +370,7 @@ func (x *executor) writeRelease(root, relPath string, meta *tree.Meta, ext *rule
 	if err != nil {
 		return "", err
 	}
-	relFull, err := tree.Resolve(root, relPath)
-	if err != nil {
+	if relFull, err = tree.Resolve(root, relPath); err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(filepath.Dir(relFull), 0o755); err != nil {
@@ -382,7 +387,7 @@ func (x *executor) writeRelease(root, relPath string, meta *tree.Meta, ext *rule
 // readRelease returns the extension-release file at relPath inside root
 // as the trees left it ("" when there is none).
 func readRelease(root, relPath string) (string, error) {
-	p, err := tree.Resolve(root, relPath)
+	p, err := tree.ResolveFollow(root, relPath)
 	if err != nil {
 		return "", err
 	}
