@@ -40,8 +40,9 @@ type Request struct {
 	// Mirror overrides the distribution's default mirror; file:// works.
 	Mirror string
 	// SecurityMirror overrides where <release>-security is read from;
-	// "" means the distribution's security mirror, or Mirror when Mirror
-	// is set.
+	// "" means the distribution's security mirror (also when Mirror is an
+	// http(s) mirror, as most mirrors do not carry security updates), or
+	// Mirror itself when Mirror is a file:// URL.
 	SecurityMirror string
 	// Suites, when set, replaces the default <release>, <release>-updates,
 	// <release>-security (all read from Mirror).

@@ -52,7 +52,8 @@ func (r *Request) sources(arch string) []source {
 	_, sec := defaultMirror(r.Distribution, arch)
 	if r.SecurityMirror != "" {
 		sec = r.SecurityMirror
-	} else if r.Mirror != "" {
+	} else if strings.HasPrefix(r.Mirror, "file:") {
+		// A local mirror is self-contained (and may be used offline).
 		sec = r.Mirror
 	}
 	mirror = strings.TrimRight(mirror, "/")

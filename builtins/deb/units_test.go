@@ -83,3 +83,34 @@ func TestParseStatus(t *testing.T) {
 		t.Errorf("nodes = %+v", nodes)
 	}
 }
+
+func TestSources(t *testing.T) {
+	str := func(r Request, arch string) string {
+		var s []string
+		for _, src := range r.sources(arch) {
+			s = append(s, src.base+" "+src.suite)
+		}
+		return strings.Join(s, "; ")
+	}
+	for _, tc := range []struct {
+		req  Request
+		arch string
+		want string
+	}{
+		{Request{Distribution: "debian", Release: "bookworm"}, "amd64",
+			"http://deb.debian.org/debian bookworm; http://deb.debian.org/debian bookworm-updates; http://deb.debian.org/debian-security bookworm-security"},
+		{Request{Distribution: "ubuntu", Release: "noble"}, "amd64",
+			"http://archive.ubuntu.com/ubuntu noble; http://archive.ubuntu.com/ubuntu noble-updates; http://security.ubuntu.com/ubuntu noble-security"},
+		{Request{Distribution: "ubuntu", Release: "noble"}, "arm64",
+			"http://ports.ubuntu.com/ubuntu-ports noble; http://ports.ubuntu.com/ubuntu-ports noble-updates; http://ports.ubuntu.com/ubuntu-ports noble-security"},
+		{Request{Distribution: "debian", Release: "bookworm", Mirror: "http://ftp.de.debian.org/debian/"}, "amd64",
+			"http://ftp.de.debian.org/debian bookworm; http://ftp.de.debian.org/debian bookworm-updates; http://deb.debian.org/debian-security bookworm-security"},
+		{Request{Distribution: "debian", Release: "fix", Mirror: "file:///srv/repo"}, "amd64",
+			"file:///srv/repo fix; file:///srv/repo fix-updates; file:///srv/repo fix-security"},
+		{Request{Distribution: "debian", Release: "sid"}, "amd64", "http://deb.debian.org/debian sid"},
+	} {
+		if got := str(tc.req, tc.arch); got != tc.want {
+			t.Errorf("%+v %s:\ngot  %s\nwant %s", tc.req, tc.arch, got, tc.want)
+		}
+	}
+}
