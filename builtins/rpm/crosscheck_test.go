@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -160,10 +161,15 @@ func TestCrossCheckDNF(t *testing.T) {
 
 func compareSets(t *testing.T, what string, got, want []string) {
 	t.Helper()
+	compareWith(t, "dnf", what, got, want)
+}
+
+func compareWith(t *testing.T, tool, what string, got, want []string) {
+	t.Helper()
 	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("%s: sxb resolves\n  %s\ndnf installs\n  %s", what, strings.Join(got, " "), strings.Join(want, " "))
+		t.Errorf("%s: sxb resolves\n  %s\n%s installs\n  %s", what, strings.Join(got, " "), tool, strings.Join(want, " "))
 	} else {
-		t.Logf("%s: sxb and dnf agree on %d packages", what, len(got))
+		t.Logf("%s: sxb and %s agree on %d packages", what, tool, len(got))
 	}
 }
 
@@ -295,5 +301,83 @@ func TestCrossCheckDNFSynthetic(t *testing.T) {
 			t.Fatalf("%v: no dnf transaction:\n%s", req, out)
 		}
 		compareSets(t, strings.Join(req, ","), got, want)
+	}
+}
+
+// zypperTransaction returns what zypper (libzypp, libsolv with openSUSE's
+// settings) would install for pkgs from repo, as name-evr, sorted.
+func zypperTransaction(t *testing.T, repo string, weak bool, pkgs ...string) ([]string, error) {
+	t.Helper()
+	root := t.TempDir()
+	run := func(args ...string) ([]byte, error) {
+		cmd := exec.Command("zypper", append([]string{"--root", root, "--non-interactive", "--gpg-auto-import-keys"}, args...)...)
+		cmd.Env = append(os.Environ(), "RPM_FORCE_DEBIAN=1")
+		return cmd.CombinedOutput()
+	}
+	if out, err := run("addrepo", "--no-gpgcheck", "file://"+repo, "fixture"); err != nil {
+		t.Fatalf("zypper addrepo: %v\n%s", err, out)
+	}
+	if out, err := run("refresh"); err != nil {
+		t.Fatalf("zypper refresh: %v\n%s", err, out)
+	}
+	flag := "--no-recommends"
+	if weak {
+		flag = "--recommends"
+	}
+	out, err := run(append([]string{"-x", "install", "--dry-run", flag}, pkgs...)...)
+	if err != nil {
+		return nil, fmt.Errorf("zypper install: %v\n%s", err, out)
+	}
+	var got []string
+	re := regexp.MustCompile(`<solvable type="package" name="([^"]+)" edition="([^"]+)"`)
+	sum := string(out)
+	if i := strings.Index(sum, "<to-install>"); i >= 0 {
+		sum = sum[i:]
+		if j := strings.Index(sum, "</to-install>"); j >= 0 {
+			sum = sum[:j]
+		}
+	} else {
+		sum = ""
+	}
+	for _, m := range re.FindAllStringSubmatch(sum, -1) {
+		got = append(got, m[1]+"-"+m[2])
+	}
+	sort.Strings(got)
+	return got, nil
+}
+
+// TestCrossCheckZypper compares the scenario resolutions with zypper's.
+// zypper does not read filelists.xml, so only repositories whose file
+// dependencies are in primary.xml are compared.
+func TestCrossCheckZypper(t *testing.T) {
+	testenv.NeedTool(t, "zypper")
+	repo := scenarioRepo(t)
+	check := func(req []string, weak bool) {
+		plan, err := Resolve(context.Background(), Request{Distribution: "opensuse", Repositories: []string{repo},
+			Packages: req, Insecure: true, CacheDir: t.TempDir(), WithRecommends: weak})
+		if err != nil {
+			t.Errorf("%v: %v", req, err)
+			return
+		}
+		var got []string
+		for _, p := range plan.Packages {
+			got = append(got, p.Name+"-"+p.EVR)
+		}
+		want, err := zypperTransaction(t, repo, weak, req...)
+		if err != nil {
+			t.Errorf("%v: %v", req, err)
+			return
+		}
+		what := strings.Join(req, ",")
+		if weak {
+			what += " (weak)"
+		}
+		compareWith(t, "zypper", what, got, want)
+	}
+	for _, sc := range scenarios {
+		check(sc.req, false)
+	}
+	for _, sc := range weakScenarios {
+		check(sc.req, true)
 	}
 }

@@ -23,6 +23,7 @@ var (
 	seedOnce sync.Once
 	seedFx   *seedFixture
 	seedErr  string
+	seedDir  string // removed by TestMain, even when building failed
 )
 
 // seedRepo builds (once per test binary) a mirror laid out like
@@ -36,6 +37,7 @@ func seedRepo(t testing.TB) *seedFixture {
 			seedErr = err.Error()
 			return
 		}
+		seedDir = dir
 		ok := false
 		defer func() {
 			if !ok && seedErr == "" {
@@ -54,8 +56,8 @@ func seedRepo(t testing.TB) *seedFixture {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if seedFx != nil {
-		os.RemoveAll(seedFx.dir)
+	if seedDir != "" {
+		os.RemoveAll(seedDir)
 	}
 	os.Exit(code)
 }
