@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/bzip2"
 	"compress/gzip"
 	"crypto/md5"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 	"golang.org/x/sys/unix"
 
 	"github.com/sxb-build/sxb/builtins/tree"
@@ -224,6 +226,11 @@ func decompressor(r io.Reader, name string, external bool) (io.Reader, func() er
 			return nil, nil, err
 		}
 		return gr, gr.Close, nil
+	case strings.HasSuffix(name, ".bz2"):
+		return bzip2.NewReader(r), func() error { return nil }, nil
+	case strings.HasSuffix(name, ".lzma"):
+		lr, err := lzma.NewReader(r)
+		return lr, func() error { return nil }, err
 	case strings.HasSuffix(name, ".tar"):
 		return r, func() error { return nil }, nil
 	}

@@ -6,11 +6,13 @@ import (
 	"compress/gzip"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/testenv"
 )
 
 // hostileDeb builds a .deb by hand whose data.tar holds the given entries.
@@ -37,7 +39,11 @@ func hostileDeb(t *testing.T, entries []*tar.Header, bodies map[string]string) s
 	}
 	control := tgz([]*tar.Header{{Name: "./control", Typeflag: tar.TypeReg, Mode: 0o644}},
 		map[string]string{"./control": "Package: evil\nVersion: 1\nArchitecture: amd64\n"})
-	data := tgz(entries, bodies)
+	return arDeb(t, control, "data.tar.gz", tgz(entries, bodies))
+}
+
+// arDeb assembles a .deb from a control.tar.gz and a data member.
+func arDeb(t *testing.T, control []byte, dataName string, data []byte) string {
 	var ar bytes.Buffer
 	ar.WriteString("!<arch>\n")
 	member := func(name string, b []byte) {
@@ -49,7 +55,7 @@ func hostileDeb(t *testing.T, entries []*tar.Header, bodies map[string]string) s
 	}
 	member("debian-binary", []byte("2.0\n"))
 	member("control.tar.gz", control)
-	member("data.tar.gz", data)
+	member(dataName, data)
 	p := filepath.Join(t.TempDir(), "evil.deb")
 	os.WriteFile(p, ar.Bytes(), 0o644)
 	return p
@@ -222,4 +228,56 @@ func TestHostileSymlinkNotCopied(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestPayloadCodecs(t *testing.T) {
+	testenv.NeedTool(t, "xz", "zstd", "bzip2", "gzip")
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "./usr/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "./usr/payload", Typeflag: tar.TypeReg, Mode: 0o644, Size: 5})
+	tw.Write([]byte("hello"))
+	tw.Close()
+	var cb bytes.Buffer
+	gz := gzip.NewWriter(&cb)
+	ctw := tar.NewWriter(gz)
+	ctl := []byte("Package: p\nVersion: 1\nArchitecture: all\n")
+	ctw.WriteHeader(&tar.Header{Name: "./control", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(ctl))})
+	ctw.Write(ctl)
+	ctw.Close()
+	gz.Close()
+	for _, tc := range []struct {
+		ext  string
+		args []string
+	}{
+		{".xz", []string{"xz", "-c"}}, {".zst", []string{"zstd", "-c", "-q"}}, {".gz", []string{"gzip", "-c"}},
+		{".bz2", []string{"bzip2", "-c"}}, {".lzma", []string{"xz", "--format=lzma", "-c"}}, {"", nil},
+	} {
+		data := tb.Bytes()
+		if tc.args != nil {
+			cmd := exec.Command(tc.args[0], tc.args[1:]...)
+			cmd.Stdin = bytes.NewReader(tb.Bytes())
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = out
+		}
+		for _, pure := range []string{"", "1"} {
+			t.Setenv("SXB_DEB_PURE_GO", pure)
+			deb := arDeb(t, cb.Bytes(), "data.tar"+tc.ext, data)
+			dir := filepath.Join(t.TempDir(), "root")
+			r, err := openRoot(dir, tree.NewMeta(), "amd64")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.unpack(deb, 0, true, ""); err != nil {
+				t.Fatalf("data.tar%s (pure Go %q): %v", tc.ext, pure, err)
+			}
+			r.close()
+			if b, _ := os.ReadFile(filepath.Join(dir, "usr/payload")); string(b) != "hello" {
+				t.Errorf("data.tar%s (pure Go %q): payload %q", tc.ext, pure, b)
+			}
+		}
+	}
 }
