@@ -17,11 +17,13 @@ const (
 // comparison and an EVR. Rich (boolean) dependencies keep their whole text
 // in Name, starting with "(".
 type Dep struct {
-	Name  string
-	Flags uint8
-	EVR   EVR
+	Name string `json:"name"`
+	// Flags holds the comparison: 2 less, 4 greater, 8 equal (rpm's
+	// RPMSENSE bits); 0 for an unversioned dependency.
+	Flags uint8 `json:"flags,omitempty"`
+	EVR   EVR   `json:"evr,omitzero"`
 	// Pre marks a Requires(pre) entry; it has no effect on resolution.
-	Pre bool
+	Pre bool `json:"-"`
 }
 
 // String formats d as rpm prints it ("name >= 1.0-1").

@@ -116,9 +116,9 @@ func Vercmp(a, b string) int {
 // Release matches any release in comparisons, as in rpm's dependency
 // matching.
 type EVR struct {
-	Epoch   string
-	Version string
-	Release string
+	Epoch   string `json:"epoch,omitempty"`
+	Version string `json:"version,omitempty"`
+	Release string `json:"release,omitempty"`
 }
 
 // ParseEVR splits "[epoch:]version[-release]".
