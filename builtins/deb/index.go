@@ -49,7 +49,14 @@ func sha256hex(b []byte) string {
 // order apt's list parser reads them): apt numbers packages in that order
 // and falls back on that number to choose among equal providers.
 func parsePackages(data []byte, origin, base string) ([]Pkg, []string, error) {
-	out := make([]Pkg, 0, len(data)/2000)
+	return parsePackagesFrom(bytes.NewReader(data), origin, base)
+}
+
+// parsePackagesFrom is parsePackages reading a stream, so parsing overlaps
+// decompression.
+func parsePackagesFrom(rd io.Reader, origin, base string) ([]Pkg, []string, error) {
+	br := bufio.NewReaderSize(rd, 1<<20)
+	out := make([]Pkg, 0, 1024)
 	var mentions []string
 	seen := map[string]bool{}
 	var suggests, replaces, enhances string
@@ -88,14 +95,25 @@ func parsePackages(data []byte, origin, base string) ([]Pkg, []string, error) {
 		return nil
 	}
 	var last *string
-	for len(data) > 0 {
-		lineNo++
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
+	for {
+		line, rerr := br.ReadSlice('\n')
+		if rerr == bufio.ErrBufferFull {
+			// A line longer than the buffer: collect it whole.
+			long := append([]byte{}, line...)
+			for rerr == bufio.ErrBufferFull {
+				line, rerr = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
 		}
+		if rerr != nil && rerr != io.EOF {
+			return nil, nil, rerr
+		}
+		if len(line) == 0 && rerr == io.EOF {
+			break
+		}
+		lineNo++
+		line = bytes.TrimSuffix(line, []byte("\n"))
 		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
 			if err := finish(); err != nil {
 				return nil, nil, err
@@ -170,27 +188,6 @@ func parsePackages(data []byte, origin, base string) ([]Pkg, []string, error) {
 	return out, mentions, nil
 }
 
-// decompress reads a whole file, decompressing by its extension.
-func decompress(path, name string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if !strings.HasSuffix(name, ".xz") && !strings.HasSuffix(name, ".gz") && !strings.HasSuffix(name, ".zst") {
-		return io.ReadAll(f)
-	}
-	r, done, err := decompressor(f, name, true)
-	if err != nil {
-		return nil, err
-	}
-	b, err := io.ReadAll(r)
-	if derr := done(); err == nil {
-		err = derr
-	}
-	return b, err
-}
-
 // parsedIndex is the cached form of one Packages index.
 type parsedIndex struct {
 	Pkgs     []Pkg
@@ -215,11 +212,22 @@ func loadIndex(cacheDir, path, name, sha, origin, base string) (*parsedIndex, er
 			return setOrigin(&pi), nil
 		}
 	}
-	data, err := decompress(path, name)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
-	pkgs, mentions, err := parsePackages(data, "", "")
+	defer f.Close()
+	var rd io.Reader = f
+	done := func() error { return nil }
+	if strings.HasSuffix(name, ".xz") || strings.HasSuffix(name, ".gz") || strings.HasSuffix(name, ".zst") {
+		if rd, done, err = decompressor(f, name, true); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err)
+		}
+	}
+	pkgs, mentions, err := parsePackagesFrom(rd, "", "")
+	if derr := done(); err == nil && derr != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, derr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("parsing %s: %w", name, err)
 	}
