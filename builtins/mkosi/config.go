@@ -34,13 +34,16 @@ type pctx struct {
 	pos       map[string]diag.Pos
 	comments  map[string][]string
 	depth     int
+	// active holds the directories being parsed (device, inode), so a
+	// symlink back to one of them is refused instead of re-parsed.
+	active map[[2]uint64]bool
 }
 
 func newCtx(l *loader, image string) *pctx {
 	return &pctx{
 		l: l, image: image, directory: l.dir,
 		cli: map[*setting]any{}, config: map[*setting]any{}, defaults: map[*setting]any{},
-		includes: map[[2]uint64]bool{}, pos: map[string]diag.Pos{}, comments: map[string][]string{},
+		includes: map[[2]uint64]bool{}, active: map[[2]uint64]bool{}, pos: map[string]diag.Pos{}, comments: map[string][]string{},
 	}
 }
 
@@ -470,6 +473,20 @@ func (c *pctx) parseOne(path string, profiles, local bool) (bool, error) {
 	extras := isDir(path)
 	dir := filepath.Dir(path)
 	if extras {
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			return false, fmt.Errorf("reading %s: %w", path, err)
+		}
+		id := [2]uint64{uint64(st.Dev), st.Ino}
+		if c.active[id] {
+			// A symlink back to a directory being parsed: skipped, as mkosi
+			// ends up doing once the kernel reports ELOOP, but at once
+			// rather than after (fan-out)^40 parses.
+			c.warn(diag.Warnf(diag.Pos{File: path}, "skipping a symlink loop: this directory is already being parsed"))
+			return false, nil
+		}
+		c.active[id] = true
+		defer delete(c.active, id)
 		dir = path
 		path = filepath.Join(path, "mkosi.conf")
 	}
