@@ -44,6 +44,10 @@ var fixturePkgs = []fpkg{
 	{name: "top", version: "1", fields: "Depends: mid\n"},
 	{name: "mid", version: "1", fields: "Depends: gone\n"},
 	{name: "ess", version: "1", fields: "Essential: yes\nPriority: required\n"},
+	// Two packages ship the same file; the one with Replaces owns it
+	// although it comes first in plan order.
+	{name: "over-a", version: "1", fields: "Replaces: over-b\n", files: map[string]string{"usr/share/same": "A"}},
+	{name: "over-b", version: "1", files: map[string]string{"usr/share/same": "B"}},
 }
 
 func names(p *Plan) string { return strings.Join(p.Names(), " ") }
@@ -177,6 +181,19 @@ func TestInstallFixture(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(req.CacheDir, "deb-data")); len(ents) != len(plan.Packages) {
 		t.Errorf("tar cache holds %d entries, want %d", len(ents), len(plan.Packages))
+	}
+
+	// Replaces decides who owns a path two packages ship.
+	planO, err := Resolve(ctx, r.request(t, "fix", "over-a", "over-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirO := filepath.Join(t.TempDir(), "o")
+	if err := Install(ctx, planO, dirO, tree.NewMeta(), InstallOptions{CacheDir: req.CacheDir}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dirO, "usr/share/same")); string(b) != "A" {
+		t.Errorf("usr/share/same = %q, want the replacing package's \"A\"", b)
 	}
 
 	// Two builds sharing a cold cache at once both succeed identically.

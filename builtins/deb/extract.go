@@ -41,6 +41,10 @@ type root struct {
 	dirs     map[string]dirMd // directory path -> metadata from the first owner
 	mkdirs   sync.Mutex
 	arch     string
+	// names and replaces describe the packages by plan index, for
+	// deciding who owns a path several packages ship.
+	names    []string
+	replaces []map[string]bool
 	// results of unpacking, by plan index.
 	results []*unpacked
 	// made lists files and symlinks Install itself creates (merged-/usr
@@ -265,7 +269,7 @@ func (r *root) unpack(file string, idx int, withDocs bool, tarCache string) (*un
 		switch {
 		case name == "debian-binary":
 		case strings.HasPrefix(name, "control.tar"):
-			if err := r.readControl(ar, name, u); err != nil {
+			if err := r.readControl(ar, name, idx, u); err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
 		case strings.HasPrefix(name, "data.tar"):
@@ -281,7 +285,7 @@ func (r *root) unpack(file string, idx int, withDocs bool, tarCache string) (*un
 	return u, nil
 }
 
-func (r *root) readControl(rd io.Reader, name string, u *unpacked) error {
+func (r *root) readControl(rd io.Reader, name string, idx int, u *unpacked) error {
 	dr, done, err := decompressor(rd, name, false)
 	if err != nil {
 		return err
@@ -308,6 +312,19 @@ func (r *root) readControl(rd io.Reader, name string, u *unpacked) error {
 		}
 		if n == "control" {
 			u.control = b
+			if idx >= 0 && idx < len(r.replaces) {
+				rep := map[string]bool{}
+				if alts, err := parseDeps(parseOne(b).Get("Replaces"), r.arch); err == nil {
+					for _, a := range alts {
+						for _, d := range a {
+							rep[d.Name] = true
+						}
+					}
+				}
+				r.mu.Lock()
+				r.replaces[idx] = rep
+				r.mu.Unlock()
+			}
 		} else {
 			u.info[n] = b
 		}
@@ -524,11 +541,11 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 	if resParent != "" {
 		res = resParent + "/" + base
 	}
-	// The later package in plan order owns a path two packages ship; the
-	// decision is taken under the lock so parallel unpacking is
-	// deterministic.
+	// Of two packages shipping a path, the one that Replaces the other
+	// owns it, else the later in plan order; the decision is taken under
+	// the lock so parallel unpacking is deterministic.
 	r.mu.Lock()
-	if owner, ok := r.claims[res]; ok && owner > idx {
+	if owner, ok := r.claims[res]; ok && owner != idx && !r.beats(idx, owner) {
 		r.mu.Unlock()
 		return nil
 	}
@@ -760,4 +777,19 @@ func (r *root) md5File(rel string) string {
 
 func emptyOverride(o tree.Override) bool {
 	return o.Kind == nil && o.Mode == nil && o.UID == nil && o.GID == nil && o.Mtime == nil && o.Rdev == nil && len(o.Xattrs) == 0
+}
+
+// beats reports whether package a takes a path over package b: a
+// Replaces b, or b does not replace a and a comes later in the plan.
+// Called with r.mu held.
+func (r *root) beats(a, b int) bool {
+	if a < len(r.replaces) && b < len(r.replaces) {
+		if r.replaces[a][r.names[b]] {
+			return true
+		}
+		if r.replaces[b][r.names[a]] {
+			return false
+		}
+	}
+	return a > b
 }

@@ -42,23 +42,30 @@ type InstallOptions struct {
 // Install downloads the packages of plan and unpacks them into dir,
 // recording what the directory cannot hold (owners, setuid bits, device
 // nodes) in meta. Existing content of dir is kept (a base tree installed
-// into the same directory, for example).
+// into the same directory, for example). Downloads and unpacking overlap;
+// on error dir is left partially filled and should be discarded.
 //
 // Install writes a dpkg database: var/lib/dpkg/status (the packages of
 // dir's existing status, of the plan's base and of the plan, all "install
-// ok installed") and var/lib/dpkg/info/<pkg>.{list,md5sums,conffiles,...}.
+// ok installed"), var/lib/dpkg/info/<pkg>.{list,md5sums,conffiles,...}
+// and info/format; dpkg --audit and dpkg --verify accept the result.
 //
-// Maintainer scripts are not run. A tree built this way therefore lacks
-// what preinst/postinst scripts would create: system users and groups
-// beyond base-passwd's (systemd-sysusers at boot adds those declared in
-// sysusers.d), update-alternatives links (for example /usr/bin/awk),
-// generated files such as /etc/machine-id, ld.so.cache (not needed: the
-// loader searches the default paths), debconf answers, dpkg triggers
-// (man-db, ldconfig, mime databases) and the merged-/usr conversion of
-// usrmerge (done here natively). Install produces natively: the
-// merged-/usr symlinks, /etc/passwd, /etc/group, /etc/shadow and
-// /etc/gshadow from base-passwd's templates when base-passwd is installed
-// and they do not exist.
+// Maintainer scripts are not run. Install does natively what the scripts
+// of a base system would have done that matters for an image: the
+// merged-/usr symlinks; /etc/passwd, /etc/group, /etc/shadow and
+// /etc/gshadow from base-passwd's master files; base-files' first-install
+// setup (/var/run and /var/lock links into /run, /root dot files,
+// /etc/profile, FHS directories, wtmp/btmp/lastlog); and the
+// update-alternatives links the postinst scripts register literally (for
+// example /usr/bin/awk -> /etc/alternatives/awk -> /usr/bin/mawk), with
+// their var/lib/dpkg/alternatives files. A tree built this way still
+// lacks: users and groups from sysusers.d and adduser calls
+// (systemd-sysusers creates them at boot), /etc/machine-id (left to first
+// boot), ld.so.cache (not needed: the loader searches the default paths),
+// debconf answers, dpkg triggers (man-db, mime and icon caches, ...),
+// diversions made with dpkg-divert and any other effect of a script.
+// Where two packages ship the same path, the one that Replaces the other
+// owns it, else the later one in plan (name) order.
 func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts InstallOptions) error {
 	if meta == nil {
 		return fmt.Errorf("installing packages: no metadata to record into")
@@ -342,6 +349,8 @@ func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts I
 	sort.SliceStable(order, func(a, b int) bool { return plan.Packages[order[a]].Size > plan.Packages[order[b]].Size })
 	f := &fetch.Fetcher{CacheDir: cacheDir}
 	r.results = make([]*unpacked, n)
+	r.names = plan.Names()
+	r.replaces = make([]map[string]bool, n)
 	errs := make([]error, n)
 	var mu sync.Mutex
 	var bytes int64
