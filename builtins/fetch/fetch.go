@@ -14,8 +14,16 @@
 // sees a partial file.
 //
 // Downloads run in parallel (Fetcher.Parallel), failed attempts are retried
-// with back-off (network errors, HTTP 5xx and 429, short reads and checksum
-// mismatches; a 404 is final and reported as ErrNotFound).
+// with back-off (network errors, HTTP errors other than 404/410, short
+// reads and checksum mismatches; a 404 is final and reported as
+// ErrNotFound). Files of 4 MiB and more are fetched over http(s) as four
+// parallel byte ranges when the server honours Range (one connection to a
+// CDN is often much slower than the link).
+//
+// Typical use:
+//
+//	f := &fetch.Fetcher{CacheDir: dir}
+//	paths, err := f.FetchAll(ctx, []fetch.Item{{URL: u, Size: n, SHA256: h}})
 package fetch
 
 import (
