@@ -84,6 +84,17 @@ func (c *Cache) Get(key string) (*Entry, error) {
 	}
 	e.dir = dir
 	for _, o := range e.Outputs {
+		// An output is a plain name in out/, a regular file or a real
+		// directory: a tampered record must not point sxb at host files
+		// (through ".." or a symlink) nor at a FIFO it would block on.
+		if o.Name == "" || o.Name == "." || o.Name == ".." || strings.ContainsAny(o.Name, "/\x00") {
+			c.discard(dir)
+			return nil, fmt.Errorf("%s: %w (output name %q)", key[:12], ErrCorrupt, o.Name)
+		}
+		if fi, err := os.Lstat(e.Path(o.Name)); err != nil || o.Dir != fi.IsDir() || !o.Dir && !fi.Mode().IsRegular() {
+			c.discard(dir)
+			return nil, fmt.Errorf("%s: %w (%s is not a plain %s)", key[:12], ErrCorrupt, o.Name, map[bool]string{true: "directory", false: "file"}[o.Dir])
+		}
 		got, err := digestOutput(e.Path(o.Name), o.Dir)
 		if err != nil || got.Digest != o.Digest || got.Size != o.Size {
 			c.discard(dir)

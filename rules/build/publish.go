@@ -26,7 +26,9 @@ import (
 // builds of one workspace never write the same outputs at once. A second
 // build waits, saying so on log, until the first is done or ctx ends.
 func lockDir(ctx context.Context, dir string, log io.Writer) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, ".sxb.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	// O_NOFOLLOW: a symlink planted as the lock file must not make a
+	// build running as root create or open a file elsewhere.
+	f, err := os.OpenFile(filepath.Join(dir, ".sxb.lock"), os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
@@ -439,7 +441,9 @@ func (x *executor) writeChecksums() error {
 		if f, err := os.Open(filepath.Join(dir, "SHA256SUMS")); err == nil {
 			s := bufio.NewScanner(f)
 			for s.Scan() {
-				if sum, name, ok := strings.Cut(s.Text(), "  "); ok {
+				// Only well-formed digests are reused; anything else in a
+				// (possibly edited) file is recomputed.
+				if sum, name, ok := strings.Cut(s.Text(), "  "); ok && isHexDigest(sum) {
 					old[name] = sum
 				}
 			}
@@ -474,6 +478,19 @@ func (x *executor) writeChecksums() error {
 		}
 	}
 	return nil
+}
+
+// isHexDigest reports whether s is a lower-case hex sha256 digest.
+func isHexDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // writeTar writes the tree n as a tar archive with its recorded owners,

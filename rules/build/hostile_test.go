@@ -1,0 +1,148 @@
+package build
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tamper rewrites the record of entry e with fn applied to its outputs.
+func tamper(t *testing.T, e *Entry, fn func([]Output) []Output) {
+	t.Helper()
+	e.Outputs = fn(e.Outputs)
+	b, _ := json.Marshal(e)
+	if err := os.WriteFile(filepath.Join(e.Dir(), "entry.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGetRefusesEntriesReachingOutside: a tampered (or shared, hostile)
+// cache entry must not make sxb read or publish files outside the entry: an
+// output name with "..", an output that is a symlink to a host file, and a
+// FIFO (which made Get block forever) are all corrupt entries.
+func TestGetRefusesEntriesReachingOutside(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("host secret"), 0o600)
+	sum, err := digestOutput(secret, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]func(t *testing.T, e *Entry){
+		"dotdot name": func(t *testing.T, e *Entry) {
+			rel, _ := filepath.Rel(filepath.Join(e.Dir(), "out"), secret)
+			tamper(t, e, func([]Output) []Output {
+				return []Output{{Name: rel, Size: sum.Size, Digest: sum.Digest}}
+			})
+		},
+		"symlinked output": func(t *testing.T, e *Entry) {
+			os.Remove(e.Path("x.raw"))
+			os.Symlink(secret, e.Path("x.raw"))
+			tamper(t, e, func([]Output) []Output {
+				return []Output{{Name: "x.raw", Size: sum.Size, Digest: sum.Digest}}
+			})
+		},
+		"symlinked tree": func(t *testing.T, e *Entry) {
+			os.Symlink(filepath.Dir(secret), e.Path("tree"))
+			d, _ := digestOutput(e.Path("tree"), true)
+			d.Name = "tree"
+			tamper(t, e, func(o []Output) []Output { return append(o, d) })
+		},
+		"fifo output": func(t *testing.T, e *Entry) {
+			os.Remove(e.Path("x.raw"))
+			if err := syscall.Mkfifo(e.Path("x.raw"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, fn := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := &Cache{Dir: t.TempDir()}
+			k := Key(name)
+			put(t, c, k, 10, time.Now())
+			e, err := c.Get(k)
+			if err != nil || e == nil {
+				t.Fatalf("Get = %v, %v", e, err)
+			}
+			fn(t, e)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if e, err := c.Get(k); e != nil || err == nil {
+					t.Errorf("tampered entry returned: %+v %v", e, err)
+				}
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Get blocked")
+			}
+		})
+	}
+	if b, _ := os.ReadFile(secret); !strings.Contains(string(b), "host secret") {
+		t.Error("the host file was touched")
+	}
+}
+
+// TestChecksumsIgnoreTamperedSums: SHA256SUMS is read back to reuse
+// digests; a line with a short "digest" made the sort slice past its end.
+// Such sums are recomputed instead.
+func TestChecksumsIgnoreTamperedSums(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.raw"), []byte("a"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.raw"), []byte("b"), 0o644)
+	os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte("x  a.raw\nzz  b.raw\n"), 0o644)
+	x := &executor{entries: map[string]*Entry{}, pubDirs: map[string]bool{dir: true}}
+	if err := x.writeChecksums(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "SHA256SUMS"))
+	want := "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb  a.raw\n" +
+		"3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d  b.raw\n"
+	if string(b) != want {
+		t.Errorf("SHA256SUMS:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+// TestPublishReplacesSymlinks: an output that is a symlink to a file
+// elsewhere is replaced, never written through; the lock file is not
+// followed either.
+func TestPublishReplacesSymlinks(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	victim := filepath.Join(elsewhere, "victim")
+	os.WriteFile(victim, []byte("keep"), 0o644)
+	src := filepath.Join(t.TempDir(), "src")
+	os.WriteFile(src, []byte("new"), 0o644)
+	places := map[string]func(dst string) error{
+		"placeFile":       func(dst string) error { return placeFile(src, dst) },
+		"placeZstd":       func(dst string) error { return placeZstd(src, dst) },
+		"writeFileAtomic": func(dst string) error { return writeFileAtomic(dst, []byte("new"), 0o644) },
+		"placeSymlink":    func(dst string) error { return placeSymlink("src", dst) },
+	}
+	for name, place := range places {
+		dst := filepath.Join(dir, name)
+		os.Symlink(victim, dst)
+		if err := place(dst); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if l, _ := os.Readlink(dst); l == victim {
+			t.Errorf("%s: the symlink is still there", name)
+		}
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("written through a symlink: victim holds %q", b)
+	}
+	lockTarget := filepath.Join(elsewhere, "created")
+	os.Symlink(lockTarget, filepath.Join(dir, ".sxb.lock"))
+	if unlock, err := lockDir(context.Background(), dir, io.Discard); err == nil {
+		unlock()
+	}
+	if _, err := os.Lstat(lockTarget); err == nil {
+		t.Error("the lock file was created through a symlink")
+	}
+}
