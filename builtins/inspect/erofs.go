@@ -89,7 +89,7 @@ func (e *erofsFS) inode(nid uint64) (*erofsInode, error) {
 }
 
 func (e *erofsFS) data(in *erofsInode) ([]byte, error) {
-	if in.size > 64<<20 {
+	if in.size < 0 || in.size > 64<<20 {
 		return nil, fmt.Errorf("erofs: %d-byte file too large to read", in.size)
 	}
 	out := make([]byte, in.size)

@@ -17,8 +17,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/diskfs/go-diskfs/partition/gpt"
-
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/verity"
 )
@@ -92,30 +90,31 @@ func Inspect(path string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inspecting image: %w", err)
 	}
-	table, err := gpt.Read(f, 512, 512)
+	return inspectReader(f, fi.Size(), path, opts)
+}
+
+// maxSignatureSize bounds the signature partition read into memory (repart
+// writes one of 16 KiB at most).
+const maxSignatureSize = 1 << 20
+
+// inspectReader inspects the image of the given size read through r.
+func inspectReader(f io.ReaderAt, size int64, path string, opts Options) (*Report, error) {
+	table, err := readGPT(f, size)
 	if err != nil {
 		return nil, fmt.Errorf("inspecting image: reading GPT: %w", err)
 	}
-	rep := &Report{Image: path, Size: fi.Size(), DiskUUID: strings.ToLower(table.GUID)}
-	parts := append([]*gpt.Partition(nil), table.Partitions...)
-	sort.Slice(parts, func(i, j int) bool { return parts[i].Index < parts[j].Index })
-	for _, gp := range parts {
-		if gp.Type == gpt.Unused {
-			continue
-		}
-		id, err := repart.ParseID128(string(gp.Type))
-		if err != nil {
-			return nil, fmt.Errorf("inspecting image: partition %d: %w", gp.Index, err)
-		}
+	rep := &Report{Image: path, Size: size, DiskUUID: table.diskGUID.String()}
+	for _, gp := range table.partitions {
+		id := gp.typ
 		t := repart.TypeForUUID(id)
-		p := Partition{Number: gp.Index, Type: t.Name, TypeUUID: id.String(), Label: gp.Name,
-			UUID: strings.ToLower(gp.GUID), Offset: int64(gp.Start) * 512, Size: int64(gp.End-gp.Start+1) * 512,
-			Attributes: gp.Attributes}
+		p := Partition{Number: gp.index, Type: t.Name, TypeUUID: id.String(), Label: gp.name,
+			UUID: gp.guid.String(), Offset: int64(gp.start) * sectorSize, Size: int64(gp.end-gp.start+1) * sectorSize,
+			Attributes: gp.attributes}
 		for _, fl := range []struct {
 			bit  uint64
 			name string
 		}{{1, "required"}, {4, "legacy-bios-bootable"}, {repart.FlagGrowFS, "growfs"}, {repart.FlagReadOnly, "read-only"}, {1 << 62, "hidden"}, {repart.FlagNoAuto, "no-auto"}} {
-			if gp.Attributes&fl.bit != 0 {
+			if gp.attributes&fl.bit != 0 {
 				p.Flags = append(p.Flags, fl.name)
 			}
 		}
@@ -159,6 +158,9 @@ func startsWithJSON(r io.ReaderAt) bool {
 	return err == nil && bytes.HasPrefix(b, []byte(`{"rootHash":`))
 }
 
+// maxReleases bounds the release files read from one directory.
+const maxReleases = 8
+
 // findRelease looks for usr/lib/extension-release.d/extension-release.*
 // (sysext) and etc/extension-release.d/extension-release.* (confext).
 func findRelease(r io.ReaderAt, kind string) ([]Release, error) {
@@ -182,9 +184,14 @@ func findRelease(r io.ReaderAt, kind string) ([]Release, error) {
 			return nil, err
 		}
 		sort.Strings(names)
+		read := 0
 		for _, n := range names {
 			if !strings.HasPrefix(n, "extension-release.") {
 				continue
+			}
+			// systemd reads one; a few more are shown, not thousands.
+			if read++; read > maxReleases {
+				break
 			}
 			b, err := fsys.ReadFile(dir + "/" + n)
 			if err != nil {
@@ -229,7 +236,7 @@ func dataDesignator(d string) string {
 // checkVerity pairs each verity hash partition with its data partition (the
 // root/usr partition of the same architecture, else the partition before
 // it) and signature partition, and checks them.
-func checkVerity(f *os.File, parts []Partition, opts Options) []VerityCheck {
+func checkVerity(f io.ReaderAt, parts []Partition, opts Options) []VerityCheck {
 	var out []VerityCheck
 	typeOf := func(p Partition) repart.Type {
 		id, _ := repart.ParseID128(p.TypeUUID)
@@ -259,7 +266,7 @@ func checkVerity(f *os.File, parts []Partition, opts Options) []VerityCheck {
 	return out
 }
 
-func verifyGroup(f *os.File, parts []Partition, c *VerityCheck, opts Options) {
+func verifyGroup(f io.ReaderAt, parts []Partition, c *VerityCheck, opts Options) {
 	if c.Data < 0 {
 		c.Error = "no data partition for the verity hash partition"
 		return
@@ -271,8 +278,10 @@ func verifyGroup(f *os.File, parts []Partition, c *VerityCheck, opts Options) {
 	if c.Signature >= 0 {
 		c.Signed = true
 		s := parts[c.Signature]
-		sigPayload = make([]byte, s.Size)
-		if _, err := f.ReadAt(sigPayload, s.Offset); err != nil {
+		sigPayload = make([]byte, min(s.Size, maxSignatureSize))
+		if s.Size > maxSignatureSize {
+			c.SignatureError = fmt.Sprintf("signature partition of %d bytes is larger than %d", s.Size, maxSignatureSize)
+		} else if _, err := f.ReadAt(sigPayload, s.Offset); err != nil {
 			c.SignatureError = err.Error()
 		} else if doc, _, err := verity.ParseSignature(sigPayload); err != nil {
 			c.SignatureError = err.Error()

@@ -20,6 +20,7 @@ import (
 // directories and read small files.
 type squashFS struct {
 	r                               io.ReaderAt
+	zstd                            *zstd.Decoder
 	comp                            uint16
 	blockSize                       uint32
 	rootRef                         uint64
@@ -37,11 +38,18 @@ func OpenSquashfs(r io.ReaderAt) (FS, error) {
 	if le.Uint32(sb) != squashfsMagic || le.Uint16(sb[28:]) != 4 {
 		return nil, errors.New("not a squashfs 4.0 file system")
 	}
+	// Block sizes are powers of two from 4 KiB to 1 MiB; every buffer the
+	// reader allocates is bounded by the block size.
+	if bs := le.Uint32(sb[12:]); bs < 4096 || bs > 1<<20 || bs&(bs-1) != 0 {
+		return nil, fmt.Errorf("squashfs: block size %d invalid", bs)
+	}
 	return &squashFS{r: r, comp: le.Uint16(sb[20:]), blockSize: le.Uint32(sb[12:]), fragCount: le.Uint32(sb[16:]),
 		rootRef: le.Uint64(sb[32:]), inodeTable: int64(le.Uint64(sb[64:])), dirTable: int64(le.Uint64(sb[72:])),
 		fragTable: int64(le.Uint64(sb[80:]))}, nil
 }
 
+// decompress inflates one block of at most max uncompressed bytes; a block
+// that inflates to more is corrupt (and would be a decompression bomb).
 func (s *squashFS) decompress(b []byte, max int) ([]byte, error) {
 	var rd io.Reader
 	var err error
@@ -49,7 +57,7 @@ func (s *squashFS) decompress(b []byte, max int) ([]byte, error) {
 	case 1:
 		rd, err = zlib.NewReader(bytes.NewReader(b))
 	case 4:
-		rd, err = xz.NewReader(bytes.NewReader(b))
+		rd, err = xz.ReaderConfig{DictCap: 1 << 20}.NewReader(bytes.NewReader(b))
 	case 5:
 		out := make([]byte, max)
 		n, err := lz4.UncompressBlock(b, out)
@@ -58,19 +66,36 @@ func (s *squashFS) decompress(b []byte, max int) ([]byte, error) {
 		}
 		return out[:n], nil
 	case 6:
-		d, err := zstd.NewReader(nil)
-		if err != nil {
-			return nil, err
+		if s.zstd == nil {
+			// One decoder per image, its window and output bounded by
+			// the largest block squashfs allows.
+			if s.zstd, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+				zstd.WithDecoderMaxWindow(1<<20), zstd.WithDecoderMaxMemory(1<<20)); err != nil {
+				return nil, err
+			}
 		}
-		defer d.Close()
-		return d.DecodeAll(b, nil)
+		out, err := s.zstd.DecodeAll(b, nil)
+		if err != nil {
+			return nil, fmt.Errorf("squashfs: zstd: %w", err)
+		}
+		if len(out) > max {
+			return nil, fmt.Errorf("squashfs: block inflates beyond %d bytes", max)
+		}
+		return out, nil
 	default:
 		return nil, fmt.Errorf("squashfs: compression %d not supported by the inspector", s.comp)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("squashfs: %w", err)
 	}
-	return io.ReadAll(io.LimitReader(rd, int64(max)+1))
+	out, err := io.ReadAll(io.LimitReader(rd, int64(max)+1))
+	if err != nil {
+		return nil, fmt.Errorf("squashfs: %w", err)
+	}
+	if len(out) > max {
+		return nil, fmt.Errorf("squashfs: block inflates beyond %d bytes", max)
+	}
+	return out, nil
 }
 
 // meta returns the uncompressed metadata block at pos and the position of
@@ -98,6 +123,9 @@ func (s *squashFS) meta(pos int64) ([]byte, int64, error) {
 // metaRead reads n bytes of a metadata stream starting at block pos,
 // offset off.
 func (s *squashFS) metaRead(pos int64, off int, n int) ([]byte, error) {
+	if n < 0 || n > maxMetaRead || off < 0 || off > 8192 {
+		return nil, fmt.Errorf("squashfs: metadata read of %d bytes at offset %d out of range", n, off)
+	}
 	var out []byte
 	for len(out) < off+n {
 		b, next, err := s.meta(pos)
@@ -112,6 +140,14 @@ func (s *squashFS) metaRead(pos int64, off int, n int) ([]byte, error) {
 	}
 	return out[off : off+n], nil
 }
+
+// maxMetaRead bounds one read of a metadata stream (a directory listing or
+// a file's block list), so a hostile size cannot make the reader allocate
+// or decompress without end.
+const maxMetaRead = 16 << 20
+
+// maxFileRead is the largest file ReadFile returns.
+const maxFileRead = 64 << 20
 
 type sqInode struct {
 	typ                uint16
@@ -141,6 +177,9 @@ func (s *squashFS) inode(ref uint64) (*sqInode, error) {
 		in.size, in.startBlock, in.offset = uint64(le.Uint32(b[20:])), uint64(le.Uint32(b[24:])), le.Uint16(b[34:])
 	case 2: // basic file
 		in.startBlock, in.fragIndex, in.fragOff, in.size = uint64(le.Uint32(b[16:])), le.Uint32(b[20:]), le.Uint32(b[24:]), uint64(le.Uint32(b[28:]))
+		if in.size > maxFileRead {
+			break // ReadFile refuses it; its block list is not needed
+		}
 		nblocks = s.blocks(in)
 		bs, err := s.metaRead(pos, off+32, int(4*nblocks))
 		if err != nil {
@@ -151,6 +190,9 @@ func (s *squashFS) inode(ref uint64) (*sqInode, error) {
 		}
 	case 9: // extended file
 		in.startBlock, in.size, in.fragIndex, in.fragOff = le.Uint64(b[16:]), le.Uint64(b[24:]), le.Uint32(b[44:]), le.Uint32(b[48:])
+		if in.size > maxFileRead {
+			break
+		}
 		nblocks = s.blocks(in)
 		bs, err := s.metaRead(pos, off+56, int(4*nblocks))
 		if err != nil {
@@ -245,13 +287,16 @@ func (s *squashFS) ReadFile(p string) ([]byte, error) {
 	if in.typ != 2 && in.typ != 9 {
 		return nil, fmt.Errorf("%s: not a regular file", p)
 	}
-	if in.size > 64<<20 {
+	if in.size > maxFileRead {
 		return nil, fmt.Errorf("%s: too large to read", p)
 	}
 	var out []byte
 	pos := int64(in.startBlock)
 	for _, bsz := range in.blockSizes {
 		n := int64(bsz & 0xffffff)
+		if n > int64(s.blockSize) {
+			return nil, fmt.Errorf("%s: corrupt block size %d", p, n)
+		}
 		if n == 0 { // sparse block
 			out = append(out, make([]byte, s.blockSize)...)
 			continue
@@ -279,6 +324,9 @@ func (s *squashFS) ReadFile(p string) ([]byte, error) {
 			return nil, err
 		}
 		start, size := int64(le.Uint64(e)), le.Uint32(e[8:])
+		if size&0xffffff > s.blockSize {
+			return nil, fmt.Errorf("%s: corrupt fragment size %d", p, size&0xffffff)
+		}
 		b := make([]byte, size&0xffffff)
 		if _, err := s.r.ReadAt(b, start); err != nil {
 			return nil, fmt.Errorf("%s: fragment: %w", p, err)
