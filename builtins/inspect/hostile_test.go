@@ -2,14 +2,22 @@ package inspect
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/sxb-build/sxb/builtins/disk"
+	"github.com/sxb-build/sxb/builtins/erofs"
+	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/squashfs"
+	"github.com/sxb-build/sxb/builtins/tree"
 )
 
 // gptImage returns an image of sectors 512-byte sectors with a primary GPT
@@ -101,5 +109,33 @@ func TestHostileSquashfs(t *testing.T) {
 	}
 	if _, err := fsys.ReadDir("usr"); err == nil || !strings.Contains(err.Error(), "zstd") {
 		t.Errorf("decompression bomb: %v", err)
+	}
+}
+
+// TestHostileVeritySuperblock: the hash partition's superblock sizes the
+// hash tree rebuilt in memory; a data block count far beyond the data
+// partition made Inspect allocate terabytes.
+func TestHostileVeritySuperblock(t *testing.T) {
+	parts, err := disk.DefaultLayout("sysext", "erofs", "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "x.raw")
+	writers := map[string]disk.FSWriter{"erofs": func(w io.WriterAt, r *tree.Node, p disk.FSParams) (int64, error) {
+		return erofs.Write(w, r, erofs.Options{UUID: p.UUID})
+	}}
+	if _, err := disk.Build(context.Background(), out, fuzzTree(t), parts, disk.Options{Seed: repart.ID128{9}, FSWriters: writers}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Inspect(out, Options{})
+	if err != nil || len(rep.Verity) != 1 || !rep.Verity[0].Verified {
+		t.Fatalf("untampered: %+v %v", rep, err)
+	}
+	img, _ := os.ReadFile(out)
+	binary.LittleEndian.PutUint64(img[rep.Partitions[1].Offset+72:], 1<<50)
+	os.WriteFile(out, img, 0o644)
+	rep, err = Inspect(out, Options{})
+	if err != nil || len(rep.Verity) != 1 || rep.Verity[0].Verified || !strings.Contains(rep.Verity[0].Error, "superblock") {
+		t.Fatalf("tampered superblock: %+v %v", rep.Verity, err)
 	}
 }

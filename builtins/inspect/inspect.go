@@ -299,7 +299,13 @@ func verifyGroup(f io.ReaderAt, parts []Partition, c *VerityCheck, opts Options)
 	case root != uuidHex:
 		c.Error = fmt.Sprintf("partition UUIDs encode root hash %s, the signature names %s", uuidHex, root)
 	default:
-		if err := verity.Verify(io.NewSectionReader(f, d.Offset, d.Size), io.NewSectionReader(f, h.Offset, h.Size), rh); err != nil {
+		// The hash superblock sizes the tree Verify builds in memory:
+		// it must describe no more data than the data partition holds.
+		hashSec := io.NewSectionReader(f, h.Offset, h.Size)
+		if sb, err := verity.ReadSuperblock(hashSec); err == nil &&
+			(sb.DataBlockSize == 0 || sb.DataBlocks > uint64(d.Size)/uint64(sb.DataBlockSize)) {
+			c.Error = fmt.Sprintf("verity superblock describes %d blocks of %d bytes, more than the %d-byte data partition", sb.DataBlocks, sb.DataBlockSize, d.Size)
+		} else if err := verity.Verify(io.NewSectionReader(f, d.Offset, d.Size), hashSec, rh); err != nil {
 			c.Error = err.Error()
 		} else {
 			c.Verified = true
