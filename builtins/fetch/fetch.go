@@ -137,7 +137,9 @@ func (f *Fetcher) Cached(it Item) (string, bool) {
 		return "", false
 	}
 	p := f.CachePath(it.SHA256)
-	fi, err := os.Stat(p)
+	// Lstat: a symlink planted in the cache is not content sxb fetched
+	// (it would make sxb read any host file); it is fetched again.
+	fi, err := os.Lstat(p)
 	if err != nil || !fi.Mode().IsRegular() || (it.Size >= 0 && fi.Size() != it.Size) {
 		return "", false
 	}
