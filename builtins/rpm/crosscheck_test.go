@@ -125,9 +125,10 @@ func TestCrossCheckDNF(t *testing.T) {
 	}
 	compareSets(t, "helm on base with recommends", planFiles(plan), d.transaction(true, "helm"))
 
-	scen := &dnfRunner{t: t, cache: t.TempDir(), repos: map[string]string{"scen": "file://" + scenarioRepo(t)}}
+	// --downloadonly installs nothing: one root and a warm cache serve
+	// every scenario.
+	scen := &dnfRunner{t: t, root: t.TempDir(), cache: t.TempDir(), repos: map[string]string{"scen": "file://" + scenarioRepo(t)}}
 	for _, sc := range scenarios {
-		scen.root = t.TempDir()
 		plan, err := scenarioResolve(t, sc.req...)
 		if err != nil {
 			t.Errorf("%v: %v", sc.req, err)
@@ -136,7 +137,6 @@ func TestCrossCheckDNF(t *testing.T) {
 		compareSets(t, strings.Join(sc.req, ","), planFiles(plan), scen.transaction(false, sc.req...))
 	}
 	for _, sc := range weakScenarios {
-		scen.root = t.TempDir()
 		plan, err := Resolve(ctx, Request{Distribution: "opensuse", Repositories: []string{scenarioRepo(t)},
 			Packages: sc.req, Insecure: true, CacheDir: t.TempDir(), WithRecommends: true})
 		if err != nil {
@@ -150,7 +150,6 @@ func TestCrossCheckDNF(t *testing.T) {
 		if _, err := scenarioResolve(t, req...); err == nil {
 			t.Errorf("%v: sxb resolved it", req)
 		}
-		scen.root = t.TempDir()
 		cmd := exec.Command("dnf", scen.args(append([]string{"-y", "install", "--downloadonly", "--destdir=" + t.TempDir()}, req...)...)...)
 		cmd.Env = append(os.Environ(), "RPM_FORCE_DEBIAN=1")
 		if out, err := cmd.CombinedOutput(); err == nil {
@@ -304,22 +303,36 @@ func TestCrossCheckDNFSynthetic(t *testing.T) {
 	}
 }
 
-// zypperTransaction returns what zypper (libzypp, libsolv with openSUSE's
-// settings) would install for pkgs from repo, as name-evr, sorted.
-func zypperTransaction(t *testing.T, repo string, weak bool, pkgs ...string) ([]string, error) {
+// zypperRoot runs zypper (libzypp: libsolv with openSUSE's settings) on
+// a root of its own.
+type zypperRoot struct {
+	t    *testing.T
+	root string
+}
+
+func (z *zypperRoot) run(args ...string) ([]byte, error) {
+	cmd := exec.Command("zypper", append([]string{"--root", z.root, "--non-interactive", "--gpg-auto-import-keys"}, args...)...)
+	cmd.Env = append(os.Environ(), "RPM_FORCE_DEBIAN=1")
+	return cmd.CombinedOutput()
+}
+
+// newZypperRoot makes an empty root with repo added and refreshed.
+func newZypperRoot(t *testing.T, repo string) *zypperRoot {
 	t.Helper()
-	root := t.TempDir()
-	run := func(args ...string) ([]byte, error) {
-		cmd := exec.Command("zypper", append([]string{"--root", root, "--non-interactive", "--gpg-auto-import-keys"}, args...)...)
-		cmd.Env = append(os.Environ(), "RPM_FORCE_DEBIAN=1")
-		return cmd.CombinedOutput()
-	}
-	if out, err := run("addrepo", "--no-gpgcheck", "file://"+repo, "fixture"); err != nil {
+	z := &zypperRoot{t: t, root: t.TempDir()}
+	if out, err := z.run("addrepo", "--no-gpgcheck", "file://"+repo, "fixture"); err != nil {
 		t.Fatalf("zypper addrepo: %v\n%s", err, out)
 	}
-	if out, err := run("refresh"); err != nil {
+	if out, err := z.run("refresh"); err != nil {
 		t.Fatalf("zypper refresh: %v\n%s", err, out)
 	}
+	return z
+}
+
+// transaction returns what zypper would install for pkgs (--dry-run
+// changes nothing), as name-evr, sorted.
+func (z *zypperRoot) transaction(weak bool, pkgs ...string) ([]string, error) {
+	run := z.run
 	flag := "--no-recommends"
 	if weak {
 		flag = "--recommends"
@@ -352,6 +365,7 @@ func zypperTransaction(t *testing.T, repo string, weak bool, pkgs ...string) ([]
 func TestCrossCheckZypper(t *testing.T) {
 	testenv.NeedTool(t, "zypper")
 	repo := scenarioRepo(t)
+	z := newZypperRoot(t, repo)
 	check := func(req []string, weak bool) {
 		plan, err := Resolve(context.Background(), Request{Distribution: "opensuse", Repositories: []string{repo},
 			Packages: req, Insecure: true, CacheDir: t.TempDir(), WithRecommends: weak})
@@ -363,7 +377,7 @@ func TestCrossCheckZypper(t *testing.T) {
 		for _, p := range plan.Packages {
 			got = append(got, p.Name+"-"+p.EVR)
 		}
-		want, err := zypperTransaction(t, repo, weak, req...)
+		want, err := z.transaction(weak, req...)
 		if err != nil {
 			t.Errorf("%v: %v", req, err)
 			return
