@@ -354,8 +354,29 @@ func applyTrees(root string, ts []rules.Tree, meta *tree.Meta) error {
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(dst, b, fi.Mode().Perm()); err != nil {
-				return err
+			// Replace, never write through, what the tree has there: a
+			// symlink (from a package) may point at a host file, a hard
+			// link may share its inode with a cache.
+			if st, err := os.Lstat(dst); err == nil && !st.IsDir() {
+				if err := os.Remove(dst); err != nil {
+					return err
+				}
+			}
+			f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, fi.Mode().Perm())
+			if err != nil {
+				return fmt.Errorf("tree %s: %w", t.Source, err)
+			}
+			_, err = f.Write(b)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("tree %s: %w", t.Source, err)
+			}
+			if meta != nil {
+				if rel, err := filepath.Rel(root, dst); err == nil {
+					meta.Delete(filepath.ToSlash(rel))
+				}
 			}
 			continue
 		}

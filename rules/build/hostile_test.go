@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sxb-build/sxb/rules"
 )
 
 // tamper rewrites the record of entry e with fn applied to its outputs.
@@ -144,5 +146,37 @@ func TestPublishReplacesSymlinks(t *testing.T) {
 	}
 	if _, err := os.Lstat(lockTarget); err == nil {
 		t.Error("the lock file was created through a symlink")
+	}
+}
+
+// TestApplyFileTreeOverSymlink: a package may ship /etc/app.conf as a
+// symlink to a file elsewhere (absolute, so harmless inside the image);
+// a user's file tree aimed at /etc/app.conf used to be written through it,
+// onto the host. The symlink (or a hard link into a cache) is replaced.
+func TestApplyFileTreeOverSymlink(t *testing.T) {
+	root := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("host file"), 0o644)
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.Symlink(victim, filepath.Join(root, "etc/app.conf"))
+	shared := filepath.Join(t.TempDir(), "cached")
+	os.WriteFile(shared, []byte("cached payload"), 0o644)
+	os.Link(shared, filepath.Join(root, "etc/linked.conf"))
+	src := filepath.Join(t.TempDir(), "app.conf")
+	os.WriteFile(src, []byte("user config"), 0o644)
+	err := applyTrees(root, []rules.Tree{{Source: src, Target: "/etc/app.conf"}, {Source: src, Target: "/etc/linked.conf"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"etc/app.conf", "etc/linked.conf"} {
+		if b, err := os.ReadFile(filepath.Join(root, p)); err != nil || string(b) != "user config" {
+			t.Errorf("%s: %q %v", p, b, err)
+		}
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "host file" {
+		t.Errorf("written through the symlink: the host file holds %q", b)
+	}
+	if b, _ := os.ReadFile(shared); string(b) != "cached payload" {
+		t.Errorf("written through the hard link: the cached file holds %q", b)
 	}
 }
