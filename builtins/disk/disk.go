@@ -308,6 +308,22 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 		}
 		slots[i] = s
 	}
+	// Sizes near 2^64 would wrap around in the layout arithmetic below.
+	total := uint64(0)
+	for i, s := range slots {
+		d := ps[i].def
+		for _, v := range []struct {
+			key string
+			n   uint64
+		}{{"SizeMinBytes", d.SizeMinBytes}, {"SizeMaxBytes", d.SizeMaxBytes}, {"PaddingMinBytes", d.PaddingMinBytes}} {
+			if v.n != unset && v.n > maxImageSize {
+				return nil, diag.Errorf(d.KeyPos(v.key), "%s=%d is too large (at most %d)", v.key, v.n, uint64(maxImageSize))
+			}
+		}
+		if total += s.minSize + s.padMin; total > maxImageSize {
+			return nil, fmt.Errorf("partitions need %d bytes or more, too large an image (at most %d)", total, uint64(maxImageSize))
+		}
+	}
 	size := autoSize(slots)
 	start, end := usableArea(size)
 	place(slots, start, end)
@@ -323,6 +339,10 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 	}
 	return res, nil
 }
+
+// maxImageSize bounds partition and image sizes (1 EiB), far above what
+// any file system can hold and far below where uint64 arithmetic wraps.
+const maxImageSize = 1 << 60
 
 func find(ps []*part, d *repart.Partition) *part {
 	for _, p := range ps {
