@@ -169,6 +169,13 @@ func (s *squashFS) inode(ref uint64) (*sqInode, error) {
 	}
 	le := binary.LittleEndian
 	in := &sqInode{typ: le.Uint16(b)}
+	// An inode near the end of the table may only have the 32 bytes read
+	// above: the extended types need more.
+	if need := map[uint16]int{8: 40, 9: 56}[in.typ]; len(b) < need {
+		if b, err = s.metaRead(pos, off, need); err != nil {
+			return nil, err
+		}
+	}
 	var nblocks uint64
 	switch in.typ {
 	case 1: // basic dir
