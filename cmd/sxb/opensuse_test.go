@@ -32,16 +32,11 @@ func TestOpenSUSESeed(t *testing.T) {
     mirror = "file://` + mirror + `",
     keyring = "` + fx.Keyring + `",
     packages = ["systemd", "udev"],
-    # The fixture packages carry no os-release; a real base gets it from
-    # openSUSE-release.
-    extra_trees = ["release"],
 )
 
 sysext(name = "helm", base = base, packages = ["helm"])
 `
 	os.WriteFile(filepath.Join(ws, "seed/BUILD.star"), []byte(build), 0o644)
-	os.MkdirAll(filepath.Join(ws, "seed/release/usr/lib"), 0o755)
-	os.WriteFile(filepath.Join(ws, "seed/release/usr/lib/os-release"), []byte("NAME=\"openSUSE Tumbleweed\"\nID=\"opensuse-tumbleweed\"\nVERSION_ID=\"20241101\"\n"), 0o644)
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), &environ{stdout: &stdout, stderr: &stderr, dir: ws}, []string{"build", "--progress=plain", "//seed:helm"})
@@ -61,6 +56,15 @@ sysext(name = "helm", base = base, packages = ["helm"])
 		if !strings.Contains(text, want) {
 			t.Errorf("inspect lacks %q:\n%s", want, text)
 		}
+	}
+	// A second build reuses the pinned resolution and the cached image.
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), &environ{stdout: &stdout, stderr: &stderr, dir: ws}, []string{"build", "--progress=plain", "//seed:helm"}); code != 0 {
+		t.Fatalf("second sxb build: exit %d\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "helm.raw") || !strings.Contains(stderr.String(), "(up to date)") || strings.Contains(stderr.String(), " built ") {
+		t.Errorf("second build did work:\n%s", stderr.String())
 	}
 	manifest, _ := os.ReadFile(filepath.Join(ws, "sxb-out/seed/helm.manifest.json"))
 	if !strings.Contains(string(manifest), `"version": "3.16.2-1.1"`) {

@@ -79,10 +79,15 @@ func (debInstaller) Pin(r Resolved) ([]byte, error) {
 
 type rpmInstaller struct{}
 
-// Pin is not available for rpm repositories yet: every build resolves.
-func (rpmInstaller) Pin(Resolved) ([]byte, error) { return nil, nil }
+func (rpmInstaller) Pin(r Resolved) ([]byte, error) {
+	return rpm.LockOf(r.(rpmResolved).plan).Marshal()
+}
 
-type rpmResolved struct{ plan *rpm.Plan }
+type rpmResolved struct {
+	plan *rpm.Plan
+	// baseRoot names owners the extension's tree does not list.
+	baseRoot string
+}
 
 func (r rpmResolved) Packages() []Package {
 	out := make([]Package, 0, len(r.plan.Packages))
@@ -94,19 +99,28 @@ func (r rpmResolved) Packages() []Package {
 
 func (rpmInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
 	report("resolving", "")
-	plan, err := rpm.Resolve(ctx, rpm.Request{
+	rr := rpm.Request{
 		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture, Mirror: req.Mirror,
 		Repositories: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
 		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
-	})
+	}
+	if len(req.Pin) > 0 {
+		l, err := rpm.ParseLock(req.Pin, "pin")
+		if err != nil {
+			return nil, err
+		}
+		rr.Lock = l
+	}
+	plan, err := rpm.Resolve(ctx, rr)
 	if err != nil {
 		return nil, err
 	}
-	return rpmResolved{plan}, nil
+	return rpmResolved{plan: plan, baseRoot: req.BaseRoot}, nil
 }
 
 func (rpmInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(string, string)) error {
-	return rpm.Install(ctx, r.(rpmResolved).plan, root, meta, rpm.InstallOptions{WithDocs: withDocs, Progress: func(p rpm.Progress) {
+	rr := r.(rpmResolved)
+	return rpm.Install(ctx, rr.plan, root, meta, rpm.InstallOptions{WithDocs: withDocs, BaseRoot: rr.baseRoot, Progress: func(p rpm.Progress) {
 		if p.Phase == "download" {
 			report("downloading", fmt.Sprintf("%d/%d packages, %s/%s MB", p.Done, p.Count, mb(p.Bytes), mb(p.Total)))
 		} else {
