@@ -394,6 +394,9 @@ func (l *loader) evalPackage(ps *pkgState) error {
 		return l.evalMkosiPackage(ps)
 	}
 	abs := filepath.Join(ps.dir, workspace.BuildFile)
+	if err := l.insideWorkspace(abs); err != nil {
+		return fmt.Errorf("%s: %w", l.display(abs), err)
+	}
 	prog, _, err := l.parse(abs)
 	if err != nil {
 		var pe *os.PathError
@@ -465,9 +468,29 @@ func (l *loader) load(th *starlark.Thread, spec string) (starlark.StringDict, er
 	return m.globals, m.err
 }
 
+// insideWorkspace refuses a file that symbolic links place outside the
+// workspace (a missing file is left to the caller to report).
+func (l *loader) insideWorkspace(abs string) error {
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil
+	}
+	rootReal, err := filepath.EvalSymlinks(l.root)
+	if err != nil {
+		return err
+	}
+	if rel, err := filepath.Rel(rootReal, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("a symbolic link leading out of the workspace")
+	}
+	return nil
+}
+
 // execModule executes a load()ed file in its own thread.
 func (l *loader) execModule(m *module) (starlark.StringDict, error) {
 	abs := filepath.Join(l.pkgDir(m.label.Pkg), filepath.FromSlash(m.label.Name))
+	if err := l.insideWorkspace(abs); err != nil {
+		return nil, fmt.Errorf("%s: %w", m.label, err)
+	}
 	prog, name, err := l.parse(abs)
 	if err != nil {
 		var pe *os.PathError
