@@ -71,6 +71,22 @@ func TestResolveFixture(t *testing.T) {
 			t.Errorf("bad package record %+v", p)
 		}
 	}
+	// A base package too old for a versioned dependency is upgraded in
+	// the layer; one that is recent enough is not installed again.
+	base := t.TempDir()
+	os.MkdirAll(filepath.Join(base, "var/lib/dpkg"), 0o755)
+	os.WriteFile(filepath.Join(base, "var/lib/dpkg/status"), []byte(
+		"Package: lib\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n"+
+			"Package: c\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n"), 0o644)
+	breq := r.request(t, "fix", "app")
+	breq.BaseRoot = base
+	plan, err = Resolve(ctx, breq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(plan); got != "app early lib prov-req usr-is-merged vv-new" {
+		t.Fatalf("plan over base = %q", got)
+	}
 	// Breaks y (<< 2) makes z take w instead of y.
 	plan, err = Resolve(ctx, r.request(t, "fix", "z"))
 	if err != nil {

@@ -335,15 +335,31 @@ func (s *solver) rollback(to int) {
 		s.log = s.log[:len(s.log)-1]
 		s.unregister(s.sel[name])
 		delete(s.sel, name)
+		if b := s.base[name]; b != nil {
+			s.register(b)
+		}
 	}
 }
 
 // mark selects n and, depth-first, what it depends on.
+//
+// A package of the base in another version is upgraded, as apt would: the
+// layer then carries the candidate version.
 func (s *solver) mark(n *node, chain []string) error {
-	if s.installed(n.name) != nil {
+	if s.sel[n.name] != nil {
 		return nil
 	}
+	b := s.base[n.name]
+	if b != nil {
+		if b.version == n.version {
+			return nil
+		}
+		s.unregister(b)
+	}
 	if m, d := s.conflictWith(n); m != nil {
+		if b != nil {
+			s.register(b)
+		}
 		return &UnsatisfiableError{Chain: chain, Reason: fmt.Sprintf("conflicts with %s %s (%s)", m.name, m.version, d)}
 	}
 	s.selectNode(n)
