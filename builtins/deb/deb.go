@@ -197,7 +197,11 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 		sort.Strings(plan.Base)
 	}
 	if req.Lock != nil && len(req.Lock.Packages) > 0 {
-		return planFromLock(plan, &req, base)
+		p, err := planFromLock(plan, &req, base)
+		if err == nil && req.Progress != nil {
+			req.Progress(Event{Kind: EventResolved, N: len(p.Packages)})
+		}
+		return p, err
 	}
 	f := &fetch.Fetcher{CacheDir: req.CacheDir}
 	req.Progress = serialize(req.Progress)
