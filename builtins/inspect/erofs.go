@@ -134,6 +134,9 @@ func (e *erofsFS) entries(in *erofsInode) ([]dirent, error) {
 			break
 		}
 		n := int(binary.LittleEndian.Uint16(b[8:])) / 12
+		if n*12 > len(b) {
+			return nil, errors.New("erofs: corrupt directory")
+		}
 		for i := 0; i < n; i++ {
 			ent := b[i*12:]
 			nameoff := int(binary.LittleEndian.Uint16(ent[8:]))
