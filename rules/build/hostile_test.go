@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sxb-build/sxb/rules"
+	"github.com/sxb-build/sxb/starlark/label"
 )
 
 // tamper rewrites the record of entry e with fn applied to its outputs.
@@ -178,5 +179,30 @@ func TestApplyFileTreeOverSymlink(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(shared); string(b) != "cached payload" {
 		t.Errorf("written through the hard link: the cached file holds %q", b)
+	}
+}
+
+// TestVersionWithPathIsRefused: the version is part of the output file
+// name; one with "/" and ".." used to place the image (and the published
+// copy) outside the cache entry and the output directory.
+func TestVersionWithPathIsRefused(t *testing.T) {
+	RegisterImageWriter(listingWriter)
+	ws, cache := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(ws, "s/tree/usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(ws, "s/tree/usr/bin/tool"), []byte("#!/bin/sh\n"), 0o755)
+	escape := filepath.Join(t.TempDir(), "escaped")
+	rel, _ := filepath.Rel(filepath.Join(ws, "sxb-out/s"), escape)
+	for _, v := range []string{"1/" + rel, "1\x00"} {
+		l := label.Label{Pkg: "s", Name: "s"}
+		g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{}}
+		g.Targets[l.String()] = &rules.Target{Label: l, Kind: rules.KindSysext, Ext: &rules.Extension{
+			Name: "s", Kind: "sysext", Format: "erofs", Verity: "off", Output: "s", Version: v,
+			ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "s/tree"), Target: "/"}}, ExtensionRelease: []rules.KV{{Key: "ID", Value: "_any"}}}}
+		if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: cache}); err == nil || !strings.Contains(err.Error(), "version") {
+			t.Errorf("version %q: err = %v", v, err)
+		}
+	}
+	if m, _ := filepath.Glob(escape + "*"); len(m) > 0 {
+		t.Errorf("written outside the output directory: %v", m)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/sxb-build/sxb/builtins/extension"
 	"github.com/sxb-build/sxb/builtins/repart"
@@ -165,6 +166,13 @@ type extManifest struct {
 
 func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	ext := t.Ext
+	// Output and version make file names in the cache entry and the
+	// output directory: no path may hide in them.
+	for _, v := range []struct{ what, s string }{{"output", ext.Output}, {"version", ext.Version}} {
+		if strings.ContainsAny(v.s, "/\x00") || v.what == "output" && (v.s == "" || v.s == "." || v.s == "..") {
+			return fmt.Errorf("%s %q is not usable in a file name", v.what, v.s)
+		}
+	}
 	rep := x.reporter(t)
 	var base *Entry
 	var info baseInfo

@@ -43,3 +43,13 @@ func TestBuildFileSymlinkOutOfWorkspace(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestVersionWithSlash: the version is part of the output file name.
+func TestVersionWithSlash(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "BUILD.star"), []byte("sysext(name = \"a\", version = \"1/../../x\", extension_release = {\"ID\": \"_any\"})\n"), 0o644)
+	_, err := Load(context.Background(), Options{Dir: root, Patterns: []string{"//..."}})
+	if err == nil || !strings.Contains(err.Error(), "output file name") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -739,6 +739,9 @@ func (a *args) extension(name, kind string) (*rules.Extension, string, error) {
 	if x.Version != "" && strings.ContainsAny(x.Version, " \t") {
 		return nil, "", a.errf("version", "%q must not contain spaces", x.Version)
 	}
+	if strings.ContainsAny(x.Version, "/\x00") {
+		return nil, "", a.errf("version", "%q must not contain \"/\": it is part of the output file name", x.Version)
+	}
 	if x.ImageID != "" && !imageIDRE.MatchString(x.ImageID) {
 		return nil, "", a.errf("image_id", "%q: only letters, digits, \".\", \"_\" and \"-\" are allowed", x.ImageID)
 	}
