@@ -777,6 +777,10 @@ func defaultOutput(c *pctx) (any, error) {
 	if v := c.str("ImageVersion"); v != "" {
 		out += "_" + v
 	}
+	// The default name is used as a file name in the output directory.
+	if !validFilename(out) || strings.ContainsRune(out, 0) {
+		return nil, fmt.Errorf("ImageVersion=%s: the output name %q would not be a file name", c.str("ImageVersion"), out)
+	}
 	return out, nil
 }
 

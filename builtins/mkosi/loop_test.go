@@ -41,3 +41,16 @@ func TestConfDirSymlinkLoops(t *testing.T) {
 		t.Fatal("Load did not return within 20s")
 	}
 }
+
+// TestImageVersionWithSlash: the default output name is ImageId and
+// ImageVersion; a version with "/" made it a path out of the output
+// directory.
+func TestImageVersionWithSlash(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"mkosi.conf": "[Distribution]\nDistribution=debian\n[Output]\nImageId=x\nImageVersion=1/../../../etc/cron.d/x\nFormat=sysext\n",
+	})
+	var w []*diag.Diagnostic
+	if _, err := Load(dir, testOpts(&w)); err == nil || !strings.Contains(err.Error(), "file name") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -206,3 +206,24 @@ func TestVersionWithPathIsRefused(t *testing.T) {
 		t.Errorf("written outside the output directory: %v", m)
 	}
 }
+
+// TestPublishNamesArePlain: publish locations name files in their
+// directory; a name with a path is refused before anything is written.
+func TestPublishNamesArePlain(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []*rules.Publish{
+		{Dir: dir, File: "../x.raw"},
+		{Dir: dir, File: "x.raw", Symlink: "../../x"},
+		{Dir: dir, File: "x.raw", Manifest: ".."},
+		{Dir: dir, File: ""},
+	} {
+		x := &executor{pubDirs: map[string]bool{}}
+		if _, err := x.pkgOutputDir(&rules.Target{Publish: p}); err == nil {
+			t.Errorf("%+v accepted", p)
+		}
+	}
+	x := &executor{pubDirs: map[string]bool{}}
+	if d, err := x.pkgOutputDir(&rules.Target{Publish: &rules.Publish{Dir: dir, File: "x.raw", Symlink: "x"}}); err != nil || d != dir {
+		t.Errorf("plain names: %s %v", d, err)
+	}
+}

@@ -123,8 +123,14 @@ func placeSymlink(target, dst string) error {
 // or the target's own Publish.Dir.
 func (x *executor) pkgOutputDir(t *rules.Target) (string, error) {
 	d := filepath.Join(x.opts.OutputDir, filepath.FromSlash(t.Label.Pkg))
-	if t.Publish != nil {
-		d = t.Publish.Dir
+	if p := t.Publish; p != nil {
+		d = p.Dir
+		// Published names are names in Dir, never paths out of it.
+		for _, n := range []string{p.File, p.Symlink, p.Manifest, p.Roothash} {
+			if n == "." || n == ".." || strings.ContainsAny(n, "/\x00") || n == "" && p.File == "" {
+				return "", fmt.Errorf("publishing: %q is not a file name", n)
+			}
+		}
 	}
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return "", err
