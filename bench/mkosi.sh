@@ -45,8 +45,8 @@
 # Not changed: apt (in mkosi) satisfies init-system-helpers' "usrmerge |
 # usr-is-merged" with usrmerge, which pulls in perl (8 more packages, ~60 MB);
 # sxb's resolver prefers usr-is-merged as it lays out merged /usr itself.
-# --same-set adds usr-is-merged to mkosi's base Packages= so both install the
-# same package set.
+# --same-set pins usrmerge away in mkosi's apt (Pin-Priority: -1) so both
+# install the same package set.
 #
 # mkosi runs from a trixie root ($SXB_BENCH_TOOLS, default /work/tools/trixie,
 # made with mmdebstrap, holding mkosi 25, systemd-repart 257, erofs-utils,
@@ -63,7 +63,7 @@
 #                 from scenarios c (jq,htop) and d (jq)
 #     --parity-packages LIST  also build the sysext with LIST (comma-separated)
 #                 with both tools after the runs and compare those (implies --parity)
-#     --same-set  mkosi's base also gets usr-is-merged (see above)
+#     --same-set  mkosi's apt may not install usrmerge (see above)
 #     --keep      keep the work directory (printed) instead of deleting it
 #   SXB_BENCH_DIR=DIR   work directory (default: a new /var/tmp/sxb-bench-mkosi.*)
 set -euo pipefail
@@ -143,7 +143,6 @@ Format=directory
 [Content]
 Packages=systemd,udev
 EOF
-[ "$SAME_SET" = 0 ] || sed -i 's/^Packages=systemd,udev$/&,usr-is-merged/' "$P/mkosi.images/base/mkosi.conf"
 jq_conf() { # jq_conf PACKAGES(comma-separated)
 	cat >"$P/mkosi.images/jq/mkosi.conf" <<EOF
 [Config]
@@ -174,6 +173,12 @@ Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
+if [ "$SAME_SET" = 1 ]; then
+	# apt takes the first alternative even when the second is requested too;
+	# a negative pin leaves it usr-is-merged.
+	mkdir -p "$P/mkosi.sandbox/etc/apt/preferences.d"
+	printf 'Package: usrmerge\nPin: release *\nPin-Priority: -1\n' >"$P/mkosi.sandbox/etc/apt/preferences.d/no-usrmerge"
+fi
 
 S=$W/sxb-ws # the sxb workspace
 mkdir -p "$S"
@@ -334,7 +339,7 @@ row() { # row LABEL SXBKEY MKOSIKEY
 echo
 echo "sxb $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?') vs $(chroot "$TOOLS" mkosi --version 2>/dev/null), $(nproc) cores, $(date -u +%FT%TZ)"
 echo "project: bookworm base (systemd, udev) + jq sysext (erofs, no verity); work dir $W"
-echo "mkosi project = the seed's + top-level Format=none, sources bookworm{,-updates,-security} (no deb-src/debug), comma lists$([ "$SAME_SET" = 0 ] || echo ', usr-is-merged in the base')"
+echo "mkosi project = the seed's + top-level Format=none, sources bookworm{,-updates,-security} (no deb-src/debug), comma lists$([ "$SAME_SET" = 0 ] || echo ', usrmerge pinned away')"
 echo "load average at start: $LOAD_START, at end: $LOAD_END (other work on the machine skews times)"
 echo
 printf '%-44s %9s %9s %9s\n' "scenario (seconds)" "sxb" "mkosi" "mkosi/sxb"
