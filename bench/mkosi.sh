@@ -90,7 +90,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "mkosi.sh: needs root (mkosi, chroot, mount namespaces)" >&2; exit 2; }
 TOOLS=${SXB_BENCH_TOOLS:-/work/tools/trixie}
 [ -x "$TOOLS/usr/bin/mkosi" ] || { echo "mkosi.sh: no mkosi in $TOOLS (set SXB_BENCH_TOOLS)" >&2; exit 2; }
-command -v hyperfine >/dev/null || { echo "mkosi.sh: needs hyperfine" >&2; exit 2; }
+for t in hyperfine bc unshare chroot; do command -v $t >/dev/null || { echo "mkosi.sh: needs $t" >&2; exit 2; }; done
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export PATH=/usr/local/go/bin:$PATH
