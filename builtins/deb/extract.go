@@ -679,6 +679,7 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 // onlyWriter hides ReadFrom so CopyBuffer uses the given buffer.
 type onlyWriter struct{ w io.Writer }
 
+// Write writes to the wrapped writer.
 func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 func orDot(s string) string {

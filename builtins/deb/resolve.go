@@ -17,6 +17,7 @@ type UnsatisfiableError struct {
 	Reason string
 }
 
+// Error formats the chain: "jq -> libjq1 (>= 1.6) -> not found in ...".
 func (e *UnsatisfiableError) Error() string {
 	return strings.Join(append(append([]string{}, e.Chain...), e.Reason), " -> ")
 }

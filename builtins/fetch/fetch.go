@@ -386,6 +386,7 @@ func (f *Fetcher) fetchRange(ctx context.Context, rawURL string, w io.WriterAt, 
 
 type countWriter func(int64)
 
+// Write counts p and discards it.
 func (c countWriter) Write(p []byte) (int, error) {
 	if c != nil {
 		c(int64(len(p)))
