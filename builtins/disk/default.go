@@ -11,8 +11,10 @@ import (
 // (its sysext.repart.d / confext.repart.d definitions): a root partition
 // with the file system (CopyFiles=/usr/ and /opt/ for a sysext, /etc/ for a
 // confext, Minimize=best) and, per verity mode, its root-verity
-// ("hash") and root-verity-sig ("signed") siblings. With verity "off" the
-// root partition is marked read-only explicitly, as Verity=data would.
+// ("hash") and root-verity-sig ("signed") siblings. With verity "off" it is
+// mkosi's sysext-unsigned/confext-unsigned definition: no ReadOnly=, so
+// repart's defaults give the partition the grow-file-system flag and not
+// the read-only one (the file system is read-only either way).
 func DefaultLayout(kind, format, verityMode string) ([]*repart.Partition, error) {
 	var copyFiles []string
 	switch kind {
@@ -35,7 +37,7 @@ func DefaultLayout(kind, format, verityMode string) ([]*repart.Partition, error)
 	var names []string
 	switch verityMode {
 	case "off":
-		root = append(root, repart.KV{Key: "Minimize", Value: "best"}, repart.KV{Key: "ReadOnly", Value: "yes"})
+		root = append(root, repart.KV{Key: "Minimize", Value: "best"})
 		defs, names = [][]repart.KV{root}, []string{"10-root.conf"}
 	case "hash", "signed":
 		root = append(root, repart.KV{Key: "Verity", Value: "data"}, repart.KV{Key: "VerityMatchKey", Value: "root"},

@@ -12,8 +12,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -425,6 +427,13 @@ func writeImage(ctx context.Context, out string, size uint64, ps []*part, res *R
 	if err := table.Write(f, int64(size)); err != nil {
 		return fmt.Errorf("writing partition table: %w", err)
 	}
+	// go-diskfs always records 34 as the first usable LBA; libfdisk
+	// records the 1 MiB alignment on larger disks.
+	if first := firstLBA(size); first != firstUsableLBA {
+		if err := setFirstUsableLBA(f, size, first); err != nil {
+			return fmt.Errorf("writing partition table: %w", err)
+		}
+	}
 	// libfdisk fills in the CHS fields of the protective MBR entry (start
 	// 0/0/2, end as large as CHS goes); go-diskfs leaves them zero.
 	if _, err := f.WriteAt([]byte{0x00, 0x02, 0x00}, 446+1); err != nil {
@@ -459,6 +468,32 @@ func copyInto(dst *os.File, off int64, src string, n int64) error {
 	}
 	if _, err := io.Copy(dst, io.LimitReader(s, n)); err != nil {
 		return err
+	}
+	return nil
+}
+
+// setFirstUsableLBA rewrites the FirstUsableLBA field of the primary and
+// the backup GPT header and their CRC32s (UEFI spec: the header CRC covers
+// HeaderSize bytes with the CRC field zeroed).
+func setFirstUsableLBA(f *os.File, size, lba uint64) error {
+	for _, at := range []int64{sectorSize, int64(size) - sectorSize} {
+		h := make([]byte, sectorSize)
+		if _, err := f.ReadAt(h, at); err != nil {
+			return err
+		}
+		if string(h[:8]) != "EFI PART" {
+			return fmt.Errorf("no GPT header at byte %d", at)
+		}
+		hsize := binary.LittleEndian.Uint32(h[12:16])
+		if hsize < 92 || hsize > sectorSize {
+			return fmt.Errorf("GPT header size %d", hsize)
+		}
+		binary.LittleEndian.PutUint64(h[40:48], lba)
+		binary.LittleEndian.PutUint32(h[16:20], 0)
+		binary.LittleEndian.PutUint32(h[16:20], crc32.ChecksumIEEE(h[:hsize]))
+		if _, err := f.WriteAt(h[:hsize], at); err != nil {
+			return err
+		}
 	}
 	return nil
 }

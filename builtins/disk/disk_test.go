@@ -146,3 +146,25 @@ func TestMatchesRepartDefinitions(t *testing.T) {
 		t.Fatalf("image differs from systemd-repart's: %s", firstDiff(got, want))
 	}
 }
+
+// TestMatchesRepartLargeDisk checks a disk over 4 MiB, where libfdisk
+// starts the usable area at 1 MiB, against systemd-repart 257.
+func TestMatchesRepartLargeDisk(t *testing.T) {
+	want, table, fss := refImage(t, "big.raw.gz")
+	if table.Partitions[0].Start != 2048 {
+		t.Fatalf("reference starts at LBA %d", table.Partitions[0].Start)
+	}
+	parts, err := repart.ReadDir("testdata/repart257/big.repart.d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "big.raw")
+	root := &tree.Node{Kind: tree.Dir, Mode: 0o755}
+	if _, err := Build(context.Background(), out, root, parts, Options{Seed: refSeed, Arch: "x86-64", FSWriters: fakeWriters(t, fss)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(out)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("image differs from systemd-repart's: %s", firstDiff(got, want))
+	}
+}

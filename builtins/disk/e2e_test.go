@@ -134,9 +134,12 @@ func TestImagesValidate(t *testing.T) {
 				if !strings.EqualFold(p.UUID, res.Partitions[i].UUID.String()) {
 					t.Errorf("partition %d uuid %s, result %s", i+1, p.UUID, res.Partitions[i].UUID)
 				}
-				wantAttrs := "GUID:60"
-				if i == 2 {
-					wantAttrs = ""
+				wantAttrs := "GUID:60" // read-only: verity data and hash
+				switch {
+				case i == 2:
+					wantAttrs = "" // the signature partition
+				case mode == "off":
+					wantAttrs = "GUID:59" // grow-fs, as repart gives mkosi's unsigned layout
 				}
 				if p.Attrs != wantAttrs {
 					t.Errorf("partition %d attrs %q, want %q", i+1, p.Attrs, wantAttrs)

@@ -98,12 +98,25 @@ func autoSize(slots []*slot) uint64 {
 	return sum
 }
 
+// firstLBA is the first usable LBA libfdisk gives a fresh GPT on a device
+// of size bytes: 1 MiB (2048 sectors) of alignment, except on devices of at
+// most four times that (4 MiB), where it drops the alignment and the GPT's
+// own minimum (34: MBR, header, 128 entries of 128 bytes) applies
+// (libfdisk's topology_get_first_lba). The GPT header records it.
+func firstLBA(size uint64) uint64 {
+	const aligned = 2048
+	if size/sectorSize <= 4*aligned {
+		return firstUsableLBA
+	}
+	return aligned
+}
+
 // usableArea returns the aligned first and end byte of the area libfdisk
 // leaves for partitions on a fresh GPT of size bytes.
 func usableArea(size uint64) (start, end uint64) {
 	sectors := size / sectorSize
 	lastLBA := sectors - 2 - gptEntriesSecs // backup header and entries
-	start = roundUp(firstUsableLBA*sectorSize, grain)
+	start = roundUp(firstLBA(size)*sectorSize, grain)
 	end = roundDown((lastLBA+1)*sectorSize, grain)
 	return start, end
 }
