@@ -19,9 +19,18 @@ import (
 	"github.com/sxb-build/sxb/rules"
 )
 
-// builtinVersion enters every action key: bump it whenever a builtin
-// changes what it produces for the same inputs.
-const builtinVersion = "sxb-1"
+// builtinVersion enters every action key. It is the digest of the running
+// sxb executable, so a binary with different builtins never reuses results
+// of another: nobody has to remember to bump a version when a builtin
+// changes what it produces (the cost is hashing the binary once per run).
+var builtinVersion = sync.OnceValue(func() string {
+	if exe, err := os.Executable(); err == nil {
+		if o, err := digestOutput(exe, false); err == nil {
+			return "sxb/" + o.Digest
+		}
+	}
+	return "sxb/unknown-binary"
+})
 
 // Options control a build.
 type Options struct {

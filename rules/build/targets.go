@@ -57,7 +57,7 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 	if err != nil {
 		return fmt.Errorf("hashing trees: %w", err)
 	}
-	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion, Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.opts.Epoch}
+	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.opts.Epoch}
 	return x.act(t, inputs, func(st *Staging) (*Entry, error) {
 		return x.runBase(ctx, t, st, in, res, inputs)
 	}, x.publishBase)
@@ -231,7 +231,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	if err != nil {
 		return fmt.Errorf("hashing inputs: %w", err)
 	}
-	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion, Attrs: ext, Files: digest, Packages: packagesOf(res), Arch: arch, Epoch: x.opts.Epoch}
+	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: ext, Files: digest, Packages: packagesOf(res), Arch: arch, Epoch: x.opts.Epoch}
 	if base != nil {
 		inputs.Base = base.Key
 	}
