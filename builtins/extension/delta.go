@@ -1,8 +1,10 @@
 package extension
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -14,8 +16,9 @@ import (
 	"github.com/sxb-build/sxb/builtins/tree"
 )
 
-// DropExisting removes from the tree at root every object that also exists
-// in the base tree, except directories (they stay as parents of new
+// DropExisting removes from the tree at root every object that the base
+// tree already has, identical (same type and permissions, same symlink
+// target or same content), except directories (they stay as parents of new
 // content). This is the overlay delta of mkosi's Overlay=yes without
 // overlayfs: the extension's packages were unpacked into their own tree and
 // whatever the base already provides is not shipped again. Meta entries of
@@ -37,7 +40,16 @@ func DropExisting(root string, meta *tree.Meta, base string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if _, err := os.Lstat(inBase); err == nil {
+		if bfi, err := os.Lstat(inBase); err == nil {
+			same, err := sameObject(p, inBase, bfi)
+			if err != nil {
+				return err
+			}
+			if !same {
+				// The extension's packages changed it (an upgraded base
+				// package): ship the new one, as the overlay would.
+				return nil
+			}
 			if err := os.Remove(p); err != nil {
 				return err
 			}
@@ -55,6 +67,60 @@ func DropExisting(root string, meta *tree.Meta, base string) ([]string, error) {
 	}
 	sort.Strings(removed)
 	return removed, nil
+}
+
+// sameObject reports whether the object at p equals the one at q (whose
+// Lstat is qfi): type, permission bits, symlink target, file content.
+func sameObject(p, q string, qfi fs.FileInfo) (bool, error) {
+	pfi, err := os.Lstat(p)
+	if err != nil {
+		return false, err
+	}
+	if pfi.Mode() != qfi.Mode() {
+		return false, nil
+	}
+	switch {
+	case pfi.Mode()&fs.ModeSymlink != 0:
+		a, err1 := os.Readlink(p)
+		b, err2 := os.Readlink(q)
+		return err1 == nil && err2 == nil && a == b, nil
+	case pfi.Mode().IsRegular():
+		if pfi.Size() != qfi.Size() {
+			return false, nil
+		}
+		return sameContent(p, q)
+	}
+	return true, nil
+}
+
+func sameContent(p, q string) (bool, error) {
+	a, err := os.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer a.Close()
+	b, err := os.Open(q)
+	if err != nil {
+		return false, err
+	}
+	defer b.Close()
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(a, ba)
+		nb, eb := io.ReadFull(b, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if ea == io.EOF || ea == io.ErrUnexpectedEOF {
+			return eb == io.EOF || eb == io.ErrUnexpectedEOF, nil
+		}
+		if ea != nil {
+			return false, ea
+		}
+		if eb != nil {
+			return false, eb
+		}
+	}
 }
 
 // neverShipped are paths no extension may carry: package databases and the

@@ -117,3 +117,23 @@ func TestPruneAndOSReleaseStayInsideTheTree(t *testing.T) {
 		t.Fatal("Prune removed a file outside the tree")
 	}
 }
+
+func TestDropExistingKeepsWhatThePackagesChanged(t *testing.T) {
+	base, ext := t.TempDir(), t.TempDir()
+	write(t, base, "usr/lib/libfoo.so.1", "version 1")
+	write(t, base, "usr/share/foo/same", "same")
+	write(t, ext, "usr/lib/libfoo.so.1", "version 2")
+	write(t, ext, "usr/share/foo/same", "same")
+	os.Symlink("a", filepath.Join(base, "usr/lib/link"))
+	os.Symlink("b", filepath.Join(ext, "usr/lib/link"))
+	removed, err := DropExisting(ext, nil, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(removed, ",") != "usr/share/foo/same" {
+		t.Errorf("removed %v; want only the identical file", removed)
+	}
+	if b, _ := os.ReadFile(filepath.Join(ext, "usr/lib/libfoo.so.1")); string(b) != "version 2" {
+		t.Error("upgraded library dropped")
+	}
+}
