@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"os"
 	"path"
 	"path/filepath"
@@ -416,7 +417,14 @@ func ParseSize(s string) (uint64, error) {
 		for range len(frac) {
 			d *= 10
 		}
-		v += f * mult / d
+		// f*mult can exceed 64 bits (".999…E"): divide the 128-bit product.
+		// f < d, so the quotient is below mult and Div64 cannot overflow.
+		hi, lo := bits.Mul64(f, mult)
+		q, _ := bits.Div64(hi, lo, d)
+		if v+q < v {
+			return 0, fmt.Errorf("invalid size %q", s)
+		}
+		v += q
 	}
 	return v, nil
 }
