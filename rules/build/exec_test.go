@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/rules"
@@ -221,5 +222,51 @@ func TestExtensionWithoutBaseNeedsID(t *testing.T) {
 	img, _ := os.ReadFile(filepath.Join(ws, "sxb-out/s/s.raw"))
 	if !strings.Contains(string(img), `"ID=_any\nSYSEXT_SCOPE=initrd system portable\nARCHITECTURE=arm64\n"`) || !strings.Contains(string(img), "usr/bin/tool file 755") {
 		t.Errorf("image:\n%s", img)
+	}
+}
+
+// slowWriter is listingWriter that takes a while, so that two builds
+// overlap.
+func slowWriter(ctx context.Context, out string, req ImageRequest) (*ImageResult, error) {
+	time.Sleep(300 * time.Millisecond)
+	return listingWriter(ctx, out, req)
+}
+
+func TestConcurrentBuildsTakeTurns(t *testing.T) {
+	RegisterInstaller(&fakeInstaller{}, "fake")
+	RegisterImageWriter(slowWriter)
+	defer RegisterImageWriter(listingWriter)
+	ws := t.TempDir()
+	os.MkdirAll(filepath.Join(ws, "img/etc-tree/etc/app"), 0o755)
+	os.WriteFile(filepath.Join(ws, "img/etc-tree/etc/app/app.conf"), []byte("x=1\n"), 0o644)
+	var wg sync.WaitGroup
+	logs := make([]bytes.Buffer, 2)
+	errs := make([]error, 2)
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			g := testGraph(ws, []string{"jq"})
+			// Separate caches: both really build and publish.
+			_, errs[i] = Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Log: &logs[i]})
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("build %d: %v", i, err)
+		}
+	}
+	waited := strings.Contains(logs[0].String(), "waiting for another sxb build") || strings.Contains(logs[1].String(), "waiting for another sxb build")
+	if !waited {
+		t.Errorf("neither build waited for the other:\n%s\n%s", logs[0].String(), logs[1].String())
+	}
+	img, err := os.ReadFile(filepath.Join(ws, "sxb-out/img/tool_2.0.raw"))
+	if err != nil || !strings.Contains(string(img), "usr/share/jq/jq") {
+		t.Errorf("output after concurrent builds: %v\n%s", err, img)
+	}
+	sums, _ := os.ReadFile(filepath.Join(ws, "sxb-out/img/SHA256SUMS"))
+	if strings.Count(string(sums), "\n") != 4 {
+		t.Errorf("SHA256SUMS:\n%s", sums)
 	}
 }
