@@ -140,6 +140,21 @@ func TestBookwormMatchesApt(t *testing.T) {
 			t.Errorf("dpkg %v: %v\n%s", args, err, out)
 		}
 	}
+	// The users and groups systemd's postinst would create are there:
+	// systemd-sysusers finds nothing to add.
+	pw, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	gr, _ := os.ReadFile(filepath.Join(root, "etc/group"))
+	if !strings.Contains(string(pw), "systemd-network:x:") || !strings.Contains(string(gr), "systemd-journal:x:") {
+		t.Errorf("sysusers.d accounts missing:\n%s\n%s", pw, gr)
+	}
+	if out, err := exec.Command("systemd-sysusers", "--root="+root).CombinedOutput(); err != nil {
+		t.Errorf("systemd-sysusers: %v\n%s", err, out)
+	}
+	pw2, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	gr2, _ := os.ReadFile(filepath.Join(root, "etc/group"))
+	if string(pw) != string(pw2) || string(gr) != string(gr2) {
+		t.Errorf("systemd-sysusers still had accounts to add")
+	}
 	for link, want := range map[string]string{"usr/bin/awk": "/etc/alternatives/awk", "etc/alternatives/awk": "/usr/bin/mawk", "var/run": "/run", "bin": "usr/bin"} {
 		if got, err := os.Readlink(filepath.Join(root, link)); err != nil || got != want {
 			t.Errorf("%s -> %q (%v), want %q", link, got, err, want)

@@ -53,14 +53,16 @@ type InstallOptions struct {
 // Maintainer scripts are not run. Install does natively what the scripts
 // of a base system would have done that matters for an image: the
 // merged-/usr symlinks; /etc/passwd, /etc/group, /etc/shadow and
-// /etc/gshadow from base-passwd's master files; base-files' first-install
+// /etc/gshadow from base-passwd's master files, plus the users and groups
+// of sysusers.d (what systemd's postinst runs systemd-sysusers for, with
+// the same ID allocation); base-files' first-install
 // setup (/var/run and /var/lock links into /run, /root dot files,
 // /etc/profile, FHS directories, wtmp/btmp/lastlog); and the
 // update-alternatives links the postinst scripts register literally (for
 // example /usr/bin/awk -> /etc/alternatives/awk -> /usr/bin/mawk), with
 // their var/lib/dpkg/alternatives files. A tree built this way still
-// lacks: users and groups from sysusers.d and adduser calls
-// (systemd-sysusers creates them at boot), /etc/machine-id (left to first
+// lacks: users and groups created by adduser calls in scripts,
+// /etc/machine-id (left to first
 // boot), ld.so.cache (not needed: the loader searches the default paths),
 // debconf answers, dpkg triggers (man-db, mime and icon caches, ...),
 // diversions made with dpkg-divert and any other effect of a script.
@@ -100,6 +102,9 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 		return fmt.Errorf("installing packages: writing the dpkg database: %w", err)
 	}
 	if err := r.writeUsers(); err != nil {
+		return fmt.Errorf("installing packages: %w", err)
+	}
+	if err := r.applySysusers(); err != nil {
 		return fmt.Errorf("installing packages: %w", err)
 	}
 	if err := r.baseFiles(maxTime); err != nil {
