@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
 // Lock pins the packages of a plan: exact versions, URLs, sizes and
@@ -62,22 +63,10 @@ func (l *Lock) Write(path string) error {
 	if err != nil {
 		return fmt.Errorf("writing lock: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".lock-*")
-	if err != nil {
+	if err := atomicfile.Write(path, b, 0o644); err != nil {
 		return fmt.Errorf("writing lock: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing lock: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing lock: %w", err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("writing lock: %w", err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 // ParseLock reads the on-disk form of a lock; name is used in errors.

@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
+
+	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
 // Lock pins the packages of a plan: exact EVRs, URLs, sizes and SHA-256.
@@ -61,19 +62,7 @@ func (l *Lock) Write(path string) error {
 	if err != nil {
 		return fmt.Errorf("writing lock: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".lock-*")
-	if err != nil {
-		return fmt.Errorf("writing lock: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing lock: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing lock: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, b, 0o644); err != nil {
 		return fmt.Errorf("writing lock: %w", err)
 	}
 	return nil

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -57,23 +57,7 @@ func lockDir(ctx context.Context, dir string, log io.Writer) (func(), error) {
 
 // writeFileAtomic writes b to file through a temporary file and a rename.
 func writeFileAtomic(file string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
+	return atomicfile.Write(file, b, mode)
 }
 
 // placeFile makes dst a copy of src atomically: a hard link when both are
