@@ -567,7 +567,7 @@ func (m *idMap) add(root string) error {
 		name string
 		dst  map[string]uint32
 	}{{"etc/passwd", m.users}, {"etc/group", m.groups}} {
-		host, err := tree.Resolve(root, f.name)
+		host, err := tree.ResolveFollow(root, f.name)
 		if err != nil {
 			return err
 		}

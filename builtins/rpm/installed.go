@@ -6,6 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
+
+	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
 // InstalledDBPath is where Install records the installed packages, relative
@@ -34,7 +38,13 @@ type installedDB struct {
 // ReadInstalled returns the packages recorded in the tree at root (nil when
 // it has no record).
 func ReadInstalled(root string) ([]InstalledPackage, error) {
-	b, err := os.ReadFile(filepath.Join(root, InstalledDBPath))
+	// Follow symlinks inside the tree only: a package may have made a
+	// component of the path a link to the host.
+	file, err := tree.ResolveFollow(root, InstalledDBPath)
+	if err != nil {
+		return nil, fmt.Errorf("reading installed packages: %w", err)
+	}
+	b, err := os.ReadFile(file)
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
@@ -74,11 +84,25 @@ func writeInstalled(root string, pkgs []InstalledPackage) error {
 	if err != nil {
 		return fmt.Errorf("writing installed packages: %w", err)
 	}
-	p := filepath.Join(root, InstalledDBPath)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("writing installed packages: %w", err)
+	// Every directory on the way must be a real directory of the tree, and
+	// the record replaces (never writes through) whatever is at its path:
+	// nothing a package shipped can redirect the write onto the host.
+	dir := root
+	for _, c := range strings.Split(filepath.Dir(InstalledDBPath), "/") {
+		dir = filepath.Join(dir, c)
+		fi, err := os.Lstat(dir)
+		switch {
+		case os.IsNotExist(err):
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				return fmt.Errorf("writing installed packages: %w", err)
+			}
+		case err != nil:
+			return fmt.Errorf("writing installed packages: %w", err)
+		case !fi.IsDir():
+			return fmt.Errorf("writing installed packages: %s is not a directory in the tree (a package shipped it as %v)", dir, fi.Mode().Type())
+		}
 	}
-	if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(root, InstalledDBPath), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing installed packages: %w", err)
 	}
 	return nil
