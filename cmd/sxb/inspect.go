@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
@@ -67,6 +68,24 @@ func runInspect(ctx context.Context, env *environ, args []string) int {
 	return exitOK
 }
 
+// printable escapes control characters (and invalid UTF-8) that an image
+// may carry in labels or its extension-release file, so that inspecting a
+// hostile image cannot drive the terminal.
+func printable(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 func printReport(env *environ, rep *inspect.Report) {
 	w := env.stdout
 	fmt.Fprintf(w, "image:     %s (%d bytes)\ndisk uuid: %s\n\n", rep.Image, rep.Size, rep.DiskUUID)
@@ -81,13 +100,13 @@ func printReport(env *environ, rep *inspect.Report) {
 		if flags == "" {
 			flags = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", p.Number, p.Type, p.Label, p.UUID, p.Offset, p.Size, content, flags)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", p.Number, p.Type, printable(p.Label), p.UUID, p.Offset, p.Size, content, flags)
 	}
 	tw.Flush()
 	for _, r := range rep.Releases {
-		fmt.Fprintf(w, "\nextension-release (partition %d, %s):\n", r.Partition, r.Path)
+		fmt.Fprintf(w, "\nextension-release (partition %d, %s):\n", r.Partition, printable(r.Path))
 		for _, l := range strings.Split(strings.TrimRight(r.Text, "\n"), "\n") {
-			fmt.Fprintf(w, "  %s\n", l)
+			fmt.Fprintf(w, "  %s\n", printable(l))
 		}
 	}
 	if len(rep.Releases) == 0 {
