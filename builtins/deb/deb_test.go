@@ -195,8 +195,24 @@ func TestInstallFixture(t *testing.T) {
 	if a, b := treeDigest(t, dir, meta), treeDigest(t, dir2, meta2); a != b {
 		t.Errorf("second install differs:\n%s\n---\n%s", a, b)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(req.CacheDir, "deb-data")); len(ents) != len(plan.Packages) {
-		t.Errorf("tar cache holds %d entries, want %d", len(ents), len(plan.Packages))
+	tars, _ := filepath.Glob(filepath.Join(req.CacheDir, "deb-data", "*.tar"))
+	if len(tars) != len(plan.Packages) {
+		t.Errorf("tar cache holds %d entries, want %d", len(tars), len(plan.Packages))
+	}
+	// A damaged cached payload (same size, other bytes) is not used: the
+	// .deb is unpacked again and the tree is the same.
+	for _, tf := range tars {
+		b, _ := os.ReadFile(tf)
+		b[600] ^= 0xff // inside the second member's header
+		os.WriteFile(tf, b, 0o644)
+	}
+	dir3 := filepath.Join(t.TempDir(), "root")
+	meta3 := tree.NewMeta()
+	if err := Install(ctx, plan, dir3, meta3, InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := treeDigest(t, dir, meta), treeDigest(t, dir3, meta3); a != b {
+		t.Errorf("install from a damaged payload cache differs:\n%s\n---\n%s", a, b)
 	}
 
 	// Replaces decides who owns a path two packages ship.

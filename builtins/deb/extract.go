@@ -7,6 +7,7 @@ import (
 	"compress/bzip2"
 	"compress/gzip"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
 // root is a directory being filled. Every write goes through a directory
@@ -373,9 +375,16 @@ func tmpName() string {
 
 func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u *unpacked, tarCache string) error {
 	if tarCache != "" {
+		// The uncompressed payload is used only when it still has the
+		// digest recorded when it was written; otherwise it is rebuilt
+		// from the .deb (whose own digest the fetcher checked).
 		if f, err := os.Open(tarCache); err == nil {
 			defer f.Close()
-			return r.extractTar(bufio.NewReaderSize(f, 256<<10), idx, withDocs, u)
+			if tarCacheIntact(f, tarCache) {
+				return r.extractTar(bufio.NewReaderSize(f, 256<<10), idx, withDocs, u)
+			}
+			f.Close()
+			os.Remove(tarCache)
 		}
 	}
 	dr, done, err := decompressor(rd, name, true)
@@ -385,13 +394,14 @@ func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u 
 	var src io.Reader = bufio.NewReaderSize(dr, 256<<10)
 	var tmp *os.File
 	var tw *bufio.Writer
+	tarHash := sha256.New()
 	if tarCache != "" {
 		if err := os.MkdirAll(filepath.Dir(tarCache), 0o755); err == nil {
 			if tmp, err = os.CreateTemp(filepath.Dir(tarCache), ".tmp-*"); err == nil {
 				defer os.Remove(tmp.Name())
 				defer tmp.Close()
 				tw = bufio.NewWriterSize(tmp, 256<<10)
-				src = io.TeeReader(src, tw)
+				src = io.TeeReader(src, io.MultiWriter(tw, tarHash))
 			}
 		}
 	}
@@ -413,7 +423,10 @@ func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u 
 			return derr
 		}
 		if err == nil {
-			os.Rename(tmp.Name(), tarCache)
+			digest := []byte(hex.EncodeToString(tarHash.Sum(nil)) + "\n")
+			if atomicfile.Write(tarCache+".sha256", digest, 0o644) == nil {
+				os.Rename(tmp.Name(), tarCache)
+			}
 		}
 		return nil
 	}
@@ -793,4 +806,21 @@ func (r *root) beats(a, b int) bool {
 		}
 	}
 	return a > b
+}
+
+// tarCacheIntact reports whether the cached payload f (at path) has the
+// digest recorded beside it, and rewinds f.
+func tarCacheIntact(f *os.File, path string) bool {
+	want, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		return false
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return false
+	}
+	return strings.TrimSpace(string(want)) == hex.EncodeToString(h.Sum(nil))
 }

@@ -177,10 +177,16 @@ func (f *Fetcher) fetch(ctx context.Context, it Item, count func(int64)) (string
 		return "", fmt.Errorf("fetching %s: invalid or missing SHA256 %q", it.URL, it.SHA256)
 	}
 	if p, ok := f.Cached(it); ok {
-		if count != nil {
-			count(it.Size)
+		// A cache hit is hashed again before it is used: a file damaged
+		// or altered after it was fetched is fetched afresh, never
+		// installed.
+		if ok, err := hasSHA256(p, it.SHA256); err == nil && ok {
+			if count != nil {
+				count(it.Size)
+			}
+			return p, nil
 		}
-		return p, nil
+		os.Remove(p)
 	}
 	dst := f.CachePath(it.SHA256)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -591,4 +597,18 @@ func (f *Fetcher) FetchAll(ctx context.Context, items []Item) ([]string, error) 
 		}
 	}
 	return paths, nil
+}
+
+// hasSHA256 reports whether the file at p has the given SHA-256 (hex).
+func hasSHA256(p, want string) (bool, error) {
+	fh, err := os.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return false, err
+	}
+	return hex.EncodeToString(h.Sum(nil)) == want, nil
 }

@@ -38,3 +38,25 @@ func TestCachedRefusesSymlinks(t *testing.T) {
 		t.Errorf("cache entry still links to %s", l)
 	}
 }
+
+func TestDamagedCacheEntryIsFetchedAgain(t *testing.T) {
+	dir := t.TempDir()
+	content := []byte("the real package")
+	src := filepath.Join(dir, "pkg.deb")
+	os.WriteFile(src, content, 0o644)
+	f := &Fetcher{CacheDir: filepath.Join(dir, "cache")}
+	it := Item{URL: "file://" + src, Size: int64(len(content)), SHA256: sum(content)}
+	p, err := f.Fetch(context.Background(), it)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same size, other bytes: a size check alone would accept it.
+	os.WriteFile(p, []byte("the evil package"), 0o644)
+	p2, err := f.Fetch(context.Background(), it)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p2); string(b) != string(content) {
+		t.Errorf("damaged cache entry used: %q", b)
+	}
+}

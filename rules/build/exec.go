@@ -163,7 +163,7 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 	}
 	opts.Progress.Close()
 	x.cache.Trim()
-	for _, sub := range []string{"sha256", "deb-index", "rpm-md", "pins"} {
+	for _, sub := range []string{"sha256", "deb-index", "deb-data", "rpm-md", "pins"} {
 		trimFiles(filepath.Join(opts.CacheDir, sub), x.cache.MaxAge)
 	}
 	var out []*Result
