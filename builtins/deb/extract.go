@@ -535,7 +535,10 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 			unix.Close(fd)
 		}
 		r.mu.Lock()
-		if _, ok := r.dirs[res]; !ok {
+		// Packages unpack in parallel: when several ship a directory, the
+		// first in plan order decides its mode, owner and time, whichever
+		// finished first, so that the tree is the same every time.
+		if d, ok := r.dirs[res]; !ok || idx < d.owner {
 			r.dirs[res] = dirMd{owner: idx, mode: mode, uid: h.Uid, gid: h.Gid, mtime: h.ModTime.Unix()}
 		}
 		r.mu.Unlock()

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/sxb-build/sxb/internal/testenv"
+)
+
+// TestRootlessBuildIsIdentical builds the same workspace (a bookworm base
+// with jq on top, from the real archive, and a sysext from a local tree
+// with a setuid file) once as root and once as the unprivileged user
+// nobody, each with its own cache, and expects byte-identical images:
+// nothing in sxb needs root, and ownership never depends on who built.
+func TestRootlessBuildIsIdentical(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedNetwork(t)
+	runuser := testenv.NeedTool(t, "runuser")
+	goTool := testenv.NeedTool(t, "go")
+	// A copy of sxb that nobody may run.
+	bin, err := os.MkdirTemp("", "sxb-rootless-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(bin)
+	os.Chmod(bin, 0o755)
+	sxb := filepath.Join(bin, "sxb")
+	if out, err := exec.Command(goTool, "build", "-o", sxb, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	build := `bookworm = base_image(name = "bookworm", distribution = "debian", release = "bookworm", packages = ["systemd", "udev"])
+sysext(name = "jq", base = bookworm, packages = ["jq"])
+sysext(name = "tool", extra_trees = ["tree"], extension_release = {"ID": "_any"}, format = "squashfs")
+`
+	images := map[string][]byte{}
+	for _, who := range []string{"root", "nobody"} {
+		ws, err := os.MkdirTemp("", "sxb-rootless-"+who+"-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if os.Getenv("SXB_KEEP") == "" {
+			defer os.RemoveAll(ws)
+		}
+		os.Chmod(ws, 0o755)
+		os.MkdirAll(filepath.Join(ws, "img/tree/usr/bin"), 0o755)
+		os.WriteFile(filepath.Join(ws, "WORKSPACE.star"), nil, 0o644)
+		os.WriteFile(filepath.Join(ws, "img/BUILD.star"), []byte(build), 0o644)
+		tool := filepath.Join(ws, "img/tree/usr/bin/tool")
+		os.WriteFile(tool, []byte("#!/bin/sh\n"), 0o755)
+		os.Chmod(tool, 0o755|os.ModeSetuid)
+		args := []string{sxb, "build", "--progress=plain", "//img/..."}
+		if who != "root" {
+			if out, err := exec.Command("chown", "-R", "nobody:nogroup", ws).CombinedOutput(); err != nil {
+				t.Fatalf("chown: %v\n%s", err, out)
+			}
+			// chown clears the setuid bit: set it again.
+			os.Chmod(tool, 0o755|os.ModeSetuid)
+			args = append([]string{runuser, "-u", "nobody", "--"}, args...)
+		}
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = ws
+		cmd.Env = append(os.Environ(), "HOME="+ws, "XDG_CACHE_HOME="+filepath.Join(ws, ".cache"), "SOURCE_DATE_EPOCH=1700000000")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("build as %s: %v\n%s", who, err, stderr.String())
+		}
+		for _, name := range []string{"jq.raw", "tool.raw"} {
+			b, err := os.ReadFile(filepath.Join(ws, "sxb-out/img", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if prev, ok := images[name]; ok && !bytes.Equal(prev, b) {
+				t.Errorf("%s built as nobody differs from the one built as root", name)
+			}
+			images[name] = b
+		}
+	}
+}
