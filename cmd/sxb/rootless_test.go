@@ -14,7 +14,9 @@ import (
 // with jq on top, from the real archive, and a sysext from a local tree
 // with a setuid file) once as root and once as the unprivileged user
 // nobody, each with its own cache, and expects byte-identical images:
-// nothing in sxb needs root, and ownership never depends on who built.
+// nothing in sxb needs root, and ownership never depends on who built. The
+// base is also written as a tar, whose bytes show every path, owner, mode
+// and time of the tree.
 func TestRootlessBuildIsIdentical(t *testing.T) {
 	testenv.NeedRoot(t)
 	testenv.NeedNetwork(t)
@@ -33,6 +35,7 @@ func TestRootlessBuildIsIdentical(t *testing.T) {
 	}
 	build := `bookworm = base_image(name = "bookworm", distribution = "debian", release = "bookworm", packages = ["systemd", "udev"])
 sysext(name = "jq", base = bookworm, packages = ["jq"])
+base_image(name = "bookworm-tar", distribution = "debian", release = "bookworm", packages = ["systemd", "udev"], output = "tar")
 sysext(name = "tool", extra_trees = ["tree"], extension_release = {"ID": "_any"}, format = "squashfs")
 `
 	images := map[string][]byte{}
@@ -68,7 +71,7 @@ sysext(name = "tool", extra_trees = ["tree"], extension_release = {"ID": "_any"}
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("build as %s: %v\n%s", who, err, stderr.String())
 		}
-		for _, name := range []string{"jq.raw", "tool.raw"} {
+		for _, name := range []string{"jq.raw", "tool.raw", "bookworm-tar.tar"} {
 			b, err := os.ReadFile(filepath.Join(ws, "sxb-out/img", name))
 			if err != nil {
 				t.Fatal(err)
