@@ -48,8 +48,8 @@
 # --same-set pins usrmerge away in mkosi's apt (Pin-Priority: -1) so both
 # install the same package set.
 #
-# mkosi runs from a trixie root ($SXB_BENCH_TOOLS, default /work/tools/trixie,
-# made with mmdebstrap, holding mkosi 25, systemd-repart 257, erofs-utils,
+# mkosi runs from a trixie root ($SXB_BENCH_TOOLS, default
+# /var/tmp/sxb-bench-tools/trixie, made with mmdebstrap on first use, holding mkosi 25, systemd-repart 257, erofs-utils,
 # bubblewrap, apt, debian-archive-keyring) through chroot in a private mount
 # namespace: the root is bind-mounted on itself (mkosi's sandbox needs "/" to
 # be a mount point), /proc, /dev, /sys are bind-mounted, and the work
@@ -88,8 +88,14 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" = 0 ] || { echo "mkosi.sh: needs root (mkosi, chroot, mount namespaces)" >&2; exit 2; }
-TOOLS=${SXB_BENCH_TOOLS:-/work/tools/trixie}
-[ -x "$TOOLS/usr/bin/mkosi" ] || { echo "mkosi.sh: no mkosi in $TOOLS (set SXB_BENCH_TOOLS)" >&2; exit 2; }
+TOOLS=${SXB_BENCH_TOOLS:-/var/tmp/sxb-bench-tools/trixie}
+if [ ! -x "$TOOLS/usr/bin/mkosi" ]; then
+	command -v mmdebstrap >/dev/null || { echo "mkosi.sh: no mkosi in $TOOLS and no mmdebstrap to make one (apt-get install mmdebstrap, or set SXB_BENCH_TOOLS)" >&2; exit 2; }
+	echo "mkosi.sh: making the tools root $TOOLS (mmdebstrap trixie)" >&2
+	mkdir -p "$(dirname "$TOOLS")"
+	mmdebstrap --variant=apt --include=mkosi,systemd-repart,erofs-utils,squashfs-tools,bubblewrap,debian-archive-keyring,cryptsetup-bin,systemd-container,zstd,xz-utils,uidmap,python3 \
+		trixie "$TOOLS" http://deb.debian.org/debian >&2 || { echo "mkosi.sh: mmdebstrap failed" >&2; exit 2; }
+fi
 for t in hyperfine bc unshare chroot; do command -v $t >/dev/null || { echo "mkosi.sh: needs $t" >&2; exit 2; }; done
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
