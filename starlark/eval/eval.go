@@ -139,6 +139,7 @@ type pkgState struct {
 	file    string // display name of its BUILD.star
 	decls   []*decl
 	byName  map[string]*decl
+	outputs map[string]*decl // published file name -> the extension writing it
 	err     error
 	missing bool // no BUILD.star
 }

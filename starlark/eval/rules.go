@@ -643,8 +643,48 @@ func (l *loader) declare(th *starlark.Thread, ps *pkgState, d *decl, a *args) er
 		return &attrError{rule: rule, attr: "name", msg: fmt.Sprintf("duplicate target name %q in package //%s", name, ps.name),
 			notes: []string{fmt.Sprintf("note: %q was first declared here: %s", name, where)}}
 	}
+	if err := l.claimOutputs(ps, d, a); err != nil {
+		return err
+	}
 	ps.byName[name] = d
 	ps.decls = append(ps.decls, d)
+	return nil
+}
+
+// claimOutputs refuses an extension whose published file names (in the
+// package's output directory) another target of the package already
+// writes: the later build would silently replace the earlier's image.
+func (l *loader) claimOutputs(ps *pkgState, d *decl, a *args) error {
+	x := d.t.Ext
+	if x == nil || d.t.Publish != nil {
+		return nil
+	}
+	files := []string{x.Output + ".raw"}
+	if x.Version != "" {
+		files = append(files, x.Output+"_"+x.Version+".raw")
+	}
+	if ps.outputs == nil {
+		ps.outputs = map[string]*decl{}
+	}
+	for _, f := range files {
+		prev, dup := ps.outputs[f]
+		if !dup {
+			continue
+		}
+		rule, attr := d.t.Kind, "name"
+		if a != nil {
+			rule = a.rule
+			if a.has("output") {
+				attr = "output"
+			}
+		}
+		return &attrError{rule: rule, name: d.t.Label.Name, attr: attr,
+			msg:   fmt.Sprintf("output file %s is also written by %s in the same package; give one of them another output (or name)", f, prev.t.Label),
+			notes: []string{fmt.Sprintf("note: %s was declared here: %s", prev.t.Label, prev.t.Pos)}}
+	}
+	for _, f := range files {
+		ps.outputs[f] = d
+	}
 	return nil
 }
 
