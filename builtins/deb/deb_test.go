@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
@@ -213,6 +214,20 @@ func TestInstallFixture(t *testing.T) {
 	}
 	if a, b := treeDigest(t, dir, meta), treeDigest(t, dir3, meta3); a != b {
 		t.Errorf("install from a damaged payload cache differs:\n%s\n---\n%s", a, b)
+	}
+
+	// The builder's umask and the unpack parallelism change nothing
+	// (umask 077 made the dpkg database's directories 0700).
+	old := syscall.Umask(0o077)
+	dir4 := filepath.Join(t.TempDir(), "root")
+	meta4 := tree.NewMeta()
+	err = Install(ctx, plan, dir4, meta4, InstallOptions{CacheDir: t.TempDir(), Parallel: 1, NoTarCache: true})
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := treeDigest(t, dir, meta), treeDigest(t, dir4, meta4); a != b {
+		t.Errorf("install with umask 077 differs:\n%s\n---\n%s", a, b)
 	}
 
 	// Replaces decides who owns a path two packages ship.

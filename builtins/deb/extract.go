@@ -64,7 +64,7 @@ type dirMd struct {
 }
 
 func openRoot(dir string, meta *tree.Meta, arch string) (*root, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := tree.MkdirAll(dir); err != nil {
 		return nil, err
 	}
 	dir, err := filepath.Abs(dir)
@@ -114,8 +114,18 @@ func (r *root) mkdirAll(rel string) (int, error) {
 		return -1, err
 	}
 	defer unix.Close(pfd)
-	if err := unix.Mkdirat(pfd, base, 0o755); err != nil && err != unix.EEXIST {
+	made := true
+	if err := unix.Mkdirat(pfd, base, 0o755); err == unix.EEXIST {
+		made = false
+	} else if err != nil {
 		return -1, fmt.Errorf("%s: %w", rel, err)
+	}
+	// The mode must not depend on the builder's umask (077 made
+	// var/lib/dpkg/triggers 0700 in the image).
+	if made {
+		if err := unix.Fchmodat(pfd, base, 0o755, 0); err != nil {
+			return -1, fmt.Errorf("%s: %w", rel, err)
+		}
 	}
 	fd, err = r.openDir(rel)
 	if err != nil {
@@ -503,13 +513,6 @@ func (r *root) resolveDir(rel string) (string, error) {
 	return res, nil
 }
 
-// umask is the process umask, read once.
-var umask = sync.OnceValue(func() uint32 {
-	old := unix.Umask(0o022)
-	unix.Umask(old)
-	return uint32(old)
-})
-
 func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byte, dc *dirCache, written map[string]string) error {
 	mode := h.Mode & 07777
 	if h.Typeflag == tar.TypeDir {
@@ -590,9 +593,9 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 					return err
 				}
 			}
-			if perm&^umask() != perm {
-				err = unix.Fchmod(fd, perm)
-			}
+			// Always: the umask may have changed since it was read, and
+			// the mode must not depend on it.
+			err = unix.Fchmod(fd, perm)
 			if err == nil {
 				ts := unix.NsecToTimespec(h.ModTime.UnixNano())
 				err = unix.UtimesNanoAt(pfd, name, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)

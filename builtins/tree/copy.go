@@ -33,7 +33,7 @@ func CopyInto(root, src, target string, meta *Meta) error {
 			return fmt.Errorf("copying %s: %w", src, err)
 		}
 		if rel == "" {
-			return os.MkdirAll(root, 0o755)
+			return MkdirAll(root)
 		}
 		dst, err := Resolve(root, rel)
 		if err == nil && fi.IsDir() {
@@ -54,7 +54,7 @@ func CopyInto(root, src, target string, meta *Meta) error {
 				meta.Delete(filepath.ToSlash(resRel))
 			}
 		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := MkdirAll(filepath.Dir(dst)); err != nil {
 			return err
 		}
 		mode := fi.Mode()
@@ -67,7 +67,8 @@ func CopyInto(root, src, target string, meta *Meta) error {
 			if err := os.Mkdir(dst, mode.Perm()); err != nil {
 				return fmt.Errorf("copying %s: %w", p, err)
 			}
-			return nil
+			// Mkdir applied the builder's umask.
+			return os.Chmod(dst, mode.Perm()|mode&(fs.ModeSetgid|fs.ModeSticky))
 		}
 		if st, err := os.Lstat(dst); err == nil {
 			if st.IsDir() {
@@ -97,6 +98,30 @@ func CopyInto(root, src, target string, meta *Meta) error {
 			return fmt.Errorf("copying %s: unsupported file type %v", p, mode.Type())
 		}
 	})
+}
+
+// MkdirAll creates dir and missing parents with mode 0755 whatever the
+// process umask, so that what the image records of them does not depend on
+// who built it. Existing directories are left as they are.
+func MkdirAll(dir string) error {
+	if st, err := os.Stat(dir); err == nil {
+		if !st.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: fs.ErrExist}
+		}
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := MkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if os.IsExist(err) {
+			return nil
+		}
+		return err
+	}
+	return os.Chmod(dir, 0o755)
 }
 
 func copyFile(src, dst string, mode fs.FileMode) error {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -158,6 +159,40 @@ func TestResolveFollowStaysInside(t *testing.T) {
 		got, err := ResolveFollow(root, in)
 		if err != nil || got != filepath.Join(root, want) {
 			t.Errorf("ResolveFollow(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+// TestCopyIntoUmask checks that copied directories keep their modes and
+// created parents get 0755, whatever the builder's umask.
+func TestCopyIntoUmask(t *testing.T) {
+	src := t.TempDir()
+	if err := os.Mkdir(filepath.Join(src, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(src, "d"), 0o775|os.ModeSetgid)
+	if err := os.WriteFile(filepath.Join(src, "d", "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(src, "d", "f"), 0o644)
+	root := filepath.Join(t.TempDir(), "root")
+	old := syscall.Umask(0o077)
+	err := CopyInto(root, src, "/usr/share/x", nil)
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rel, want := range map[string]os.FileMode{
+		"": 0o755, "usr": 0o755, "usr/share/x": 0o755,
+		"usr/share/x/d":   0o775 | os.ModeSetgid,
+		"usr/share/x/d/f": 0o644,
+	} {
+		fi, err := os.Stat(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode() & (os.ModePerm | os.ModeSetgid); got != want {
+			t.Errorf("%q: mode %v, want %v", rel, got, want)
 		}
 	}
 }
