@@ -24,8 +24,12 @@ func runClean(ctx context.Context, env *environ, args []string) int {
 	fs.SetOutput(env.stderr)
 	cache := fs.Bool("cache", false, "also remove the action, download and index cache ($XDG_CACHE_HOME/sxb)")
 	outDir := fs.String("output-dir", "", "the output directory (default <workspace>/sxb-out)")
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "usage: sxb clean [--cache] [--output-dir DIR]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailed(env, "clean", err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(env.stderr, "sxb clean: takes no arguments")

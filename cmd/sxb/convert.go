@@ -25,8 +25,12 @@ func runConvert(ctx context.Context, env *environ, args []string) int {
 	fs.SetOutput(env.stderr)
 	write := fs.BoolP("write", "w", false, "write DIR/BUILD.star instead of printing it")
 	profiles := fs.StringSlice("profile", nil, "enable a profile (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "usage: sxb convert [-w] [--profile NAME] [DIR]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailed(env, "convert", err)
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintln(env.stderr, "usage: sxb convert [-w] [--profile NAME] [DIR]")

@@ -29,8 +29,12 @@ func runInspect(ctx context.Context, env *environ, args []string) int {
 	fs.SetOutput(env.stderr)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	certFile := fs.String("certificate", "", "PEM certificate the verity signature must come from")
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "usage: sxb inspect [--json] [--certificate CERT.pem] IMAGE.raw")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailed(env, "inspect", err)
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(env.stderr, "usage: sxb inspect [--json] [--certificate CERT.pem] IMAGE.raw")

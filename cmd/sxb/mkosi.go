@@ -37,14 +37,21 @@ func loadMkosi(env *environ, dir string, profiles []string) (*mkosi.Project, err
 func runMkosi(ctx context.Context, env *environ, args []string) int {
 	if len(args) == 0 || args[0] != "summary" {
 		fmt.Fprintln(env.stderr, "usage: sxb mkosi summary [--json] [--profile NAME] [DIR]")
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+			return exitOK
+		}
 		return exitUsage
 	}
 	fs := pflag.NewFlagSet("mkosi summary", pflag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	asJSON := fs.Bool("json", false, "print the configuration as JSON, in the shape of mkosi --json summary")
 	profiles := fs.StringSlice("profile", nil, "enable a profile (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "usage: sxb mkosi summary [--json] [--profile NAME] [DIR]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args[1:]); err != nil {
-		return exitUsage
+		return parseFailed(env, "mkosi summary", err)
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintln(env.stderr, "usage: sxb mkosi summary [--json] [--profile NAME] [DIR]")

@@ -44,7 +44,7 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 	seedArg := fs.String("seed", "", "UUID every partition UUID is derived from, or \"random\" (default: derived from OUT's name)")
 	arch := fs.String("architecture", "", "systemd architecture of the root/usr partition types (default: this machine's)")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailed(env, "pack", err)
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(env.stderr, "sxb pack: "+format+"\n", a...)
