@@ -92,6 +92,10 @@ type executor struct {
 	pins    map[string][]byte // label -> pin resolved in this build
 	pubMu   sync.Mutex
 	pubDirs map[string]bool
+	// pubSums maps each file this build published to its digest when it
+	// is a cached output placed as is, or "" when it must be hashed
+	// (renamed, rewritten or derived files).
+	pubSums map[string]string
 }
 
 // Build builds targets and everything they depend on.
@@ -108,6 +112,8 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
+	// Targets build in parallel and all of them may explain or warn.
+	opts.Log = &syncWriter{w: opts.Log}
 	labels := make([]rules.Label, len(targets))
 	for i, t := range targets {
 		labels[i] = t.Label
@@ -127,7 +133,7 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 	x := &executor{
 		g: g, opts: opts,
 		cache:   &Cache{Dir: filepath.Join(opts.CacheDir, "actions"), MaxBytes: 50 << 30, MaxAge: 30 * 24 * time.Hour},
-		entries: map[string]*Entry{}, results: map[string]*Result{}, pins: map[string][]byte{}, pubDirs: map[string]bool{},
+		entries: map[string]*Entry{}, results: map[string]*Result{}, pins: map[string][]byte{}, pubDirs: map[string]bool{}, pubSums: map[string]string{},
 	}
 	jobs := map[string]*job{}
 	var list []*job
@@ -394,4 +400,18 @@ func applyTrees(root string, ts []rules.Tree, meta *tree.Meta) error {
 		}
 	}
 	return nil
+}
+
+// syncWriter serializes writes to w: one line written by one target is
+// never interleaved with another's (and a bytes.Buffer given as Log is
+// not raced on).
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

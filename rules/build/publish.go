@@ -149,7 +149,9 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 		}
 		dst := filepath.Join(dir, pub)
 		placed = append(placed, pub)
+		x.notePublished(dst, o.Digest)
 		if t.Publish != nil && o.Name == name+".roothash" {
+			x.notePublished(dst, "")
 			// mkosi's <output>.roothash holds the bare hex digest.
 			b, err := os.ReadFile(e.Path(o.Name))
 			if err != nil {
@@ -175,6 +177,7 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 		outs = append(outs, split...)
 		for _, f := range split {
 			placed = append(placed, filepath.Base(f))
+			x.notePublished(f, "")
 		}
 	}
 	switch {
@@ -213,6 +216,13 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 		if err := place(e.Path("tree.tar"), dst); err != nil {
 			return nil, err
 		}
+		sum := ""
+		for _, o := range e.Outputs {
+			if o.Name == "tree.tar" && !strings.HasSuffix(tarName, ".zst") {
+				sum = o.Digest
+			}
+		}
+		x.notePublished(dst, sum)
 		return []string{dst}, x.publishSymlink(t, dir)
 	}
 	dst := filepath.Join(dir, name)
@@ -410,20 +420,21 @@ func linkTree(src, dst string) error {
 	})
 }
 
+// notePublished records that this build wrote the file dst, with its
+// digest when known ("": to be computed).
+func (x *executor) notePublished(dst, digest string) {
+	x.pubMu.Lock()
+	x.pubSums[dst] = digest
+	x.pubMu.Unlock()
+}
+
 // writeChecksums refreshes SHA256SUMS in every output directory this build
-// published to. Digests of files the cache recorded are reused; others are
-// computed.
+// published to. Digests the cache recorded for files this build placed are
+// reused, as are the old file's lines for files it did not touch; files it
+// wrote otherwise are hashed. (Digests used to be looked up by cache output
+// name: a base published as <name>.tar kept the line of the previous
+// build's tar.)
 func (x *executor) writeChecksums() error {
-	known := map[string]string{}
-	x.mu.Lock()
-	for _, e := range x.entries {
-		for _, o := range e.Outputs {
-			if !o.Dir {
-				known[o.Name] = o.Digest
-			}
-		}
-	}
-	x.mu.Unlock()
 	x.pubMu.Lock()
 	defer x.pubMu.Unlock()
 	for dir := range x.pubDirs {
@@ -449,8 +460,8 @@ func (x *executor) writeChecksums() error {
 			if !d.Type().IsRegular() || strings.HasPrefix(n, ".") || n == "SHA256SUMS" || strings.HasSuffix(n, ".meta.json") {
 				continue
 			}
-			sum := known[n]
-			if sum == "" {
+			sum, ours := x.pubSums[filepath.Join(dir, n)]
+			if !ours {
 				sum = old[n]
 			}
 			if sum == "" {

@@ -95,7 +95,7 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 	b := t.Base
 	rep := x.reporter(t)
 	root := filepath.Join(st.Out(), "tree")
-	if err := os.Mkdir(root, 0o755); err != nil {
+	if err := mkdirRoot(root); err != nil {
 		return nil, err
 	}
 	meta := tree.NewMeta()
@@ -257,7 +257,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 		return nil, err
 	}
 	root := filepath.Join(work, "root")
-	if err := os.Mkdir(root, 0o755); err != nil {
+	if err := mkdirRoot(root); err != nil {
 		return nil, err
 	}
 	meta := tree.NewMeta()
@@ -381,11 +381,15 @@ func (x *executor) writeRelease(root, relPath string, meta *tree.Meta, ext *rule
 	if relFull, err = tree.Resolve(root, relPath); err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(filepath.Dir(relFull), 0o755); err != nil {
+	if err := tree.MkdirAll(filepath.Dir(relFull)); err != nil {
 		return "", err
 	}
 	os.Remove(relFull)
 	if err := os.WriteFile(relFull, []byte(release), 0o644); err != nil {
+		return "", err
+	}
+	// WriteFile applied the builder's umask.
+	if err := os.Chmod(relFull, 0o644); err != nil {
 		return "", err
 	}
 	meta.Delete(relPath)
@@ -417,4 +421,13 @@ func seedFor(output string) [16]byte {
 	s[6] = s[6]&0x0f | 0x40
 	s[8] = s[8]&0x3f | 0x80
 	return s
+}
+
+// mkdirRoot creates the root directory of a tree with mode 0755, whatever
+// the builder's umask (the root's mode is the image's root inode mode).
+func mkdirRoot(root string) error {
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(root, 0o755)
 }

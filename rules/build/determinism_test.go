@@ -1,0 +1,87 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestChecksumsOfRepublishedTar: SHA256SUMS lists the digest of the tar a
+// base publishes now, not the line of the previous build's tar (digests
+// were looked up by cache output name, "tree.tar", and the old line of
+// "base.tar" was kept).
+func TestChecksumsOfRepublishedTar(t *testing.T) {
+	RegisterInstaller(&fakeInstaller{}, "fake")
+	RegisterImageWriter(listingWriter)
+	ws := t.TempDir()
+	os.MkdirAll(filepath.Join(ws, "img/etc-tree/etc/app"), 0o755)
+	cache := t.TempDir()
+	out := filepath.Join(ws, "sxb-out/img")
+	for _, pkgs := range [][]string{{"base-files", "libc"}, {"base-files", "libc", "zlib"}} {
+		g := testGraph(ws, nil)
+		b := g.Targets["//img:base"].Base
+		b.Output, b.Packages = "tar", pkgs
+		var log bytes.Buffer
+		if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: cache, Jobs: 2, Log: &log}); err != nil {
+			t.Fatalf("build: %v\n%s", err, log.String())
+		}
+		sums, err := os.ReadFile(filepath.Join(out, "SHA256SUMS"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(sums)), "\n") {
+			sum, name, _ := strings.Cut(l, "  ")
+			c, err := os.ReadFile(filepath.Join(out, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := sha256.Sum256(c); hex.EncodeToString(d[:]) != sum {
+				t.Errorf("packages %v: SHA256SUMS line %q does not match %s", pkgs, l, name)
+			}
+		}
+		if !strings.Contains(string(sums), "  base.tar\n") {
+			t.Errorf("SHA256SUMS lacks base.tar:\n%s", sums)
+		}
+	}
+}
+
+// TestUmaskDoesNotReachImages: files and directories sxb itself creates in
+// a tree (tree roots, extension-release) have the same modes whatever the
+// builder's umask.
+func TestUmaskDoesNotReachImages(t *testing.T) {
+	RegisterInstaller(&fakeInstaller{}, "fake")
+	RegisterImageWriter(listingWriter)
+	ws := t.TempDir()
+	os.MkdirAll(filepath.Join(ws, "img/etc-tree/etc/app"), 0o755)
+	os.WriteFile(filepath.Join(ws, "img/etc-tree/etc/app/app.conf"), []byte("x=1\n"), 0o644)
+	old := syscall.Umask(0o077)
+	g := testGraph(ws, []string{"jq"})
+	var log bytes.Buffer
+	_, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Jobs: 2, Log: &log})
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, log.String())
+	}
+	for _, c := range []struct{ file, want string }{
+		{"tool_2.0.raw", " dir 755\n"},
+		{"tool_2.0.raw", "\nusr/lib/extension-release.d dir 755\n"},
+		{"tool_2.0.raw", "\nusr/lib/extension-release.d/extension-release.tool file 644\n"},
+		{"conf.raw", " dir 755\n"},
+		{"conf.raw", "\netc/extension-release.d dir 755\n"},
+		{"conf.raw", "\netc/extension-release.d/extension-release.conf file 644\n"},
+	} {
+		b, err := os.ReadFile(filepath.Join(ws, "sxb-out/img", c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(c.want, "\n") && !strings.HasPrefix(string(b), c.want) || !strings.Contains(string(b), c.want) {
+			t.Errorf("%s lacks %q:\n%s", c.file, c.want, b)
+		}
+	}
+}
