@@ -88,7 +88,7 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 	if err != nil {
 		return fmt.Errorf("installing rpm packages: %w", err)
 	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	if err := tree.MkdirAll(root); err != nil {
 		return fmt.Errorf("installing rpm packages: %w", err)
 	}
 	var inst []InstalledPackage
@@ -376,7 +376,8 @@ func prepare(root, rel string) (host, resolved string, err error) {
 		return "", "", fmt.Errorf("placing %s: resolves to the root", rel)
 	}
 	host = filepath.Join(root, filepath.FromSlash(resolved))
-	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+	// Parents no package lists get 0755 whatever the builder's umask.
+	if err := tree.MkdirAll(filepath.Dir(host)); err != nil {
 		return "", "", fmt.Errorf("placing %s: %w", rel, err)
 	}
 	return host, resolved, nil

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
@@ -169,7 +170,12 @@ func TestInstallReproducible(t *testing.T) {
 	for i := range metas {
 		root := filepath.Join(t.TempDir(), "root")
 		meta := tree.NewMeta()
-		if err := Install(ctx, plan, root, meta, InstallOptions{Parallel: 1 + i}); err != nil {
+		// The second install runs with umask 077: directories Install
+		// creates implicitly were 0700 then.
+		old := syscall.Umask(0o022 + 0o055*i)
+		err := Install(ctx, plan, root, meta, InstallOptions{Parallel: 1 + i})
+		syscall.Umask(old)
+		if err != nil {
 			t.Fatal(err)
 		}
 		mp := filepath.Join(t.TempDir(), "meta.json")
@@ -194,7 +200,12 @@ func TestInstallReproducible(t *testing.T) {
 	if !bytes.Equal(metas[0], metas[1]) {
 		t.Error("metadata differs between two installs")
 	}
-	if fmt.Sprint(trees[0]) != fmt.Sprint(trees[1]) {
+	for p, a := range trees[0] {
+		if b := trees[1][p]; a != b {
+			t.Errorf("trees differ between two installs at %q: %.200s / %.200s", p, a, b)
+		}
+	}
+	if len(trees[0]) != len(trees[1]) {
 		t.Error("trees differ between two installs")
 	}
 	if len(trees[0]) < 20 {

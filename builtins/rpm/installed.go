@@ -96,6 +96,10 @@ func writeInstalled(root string, pkgs []InstalledPackage) error {
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				return fmt.Errorf("writing installed packages: %w", err)
 			}
+			// Not the builder's umask.
+			if err := os.Chmod(dir, 0o755); err != nil {
+				return fmt.Errorf("writing installed packages: %w", err)
+			}
 		case err != nil:
 			return fmt.Errorf("writing installed packages: %w", err)
 		case !fi.IsDir():
