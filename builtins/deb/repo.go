@@ -118,6 +118,10 @@ func fetchRelease(ctx context.Context, f *fetch.Fetcher, src source, kr openpgp.
 		if errors.Is(err, fetch.ErrNotFound) && src.optional {
 			return nil, nil
 		}
+		if errors.Is(err, fetch.ErrNotFound) {
+			return nil, fmt.Errorf("suite %q not found at %s (neither dists/%s/InRelease nor Release exists): check the release name and the mirror: %w",
+				src.suite, src.base, src.suite, err)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,28 @@
+package deb
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sxb-build/sxb/builtins/fetch"
+)
+
+// A misspelt release (no InRelease, no Release) is named as such, with a
+// hint, rather than as a bare "not found" of one URL.
+func TestResolveUnknownSuite(t *testing.T) {
+	r := buildRepo(t, "fix", fixturePkgs)
+	req := r.request(t, "fxi", "app")
+	_, err := Resolve(context.Background(), req)
+	if err == nil {
+		t.Fatal("resolving against a missing suite succeeded")
+	}
+	want := `suite "fxi" not found at file://` + r.dir + ` (neither dists/fxi/InRelease nor Release exists): check the release name and the mirror`
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q\ndoes not contain %q", err, want)
+	}
+	if !errors.Is(err, fetch.ErrNotFound) {
+		t.Errorf("error %v does not wrap fetch.ErrNotFound", err)
+	}
+}
