@@ -71,7 +71,9 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rul
 		}
 	}
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
+		// After Ctrl-C, a step may fail with its own error (a download
+		// cut short reads as a truncated archive): the cause is the interrupt.
+		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 			fmt.Fprintln(env.stderr, "sxb build: interrupted")
 			return exitError
 		}
