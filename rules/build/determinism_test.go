@@ -10,6 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestChecksumsOfRepublishedTar: SHA256SUMS lists the digest of the tar a
@@ -82,6 +85,38 @@ func TestUmaskDoesNotReachImages(t *testing.T) {
 		}
 		if !strings.HasPrefix(c.want, "\n") && !strings.HasPrefix(string(b), c.want) || !strings.Contains(string(b), c.want) {
 			t.Errorf("%s lacks %q:\n%s", c.file, c.want, b)
+		}
+	}
+}
+
+// TestLinkTreeKeepsTimes: a base published as a directory has the
+// directory and symlink times of the cache entry, not the time of
+// publishing.
+func TestLinkTreeKeepsTimes(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(filepath.Join(src, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(src, "usr/bin/tool"), []byte("x"), 0o755)
+	if err := os.Symlink("usr/bin", filepath.Join(src, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	when := time.Unix(1600000000, 0)
+	for _, p := range []string{"bin", "usr/bin/tool", "usr/bin", "usr", ""} {
+		ts := unix.NsecToTimespec(when.UnixNano())
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(src, p), []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	if err := linkTree(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"", "usr", "usr/bin", "usr/bin/tool", "bin"} {
+		fi, err := os.Lstat(filepath.Join(dst, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.ModTime().Equal(when) {
+			t.Errorf("%q: mtime %v, want %v", p, fi.ModTime(), when)
 		}
 	}
 }

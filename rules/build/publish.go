@@ -20,6 +20,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/rules"
+	"golang.org/x/sys/unix"
 )
 
 // lockDir takes an exclusive lock on dir for the whole build, so that two
@@ -391,8 +392,16 @@ func placeZstd(src, dst string) error {
 }
 
 // linkTree recreates the directory src at dst with hard links for files.
+// Directories and symlinks, which are made anew, get the modification
+// times they have in src (they had the time of publishing, so a published
+// tree loaded without SOURCE_DATE_EPOCH differed from build to build).
 func linkTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+	type dirTime struct {
+		path string
+		t    time.Time
+	}
+	var dirs []dirTime
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -407,17 +416,32 @@ func linkTree(src, dst string) error {
 			if err := os.Mkdir(target, 0o755); err != nil {
 				return err
 			}
+			dirs = append(dirs, dirTime{target, fi.ModTime()})
 			return os.Chmod(target, fi.Mode().Perm()|fi.Mode()&(fs.ModeSetgid|fs.ModeSticky))
 		case fi.Mode()&fs.ModeSymlink != 0:
 			l, err := os.Readlink(p)
 			if err != nil {
 				return err
 			}
-			return os.Symlink(l, target)
+			if err := os.Symlink(l, target); err != nil {
+				return err
+			}
+			ts := unix.NsecToTimespec(fi.ModTime().UnixNano())
+			return unix.UtimesNanoAt(unix.AT_FDCWD, target, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
 		default:
 			return os.Link(p, target)
 		}
 	})
+	if err != nil {
+		return err
+	}
+	// Children first: creating an entry changes its directory's time.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := os.Chtimes(dirs[i].path, dirs[i].t, dirs[i].t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // notePublished records that this build wrote the file dst, with its
