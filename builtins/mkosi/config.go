@@ -7,9 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
+	"unicode"
 
 	"github.com/sxb-build/sxb/internal/diag"
 )
@@ -644,6 +646,7 @@ func (c *pctx) parseFile(path string) error {
 	if err != nil {
 		return err
 	}
+	c.warnUnknownSections(path, data)
 	for _, e := range entries {
 		if e.End() {
 			continue
@@ -891,4 +894,66 @@ func (l *loader) systemdVersion() (string, error) {
 		return "", fmt.Errorf("unexpected systemctl --version output")
 	}
 	return f[1], nil
+}
+
+// warnUnknownSections warns about section headers mkosi does not know: like
+// mkosi, their settings are skipped, which a misspelt [Content] would
+// otherwise do silently.
+func (c *pctx) warnUnknownSections(path string, data []byte) {
+	var known []string
+	for s := range sectionsKnown {
+		known = append(known, s)
+	}
+	for s := range matchSections {
+		known = append(known, s)
+	}
+	for s := range assertSections {
+		known = append(known, s)
+	}
+	sort.Strings(known)
+	for i, line := range splitLines(string(data)) {
+		if c := strings.IndexByte(line, '#'); c >= 0 {
+			line = line[:c]
+		}
+		t := strings.TrimSpace(line)
+		if len(t) < 3 || t[0] != '[' || t[len(t)-1] != ']' || unicode.IsSpace(rune(line[0])) {
+			continue
+		}
+		name := strings.TrimSpace(t[1 : len(t)-1])
+		if slices.Contains(known, name) {
+			continue
+		}
+		msg := fmt.Sprintf("unknown section [%s]: its settings are ignored", name)
+		best, bestD := "", 3
+		for _, k := range known {
+			if d := editDistance(strings.ToLower(name), strings.ToLower(k)); d < bestD {
+				best, bestD = k, d
+			}
+		}
+		if best != "" {
+			msg += fmt.Sprintf(" (did you mean [%s]?)", best)
+		}
+		c.warn(diag.Warnf(diag.Pos{File: path, Line: i + 1, Col: strings.Index(line, "[") + 1}, "%s", msg))
+	}
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

@@ -409,6 +409,7 @@ Profile=old
 		got = append(got, w.Pos.String()[len(dir)+1:]+" "+w.Msg)
 	}
 	eq(t, "warnings", got, []string{
+		"mkosi.conf:6:1 unknown section [Whatever]: its settings are ignored",
 		"mkosi.conf:3:1 setting ImageId should be configured in [Output], not [Content]",
 		"mkosi.conf:4:1 unknown setting packages",
 		"mkosi.conf:5:1 unknown setting Bogus",
