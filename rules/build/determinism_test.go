@@ -120,3 +120,27 @@ func TestLinkTreeKeepsTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceFileTwiceLeavesNoTemporary: publishing an output that is
+// already in place (same inode: rename(2) does nothing) leaves nothing
+// behind.
+func TestPlaceFileTwiceLeavesNoTemporary(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "entry.raw")
+	os.WriteFile(src, []byte("img"), 0o644)
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	for i := 0; i < 2; i++ {
+		if err := placeFile(src, filepath.Join(out, "x.raw")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, _ := os.ReadDir(out)
+	if len(ents) != 1 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("output directory holds %v, want only x.raw", names)
+	}
+}

@@ -85,11 +85,11 @@ func placeFile(src, dst string) error {
 			return err
 		}
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	err := os.Rename(tmp, dst)
+	// When dst is already a link to src, rename does nothing and leaves
+	// tmp (republishing an unchanged output left .<name>.tmp-* files).
+	os.Remove(tmp)
+	return err
 }
 
 func placeSymlink(target, dst string) error {
