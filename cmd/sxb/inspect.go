@@ -52,6 +52,14 @@ func runInspect(ctx context.Context, env *environ, args []string) int {
 			return exitError
 		}
 	}
+	if fi, err := os.Stat(packAbs(env, fs.Arg(0))); err == nil && (fi.IsDir() || fi.Size() == 0) {
+		what := "is a directory"
+		if !fi.IsDir() {
+			what = "is empty"
+		}
+		diag.RenderError(env.stderr, fmt.Errorf("inspecting image: %s %s, not a disk image (.raw) file", fs.Arg(0), what), color)
+		return exitError
+	}
 	rep, err := inspect.Inspect(packAbs(env, fs.Arg(0)), opts)
 	if err != nil {
 		diag.RenderError(env.stderr, err, color)

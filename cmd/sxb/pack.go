@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -113,6 +114,15 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 	if os.Getenv("SOURCE_DATE_EPOCH") != "" {
 		topts.Epoch = epoch
 	}
+	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			err = fmt.Errorf("TREE %s is not a directory", src)
+		}
+		return fail(err)
+	}
+	if fi, err := os.Stat(filepath.Dir(out)); err != nil || !fi.IsDir() {
+		return fail(fmt.Errorf("%s: the output's directory %s does not exist", out, filepath.Dir(out)))
+	}
 	root, err := tree.LoadDir(src, topts)
 	if err != nil {
 		return fail(err)
@@ -123,7 +133,7 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 		Partitions: parts, Seed: seed, Epoch: epoch,
 	})
 	if err != nil {
-		return fail(fmt.Errorf("sxb pack: %w", err))
+		return fail(err)
 	}
 	rootHashFile := ""
 	if res.RootHash != nil {
