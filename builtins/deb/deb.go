@@ -232,7 +232,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 		if !ok {
 			cands := s.candidates(Dep{Name: name})
 			if len(cands) == 0 {
-				return nil, &UnsatisfiableError{Chain: []string{name}, Reason: "not found in " + u.where}
+				return nil, &UnsatisfiableError{Chain: []string{name}, Reason: "not found in " + u.where + u.suggest(name)}
 			}
 			if len(cands) > 1 {
 				var names []string

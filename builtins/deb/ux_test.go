@@ -26,3 +26,17 @@ func TestResolveUnknownSuite(t *testing.T) {
 		t.Errorf("error %v does not wrap fetch.ErrNotFound", err)
 	}
 }
+
+// A misspelt package name gets the nearest existing name as a hint; a name
+// nothing resembles gets none.
+func TestResolveSuggestsName(t *testing.T) {
+	r := buildRepo(t, "fix", fixturePkgs)
+	_, err := Resolve(context.Background(), r.request(t, "fix", "jqq"))
+	if err == nil || !strings.HasSuffix(err.Error(), `amd64 (did you mean "jq"?)`) {
+		t.Errorf("error %v: want a hint at jq", err)
+	}
+	_, err = Resolve(context.Background(), r.request(t, "fix", "zzzzzzzzzz"))
+	if err == nil || !strings.Contains(err.Error(), "zzzzzzzzzz -> not found in") || strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("error %v: want not found, without a hint", err)
+	}
+}
