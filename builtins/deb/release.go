@@ -14,6 +14,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
+	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
@@ -162,7 +163,7 @@ func verifyInRelease(data []byte, kr openpgp.EntityList, now time.Time) ([]byte,
 		return nil, fmt.Errorf("InRelease has data after the signature: %w", ErrSignature)
 	}
 	if _, err := block.VerifySignature(kr, &packet.Config{Time: func() time.Time { return now }}); err != nil {
-		return nil, fmt.Errorf("InRelease: %v: %w", err, ErrSignature)
+		return nil, fmt.Errorf("%s: %w", signatureProblem(err), ErrSignature)
 	}
 	return block.Plaintext, nil
 }
@@ -177,7 +178,16 @@ func verifyDetached(text, sig []byte, kr openpgp.EntityList, now time.Time) erro
 		_, err = openpgp.CheckDetachedSignature(kr, bytes.NewReader(text), bytes.NewReader(sig), cfg)
 	}
 	if err != nil {
-		return fmt.Errorf("Release.gpg: %v: %w", err, ErrSignature)
+		return fmt.Errorf("Release.gpg: %s: %w", signatureProblem(err), ErrSignature)
 	}
 	return nil
+}
+
+// signatureProblem words a signature check failure for the user: a
+// signature by a key the keyring lacks usually means a wrong keyring.
+func signatureProblem(err error) string {
+	if errors.Is(err, pgperrors.ErrUnknownIssuer) {
+		return "signed by a key that is not in the keyring (is keyring the archive's key?)"
+	}
+	return fmt.Sprintf("bad signature: %v", err)
 }

@@ -40,3 +40,16 @@ func TestResolveSuggestsName(t *testing.T) {
 		t.Errorf("error %v: want not found, without a hint", err)
 	}
 }
+
+// Metadata signed by a key the keyring lacks says that the keyring is the
+// likely problem.
+func TestResolveWrongKeyring(t *testing.T) {
+	r := buildRepo(t, "fix", fixturePkgs)
+	_, other := newGPG(t, "other@example.org")
+	req := r.request(t, "fix", "app")
+	req.Keyring = other
+	_, err := Resolve(context.Background(), req)
+	if !errors.Is(err, ErrSignature) || !strings.Contains(err.Error(), "/InRelease: signed by a key that is not in the keyring (is keyring the archive's key?)") {
+		t.Errorf("error %v: want a signature error naming the keyring", err)
+	}
+}
