@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 
@@ -53,6 +54,16 @@ type root struct {
 	// links, dpkg database, /etc/passwd); they get the newest payload
 	// mtime so the tree is reproducible.
 	made []string
+	// links are the hard links of all packages, made once every package
+	// is unpacked (see finishLinks).
+	links []hardLink
+}
+
+// hardLink is a hard link entry of a package: res (owned by package idx)
+// becomes a link to whatever the tree finally has at src.
+type hardLink struct {
+	idx      int
+	res, src string
 }
 
 type dirMd struct {
@@ -560,6 +571,17 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 	if resParent != "" {
 		res = resParent + "/" + base
 	}
+	// A hard link may only name a path listed before it in the same
+	// payload, whether or not this package got to own that path.
+	var linkSrc string
+	if h.Typeflag == tar.TypeLink {
+		src, _ := tree.CleanRel(h.Linkname)
+		var ok bool
+		if linkSrc, ok = written[src]; !ok {
+			return fmt.Errorf("refusing hard link to %q, which this package did not unpack before", h.Linkname)
+		}
+	}
+	written[rel] = res
 	// Of two packages shipping a path, the one that Replaces the other
 	// owns it, else the later in plan order; the decision is taken under
 	// the lock so parallel unpacking is deterministic.
@@ -569,6 +591,14 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 		return nil
 	}
 	r.claims[res] = idx
+	if h.Typeflag == tar.TypeLink {
+		// Linking now would give the content of whichever package had
+		// written the source so far (or fail when another package owns
+		// it): links are made once all packages are unpacked.
+		r.links = append(r.links, hardLink{idx: idx, res: res, src: linkSrc})
+		r.mu.Unlock()
+		return nil
+	}
 	r.mu.Unlock()
 	pfd, err := dc.get(r, orDot(resParent))
 	if err != nil {
@@ -624,24 +654,6 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 			}
 			ts := unix.NsecToTimespec(h.ModTime.UnixNano())
 			unix.UtimesNanoAt(pfd, name, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
-		case tar.TypeLink:
-			src, _ := tree.CleanRel(h.Linkname)
-			srcRes, ok := written[src]
-			if !ok {
-				return fmt.Errorf("refusing hard link to %q, which this package did not unpack before", h.Linkname)
-			}
-			sfd, err := r.openDir(orDot(path.Dir(srcRes)))
-			if err != nil {
-				return err
-			}
-			err = unix.Linkat(sfd, path.Base(srcRes), pfd, name, 0)
-			unix.Close(sfd)
-			if err != nil {
-				return err
-			}
-			if o, ok := r.meta.Get(srcRes); ok {
-				ov = o
-			}
 		default:
 			return fmt.Errorf("unsupported tar entry type %q", h.Typeflag)
 		}
@@ -681,7 +693,6 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 			ov.GID = tree.Ptr(uint32(h.Gid))
 		}
 	}
-	written[rel] = res
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.claims[res] != idx {
@@ -708,8 +719,62 @@ func orDot(s string) string {
 	return s
 }
 
+// finishLinks makes the hard links of all packages, in plan order, each
+// to what the tree has at its source once every package is unpacked, with
+// the source's metadata. Made as they were met, they linked to the file of
+// whichever package had unpacked the source so far, or failed when another
+// package owned it: the result depended on unpacking order.
+func (r *root) finishLinks() error {
+	links := r.links
+	r.links = nil
+	sort.SliceStable(links, func(a, b int) bool { return links[a].idx < links[b].idx })
+	for _, l := range links {
+		if r.claims[l.res] != l.idx {
+			continue // a later hard link or file took the path
+		}
+		pfd, err := r.openDir(orDot(path.Dir(l.res)))
+		if err != nil {
+			return fmt.Errorf("%s: %w", l.res, err)
+		}
+		sfd, err := r.openDir(orDot(path.Dir(l.src)))
+		if err != nil {
+			unix.Close(pfd)
+			return fmt.Errorf("%s: %w", l.res, err)
+		}
+		name := path.Base(l.res)
+		tmp := tmpName()
+		err = unix.Linkat(sfd, path.Base(l.src), pfd, tmp, 0)
+		if err == nil {
+			if err = unix.Renameat(pfd, tmp, pfd, name); err != nil {
+				unix.Unlinkat(pfd, tmp, 0)
+				if err == unix.EISDIR || err == unix.ENOTEMPTY || err == unix.EEXIST || err == unix.ENOTDIR {
+					err = fmt.Errorf("cannot replace the directory %s", l.res)
+				}
+			} else {
+				// Renaming onto another link of the same inode does
+				// nothing.
+				unix.Unlinkat(pfd, tmp, 0)
+			}
+		}
+		unix.Close(pfd)
+		unix.Close(sfd)
+		if err != nil {
+			return fmt.Errorf("hard link %s to %s: %w", l.res, l.src, err)
+		}
+		if o, ok := r.meta.Get(l.src); ok {
+			r.meta.Set(l.res, o)
+		} else {
+			r.meta.Delete(l.res)
+		}
+	}
+	return nil
+}
+
 // finishDirs applies directory modes, owners and mtimes.
 func (r *root) finishDirs(defaultTime int64) error {
+	if err := r.finishLinks(); err != nil {
+		return err
+	}
 	for res, d := range r.dirs {
 		perm := uint32(d.mode&0o777) | 0o700
 		if err := unix.Fchmodat(r.fd, res, perm, 0); err != nil {

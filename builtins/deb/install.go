@@ -91,6 +91,9 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if err := r.pipeline(ctx, plan, cacheDir, opts, progress); err != nil {
 		return err
 	}
+	if err := r.finishLinks(); err != nil {
+		return fmt.Errorf("installing packages: %w", err)
+	}
 	results := r.results
 	var maxTime int64
 	for _, u := range results {
