@@ -319,8 +319,15 @@ func (a *args) str(k, def string) (string, error) {
 		arch, ok := NormalizeArch(string(s))
 		if !ok {
 			msg := fmt.Sprintf("unknown architecture %q", string(s))
-			if n := nearest(string(s), Architectures); n != "" {
+			names := slices.Clone(Architectures)
+			for alias := range archAliases {
+				names = append(names, alias)
+			}
+			slices.Sort(names)
+			if n := nearest(string(s), names); n != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", n)
+			} else {
+				msg += fmt.Sprintf(" (want a systemd architecture name such as %q or %q, or an alias such as %q)", "x86-64", "arm64", "amd64")
 			}
 			return "", a.errf(k, "%s", msg)
 		}
