@@ -8,7 +8,7 @@ import "fmt"
 func (u *universe) suggest(name string) string {
 	best, bestD := "", 3
 	for n := range u.byName {
-		if abs(len(n)-len(name)) >= bestD {
+		if abs(len(n)-len(name)) > bestD {
 			continue
 		}
 		d := editDistance(name, n)

@@ -53,3 +53,20 @@ func TestResolveWrongKeyring(t *testing.T) {
 		t.Errorf("error %v: want a signature error naming the keyring", err)
 	}
 }
+
+// Ties go to the first name in order, whatever the map order: jqp is as
+// near to jqq as jq is, and jq (shorter) must not be skipped.
+func TestSuggestTies(t *testing.T) {
+	u := &universe{byName: map[string][]int{}}
+	for _, n := range []string{"jqp", "jq", "jo", "libjq1", "jshon", "gojq", "jp", "jqq2"} {
+		u.byName[n] = nil
+	}
+	for i := 0; i < 50; i++ {
+		if got := u.suggest("jqq"); got != ` (did you mean "jq"?)` {
+			t.Fatalf("suggest(jqq) = %q, want jq", got)
+		}
+	}
+	if got := u.suggest("zzzzzzzz"); got != "" {
+		t.Errorf("suggest(zzzzzzzz) = %q, want none", got)
+	}
+}
