@@ -358,6 +358,9 @@ func applyTrees(root string, ts []rules.Tree, meta *tree.Meta) error {
 			return fmt.Errorf("tree %s: %w", t.Source, err)
 		}
 		if !fi.IsDir() {
+			if t.Target == "/" {
+				return fmt.Errorf("tree %s is a file: say where it goes in the image (\"SRC:/path/in/image\")", t.Source)
+			}
 			dst, err := tree.Resolve(root, t.Target)
 			if err != nil {
 				return err
