@@ -368,7 +368,7 @@ func (x *executor) writeRelease(root, relPath string, meta *tree.Meta, ext *rule
 	}
 	if base == nil {
 		if _, ok := given.Get("ID"); !ok {
-			return "", fmt.Errorf("an extension without base needs extension_release with ID (for example {\"ID\": \"_any\"})")
+			return "", fmt.Errorf("an extension without base needs extension_release with ID (for example {\"ID\": \"_any\"}); in an mkosi project: BaseTrees=, or an extension-release file in ExtraTrees=")
 		}
 	}
 	release, err := extension.Release(extension.ReleaseInput{
