@@ -31,8 +31,9 @@ func (e *Entry) End() bool { return e.Key == "" && e.Value == "" }
 // keys to append, resets lists with an empty "Key=", continues values on
 // indented lines and is case-sensitive, and every entry needs its
 // file:line for diagnostics and its comments for `sxb convert`; ini.v1
-// merges duplicate keys and keeps neither.) The rules: the common indentation is removed, "#" starts a
-// comment anywhere on a line, an indented line continues the open value,
+// merges duplicate keys and keeps neither.) The rules: the common
+// indentation is removed, "#" starts a comment anywhere on a line, an
+// indented line continues the open value,
 // and every section is closed by an End entry. keep decides which sections
 // are read; lines of other sections are skipped without checks.
 func ParseINI(file string, data []byte, keep func(section string) bool) ([]Entry, error) {
