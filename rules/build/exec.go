@@ -149,7 +149,7 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 			err := x.buildTarget(ctx, t)
 			how := "built"
 			if r := x.result(t.Label.String()); r != nil && r.Cached {
-				how = "cached"
+				how = "up to date"
 			}
 			opts.Progress.Finish(t.Label.String(), how, err)
 			if err != nil {

@@ -1,6 +1,8 @@
 package build
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -92,6 +94,8 @@ func (p *progress) Finish(label, how string, err error) {
 	p.clear()
 	el := time.Since(p.start).Seconds()
 	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(p.w, "[%d/%d] %s %s %s\n", p.done, p.total, label, p.red.Sprint("interrupted"), p.dim.Sprintf("(%.1fs)", el))
 	case err != nil:
 		fmt.Fprintf(p.w, "[%d/%d] %s %s %s\n", p.done, p.total, label, p.red.Sprint("FAILED"), p.dim.Sprintf("(%.1fs)", el))
 	default:
