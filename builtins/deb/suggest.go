@@ -1,6 +1,10 @@
 package deb
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/sxb-build/sxb/internal/suggest"
+)
 
 // suggest returns " (did you mean "x"?)" for the package name of the
 // universe nearest to a requested name that does not exist (at most two
@@ -11,7 +15,7 @@ func (u *universe) suggest(name string) string {
 		if abs(len(n)-len(name)) > bestD {
 			continue
 		}
-		d := editDistance(name, n)
+		d := suggest.Levenshtein(name, n)
 		if d < bestD || d == bestD && n < best {
 			best, bestD = n, d
 		}
@@ -27,25 +31,4 @@ func abs(n int) int {
 		return -n
 	}
 	return n
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

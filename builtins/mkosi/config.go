@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/internal/suggest"
 )
 
 // maxDepth bounds nesting of directories and includes (symlink loops).
@@ -926,7 +927,7 @@ func (c *pctx) warnUnknownSections(path string, data []byte) {
 		msg := fmt.Sprintf("unknown section [%s]: its settings are ignored", name)
 		best, bestD := "", 3
 		for _, k := range known {
-			if d := editDistance(strings.ToLower(name), strings.ToLower(k)); d < bestD {
+			if d := suggest.Levenshtein(strings.ToLower(name), strings.ToLower(k)); d < bestD {
 				best, bestD = k, d
 			}
 		}
@@ -935,25 +936,4 @@ func (c *pctx) warnUnknownSections(path string, data []byte) {
 		}
 		c.warn(diag.Warnf(diag.Pos{File: path, Line: i + 1, Col: strings.Index(line, "[") + 1}, "%s", msg))
 	}
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

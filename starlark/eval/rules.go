@@ -14,6 +14,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/internal/suggest"
 	"github.com/sxb-build/sxb/rules"
 	"github.com/sxb-build/sxb/starlark/label"
 )
@@ -1086,7 +1087,7 @@ func (l *loader) evalMkosiPackage(ps *pkgState) error {
 func nearest(s string, candidates []string) string {
 	best, bestD := "", len(s)/2+2
 	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD {
+		if d := suggest.WithTranspositions(s, c); d < bestD {
 			best, bestD = c, d
 		}
 	}
@@ -1094,30 +1095,6 @@ func nearest(s string, candidates []string) string {
 		return ""
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1) // transposition
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
 }
 
 // userFrames drops built-in frames from a call stack.

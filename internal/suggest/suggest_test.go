@@ -1,0 +1,24 @@
+package suggest
+
+import "testing"
+
+func TestDistances(t *testing.T) {
+	for _, c := range []struct {
+		a, b       string
+		lev, trans int
+	}{
+		{"", "", 0, 0},
+		{"jq", "jqq", 1, 1},
+		{"pakcages", "packages", 2, 1},
+		{"bookwrom", "bookworm", 2, 1},
+		{"kitten", "sitting", 3, 3},
+		{"abc", "", 3, 3},
+	} {
+		if got := Levenshtein(c.a, c.b); got != c.lev {
+			t.Errorf("Levenshtein(%q, %q) = %d, want %d", c.a, c.b, got, c.lev)
+		}
+		if got := WithTranspositions(c.a, c.b); got != c.trans {
+			t.Errorf("WithTranspositions(%q, %q) = %d, want %d", c.a, c.b, got, c.trans)
+		}
+	}
+}
