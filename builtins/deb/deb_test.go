@@ -280,11 +280,11 @@ func TestInstallFixture(t *testing.T) {
 	if plan1b.Key() != plan.Key() {
 		t.Errorf("plan key not stable")
 	}
-	lockFile := filepath.Join(t.TempDir(), "sxb.lock")
-	if err := LockOf(plan).Write(lockFile); err != nil {
+	lockBytes, err := LockOf(plan).Marshal()
+	if err != nil {
 		t.Fatal(err)
 	}
-	lock, err := ReadLock(lockFile)
+	lock, err := ParseLock(lockBytes, "sxb.lock")
 	if err != nil {
 		t.Fatal(err)
 	}

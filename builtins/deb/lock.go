@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
-
-	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
 // Lock pins the packages of a plan: exact versions, URLs, sizes and
@@ -16,7 +13,7 @@ import (
 // index; when the archive no longer serves a locked file the build fails
 // and names it.
 //
-// On disk a lock is JSON (Write/ReadLock):
+// On disk a lock is JSON (Marshal/ParseLock):
 //
 //	{
 //	  "version": 1,
@@ -57,18 +54,6 @@ func (l *Lock) Marshal() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Write saves l to path atomically.
-func (l *Lock) Write(path string) error {
-	b, err := l.Marshal()
-	if err != nil {
-		return fmt.Errorf("writing lock: %w", err)
-	}
-	if err := atomicfile.Write(path, b, 0o644); err != nil {
-		return fmt.Errorf("writing lock: %w", err)
-	}
-	return nil
-}
-
 // ParseLock reads the on-disk form of a lock; name is used in errors.
 func ParseLock(b []byte, name string) (*Lock, error) {
 	var l Lock
@@ -91,15 +76,6 @@ func ParseLock(b []byte, name string) (*Lock, error) {
 		seen[p.Name] = true
 	}
 	return &l, nil
-}
-
-// ReadLock reads a lock file written by Write.
-func ReadLock(path string) (*Lock, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading lock: %w", err)
-	}
-	return ParseLock(b, path)
 }
 
 // planFromLock builds the plan a lock pins, after checking it covers the

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
-
-	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
 // Lock pins the packages of a plan: exact EVRs, URLs, sizes and SHA-256.
@@ -15,7 +12,7 @@ import (
 // these files; when the mirror no longer serves a locked file the install
 // fails and names it.
 //
-// On disk a lock is JSON (Marshal/ReadLock):
+// On disk a lock is JSON (Marshal/ParseLock):
 //
 //	{
 //	  "version": 1,
@@ -56,18 +53,6 @@ func (l *Lock) Marshal() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Write saves l to path atomically.
-func (l *Lock) Write(path string) error {
-	b, err := l.Marshal()
-	if err != nil {
-		return fmt.Errorf("writing lock: %w", err)
-	}
-	if err := atomicfile.Write(path, b, 0o644); err != nil {
-		return fmt.Errorf("writing lock: %w", err)
-	}
-	return nil
-}
-
 // ParseLock reads the on-disk form; name is used in errors.
 func ParseLock(b []byte, name string) (*Lock, error) {
 	var l Lock
@@ -88,15 +73,6 @@ func ParseLock(b []byte, name string) (*Lock, error) {
 		}
 	}
 	return &l, nil
-}
-
-// ReadLock reads a lock file.
-func ReadLock(path string) (*Lock, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading lock: %w", err)
-	}
-	return ParseLock(b, path)
 }
 
 // planFromLock checks that the lock covers the request and turns it into a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,11 +27,11 @@ func TestLock(t *testing.T) {
 	if plan.Key() != again.Key() {
 		t.Fatal("plan key is not stable")
 	}
-	lockPath := filepath.Join(t.TempDir(), "rpm.lock")
-	if err := LockOf(plan).Write(lockPath); err != nil {
+	lockBytes, err := LockOf(plan).Marshal()
+	if err != nil {
 		t.Fatal(err)
 	}
-	lock, err := ReadLock(lockPath)
+	lock, err := ParseLock(lockBytes, "rpm.lock")
 	if err != nil {
 		t.Fatal(err)
 	}
