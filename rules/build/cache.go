@@ -341,3 +341,25 @@ func trimFiles(dir string, maxAge time.Duration) {
 		return nil
 	})
 }
+
+// trimInterval is how often a build trims the cache: trimming walks every
+// file of it, which must not make every no-op build slow.
+const trimInterval = time.Hour
+
+// trimCache trims the action cache and the download, index and pin caches
+// below cacheDir, at most once per trimInterval (a stamp file remembers
+// the last time).
+func trimCache(c *Cache, cacheDir string) {
+	stamp := filepath.Join(cacheDir, ".trimmed")
+	if fi, err := os.Stat(stamp); err == nil && time.Since(fi.ModTime()) < trimInterval {
+		return
+	}
+	c.Trim()
+	for _, sub := range []string{"sha256", "deb-index", "deb-data", "rpm-md", "pins"} {
+		trimFiles(filepath.Join(cacheDir, sub), c.MaxAge)
+	}
+	os.MkdirAll(cacheDir, 0o755)
+	os.WriteFile(stamp, nil, 0o644)
+	now := time.Now()
+	os.Chtimes(stamp, now, now)
+}

@@ -87,3 +87,31 @@ func TestTrimFilesByAge(t *testing.T) {
 		t.Error("fresh file removed")
 	}
 }
+
+func TestTrimCacheRunsAtMostOncePerInterval(t *testing.T) {
+	dir := t.TempDir()
+	c := &Cache{Dir: filepath.Join(dir, "actions"), MaxAge: 48 * time.Hour}
+	old := filepath.Join(dir, "sha256", "ab", "old")
+	write := func() {
+		os.MkdirAll(filepath.Dir(old), 0o755)
+		os.WriteFile(old, []byte("x"), 0o644)
+		long := time.Now().Add(-100 * time.Hour)
+		os.Chtimes(old, long, long)
+	}
+	write()
+	trimCache(c, dir)
+	if _, err := os.Stat(old); err == nil {
+		t.Fatal("first trim kept an old download")
+	}
+	write()
+	trimCache(c, dir) // within the interval: nothing is walked
+	if _, err := os.Stat(old); err != nil {
+		t.Fatal("second trim within the interval ran")
+	}
+	long := time.Now().Add(-2 * trimInterval)
+	os.Chtimes(filepath.Join(dir, ".trimmed"), long, long)
+	trimCache(c, dir)
+	if _, err := os.Stat(old); err == nil {
+		t.Fatal("trim after the interval did not run")
+	}
+}

@@ -168,10 +168,7 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 		err = writeLocks(g, x.pins)
 	}
 	opts.Progress.Close()
-	x.cache.Trim()
-	for _, sub := range []string{"sha256", "deb-index", "deb-data", "rpm-md", "pins"} {
-		trimFiles(filepath.Join(opts.CacheDir, sub), x.cache.MaxAge)
-	}
+	trimCache(x.cache, opts.CacheDir)
 	var out []*Result
 	for _, t := range targets {
 		if r := x.result(t.Label.String()); r != nil {
