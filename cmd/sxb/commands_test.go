@@ -9,6 +9,14 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
+// listImage lists every path of the image's root file system, one per
+// line, relative: systemd-dissect mounts it read-only on mnt in a private
+// mount namespace (needs root).
+func listImage(img, mnt string) ([]byte, error) {
+	script := "set -e; systemd-dissect -r -m " + img + " " + mnt + "; cd " + mnt + "; find . -mindepth 1 | sed 's|^\\./||' | sort"
+	return exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script).Output()
+}
+
 // scriptCommands are the custom commands of the CLI scripts.
 var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	// elfmachine FILE MACHINE: FILE is an ELF binary for MACHINE
@@ -34,9 +42,7 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 		}
 		dir := ts.MkAbs("imagefiles.mnt")
 		ts.Check(os.MkdirAll(dir, 0o755))
-		script := "set -e; systemd-dissect -r -m " + ts.MkAbs(args[0]) + " " + dir + "; cd " + dir + "; find . -mindepth 1 | sed 's|^\\./||' | sort"
-		cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
-		out, err := cmd.Output()
+		out, err := listImage(ts.MkAbs(args[0]), dir)
 		if err != nil {
 			ts.Fatalf("imagefiles: %v", err)
 		}

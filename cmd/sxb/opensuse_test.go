@@ -90,9 +90,7 @@ sysext(name = "helm", base = base, packages = ["helm"])
 // systemd-dissect in a private mount namespace).
 func imageFiles(t *testing.T, img string) string {
 	t.Helper()
-	mnt := t.TempDir()
-	script := "set -e; systemd-dissect -r -m " + img + " " + mnt + "; cd " + mnt + "; find . -mindepth 1 | sed 's|^\\./||' | sort"
-	out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script).Output()
+	out, err := listImage(img, t.TempDir())
 	if err != nil {
 		t.Fatalf("listing %s: %v", img, err)
 	}
