@@ -11,7 +11,7 @@ import (
 	"sort"
 
 	"github.com/sxb-build/sxb/internal/diag"
-	"github.com/sxb-build/sxb/starlark/label"
+	"github.com/sxb-build/sxb/internal/label"
 )
 
 // Label names a target; see package label.
@@ -222,3 +222,7 @@ func (g *Graph) Closure(roots []Label) []*Target {
 	}
 	return out
 }
+
+// Distributions are the distribution names a base image may name (mkosi's).
+var Distributions = []string{"alma", "arch", "azure", "centos", "custom", "debian", "fedora", "kali",
+	"mageia", "openmandriva", "opensuse", "postmarketos", "rhel", "rhel-ubi", "rocky", "ubuntu"}

@@ -10,9 +10,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/sxb-build/sxb/rules"
-	// mkosi projects as packages and mkosi_project().
-	_ "github.com/sxb-build/sxb/rules/mkosiproject"
 	"github.com/sxb-build/sxb/starlark/workspace"
 )
 
@@ -34,11 +31,6 @@ type buildOptions struct {
 	// recordLocks is set by sxb lock: resolve afresh and write lock files.
 	recordLocks bool
 }
-
-// runBuild executes targets (the closure of the patterns' matches, in
-// dependency order) and returns the exit code. It is set by the executor
-// (build_exec.go); nil means execution is not available in this binary.
-var runBuild func(ctx context.Context, env *environ, g *rules.Graph, targets []*rules.Target, opts buildOptions) int
 
 func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 	fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
@@ -104,9 +96,5 @@ func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 	} else if !filepath.IsAbs(opts.OutputDir) {
 		opts.OutputDir = filepath.Join(env.dir, opts.OutputDir)
 	}
-	if runBuild == nil {
-		fmt.Fprintln(env.stderr, "sxb build: execution not available")
-		return exitError
-	}
-	return runBuild(ctx, env, g, targets, opts)
+	return execBuild(ctx, env, g, targets, opts)
 }

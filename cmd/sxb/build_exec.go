@@ -13,8 +13,6 @@ import (
 	"github.com/sxb-build/sxb/rules/build"
 )
 
-func init() { runBuild = execBuild }
-
 // sourceDateEpoch reads SOURCE_DATE_EPOCH; unset means 0, so that two
 // builds of the same inputs give the same bytes wherever they run.
 func sourceDateEpoch() (int64, error) {

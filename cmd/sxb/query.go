@@ -14,9 +14,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
 	"github.com/sxb-build/sxb/starlark/eval"
-	"github.com/sxb-build/sxb/starlark/label"
 )
 
 func init() {

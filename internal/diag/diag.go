@@ -173,3 +173,18 @@ func sourceLine(file string, line int) string {
 	}
 	return ""
 }
+
+// ErrorList is several errors (usually *diag.Diagnostic), in a stable order.
+type ErrorList []error
+
+// Error joins the errors' one-line forms, one per line.
+func (e ErrorList) Error() string {
+	s := make([]string, len(e))
+	for i, x := range e {
+		s[i] = x.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Unwrap returns the errors.
+func (e ErrorList) Unwrap() []error { return e }

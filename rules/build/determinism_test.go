@@ -20,8 +20,6 @@ import (
 // were looked up by cache output name, "tree.tar", and the old line of
 // "base.tar" was kept).
 func TestChecksumsOfRepublishedTar(t *testing.T) {
-	RegisterInstaller(&fakeInstaller{}, "fake")
-	RegisterImageWriter(listingWriter)
 	ws := t.TempDir()
 	os.MkdirAll(filepath.Join(ws, "img/etc-tree/etc/app"), 0o755)
 	cache := t.TempDir()
@@ -31,7 +29,7 @@ func TestChecksumsOfRepublishedTar(t *testing.T) {
 		b := g.Targets["//img:base"].Base
 		b.Output, b.Packages = "tar", pkgs
 		var log bytes.Buffer
-		if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: cache, Jobs: 2, Log: &log}); err != nil {
+		if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: cache, Jobs: 2, Log: &log, Installers: map[string]Installer{"fake": &fakeInstaller{}}, ImageWriter: listingWriter}); err != nil {
 			t.Fatalf("build: %v\n%s", err, log.String())
 		}
 		sums, err := os.ReadFile(filepath.Join(out, "SHA256SUMS"))
@@ -58,15 +56,13 @@ func TestChecksumsOfRepublishedTar(t *testing.T) {
 // a tree (tree roots, extension-release) have the same modes whatever the
 // builder's umask.
 func TestUmaskDoesNotReachImages(t *testing.T) {
-	RegisterInstaller(&fakeInstaller{}, "fake")
-	RegisterImageWriter(listingWriter)
 	ws := t.TempDir()
 	os.MkdirAll(filepath.Join(ws, "img/etc-tree/etc/app"), 0o755)
 	os.WriteFile(filepath.Join(ws, "img/etc-tree/etc/app/app.conf"), []byte("x=1\n"), 0o644)
 	old := syscall.Umask(0o077)
 	g := testGraph(ws, []string{"jq"})
 	var log bytes.Buffer
-	_, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Jobs: 2, Log: &log})
+	_, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Jobs: 2, Log: &log, Installers: map[string]Installer{"fake": &fakeInstaller{}}, ImageWriter: listingWriter})
 	syscall.Umask(old)
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, log.String())

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -59,6 +61,20 @@ type Options struct {
 	RecordLocks bool
 	// Log receives --explain output and warnings (default io.Discard).
 	Log io.Writer
+	// Installers install packages, by distribution name (default
+	// NativeInstallers()).
+	Installers map[string]Installer
+	// ImageWriter writes extension images (default NativeImage).
+	ImageWriter ImageWriter
+}
+
+// installerFor returns the installer of distribution dist.
+func (x *executor) installerFor(dist string) (Installer, error) {
+	if in, ok := x.opts.Installers[dist]; ok {
+		return in, nil
+	}
+	known := slices.Sorted(maps.Keys(x.opts.Installers))
+	return nil, fmt.Errorf("distribution %q is not supported (known: %v)", dist, known)
 }
 
 // Result is what one target produced.
@@ -111,6 +127,12 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 	}
 	if opts.Log == nil {
 		opts.Log = io.Discard
+	}
+	if opts.Installers == nil {
+		opts.Installers = NativeInstallers()
+	}
+	if opts.ImageWriter == nil {
+		opts.ImageWriter = NativeImage
 	}
 	// Targets build in parallel and all of them may explain or warn.
 	opts.Log = &syncWriter{w: opts.Log}

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
-	"github.com/sxb-build/sxb/starlark/label"
 )
 
 // fakeInstaller "installs" packages named in files: each package p puts
@@ -99,8 +99,6 @@ func testGraph(ws string, extPackages []string) *rules.Graph {
 
 func TestBuildCachesPublishesAndRebuildsOnlyWhatChanged(t *testing.T) {
 	fake := &fakeInstaller{}
-	RegisterInstaller(fake, "fake")
-	RegisterImageWriter(listingWriter)
 	ws := t.TempDir()
 	os.MkdirAll(filepath.Join(ws, "img/etc-tree/etc/app"), 0o755)
 	os.WriteFile(filepath.Join(ws, "img/etc-tree/etc/app/app.conf"), []byte("x=1\n"), 0o644)
@@ -108,7 +106,7 @@ func TestBuildCachesPublishesAndRebuildsOnlyWhatChanged(t *testing.T) {
 	build := func(pkgs []string) []*Result {
 		g := testGraph(ws, pkgs)
 		var log bytes.Buffer
-		res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: cache, Jobs: 2, Log: &log, Explain: true})
+		res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: cache, Jobs: 2, Log: &log, Explain: true, Installers: map[string]Installer{"fake": fake}, ImageWriter: listingWriter})
 		if err != nil {
 			t.Fatalf("build: %v\n%s", err, log.String())
 		}
@@ -199,7 +197,6 @@ func TestBuildCachesPublishesAndRebuildsOnlyWhatChanged(t *testing.T) {
 }
 
 func TestExtensionWithoutBaseNeedsID(t *testing.T) {
-	RegisterImageWriter(listingWriter)
 	ws := t.TempDir()
 	os.MkdirAll(filepath.Join(ws, "s/tree/usr/bin"), 0o755)
 	os.WriteFile(filepath.Join(ws, "s/tree/usr/bin/tool"), []byte("#!/bin/sh\n"), 0o755)
@@ -212,11 +209,11 @@ func TestExtensionWithoutBaseNeedsID(t *testing.T) {
 		return g
 	}
 	g := mk(nil)
-	if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "needs extension_release with ID") {
+	if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), ImageWriter: listingWriter}); err == nil || !strings.Contains(err.Error(), "needs extension_release with ID") {
 		t.Fatalf("err = %v", err)
 	}
 	g = mk([]rules.KV{{Key: "ID", Value: "_any"}})
-	if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir()}); err != nil {
+	if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), ImageWriter: listingWriter}); err != nil {
 		t.Fatal(err)
 	}
 	img, _ := os.ReadFile(filepath.Join(ws, "sxb-out/s/s.raw"))
@@ -233,9 +230,6 @@ func slowWriter(ctx context.Context, out string, req ImageRequest) (*ImageResult
 }
 
 func TestConcurrentBuildsTakeTurns(t *testing.T) {
-	RegisterInstaller(&fakeInstaller{}, "fake")
-	RegisterImageWriter(slowWriter)
-	defer RegisterImageWriter(listingWriter)
 	ws := t.TempDir()
 	os.MkdirAll(filepath.Join(ws, "img/etc-tree/etc/app"), 0o755)
 	os.WriteFile(filepath.Join(ws, "img/etc-tree/etc/app/app.conf"), []byte("x=1\n"), 0o644)
@@ -248,7 +242,7 @@ func TestConcurrentBuildsTakeTurns(t *testing.T) {
 			defer wg.Done()
 			g := testGraph(ws, []string{"jq"})
 			// Separate caches: both really build and publish.
-			_, errs[i] = Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Log: &logs[i]})
+			_, errs[i] = Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Log: &logs[i], Installers: map[string]Installer{"fake": &fakeInstaller{}}, ImageWriter: slowWriter})
 		}(i)
 	}
 	wg.Wait()

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
-	"github.com/sxb-build/sxb/starlark/label"
 )
 
 // tamper rewrites the record of entry e with fn applied to its outputs.
@@ -186,7 +186,6 @@ func TestApplyFileTreeOverSymlink(t *testing.T) {
 // name; one with "/" and ".." used to place the image (and the published
 // copy) outside the cache entry and the output directory.
 func TestVersionWithPathIsRefused(t *testing.T) {
-	RegisterImageWriter(listingWriter)
 	ws, cache := t.TempDir(), t.TempDir()
 	os.MkdirAll(filepath.Join(ws, "s/tree/usr/bin"), 0o755)
 	os.WriteFile(filepath.Join(ws, "s/tree/usr/bin/tool"), []byte("#!/bin/sh\n"), 0o755)
@@ -198,7 +197,7 @@ func TestVersionWithPathIsRefused(t *testing.T) {
 		g.Targets[l.String()] = &rules.Target{Label: l, Kind: rules.KindSysext, Ext: &rules.Extension{
 			Name: "s", Kind: "sysext", Format: "erofs", Verity: "off", Output: "s", Version: v,
 			ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "s/tree"), Target: "/"}}, ExtensionRelease: []rules.KV{{Key: "ID", Value: "_any"}}}}
-		if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: cache}); err == nil || !strings.Contains(err.Error(), "version") {
+		if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: cache, ImageWriter: listingWriter}); err == nil || !strings.Contains(err.Error(), "version") {
 			t.Errorf("version %q: err = %v", v, err)
 		}
 	}

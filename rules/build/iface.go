@@ -2,9 +2,6 @@ package build
 
 import (
 	"context"
-	"fmt"
-	"sort"
-	"sync"
 
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/rules"
@@ -53,34 +50,6 @@ type Installer interface {
 	Pin(r Resolved) ([]byte, error)
 }
 
-var (
-	installersMu sync.Mutex
-	installers   = map[string]Installer{}
-)
-
-// RegisterInstaller makes in handle the named distributions.
-func RegisterInstaller(in Installer, distributions ...string) {
-	installersMu.Lock()
-	defer installersMu.Unlock()
-	for _, d := range distributions {
-		installers[d] = in
-	}
-}
-
-func installerFor(dist string) (Installer, error) {
-	installersMu.Lock()
-	defer installersMu.Unlock()
-	if in, ok := installers[dist]; ok {
-		return in, nil
-	}
-	var known []string
-	for d := range installers {
-		known = append(known, d)
-	}
-	sort.Strings(known)
-	return nil, fmt.Errorf("distribution %q is not supported (known: %v)", dist, known)
-}
-
 // ImageRequest asks for an extension image to be written.
 type ImageRequest struct {
 	// Kind is "sysext" or "confext".
@@ -110,8 +79,3 @@ type ImageResult struct {
 
 // ImageWriter writes an image to the file out.
 type ImageWriter func(ctx context.Context, out string, req ImageRequest) (*ImageResult, error)
-
-var imageWriter ImageWriter
-
-// RegisterImageWriter sets the function that assembles extension images.
-func RegisterImageWriter(w ImageWriter) { imageWriter = w }

@@ -13,12 +13,14 @@ import (
 	"github.com/sxb-build/sxb/rules"
 )
 
-// The native builtins: Debian-family and rpm-family installers and the
-// image writer of package image.
-func init() {
-	RegisterInstaller(debInstaller{}, "debian", "ubuntu")
-	RegisterInstaller(rpmInstaller{}, "opensuse", "fedora")
-	RegisterImageWriter(nativeImage)
+// NativeInstallers returns the installers sxb builds with by default, by
+// distribution name: the Debian family (builtins/deb) and the rpm family
+// (builtins/rpm).
+func NativeInstallers() map[string]Installer {
+	return map[string]Installer{
+		"debian": debInstaller{}, "ubuntu": debInstaller{},
+		"opensuse": rpmInstaller{}, "fedora": rpmInstaller{},
+	}
 }
 
 func mb(n int64) string { return fmt.Sprintf("%.1f", float64(n)/(1<<20)) }
@@ -129,8 +131,9 @@ func (rpmInstaller) Install(ctx context.Context, r Resolved, root string, meta *
 	}})
 }
 
-// nativeImage writes an extension image with package image.
-func nativeImage(ctx context.Context, out string, req ImageRequest) (*ImageResult, error) {
+// NativeImage writes extension images with package image (the default
+// Options.ImageWriter).
+func NativeImage(ctx context.Context, out string, req ImageRequest) (*ImageResult, error) {
 	var parts []*repart.Partition
 	for i, p := range req.Partitions {
 		var rp *repart.Partition

@@ -12,16 +12,15 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
-	"github.com/sxb-build/sxb/starlark/label"
 )
 
 // TestPublishLocation checks targets with their own publish location (an
 // mkosi project's OutputDirectory and artifact names) and an
 // extension-release taken from the trees as written (mkosi's Format=disk).
 func TestPublishLocation(t *testing.T) {
-	RegisterInstaller(&fakeInstaller{}, "fake")
-	RegisterImageWriter(func(ctx context.Context, out string, req ImageRequest) (*ImageResult, error) {
+	writer := func(ctx context.Context, out string, req ImageRequest) (*ImageResult, error) {
 		r, err := listingWriter(ctx, out, req)
 		if r != nil && req.Verity == "hash" {
 			r.RootHash = "ab12"
@@ -31,7 +30,7 @@ func TestPublishLocation(t *testing.T) {
 				{"type": "root-x86-64-verity", "offset": half, "size": fi.Size() - half}}
 		}
 		return r, err
-	})
+	}
 	ws := t.TempDir()
 	out := filepath.Join(ws, "proj/mkosi.output")
 	rel := filepath.Join(ws, "proj/extra/usr/lib/extension-release.d")
@@ -59,7 +58,7 @@ func TestPublishLocation(t *testing.T) {
 		Name: "bare", Kind: "sysext", Format: "erofs", Verity: "off", Output: "bare", Architecture: "x86-64",
 		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/bare"), Target: "/"}}, ReleaseFromTrees: true},
 		Publish: &rules.Publish{Dir: out, File: "bare.raw"}}
-	res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir()})
+	res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Installers: map[string]Installer{"fake": &fakeInstaller{}}, ImageWriter: writer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +149,7 @@ func TestPublishLocation(t *testing.T) {
 	os.WriteFile(filepath.Join(out, "tool_2.extra.raw"), []byte("not ours"), 0o644)
 	g.Targets[xl.String()].Ext.Verity = "off"
 	g.Targets[xl.String()].Publish.SplitPartitions = false
-	if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir()}); err != nil {
+	if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Installers: map[string]Installer{"fake": &fakeInstaller{}}, ImageWriter: writer}); err != nil {
 		t.Fatal(err)
 	}
 	if again, _ := os.ReadFile(filepath.Join(out, "tb.tar.zst")); !bytes.Equal(first, again) {

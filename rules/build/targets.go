@@ -40,7 +40,7 @@ type baseInputs struct {
 func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 	b := t.Base
 	rep := x.reporter(t)
-	in, err := installerFor(b.Distribution)
+	in, err := x.installerFor(b.Distribution)
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 			return fmt.Errorf("packages need a base image to resolve against (set base)")
 		}
 		var err error
-		if in, err = installerFor(info.Distribution); err != nil {
+		if in, err = x.installerFor(info.Distribution); err != nil {
 			return err
 		}
 		rep("resolving", "")
@@ -307,13 +307,10 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 		}
 		return nil
 	})
-	if imageWriter == nil {
-		return nil, fmt.Errorf("no image writer is registered")
-	}
 	name := outputName(ext)
 	rep("writing "+ext.Format, "")
 	img := filepath.Join(st.Out(), name+".raw")
-	ir, err := imageWriter(ctx, img, ImageRequest{
+	ir, err := x.opts.ImageWriter(ctx, img, ImageRequest{
 		Kind: ext.Kind, Root: node, Partitions: ext.Partitions, Format: ext.Format, Compression: ext.Compression,
 		Verity: ext.Verity, Key: ext.Key, Cert: ext.Certificate, Architecture: inputs.Arch,
 		Seed: seedFor(ext.Output), Epoch: x.opts.Epoch,

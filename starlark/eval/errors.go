@@ -14,29 +14,14 @@ import (
 	"github.com/sxb-build/sxb/internal/diag"
 )
 
-// ErrorList is several errors (usually *diag.Diagnostic), in a stable order.
-type ErrorList []error
-
-// Error joins the errors' one-line forms, one per line.
-func (e ErrorList) Error() string {
-	s := make([]string, len(e))
-	for i, x := range e {
-		s[i] = x.Error()
-	}
-	return strings.Join(s, "\n")
-}
-
-// Unwrap returns the errors.
-func (e ErrorList) Unwrap() []error { return e }
-
 // joinErrors flattens lists, drops duplicates (the same problem reached
-// from two packages) and returns nil, the one error, or an ErrorList.
+// from two packages) and returns nil, the one error, or an diag.ErrorList.
 func joinErrors(errs []error) error {
-	var out ErrorList
+	var out diag.ErrorList
 	seen := map[string]bool{}
 	var add func(e error)
 	add = func(e error) {
-		if l, ok := e.(ErrorList); ok {
+		if l, ok := e.(diag.ErrorList); ok {
 			for _, x := range l {
 				add(x)
 			}
@@ -68,7 +53,7 @@ func joinErrors(errs []error) error {
 // RenderError writes err for a person: each diagnostic with its source line
 // and caret (see diag.Render), other errors as "sxb: error: ...".
 func RenderError(w io.Writer, err error, useColor bool) {
-	if l, ok := err.(ErrorList); ok {
+	if l, ok := err.(diag.ErrorList); ok {
 		for _, e := range l {
 			diag.RenderError(w, e, useColor)
 		}
@@ -146,7 +131,7 @@ func (l *loader) convertEval(e *starlark.EvalError) error {
 	// A load()ed file failed: show its own diagnostics, noting the load.
 	if cause != nil {
 		var loaded []*diag.Diagnostic
-		var list ErrorList
+		var list diag.ErrorList
 		var d *diag.Diagnostic
 		if errors.As(cause, &list) {
 			for _, x := range list {

@@ -27,8 +27,9 @@ import (
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
 
+	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
-	"github.com/sxb-build/sxb/starlark/label"
+	"github.com/sxb-build/sxb/starlark/mkosiproject"
 	"github.com/sxb-build/sxb/starlark/workspace"
 )
 
@@ -48,6 +49,10 @@ type Options struct {
 	MaxSteps uint64
 	// Jobs bounds parallel BUILD.star evaluations; 0 means GOMAXPROCS.
 	Jobs int
+	// MkosiProject reads an mkosi project into targets (for
+	// mkosi_project() and packages that are mkosi project directories);
+	// nil means mkosiproject.Targets.
+	MkosiProject func(mkosiproject.Request) ([]*rules.Target, error)
 }
 
 // fileOptions is the sxb Starlark dialect.
@@ -61,7 +66,7 @@ var fileOptions = &syntax.FileOptions{
 
 // Load evaluates the packages opts.Patterns need and returns the target
 // graph. Malformed patterns are *label.Error; problems in files are
-// *diag.Diagnostic, or ErrorList when there are several; an interrupted
+// *diag.Diagnostic, or diag.ErrorList when there are several; an interrupted
 // evaluation returns an error wrapping ctx.Err().
 func Load(ctx context.Context, opts Options) (*rules.Graph, error) {
 	dir := opts.Dir
@@ -108,6 +113,7 @@ type loader struct {
 	stderr   io.Writer
 	maxSteps uint64
 	jobs     int
+	mkosi    func(mkosiproject.Request) ([]*rules.Target, error)
 
 	printMu sync.Mutex
 
@@ -163,6 +169,7 @@ func newLoader(ctx context.Context, opts Options, root, cwd string) *loader {
 		stderr:   opts.Stderr,
 		maxSteps: opts.MaxSteps,
 		jobs:     opts.Jobs,
+		mkosi:    opts.MkosiProject,
 		modules:  map[string]*module{},
 		files:    map[string]*syntax.File{},
 		srcs:     map[string][]byte{},
@@ -171,6 +178,9 @@ func newLoader(ctx context.Context, opts Options, root, cwd string) *loader {
 	}
 	if l.stderr == nil {
 		l.stderr = os.Stderr
+	}
+	if l.mkosi == nil {
+		l.mkosi = mkosiproject.Targets
 	}
 	if l.maxSteps == 0 {
 		l.maxSteps = DefaultMaxSteps

@@ -13,8 +13,9 @@ import (
 	"testing"
 
 	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
-	"github.com/sxb-build/sxb/starlark/label"
+	"github.com/sxb-build/sxb/starlark/mkosiproject"
 )
 
 // copyTree copies directory src into dst.
@@ -82,7 +83,7 @@ func diagnostics(err error) []error {
 	if err == nil {
 		return nil
 	}
-	if l, ok := err.(ErrorList); ok {
+	if l, ok := err.(diag.ErrorList); ok {
 		return l
 	}
 	return []error{err}
@@ -337,8 +338,7 @@ func TestSymlinkOutOfWorkspace(t *testing.T) {
 func TestMkosiHook(t *testing.T) {
 	root := t.TempDir()
 	os.WriteFile(filepath.Join(root, "BUILD.star"), []byte("ts = mkosi_project()\nif len(ts) != 2 or ts[1].name != \"helm\":\n    fail(ts)\n"), 0o644)
-	prev := MkosiProject
-	MkosiProject = func(req MkosiRequest) ([]*rules.Target, error) {
+	mkosi := func(req mkosiproject.Request) ([]*rules.Target, error) {
 		if req.Dir != root || req.Package != "" || req.Pos.Line != 1 {
 			t.Errorf("request = %+v", req)
 		}
@@ -349,8 +349,10 @@ func TestMkosiHook(t *testing.T) {
 				Ext: &rules.Extension{Name: "helm", Kind: rules.KindSysext, Base: &base}},
 		}, nil
 	}
-	defer func() { MkosiProject = prev }()
-	g := load(t, root, "//...")
+	g, err := Load(context.Background(), Options{Dir: root, Patterns: []string{"//..."}, MkosiProject: mkosi})
+	if err != nil {
+		t.Fatal(err)
+	}
 	helm := g.Target(label.Label{Name: "helm"})
 	if helm == nil || len(helm.Deps) != 1 || helm.Ext.Architecture != "x86-64" {
 		t.Fatalf("helm = %+v", helm)

@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
-	"github.com/sxb-build/sxb/starlark/label"
 	"github.com/sxb-build/sxb/starlark/workspace"
 )
 

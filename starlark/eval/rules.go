@@ -14,9 +14,10 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/internal/suggest"
 	"github.com/sxb-build/sxb/rules"
-	"github.com/sxb-build/sxb/starlark/label"
+	"github.com/sxb-build/sxb/starlark/mkosiproject"
 )
 
 // Target is the Starlark value a rule call returns; it is accepted wherever
@@ -135,13 +136,9 @@ type attrSpec struct {
 	enum     []string
 }
 
-// Distributions are the distribution names base_image accepts (mkosi's).
-var Distributions = []string{"alma", "arch", "azure", "centos", "custom", "debian", "fedora", "kali",
-	"mageia", "openmandriva", "opensuse", "postmarketos", "rhel", "rhel-ubi", "rocky", "ubuntu"}
-
 var baseAttrs = []attrSpec{
 	{name: "name", kind: kString, required: true},
-	{name: "distribution", kind: kEnum, required: true, enum: Distributions},
+	{name: "distribution", kind: kEnum, required: true, enum: rules.Distributions},
 	{name: "release", kind: kString, required: true},
 	{name: "architecture", kind: kArch},
 	{name: "mirror", kind: kString},
@@ -943,33 +940,6 @@ func partitionBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tup
 	return &Partition{p: p}, nil
 }
 
-// MkosiRequest is what mkosi_project() asks the MkosiProject hook for.
-type MkosiRequest struct {
-	// Workspace is the absolute workspace root.
-	Workspace string
-	// Package is the package calling mkosi_project ("" = root).
-	Package string
-	// Dir is the absolute directory of the mkosi project (directory
-	// attribute, package-relative, default ".").
-	Dir string
-	// Pos is the position of the mkosi_project call; empty for a package
-	// that is an mkosi project directory without BUILD.star.
-	Pos diag.Pos
-	// Cwd is the directory file names in messages are shown relative to.
-	Cwd string
-	// Warn receives warnings about the configuration (unknown settings,
-	// ...); never nil.
-	Warn func(*diag.Diagnostic)
-}
-
-// MkosiProject, when set, reads an mkosi project and returns one target per
-// mkosi image. Returned targets need Label.Name, Kind and Base or Ext;
-// Label.Pkg, Pos (the mkosi_project call) and Deps (from Ext.Base) are
-// filled in when empty.
-// Labels in Ext.Base must be fully qualified. Unset, mkosi_project() fails
-// with "not supported yet".
-var MkosiProject func(req MkosiRequest) ([]*rules.Target, error)
-
 func mkosiBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	ps, err := currentPkg(th, b.Name())
 	if err != nil {
@@ -984,9 +954,6 @@ func mkosiBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, 
 	if err != nil {
 		return nil, err
 	}
-	if MkosiProject == nil {
-		return nil, a.errf("", "not supported yet")
-	}
 	abs, err := l.resolvePath(ps, dir)
 	if err != nil {
 		return nil, a.errf("directory", "%v", err)
@@ -996,7 +963,7 @@ func mkosiBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, 
 	if len(frames) > 0 {
 		req.Pos = l.callStart(frames[len(frames)-1].Pos)
 	}
-	ts, err := MkosiProject(req)
+	ts, err := l.mkosi(req)
 	if err != nil {
 		if _, ok := diag.As(err); ok {
 			return nil, err
@@ -1013,15 +980,15 @@ func mkosiBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, 
 	return starlark.NewList(out), nil
 }
 
-func (l *loader) mkosiRequest(ps *pkgState, dir string) MkosiRequest {
-	return MkosiRequest{Workspace: l.root, Package: ps.name, Dir: dir, Cwd: l.cwd, Warn: func(d *diag.Diagnostic) {
+func (l *loader) mkosiRequest(ps *pkgState, dir string) mkosiproject.Request {
+	return mkosiproject.Request{Workspace: l.root, Package: ps.name, Dir: dir, Cwd: l.cwd, Warn: func(d *diag.Diagnostic) {
 		l.printMu.Lock()
 		defer l.printMu.Unlock()
 		diag.Render(l.stderr, d, diag.UseColor(l.stderr))
 	}}
 }
 
-// declareMkosi adds a target the MkosiProject hook returned to package ps.
+// declareMkosi adds a target mkosiproject returned to package ps.
 // th and a are nil for a package that is an mkosi directory.
 func (l *loader) declareMkosi(th *starlark.Thread, ps *pkgState, t *rules.Target, a *args) error {
 	errf := func(format string, xs ...any) error {
@@ -1067,10 +1034,7 @@ func (l *loader) declareMkosi(th *starlark.Thread, ps *pkgState, t *rules.Target
 // evalMkosiPackage declares the targets of a package that is an mkosi
 // project directory, as mkosi_project(directory = ".") would.
 func (l *loader) evalMkosiPackage(ps *pkgState) error {
-	if MkosiProject == nil {
-		return fmt.Errorf("//%s is an mkosi project, but this sxb cannot read mkosi projects", ps.name)
-	}
-	ts, err := MkosiProject(l.mkosiRequest(ps, ps.dir))
+	ts, err := l.mkosi(l.mkosiRequest(ps, ps.dir))
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
-// Package mkosiproject turns an mkosi project into sxb targets: it is the
-// eval.MkosiProject hook behind mkosi_project() and behind packages that
-// are mkosi project directories. Importing it (cmd/sxb does) installs the
-// hook.
+// Package mkosiproject turns an mkosi project into sxb targets: the
+// loading phase (package eval) calls it for mkosi_project() and for
+// packages that are mkosi project directories.
 //
 // Each image mkosi would build becomes one target named after the image
 // (the main image after its Output): Format=directory|tar a base_image,
@@ -26,16 +25,35 @@ import (
 	"github.com/sxb-build/sxb/builtins/mkosi"
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
-	"github.com/sxb-build/sxb/starlark/eval"
-	"github.com/sxb-build/sxb/starlark/label"
 )
 
-func init() { eval.MkosiProject = Targets }
+// Request is what mkosi_project() (or a package that is an mkosi project
+// directory) asks Targets for.
+type Request struct {
+	// Workspace is the absolute workspace root.
+	Workspace string
+	// Package is the package calling mkosi_project ("" = root).
+	Package string
+	// Dir is the absolute directory of the mkosi project (directory
+	// attribute, package-relative, default ".").
+	Dir string
+	// Pos is the position of the mkosi_project call; empty for a package
+	// that is an mkosi project directory without BUILD.star.
+	Pos diag.Pos
+	// Cwd is the directory file names in messages are shown relative to.
+	Cwd string
+	// Warn receives warnings about the configuration (unknown settings,
+	// ...); nil drops them.
+	Warn func(*diag.Diagnostic)
+}
 
 // Targets reads the mkosi project in req.Dir and returns one target per
-// image that mkosi would build, in mkosi's build order.
-func Targets(req eval.MkosiRequest) ([]*rules.Target, error) {
+// image that mkosi would build, in mkosi's build order. Each target has
+// Label.Name, Kind and Base or Ext set; labels in Ext.Base are fully
+// qualified. The caller fills in Label.Pkg, Pos (when empty) and Deps.
+func Targets(req Request) ([]*rules.Target, error) {
 	c := &conv{req: req}
 	warn := req.Warn
 	if warn == nil {
@@ -66,7 +84,7 @@ func Targets(req eval.MkosiRequest) ([]*rules.Target, error) {
 }
 
 type conv struct {
-	req eval.MkosiRequest
+	req Request
 	p   *mkosi.Project
 }
 
@@ -201,7 +219,7 @@ func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
 	if b.Packages == nil {
 		b.Packages = []string{}
 	}
-	if !slices.Contains(eval.Distributions, b.Distribution) {
+	if !slices.Contains(rules.Distributions, b.Distribution) {
 		return nil, gap(im, "Distribution", "Distribution=%s is not supported by sxb", b.Distribution)
 	}
 	return b, nil
@@ -381,7 +399,7 @@ func (c *conv) relDiag(d *diag.Diagnostic) *diag.Diagnostic {
 }
 
 // relErr turns err into diagnostics with relative file names: one
-// diagnostic, or an eval.ErrorList for several.
+// diagnostic, or an diag.ErrorList for several.
 func (c *conv) relErr(err error) error {
 	var flat []error
 	var walk func(e error)
@@ -402,7 +420,7 @@ func (c *conv) relErr(err error) error {
 	if len(flat) == 1 {
 		return flat[0]
 	}
-	return eval.ErrorList(flat)
+	return diag.ErrorList(flat)
 }
 
 func sourceLine(file string, line int) string {

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/sxb-build/sxb/rules"
-	"github.com/sxb-build/sxb/starlark/eval"
 )
 
 // project writes files ("path", "content" pairs) under a new directory.
@@ -30,7 +29,7 @@ const distro = "[Distribution]\nDistribution=debian\nRelease=bookworm\nArchitect
 
 func targets(t *testing.T, dir string) map[string]*rules.Target {
 	t.Helper()
-	ts, err := Targets(eval.MkosiRequest{Workspace: dir, Package: "p", Dir: dir, Cwd: dir})
+	ts, err := Targets(Request{Workspace: dir, Package: "p", Dir: dir, Cwd: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +131,7 @@ func TestGaps(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := project(t, "mkosi.conf", distro, "mkosi.images/a/mkosi.conf", tc.conf)
-			_, err := Targets(eval.MkosiRequest{Workspace: dir, Dir: dir, Cwd: dir})
+			_, err := Targets(Request{Workspace: dir, Dir: dir, Cwd: dir})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v\nwant %s", err, tc.want)
 			}
@@ -149,7 +148,7 @@ func TestSplitPartitions(t *testing.T) {
 	dir = project(t,
 		"mkosi.conf", distro+"[Output]\nFormat=disk\nOverlay=yes\nSplitArtifacts=partitions\n[Content]\nExtraTrees=tree\n", "tree/usr/lib/x", "x",
 		"mkosi.repart/10-root.conf", "[Partition]\nType=root\nSplitName=-\n")
-	_, err := Targets(eval.MkosiRequest{Workspace: dir, Dir: dir, Cwd: dir})
+	_, err := Targets(Request{Workspace: dir, Dir: dir, Cwd: dir})
 	if err == nil || !strings.Contains(err.Error(), "mkosi.conf:8:1: error: image main: SplitArtifacts=partitions with SplitName=- in") {
 		t.Errorf("err = %v", err)
 	}
@@ -157,7 +156,7 @@ func TestSplitPartitions(t *testing.T) {
 
 func TestSourceDateEpochGap(t *testing.T) {
 	dir := project(t, "mkosi.conf", distro+"[Content]\nSourceDateEpoch=5\n", "mkosi.images/a/mkosi.conf", "[Output]\nFormat=sysext\n")
-	_, err := Targets(eval.MkosiRequest{Workspace: dir, Dir: dir, Cwd: dir})
+	_, err := Targets(Request{Workspace: dir, Dir: dir, Cwd: dir})
 	if err == nil || !strings.Contains(err.Error(), "mkosi.conf:6:1: error: image a: SourceDateEpoch= is not supported") {
 		t.Errorf("err = %v", err)
 	}
