@@ -28,6 +28,8 @@ type buildOptions struct {
 	Explain   bool
 	OutputDir string
 	KeepGoing bool
+	// Profile, when set, is where a Chrome trace-event profile goes.
+	Profile string
 	// recordLocks is set by sxb lock: resolve afresh and write lock files.
 	recordLocks bool
 }
@@ -42,6 +44,7 @@ func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 	fs.BoolVar(&opts.Explain, "explain", false, "say why each action runs (which input changed)")
 	fs.StringVar(&opts.OutputDir, "output-dir", "", "where outputs go (default <workspace>/sxb-out)")
 	fs.BoolVarP(&opts.KeepGoing, "keep-going", "k", false, "build as much as possible after an error")
+	fs.StringVar(&opts.Profile, "profile", "", "write a trace of the build (Chrome trace-event JSON: chrome://tracing, ui.perfetto.dev) to `FILE`")
 	fs.Usage = func() {
 		fmt.Fprintln(env.stderr, "usage: sxb build [flags] [PATTERN...]")
 		fmt.Fprintln(env.stderr, "Without a pattern, builds the package in the current directory (:all).")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -35,7 +36,16 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rul
 	}
 	useColor := diag.UseColor(env.stderr)
 	fancy := opts.Progress == "auto" && isTerminal(env.stderr)
-	prog := build.NewProgress(env.stderr, fancy, useColor, len(targets))
+	var prog build.Progress = build.NewProgress(env.stderr, fancy, useColor, len(targets))
+	var trace *build.Trace
+	if opts.Profile != "" {
+		profile := opts.Profile
+		if !filepath.IsAbs(profile) {
+			profile = filepath.Join(env.dir, profile)
+		}
+		trace = build.NewTrace(profile, prog)
+		prog = trace
+	}
 	locks, err := build.ReadLocks(g)
 	if err != nil {
 		fmt.Fprintln(env.stderr, "sxb build: reading lock files:", err)
@@ -54,6 +64,15 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rul
 	for _, r := range results {
 		for _, o := range r.Outputs {
 			fmt.Fprintln(env.stdout, o)
+		}
+	}
+	profileFailed := false
+	if trace != nil {
+		if terr := trace.Err(); terr != nil {
+			fmt.Fprintln(env.stderr, "sxb build:", terr)
+			profileFailed = true
+		} else {
+			fmt.Fprintf(env.stderr, "profile: %s (peak memory %s)\n", opts.Profile, humanSize(trace.PeakRSS()))
 		}
 	}
 	if len(results) > 0 {
@@ -78,6 +97,9 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rul
 		for _, e := range unwrapJoined(err) {
 			diag.RenderError(env.stderr, e, useColor)
 		}
+		return exitError
+	}
+	if profileFailed {
 		return exitError
 	}
 	return exitOK
