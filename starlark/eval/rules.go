@@ -808,11 +808,13 @@ const (
 	pInt
 )
 
-var partAttrs = []struct {
+type partAttr struct {
 	name, key string
 	kind      partKind
 	enum      []string
-}{
+}
+
+var partAttrs = []partAttr{
 	{"type", "Type", pString, nil},
 	{"format", "Format", pString, []string{"btrfs", "erofs", "ext2", "ext3", "ext4", "f2fs", "squashfs", "swap", "vfat", "xfs"}},
 	{"copy_files", "CopyFiles", pStrings, nil},
@@ -933,6 +935,14 @@ func partitionBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tup
 	if !hasType {
 		return nil, errf("", "missing required attribute \"type\"")
 	}
+	// Keys follow the attribute table, not the call: reordering keyword
+	// arguments (as sxb fmt does) must not change the partition.
+	slices.SortStableFunc(p.Keys, func(a, b rules.KV) int {
+		key := func(k string) int {
+			return slices.IndexFunc(partAttrs, func(pa partAttr) bool { return pa.key == k })
+		}
+		return key(a.Key) - key(b.Key)
+	})
 	frames := userFrames(th.CallStack())
 	if len(frames) > 0 {
 		p.Pos = loaderOf(th).callStart(frames[len(frames)-1].Pos)
