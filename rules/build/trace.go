@@ -104,7 +104,7 @@ func (t *Trace) Finish(label, how string, err error) {
 	if err != nil {
 		args["error"] = err.Error()
 	}
-	dur := now.Sub(r.begin).Microseconds()
+	dur := t.us(now) - t.us(r.begin)
 	t.events = append(t.events, traceEvent{Name: label, Cat: "target", Ph: "X", Ts: t.us(r.begin), Dur: &dur, Pid: 1, Tid: r.lane, Args: args})
 	t.lanes[r.lane-1] = false
 	delete(t.running, label)
@@ -115,7 +115,7 @@ func (t *Trace) endStep(label string, r *traceTarget, now time.Time) {
 	if r.step == "" {
 		return
 	}
-	dur := now.Sub(r.stepBegin).Microseconds()
+	dur := t.us(now) - t.us(r.stepBegin)
 	args := map[string]any{"target": label}
 	if r.detail != "" {
 		args["detail"] = r.detail
