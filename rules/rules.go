@@ -22,6 +22,7 @@ const (
 	KindBaseImage = "base_image"
 	KindSysext    = "sysext"
 	KindConfext   = "confext"
+	KindImageTest = "image_test"
 )
 
 // Target is one declared target.
@@ -38,10 +39,32 @@ type Target struct {
 	Base *BaseImage `json:"base_image,omitempty"`
 	// Ext is set for KindSysext and KindConfext.
 	Ext *Extension `json:"extension,omitempty"`
+	// Test is set for KindImageTest.
+	Test *ImageTest `json:"image_test,omitempty"`
 	// Publish, when set, says where the target's outputs are placed
 	// instead of <output dir>/<package>/ (an mkosi project's
 	// OutputDirectory, with mkosi's artifact names).
 	Publish *Publish `json:"publish,omitempty"`
+}
+
+// ImageTest is an image_test target: a script run with /bin/sh inside
+// extension images merged onto their base, as systemd-sysext and
+// systemd-confext would merge them; exit status 0 passes.
+type ImageTest struct {
+	Name string `json:"name"`
+	// Images are the sysext and confext targets to merge.
+	Images []Label `json:"images"`
+	// Base is the tree the images are merged onto; nil means the base the
+	// images are built on (they must agree).
+	Base *Label `json:"base,omitempty"`
+	// Script is the absolute path of the test script.
+	Script string `json:"script"`
+	// Env is added to the script's environment, in order.
+	Env []KV `json:"env,omitempty"`
+	// Network lets the script reach the network (default: loopback only).
+	Network bool `json:"network,omitempty"`
+	// Timeout is how long the script may run, in seconds.
+	Timeout int `json:"timeout"`
 }
 
 // Publish is a target's own output location and artifact names.

@@ -66,6 +66,14 @@ type Options struct {
 	Installers map[string]Installer
 	// ImageWriter writes extension images (default NativeImage).
 	ImageWriter ImageWriter
+	// RunTests runs the image_test targets among the targets (sxb test);
+	// otherwise only what they need is built.
+	RunTests bool
+	// RerunTests runs tests even when a passing result of the same inputs
+	// is cached.
+	RerunTests bool
+	// TestRunner runs image tests (default NativeTestRunner).
+	TestRunner TestRunner
 }
 
 // installerFor returns the installer of distribution dist.
@@ -141,6 +149,9 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 		labels[i] = t.Label
 	}
 	order := g.Closure(labels)
+	if !opts.RunTests {
+		order = slices.DeleteFunc(order, func(t *rules.Target) bool { return t.Kind == rules.KindImageTest })
+	}
 	if opts.Progress == nil {
 		opts.Progress = NewProgress(io.Discard, false, false, len(order))
 	}
@@ -229,6 +240,8 @@ func (x *executor) buildTarget(ctx context.Context, t *rules.Target) error {
 		return x.buildBase(ctx, t)
 	case rules.KindSysext, rules.KindConfext:
 		return x.buildExtension(ctx, t)
+	case rules.KindImageTest:
+		return x.runTest(ctx, t)
 	}
 	return fmt.Errorf("unknown rule kind %q", t.Kind)
 }

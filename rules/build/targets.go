@@ -66,8 +66,16 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 // act is the common life of a target: reuse the cached result of its key
 // or run it into a staging area, then publish, then record the result.
 func (x *executor) act(t *rules.Target, inputs any, run func(*Staging) (*Entry, error), publish func(*rules.Target, *Entry) ([]string, error)) error {
+	return x.actWith(t, inputs, nil, run, publish)
+}
+
+// actWith is act with another cache lookup (nil means x.lookup).
+func (x *executor) actWith(t *rules.Target, inputs any, lookup func(*rules.Target, string, any) (*Entry, error), run func(*Staging) (*Entry, error), publish func(*rules.Target, *Entry) ([]string, error)) error {
+	if lookup == nil {
+		lookup = x.lookup
+	}
 	key := Key(inputs)
-	e, err := x.lookup(t, key, inputs)
+	e, err := lookup(t, key, inputs)
 	if err != nil {
 		return err
 	}

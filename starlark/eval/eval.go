@@ -528,6 +528,7 @@ var predeclared = starlark.StringDict{
 	"package_name":  starlark.NewBuiltin("package_name", packageName),
 	"base_image":    starlark.NewBuiltin(rules.KindBaseImage, ruleBuiltin),
 	"sysext":        starlark.NewBuiltin(rules.KindSysext, ruleBuiltin),
+	"image_test":    starlark.NewBuiltin(rules.KindImageTest, imageTestBuiltin),
 	"confext":       starlark.NewBuiltin(rules.KindConfext, ruleBuiltin),
 	"partition":     starlark.NewBuiltin("partition", partitionBuiltin),
 	"mkosi_project": starlark.NewBuiltin("mkosi_project", mkosiBuiltin),

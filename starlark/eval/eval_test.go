@@ -364,3 +364,34 @@ func TestMkosiHook(t *testing.T) {
 		t.Errorf("base position = %s, want the mkosi_project call", b.Pos)
 	}
 }
+
+// TestImageTestDependsOnImagesAndBase: an image_test depends on its images
+// and on the base they are merged onto, taken from the images.
+func TestImageTestDependsOnImagesAndBase(t *testing.T) {
+	root := t.TempDir()
+	copyTree(t, "testdata/skeleton", root)
+	b, err := os.ReadFile("testdata/fixtures/image_test_ok.star")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "BUILD.star"), b, 0o644)
+	g := load(t, root, "//...")
+	tt := g.Target(label.Label{Name: "t"})
+	if tt == nil || tt.Test == nil {
+		t.Fatalf("t = %+v", tt)
+	}
+	var deps []string
+	for _, d := range tt.Deps {
+		deps = append(deps, d.String())
+	}
+	if got := strings.Join(deps, " "); got != "//:base //:conf //:jq" {
+		t.Errorf("deps = %s", got)
+	}
+	it := tt.Test
+	if it.Base == nil || it.Base.String() != "//:base" || it.Timeout != 60 || len(it.Env) != 1 || !strings.HasSuffix(it.Script, "/lib/macros.star") {
+		t.Errorf("test = %+v", it)
+	}
+	if got := g.Order(); got[len(got)-1].Label.Name != "t" {
+		t.Errorf("the test is not built after its images: %v", got)
+	}
+}

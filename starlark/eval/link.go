@@ -80,6 +80,9 @@ func (l *loader) link() (*rules.Graph, error) {
 	for _, d := range decls {
 		for _, dep := range d.t.Deps {
 			who := fmt.Sprintf("%s %q: base", d.t.Kind, d.t.Label.Name)
+			if d.t.Test != nil {
+				who = fmt.Sprintf("%s %q: images", d.t.Kind, d.t.Label.Name)
+			}
 			if dep == d.t.Label {
 				errs = append(errs, l.diagAt(l.depPos(d), fmt.Sprintf("%s: %s depends on itself", who, dep), l.depNotes(d)...))
 				continue
@@ -97,6 +100,14 @@ func (l *loader) link() (*rules.Graph, error) {
 		return nil, err
 	}
 	if err := l.checkCycles(decls, byLabel); err != nil {
+		return nil, err
+	}
+	for _, d := range decls {
+		if d.t.Test != nil {
+			errs = append(errs, l.linkTest(d, byLabel))
+		}
+	}
+	if err := joinErrors(errs); err != nil {
 		return nil, err
 	}
 	// Extensions inherit their base's architecture.
@@ -171,4 +182,39 @@ func (l *loader) checkCycles(decls []*decl, byLabel map[string]*decl) error {
 		}
 	}
 	return joinErrors(errs)
+}
+
+// linkTest checks that an image_test names extensions and a base image,
+// and settles the base the images are merged onto: the one given, or the
+// one every image is built on.
+func (l *loader) linkTest(d *decl, byLabel map[string]*decl) error {
+	it := d.t.Test
+	fail := func(format string, xs ...any) error {
+		return l.diagAt(d.t.Pos, fmt.Sprintf("image_test %q: ", it.Name)+fmt.Sprintf(format, xs...))
+	}
+	var base *label.Label
+	for _, lb := range it.Images {
+		t := byLabel[lb.String()].t
+		if t.Ext == nil {
+			return fail("images: %s is a %s, not a sysext or confext", lb, t.Kind)
+		}
+		switch {
+		case t.Ext.Base == nil:
+		case base == nil:
+			base = t.Ext.Base
+		case *base != *t.Ext.Base:
+			return fail("images: %s is built on %s but another image on %s: set base to the one to test on", lb, t.Ext.Base, base)
+		}
+	}
+	if it.Base == nil {
+		if base == nil {
+			return fail("none of the images has a base: set base = a base_image to run the test on")
+		}
+		it.Base = base
+		d.t.Deps = append(d.t.Deps, *base)
+	}
+	if t := byLabel[it.Base.String()].t; t.Base == nil {
+		return fail("base: %s is a %s, not a base_image", it.Base, t.Kind)
+	}
+	return nil
 }
