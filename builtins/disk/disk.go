@@ -60,6 +60,12 @@ type Options struct {
 	// Key and Cert sign verity root hashes for Verity=signature partitions.
 	Key  crypto.Signer
 	Cert *x509.Certificate
+	// DeferSignatures reserves Verity=signature partitions (their size,
+	// type, label and UUID as when signed) but leaves them zero-filled, to
+	// be filled later with a signature made elsewhere (repart's
+	// --defer-partitions and --join-signature). Key and Cert are then not
+	// needed.
+	DeferSignatures bool
 	// FSWriters maps Format= values to writers.
 	FSWriters map[string]FSWriter
 	// TempDir holds intermediate file systems; "" means the output's
@@ -133,7 +139,7 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 			t = t.WithArch(a)
 		}
 		ps[i] = &part{def: d, typ: t}
-		if d.Verity == repart.VeritySignature && (opts.Key == nil || opts.Cert == nil) {
+		if d.Verity == repart.VeritySignature && !opts.DeferSignatures && (opts.Key == nil || opts.Cert == nil) {
 			return nil, diag.Errorf(d.KeyPos("Verity"), "%v", repart.ErrNoKey)
 		}
 		if d.Format != "" && opts.FSWriters[d.Format] == nil {
@@ -266,6 +272,10 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 		hp := find(ps, repart.Sibling(parts, p.def, repart.VerityHash))
 		if hp == nil || hp.root == nil {
 			return nil, diag.Errorf(p.def.KeyPos("Verity"), "no verity hash partition for VerityMatchKey=%s", p.def.VerityMatchKey)
+		}
+		if opts.DeferSignatures {
+			p.root = hp.root
+			continue
 		}
 		doc, err := verity.SignatureJSON(hp.root, opts.Key, opts.Cert)
 		if err != nil {

@@ -24,7 +24,9 @@ type Request struct {
 	// Kind is "sysext" or "confext"; it picks the default layout.
 	Kind string
 	// Format ("erofs" or "squashfs") and Verity ("off", "hash",
-	// "signed") shape the default layout; ignored when Partitions is set.
+	// "signed", "defer") shape the default layout; ignored when Partitions
+	// is set, except that "defer" also reserves the custom layout's
+	// Verity=signature partitions unsigned (see JoinSignature).
 	Format, Verity string
 	// Compression applies to every partition that sets none itself.
 	Compression string
@@ -77,8 +79,11 @@ func Build(ctx context.Context, out string, root *tree.Node, req Request) (*disk
 			format = "erofs"
 		}
 		v := req.Verity
-		if v == "" {
+		switch v {
+		case "":
 			v = "off"
+		case "defer":
+			v = "signed" // the same layout, signature left out
 		}
 		var err error
 		if parts, err = disk.DefaultLayout(req.Kind, format, v); err != nil {
@@ -87,7 +92,8 @@ func Build(ctx context.Context, out string, root *tree.Node, req Request) (*disk
 	}
 	var key crypto.Signer
 	var cert *x509.Certificate
-	if req.KeyFile != "" || req.CertFile != "" {
+	deferSig := req.Verity == "defer"
+	if !deferSig && (req.KeyFile != "" || req.CertFile != "") {
 		if req.KeyFile == "" || req.CertFile == "" {
 			return nil, fmt.Errorf("signing needs both a key and a certificate")
 		}
@@ -98,6 +104,6 @@ func Build(ctx context.Context, out string, root *tree.Node, req Request) (*disk
 	}
 	return disk.Build(ctx, out, root, parts, disk.Options{
 		Seed: repart.ID128(req.Seed), Arch: req.Architecture, Epoch: req.Epoch,
-		Key: key, Cert: cert, FSWriters: FSWriters(req.Compression),
+		Key: key, Cert: cert, DeferSignatures: deferSig, FSWriters: FSWriters(req.Compression),
 	})
 }

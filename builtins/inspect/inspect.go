@@ -61,6 +61,10 @@ type VerityCheck struct {
 	Signer         string `json:"signer,omitempty"`
 	Trusted        *bool  `json:"trusted,omitempty"`
 	SignatureError string `json:"signatureError,omitempty"`
+	// Deferred is true when the signature partition exists but is still
+	// empty (verity = "defer", awaiting sxb sign); Signed is then false,
+	// and Trusted false when a certificate was given.
+	Deferred bool `json:"deferred,omitempty"`
 }
 
 // Report is the result of Inspect.
@@ -283,6 +287,12 @@ func verifyGroup(f io.ReaderAt, parts []Partition, c *VerityCheck, opts Options)
 			c.SignatureError = fmt.Sprintf("signature partition of %d bytes is larger than %d", s.Size, maxSignatureSize)
 		} else if _, err := f.ReadAt(sigPayload, s.Offset); err != nil {
 			c.SignatureError = err.Error()
+		} else if len(bytes.Trim(sigPayload, "\x00")) == 0 {
+			c.Signed, c.Deferred = false, true
+			if opts.Certificate != nil {
+				no := false
+				c.Trusted = &no
+			}
 		} else if doc, _, err := verity.ParseSignature(sigPayload); err != nil {
 			c.SignatureError = err.Error()
 		} else {

@@ -236,6 +236,11 @@ func SignatureJSON(rootHash []byte, key crypto.Signer, cert *x509.Certificate) (
 	if err != nil {
 		return nil, err
 	}
+	return document(hexRoot, der, cert)
+}
+
+// document formats the signature document of the hex root hash.
+func document(hexRoot string, der []byte, cert *x509.Certificate) ([]byte, error) {
 	return json.Marshal(SignatureDocument{
 		RootHash:               hexRoot,
 		CertificateFingerprint: hex.EncodeToString(Fingerprint(cert)),

@@ -135,6 +135,8 @@ func printReport(env *environ, rep *inspect.Report) {
 			fmt.Fprintf(w, "FAILED: %s\n", v.Error)
 		}
 		switch {
+		case v.Deferred:
+			fmt.Fprintln(w, "signature: none yet (partition reserved by verity = \"defer\"; join one with sxb sign)")
 		case !v.Signed:
 			fmt.Fprintln(w, "signature: none")
 		case v.SignatureValid:

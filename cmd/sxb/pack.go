@@ -28,7 +28,7 @@ func init() {
 }
 
 const packUsage = `usage: sxb pack [--kind sysext|confext] [--format erofs|squashfs] [--compression C]
-                [--verity off|hash|signed] [--key KEY.pem --certificate CERT.pem]
+                [--verity off|hash|signed|defer] [--key KEY.pem --certificate CERT.pem]
                 [--partitions REPART.D] [--seed UUID|random] [--architecture ARCH] TREE OUT.raw`
 
 func runPack(ctx context.Context, env *environ, args []string) int {
@@ -38,7 +38,7 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 	kind := fs.String("kind", "sysext", "extension kind: sysext (/usr, /opt) or confext (/etc)")
 	format := fs.String("format", "erofs", "file system: erofs or squashfs")
 	compression := fs.String("compression", "", "file-system compression (squashfs: gzip, xz, zstd, lz4)")
-	verityMode := fs.String("verity", "off", "dm-verity: off, hash, or signed (needs --key and --certificate)")
+	verityMode := fs.String("verity", "off", "dm-verity: off, hash, signed (needs --key and --certificate), or defer (signature partition reserved for sxb sign)")
 	keyFile := fs.String("key", "", "PEM private key signing the verity root hash")
 	certFile := fs.String("certificate", "", "PEM certificate of the signing key")
 	partDir := fs.String("partitions", "", "directory of repart.d *.conf partition definitions (replaces the default layout)")
@@ -61,8 +61,8 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 		return usageErr("--kind=%s: want sysext or confext", *kind)
 	case *format != "erofs" && *format != "squashfs":
 		return usageErr("--format=%s: want erofs or squashfs", *format)
-	case *verityMode != "off" && *verityMode != "hash" && *verityMode != "signed":
-		return usageErr("--verity=%s: want off, hash or signed", *verityMode)
+	case *verityMode != "off" && *verityMode != "hash" && *verityMode != "signed" && *verityMode != "defer":
+		return usageErr("--verity=%s: want off, hash, signed or defer", *verityMode)
 	case (*keyFile == "") != (*certFile == ""):
 		return usageErr("--key and --certificate go together")
 	case *verityMode == "signed" && *keyFile == "" && *partDir == "":
