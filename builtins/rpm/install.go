@@ -602,6 +602,9 @@ func installedFromHeader(hdr *rpmutils.RpmHeader) (*InstalledPackage, error) {
 		evr.Epoch = ""
 	}
 	ip := &InstalledPackage{Name: nevra.Name, EVR: evr.String(), Arch: nevra.Arch}
+	if hdr.HasTag(rpmutils.LICENSE) {
+		ip.License, _ = hdr.GetString(rpmutils.LICENSE)
+	}
 	for _, t := range []struct {
 		dst                  *[]Dep
 		name, flags, version int

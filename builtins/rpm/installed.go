@@ -22,9 +22,12 @@ const InstalledDBPath = "usr/lib/sysimage/sxb/rpm-installed.json"
 
 // InstalledPackage is one entry of the installed-package record.
 type InstalledPackage struct {
-	Name      string `json:"name"`
-	EVR       string `json:"evr"`
-	Arch      string `json:"arch"`
+	Name string `json:"name"`
+	EVR  string `json:"evr"`
+	Arch string `json:"arch"`
+	// License is the package's License tag (an SPDX expression in
+	// current Fedora and openSUSE packages).
+	License   string `json:"license,omitempty"`
 	Provides  []Dep  `json:"provides,omitempty"`
 	Conflicts []Dep  `json:"conflicts,omitempty"`
 	Obsoletes []Dep  `json:"obsoletes,omitempty"`

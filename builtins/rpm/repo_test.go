@@ -137,6 +137,11 @@ func TestSeedBaseThenHelm(t *testing.T) {
 	if err != nil || len(inst) != len(plan.Packages) {
 		t.Fatalf("installed record: %v, %d entries", err, len(inst))
 	}
+	for _, p := range inst {
+		if p.License != "MIT" {
+			t.Errorf("%s: License %q in the installed record, want the header's MIT", p.Name, p.License)
+		}
+	}
 
 	// helm on top of the base: only what the base lacks.
 	ext := base
