@@ -167,6 +167,46 @@ type Extension struct {
 	// missing (mkosi's Format=disk). By default sxb completes the file
 	// (ID, VERSION_ID, ARCHITECTURE, ...) from the base and attributes.
 	ReleaseFromTrees bool `json:"release_from_trees,omitempty"`
+	// CompressOutput is "" (none), "zstd" or "xz": the image is published
+	// compressed, as <stem>.raw.zst or <stem>.raw.xz (mkosi's
+	// CompressOutput=), instead of <stem>.raw.
+	CompressOutput string `json:"compress_output,omitempty"`
+	// Update, when set, publishes systemd-sysupdate definitions beside the
+	// image and may sign the directory's SHA256SUMS. It does not change the
+	// image.
+	Update *Update `json:"update,omitempty"`
+}
+
+// Update is how an extension is shipped to hosts running
+// systemd-sysupdate.
+type Update struct {
+	// URL is the directory the images are served from; it turns on the
+	// generated <output>.transfer (needs a version).
+	URL string `json:"url,omitempty"`
+	// Definitions is an absolute directory whose *.transfer, *.conf and
+	// *.feature files are published as they are (mkosi.sysupdate/).
+	Definitions string `json:"definitions,omitempty"`
+	// TargetPath, CurrentSymlink, InstancesMax, Verify, MinVersion,
+	// ProtectVersion and Mode shape the generated transfer (see
+	// builtins/sysupdate.Transfer).
+	TargetPath     string `json:"target_path,omitempty"`
+	CurrentSymlink string `json:"current_symlink,omitempty"`
+	InstancesMax   int    `json:"instances_max,omitempty"`
+	Verify         bool   `json:"verify"`
+	MinVersion     string `json:"min_version,omitempty"`
+	ProtectVersion string `json:"protect_version,omitempty"`
+	Mode           string `json:"mode,omitempty"`
+	// Feature, when set, makes the transfer part of that optional feature
+	// and writes <feature>.feature.
+	Feature            string `json:"feature,omitempty"`
+	FeatureDescription string `json:"feature_description,omitempty"`
+	FeatureEnabled     bool   `json:"feature_enabled,omitempty"`
+	// LegacyNaming names the transfer <output>.conf, for systemd before
+	// 257.
+	LegacyNaming bool `json:"legacy_naming,omitempty"`
+	// SignKey is an absolute path to an OpenPGP secret key signing the
+	// output directory's SHA256SUMS into SHA256SUMS.gpg.
+	SignKey string `json:"sign_key,omitempty"`
 }
 
 // Partition is one repart.d [Partition] section: either written inline with

@@ -87,7 +87,10 @@ func TestFeatureRender(t *testing.T) {
 func TestSignVerifiesWithGpgv(t *testing.T) {
 	gpgv := testenv.NeedTool(t, "gpgv")
 	dir := t.TempDir()
-	secret, pubring := testenv.PGPKey(t, dir)
+	secret, pubring, err := testenv.PGPKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	k, err := LoadSigningKey(secret, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +126,10 @@ func TestSignVerifiesWithGpgv(t *testing.T) {
 
 func TestLoadSigningKeyErrors(t *testing.T) {
 	dir := t.TempDir()
-	_, pubring := testenv.PGPKey(t, dir)
+	_, pubring, err := testenv.PGPKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := LoadSigningKey(pubring, nil); err == nil || !strings.Contains(err.Error(), "no secret key") {
 		t.Errorf("public key accepted as signing key: %v", err)
 	}

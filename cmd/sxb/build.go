@@ -30,6 +30,8 @@ type buildOptions struct {
 	KeepGoing bool
 	// Profile, when set, is where a Chrome trace-event profile goes.
 	Profile string
+	// SignKey is an OpenPGP secret key signing every SHA256SUMS written.
+	SignKey string
 	// recordLocks is set by sxb lock: resolve afresh and write lock files.
 	recordLocks bool
 }
@@ -45,6 +47,7 @@ func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 	fs.StringVar(&opts.OutputDir, "output-dir", "", "where outputs go (default <workspace>/sxb-out)")
 	fs.BoolVarP(&opts.KeepGoing, "keep-going", "k", false, "build as much as possible after an error")
 	fs.StringVar(&opts.Profile, "profile", "", "write a trace of the build (Chrome trace-event JSON: chrome://tracing, ui.perfetto.dev) to `FILE`")
+	fs.StringVar(&opts.SignKey, "sign-key", "", "OpenPGP secret key signing each output directory's SHA256SUMS into SHA256SUMS.gpg (passphrase: $SXB_SIGN_PASSPHRASE)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.stderr, "usage: sxb build [flags] [PATTERN...]")
 		fmt.Fprintln(env.stderr, "Without a pattern, builds the package in the current directory (:all).")
@@ -98,6 +101,9 @@ func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 		opts.OutputDir = filepath.Join(g.Workspace, "sxb-out")
 	} else if !filepath.IsAbs(opts.OutputDir) {
 		opts.OutputDir = filepath.Join(env.dir, opts.OutputDir)
+	}
+	if opts.SignKey != "" && !filepath.IsAbs(opts.SignKey) {
+		opts.SignKey = filepath.Join(env.dir, opts.SignKey)
 	}
 	return execBuild(ctx, env, g, targets, opts)
 }

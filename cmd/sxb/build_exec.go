@@ -59,7 +59,7 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rul
 	results, err := build.Build(ctx, g, g.RootTargets(), build.Options{
 		OutputDir: opts.OutputDir, Jobs: opts.Jobs, KeepGoing: opts.KeepGoing, Explain: opts.Explain,
 		Epoch: epoch, Progress: prog, Log: env.stderr, Locks: locks, Refresh: refresh,
-		RecordLocks: opts.recordLocks,
+		RecordLocks: opts.recordLocks, SignKey: opts.SignKey, SignPassphrase: []byte(os.Getenv("SXB_SIGN_PASSPHRASE")),
 	})
 	for _, r := range results {
 		for _, o := range r.Outputs {

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/sxb-build/sxb/internal/testenv"
 )
 
 // listImage lists every path of the image's root file system, one per
@@ -19,6 +21,17 @@ func listImage(img, mnt string) ([]byte, error) {
 
 // scriptCommands are the custom commands of the CLI scripts.
 var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	// pgpkey DIR: a fresh OpenPGP signing key, DIR/secret.asc and the
+	// keyring DIR/pubring.gpg (made without gpg, so no agent is left).
+	"pgpkey": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 1 || neg {
+			ts.Fatalf("usage: pgpkey DIR")
+		}
+		dir := ts.MkAbs(args[0])
+		ts.Check(os.MkdirAll(dir, 0o755))
+		_, _, err := testenv.PGPKey(dir)
+		ts.Check(err)
+	},
 	// elfmachine FILE MACHINE: FILE is an ELF binary for MACHINE
 	// (as debug/elf names it, e.g. EM_AARCH64, EM_X86_64).
 	"elfmachine": func(ts *testscript.TestScript, neg bool, args []string) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"testing"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
@@ -16,32 +15,31 @@ import (
 // pubring.gpg, the binary public key that gpgv and systemd-pull take as a
 // keyring. It is made in Go rather than with gpg so that no gpg-agent is
 // left running.
-func PGPKey(t testing.TB, dir string) (secret, pubring string) {
-	t.Helper()
+func PGPKey(dir string) (secret, pubring string, err error) {
 	e, err := openpgp.NewEntity("sxb test release key", "", "release@sxb.invalid",
 		&packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
 	if err != nil {
-		t.Fatal(err)
+		return "", "", err
 	}
 	var sec bytes.Buffer
 	aw, err := armor.Encode(&sec, openpgp.PrivateKeyType, nil)
 	if err != nil {
-		t.Fatal(err)
+		return "", "", err
 	}
 	if err := e.SerializePrivate(aw, nil); err != nil {
-		t.Fatal(err)
+		return "", "", err
 	}
 	aw.Close()
 	var pub bytes.Buffer
 	if err := e.Serialize(&pub); err != nil {
-		t.Fatal(err)
+		return "", "", err
 	}
 	secret, pubring = filepath.Join(dir, "secret.asc"), filepath.Join(dir, "pubring.gpg")
 	if err := os.WriteFile(secret, sec.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
+		return "", "", err
 	}
 	if err := os.WriteFile(pubring, pub.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
+		return "", "", err
 	}
-	return secret, pubring
+	return secret, pubring, nil
 }

@@ -74,6 +74,11 @@ type Options struct {
 	RerunTests bool
 	// TestRunner runs image tests (default NativeTestRunner).
 	TestRunner TestRunner
+	// SignKey is an OpenPGP secret key file that signs the SHA256SUMS of
+	// every output directory (SHA256SUMS.gpg), overriding the targets'
+	// sysupdate sign_key; SignPassphrase unlocks it (and theirs).
+	SignKey        string
+	SignPassphrase []byte
 }
 
 // installerFor returns the installer of distribution dist.
@@ -120,6 +125,9 @@ type executor struct {
 	// is a cached output placed as is, or "" when it must be hashed
 	// (renamed, rewritten or derived files).
 	pubSums map[string]string
+	// signKeys maps output directories to the OpenPGP key file their
+	// SHA256SUMS is signed with (an extension's sysupdate sign_key).
+	signKeys map[string]string
 }
 
 // Build builds targets and everything they depend on.
@@ -166,7 +174,7 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 	x := &executor{
 		g: g, opts: opts,
 		cache:   &Cache{Dir: filepath.Join(opts.CacheDir, "actions"), MaxBytes: 50 << 30, MaxAge: 30 * 24 * time.Hour},
-		entries: map[string]*Entry{}, results: map[string]*Result{}, pins: map[string][]byte{}, pubDirs: map[string]bool{}, pubSums: map[string]string{},
+		entries: map[string]*Entry{}, results: map[string]*Result{}, pins: map[string][]byte{}, pubDirs: map[string]bool{}, pubSums: map[string]string{}, signKeys: map[string]string{},
 	}
 	jobs := map[string]*job{}
 	var list []*job

@@ -3,6 +3,7 @@ package build
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -134,10 +135,17 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 	name := outputName(t.Ext)
 	// Published names: the cache's, or those Publish asks for.
 	rename := map[string]string{}
+	image := compressedName(t.Ext)
+	if image != name+".raw" {
+		rename[name+".raw"] = "" // only the compressed image is published
+	}
 	if p := t.Publish; p != nil {
-		rename[name+".raw"] = p.File
+		rename[image] = p.File
 		rename[name+".manifest.json"] = p.Manifest
 		rename[name+".roothash"] = p.Roothash
+		if stem, ok := strings.CutSuffix(p.Manifest, ".manifest.json"); ok {
+			rename[name+".spdx.json"] = stem + ".spdx.json"
+		}
 	}
 	var outs, placed []string
 	for _, o := range e.Outputs {
@@ -166,7 +174,7 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 		if err := placeFile(e.Path(o.Name), dst); err != nil {
 			return nil, err
 		}
-		if o.Name == name+".raw" {
+		if o.Name == image {
 			outs = append([]string{dst}, outs...)
 		}
 	}
@@ -181,6 +189,11 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 			x.notePublished(f, "")
 		}
 	}
+	defs, err := x.publishUpdate(t, dir)
+	if err != nil {
+		return nil, err
+	}
+	placed = append(placed, defs...)
 	switch {
 	case t.Publish != nil:
 		if l := t.Publish.Symlink; l != "" {
@@ -192,7 +205,8 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 			return nil, err
 		}
 	case t.Ext.Version != "":
-		if err := placeSymlink(name+".raw", filepath.Join(dir, t.Ext.Output+".raw")); err != nil {
+		link := t.Ext.Output + strings.TrimPrefix(image, name)
+		if err := placeSymlink(image, filepath.Join(dir, link)); err != nil {
 			return nil, err
 		}
 	}
@@ -481,7 +495,7 @@ func (x *executor) writeChecksums() error {
 		var lines []string
 		for _, d := range ents {
 			n := d.Name()
-			if !d.Type().IsRegular() || strings.HasPrefix(n, ".") || n == "SHA256SUMS" || strings.HasSuffix(n, ".meta.json") {
+			if !d.Type().IsRegular() || strings.HasPrefix(n, ".") || n == "SHA256SUMS" || n == "SHA256SUMS.gpg" || strings.HasSuffix(n, ".meta.json") {
 				continue
 			}
 			sum, ours := x.pubSums[filepath.Join(dir, n)]
@@ -498,7 +512,12 @@ func (x *executor) writeChecksums() error {
 			lines = append(lines, sum+"  "+n)
 		}
 		sort.Slice(lines, func(i, j int) bool { return lines[i][66:] < lines[j][66:] })
-		if err := writeFileAtomic(filepath.Join(dir, "SHA256SUMS"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		sums := []byte(strings.Join(lines, "\n") + "\n")
+		prev, _ := os.ReadFile(filepath.Join(dir, "SHA256SUMS"))
+		if err := writeFileAtomic(filepath.Join(dir, "SHA256SUMS"), sums, 0o644); err != nil {
+			return err
+		}
+		if err := x.signChecksums(dir, !bytes.Equal(prev, sums)); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/extension"
 	"github.com/sxb-build/sxb/builtins/repart"
+	"github.com/sxb-build/sxb/builtins/sbom"
+	"github.com/sxb-build/sxb/builtins/sysupdate"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/rules"
 )
@@ -239,7 +241,11 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	if err != nil {
 		return fmt.Errorf("hashing inputs: %w", err)
 	}
-	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: ext, Files: digest, Packages: packagesOf(res), Arch: arch, Epoch: x.opts.Epoch}
+	// How the image is shipped (sysupdate definitions, signing) does not
+	// change it: published anew on every build, never part of the key.
+	attrs := *ext
+	attrs.Update = nil
+	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: &attrs, Files: digest, Packages: packagesOf(res), Arch: arch, Epoch: x.opts.Epoch}
 	if base != nil {
 		inputs.Base = base.Key
 	}
@@ -273,6 +279,12 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 		if err := in.Install(ctx, res, root, meta, ext.WithDocs, rep); err != nil {
 			return nil, err // the installers name the step
 		}
+	}
+	// Licences come from the packages' own files, before the overlay
+	// delta and pruning remove them.
+	var lic map[string]sbom.License
+	if l, ok := in.(licenser); ok && res != nil {
+		lic = l.Licenses(root, inputs.Packages)
 	}
 	rep("assembling tree", "")
 	if base != nil {
@@ -347,6 +359,15 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	}
 	if ir.RootHash != "" {
 		if err := os.WriteFile(filepath.Join(st.Out(), name+".roothash"), []byte(ir.RootHash+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeSBOM(st.Out(), img, t, info, inputs, lic, x.opts.Epoch); err != nil {
+		return nil, fmt.Errorf("writing SBOM: %w", err)
+	}
+	if ext.CompressOutput != "" {
+		rep("compressing", ext.CompressOutput)
+		if err := sysupdate.CompressFile(img, filepath.Join(st.Out(), compressedName(ext)), ext.CompressOutput); err != nil {
 			return nil, err
 		}
 	}

@@ -163,7 +163,7 @@ var extAttrs = []attrSpec{
 	{name: "with_docs", kind: kBool},
 	{name: "format", kind: kEnum, enum: []string{"erofs", "squashfs"}},
 	{name: "compression", kind: kString},
-	{name: "verity", kind: kEnum, enum: []string{"off", "hash", "signed"}},
+	{name: "verity", kind: kEnum, enum: []string{"off", "hash", "signed", "defer"}},
 	{name: "key", kind: kPath},
 	{name: "certificate", kind: kPath},
 	{name: "version", kind: kString},
@@ -174,6 +174,9 @@ var extAttrs = []attrSpec{
 	{name: "output", kind: kString},
 	{name: "architecture", kind: kArch},
 	{name: "generate_release", kind: kBool},
+	{name: "compress_output", kind: kEnum, enum: []string{"none", "zstd", "xz"}},
+	{name: "update_url", kind: kString},
+	{name: "sysupdate", kind: kDict},
 }
 
 // Compressions are the compression algorithms accepted per format.
@@ -758,6 +761,7 @@ func (a *args) extension(name, kind string) (*rules.Extension, string, error) {
 		x.ReleaseFromTrees = !gen
 		return e
 	})
+	set(func() (e error) { x.CompressOutput, x.Update, e = a.shipping(x); return })
 	if err != nil {
 		return nil, "", err
 	}
