@@ -27,8 +27,8 @@ func Suffix(alg string) (string, error) {
 // Compress writes r compressed with alg ("zstd" or "xz") to w. Both
 // encoders run single-threaded with fixed settings (zstd's default level,
 // xz's 8 MiB dictionary and CRC64 check), so the same input always gives the
-// same bytes; systemd-pull (which systemd-sysupdate downloads with)
-// decompresses both formats.
+// same bytes. systemd-pull, which systemd-sysupdate downloads with,
+// decompresses xz (and, after systemd 257, zstd).
 func Compress(w io.Writer, r io.Reader, alg string) error {
 	switch alg {
 	case "zstd":

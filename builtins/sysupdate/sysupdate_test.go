@@ -22,7 +22,7 @@ func TestTransferRender(t *testing.T) {
 	s := string(b)
 	for _, want := range []string{
 		"[Transfer]\n",
-		"[Source]\nType=url-file\nPath=https://example.org/ext/\nMatchPattern=jq_@v.raw jq_@v.raw.zst jq_@v.raw.xz\n",
+		"[Source]\nType=url-file\nPath=https://example.org/ext/\nMatchPattern=jq_@v.raw jq_@v.raw.xz\n",
 		"[Target]\nType=regular-file\nPath=/var/lib/extensions/\nMatchPattern=jq_@v.raw\nCurrentSymlink=jq.raw\nInstancesMax=3\n",
 	} {
 		if !strings.Contains(s, want) {

@@ -42,11 +42,17 @@ type Transfer struct {
 	// Mode is the target file mode written as Mode= (e.g. "0444"); "" for
 	// none.
 	Mode string
+	// Compressions are the suffixes of compressed images the source
+	// matches besides the plain .raw; nil means DefaultCompressions.
+	Compressions []string
 }
 
-// Compressions are the suffixes of compressed images a source matches, in
-// the order the patterns are written.
-var Compressions = []string{"zst", "xz"}
+// DefaultCompressions are the compressed images a source matches by
+// default: xz only. systemd-pull, which systemd-sysupdate downloads with,
+// decompresses xz, gzip and bzip2 in systemd 257 (Debian trixie) but not
+// zstd, which later versions added: a .raw.zst would be installed still
+// compressed. Transfers for zstd images add "zst" explicitly.
+var DefaultCompressions = []string{"xz"}
 
 var (
 	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+-]*$`)
@@ -110,7 +116,11 @@ func (t *Transfer) Check() error {
 // its compressed variants.
 func (t *Transfer) SourcePatterns() []string {
 	out := []string{t.Name + "_@v.raw"}
-	for _, c := range Compressions {
+	cs := t.Compressions
+	if cs == nil {
+		cs = DefaultCompressions
+	}
+	for _, c := range cs {
 		out = append(out, t.Name+"_@v.raw."+c)
 	}
 	return out

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"debug/elf"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	spdxjson "github.com/spdx/tools-golang/json"
 
 	"github.com/sxb-build/sxb/internal/testenv"
 )
@@ -21,6 +24,91 @@ func listImage(img, mnt string) ([]byte, error) {
 
 // scriptCommands are the custom commands of the CLI scripts.
 var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	// require root|exec:PROG...: fail the script unless it runs as root
+	// and each program is on PATH. (A script that may be skipped on
+	// purpose says so first: [allowskip] [!root] skip.)
+	"require": func(ts *testscript.TestScript, neg bool, args []string) {
+		for _, a := range args {
+			ok, err := scriptCondition(a)
+			ts.Check(err)
+			if !ok {
+				ts.Fatalf("needs %s: run the suite with the README test command (.ci/test), as root", a)
+			}
+		}
+	},
+	// chrootrun ROOT CMD...: run CMD chrooted into ROOT in a private mount
+	// namespace with /proc, /dev and a tmpfs /run mounted (needs root).
+	"chrootrun": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) < 2 {
+			ts.Fatalf("usage: chrootrun ROOT CMD...")
+		}
+		root := ts.MkAbs(args[0])
+		script := `set -e; R="$1"; shift; mount -t proc proc "$R/proc"; mount -t tmpfs tmpfs "$R/run"; mount --rbind /dev "$R/dev"; exec chroot "$R" "$@"`
+		cmd := exec.Command("unshare", append([]string{"-m", "--propagation", "private", "sh", "-c", script, "sh", root}, args[1:]...)...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		ts.Stdout().Write([]byte(stdout.String()))
+		ts.Stderr().Write([]byte(stderr.String()))
+		if (err == nil) == neg {
+			ts.Fatalf("chrootrun: %v", err)
+		}
+	},
+	// spdxcheck SPDX MANIFEST: the SPDX document parses with tools-golang's
+	// reader and lists exactly the manifest's packages (name, version,
+	// download URL, SHA-256, a purl), each contained in the image.
+	"spdxcheck": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 2 || neg {
+			ts.Fatalf("usage: spdxcheck SPDX MANIFEST")
+		}
+		b, err := os.ReadFile(ts.MkAbs(args[0]))
+		ts.Check(err)
+		doc, err := spdxjson.Read(bytes.NewReader(b))
+		if err != nil {
+			ts.Fatalf("tools-golang cannot read %s: %v", args[0], err)
+		}
+		mb, err := os.ReadFile(ts.MkAbs(args[1]))
+		ts.Check(err)
+		var m struct {
+			Packages []struct{ Name, Version, URL, SHA256 string }
+		}
+		ts.Check(json.Unmarshal(mb, &m))
+		want := map[string]bool{}
+		for _, p := range m.Packages {
+			want[p.Name+" "+p.Version+" "+p.URL+" "+p.SHA256] = true
+		}
+		contained := map[string]bool{}
+		for _, r := range doc.Relationships {
+			if r.Relationship == "CONTAINS" {
+				contained[string(r.RefB.ElementRefID)] = true
+			}
+		}
+		got := map[string]bool{}
+		for _, p := range doc.Packages {
+			if !strings.HasPrefix(string(p.PackageSPDXIdentifier), "Package-") {
+				continue
+			}
+			sum := ""
+			if len(p.PackageChecksums) == 1 && p.PackageChecksums[0].Algorithm == "SHA256" {
+				sum = p.PackageChecksums[0].Value
+			}
+			got[p.PackageName+" "+p.PackageVersion+" "+p.PackageDownloadLocation+" "+sum] = true
+			if len(p.PackageExternalReferences) != 1 || !strings.HasPrefix(p.PackageExternalReferences[0].Locator, "pkg:") {
+				ts.Fatalf("%s: no purl", p.PackageName)
+			}
+			if !contained[string(p.PackageSPDXIdentifier)] {
+				ts.Fatalf("%s: the image does not CONTAIN it", p.PackageName)
+			}
+		}
+		if len(want) == 0 || len(got) != len(want) {
+			ts.Fatalf("SPDX lists %d packages, the manifest %d", len(got), len(want))
+		}
+		for k := range want {
+			if !got[k] {
+				ts.Fatalf("manifest package %q missing from the SPDX document", k)
+			}
+		}
+	},
 	// pgpkey DIR: a fresh OpenPGP signing key, DIR/secret.asc and the
 	// keyring DIR/pubring.gpg (made without gpg, so no agent is left).
 	"pgpkey": func(ts *testscript.TestScript, neg bool, args []string) {

@@ -125,6 +125,11 @@ func (x *executor) publishUpdate(t *rules.Target, dir string) ([]string, error) 
 		tr := &sysupdate.Transfer{Name: t.Ext.Output, Kind: t.Ext.Kind, URL: u.URL, TargetPath: u.TargetPath,
 			CurrentSymlink: u.CurrentSymlink, InstancesMax: u.InstancesMax, Verify: u.Verify,
 			MinVersion: u.MinVersion, ProtectVersion: u.ProtectVersion, Mode: u.Mode}
+		if t.Ext.CompressOutput == "zstd" {
+			// Hosts updating this image need a systemd-pull that
+			// decompresses zstd (newer than 257).
+			tr.Compressions = []string{"xz", "zst"}
+		}
 		if u.Feature != "" {
 			tr.Features = []string{u.Feature}
 			b, err := (&sysupdate.Feature{Name: u.Feature, Description: u.FeatureDescription, Enabled: u.FeatureEnabled}).Render()
