@@ -11,14 +11,12 @@ import (
 )
 
 // EffectiveVerity maps Verity= to what mkosi does for an extension image:
-// "off", "hash" or "signed" (auto is signed when a key and certificate are
-// configured, else off; defer is reported as unsupported).
+// "off", "hash", "signed" or "defer" (auto is signed when a key and
+// certificate are configured, else off).
 func (im *Image) EffectiveVerity() string {
 	switch im.Verity {
-	case "hash":
-		return "hash"
-	case "signed":
-		return "signed"
+	case "hash", "signed", "defer":
+		return im.Verity
 	case "auto":
 		if im.VerityKey != "" && im.VerityCertificate != "" {
 			return "signed"
@@ -80,8 +78,8 @@ func Convert(p *Project) (*Conversion, error) {
 	}
 	main := p.Main()
 	mainTODO := c.todos(main, func(name string) bool {
-		if structural[name] {
-			return true
+		if structural[name] || name == "SysupdateDirectory" && p.SysupdateDir() != "" {
+			return true // the extensions' sysupdate attribute
 		}
 		if main.Format == "none" || !main.HasContent() {
 			// Local settings of a main image that is not built are moot;
@@ -254,6 +252,13 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 		if im.ImageVersion != "" {
 			add("ImageVersion", "version", q(im.ImageVersion))
 		}
+		switch im.CompressOutput {
+		case "zstd", "xz":
+			add("CompressOutput", "compress_output", q(im.CompressOutput))
+		}
+		if d := c.p.SysupdateDir(); d != "" {
+			add("SysupdateDirectory", "sysupdate", "struct(definitions = "+q(c.rel(d))+")")
+		}
 		if im.ImageID != "" {
 			add("ImageId", "image_id", q(im.ImageID))
 		}
@@ -261,8 +266,14 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 		if sc, ok := im.Environment[scopeKey]; ok {
 			add("", "scope", q(sc))
 		}
-		if im.IsExplicit("Output") {
-			add("Output", "output", q(im.Output))
+		// The output name without the version sxb appends (mkosi's
+		// default Output carries it), as the mkosi adapter names it.
+		out := im.Output
+		if v := im.ImageVersion; v != "" && strings.HasSuffix(out, "_"+v) && out != "_"+v {
+			out = strings.TrimSuffix(out, "_"+v)
+		}
+		if im.IsExplicit("Output") || out != name {
+			add("Output", "output", q(out))
 		}
 		if im.Format == "disk" {
 			// mkosi writes no extension-release for Format=disk: the

@@ -50,6 +50,35 @@ type Project struct {
 // Main returns the main image (always the last one).
 func (p *Project) Main() *Image { return p.Images[len(p.Images)-1] }
 
+// SysupdateDir is the project's systemd-sysupdate definitions directory
+// (SysupdateDirectory=, by default mkosi.sysupdate/), or "" when there is
+// none.
+func (p *Project) SysupdateDir() string {
+	m := p.Main()
+	d, _ := m.values[settingByName["SysupdateDirectory"]].(string)
+	if d == "" {
+		return ""
+	}
+	// The setting is kept raw (it is a [Runtime] setting mkosi only uses
+	// for its sysupdate verb): resolve it as mkosi does, against the
+	// directory of the file that set it. The default mkosi.sysupdate/ is
+	// recorded with its own path.
+	if pos := m.Pos["SysupdateDirectory"]; !filepath.IsAbs(d) {
+		switch {
+		case pos.Line == 0 && pos.File != "":
+			d = pos.File
+		case pos.File != "":
+			d = filepath.Join(filepath.Dir(pos.File), d)
+		default:
+			d = filepath.Join(m.config, d)
+		}
+	}
+	if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+		return ""
+	}
+	return d
+}
+
 // Image returns the image called name, or nil.
 func (p *Project) Image(name string) *Image {
 	for _, im := range p.Images {
@@ -546,9 +575,6 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 	}
 	if im.Bootable == "enabled" {
 		add("Bootable", "yes")
-	}
-	if im.Verity == "defer" {
-		add("Verity", "defer")
 	}
 	for _, t := range append(append([]Tree{}, im.SkeletonTrees...), im.ExtraTrees...) {
 		if exists(t.Source) && !isDir(t.Source) {

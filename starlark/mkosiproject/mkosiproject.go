@@ -152,6 +152,9 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 			case "uki", "kernel", "initrd", "roothash":
 				// Nothing to split off an extension, or handled.
 			case "partitions":
+				if x.CompressOutput != "" {
+					return nil, gap(im, "SplitArtifacts", "SplitArtifacts=partitions with CompressOutput=%s is not supported by sxb yet", im.CompressOutput)
+				}
 				if err := splitNames(im, x); err != nil {
 					return nil, err
 				}
@@ -239,14 +242,24 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 	if len(im.SkeletonTrees) > 0 {
 		return nil, gap(im, "SkeletonTrees", "SkeletonTrees= on an extension is not supported by sxb yet")
 	}
-	if im.CompressOutput != "" && im.CompressOutput != "none" {
-		return nil, gap(im, "CompressOutput", "CompressOutput=%s on a Format=%s image is not supported by sxb yet", im.CompressOutput, im.Format)
+	switch im.CompressOutput {
+	case "", "none", "zstd", "xz":
+	default:
+		return nil, gap(im, "CompressOutput", "CompressOutput=%s on a Format=%s image is not supported by sxb yet (only zstd and xz)", im.CompressOutput, im.Format)
 	}
 	x := &rules.Extension{
 		Name: name(im), Kind: kind, Packages: im.Packages, ExtraTrees: trees(im.ExtraTrees), RemoveFiles: im.RemoveFiles,
 		WithRecommends: im.WithRecommends, WithDocs: im.WithDocs, Format: "erofs", Verity: im.EffectiveVerity(),
 		Version: im.ImageVersion, ImageID: im.ImageID, Architecture: im.Architecture,
 		ReleaseFromTrees: im.Format == "disk",
+	}
+	if im.CompressOutput == "zstd" || im.CompressOutput == "xz" {
+		x.CompressOutput = im.CompressOutput
+	}
+	// mkosi.sysupdate/ (SysupdateDirectory=) is published beside the
+	// images: the transfer definitions systemd-sysupdate reads.
+	if d := c.p.SysupdateDir(); d != "" {
+		x.Update = &rules.Update{Definitions: d, Verify: true}
 	}
 	// mkosi's default Output carries the version; sxb adds it back.
 	x.Output = im.Output
