@@ -167,8 +167,8 @@ func Document(img *Image) (*spdx.Document, error) {
 		if i := strings.LastIndexByte(p.URL, '/'); i >= 0 {
 			sp.PackageFileName = p.URL[i+1:]
 		}
-		if p.Source != "" && p.Source != p.Name {
-			sp.PackageSourceInfo = "built from source package " + p.Source
+		if src := sourceName(p.Source); src != "" && src != p.Name {
+			sp.PackageSourceInfo = "built from source package " + src
 		}
 		if p.SHA256 != "" {
 			sp.PackageChecksums = []common.Checksum{{Algorithm: common.SHA256, Value: p.SHA256}}
@@ -253,15 +253,38 @@ func PURL(distribution, release string, p Package) string {
 	if p.Arch != "" {
 		q.Set("arch", p.Arch)
 	}
-	if p.Source != "" && p.Source != p.Name && typ == "deb" {
-		q.Set("upstream", p.Source)
+	if src := sourceName(p.Source); src != "" && src != p.Name && typ == "deb" {
+		q.Set("upstream", src)
 	}
-	s := "pkg:" + typ + "/" + ns + "/" + url.PathEscape(p.Name)
+	s := "pkg:" + typ + "/" + ns + "/" + purlEscape(p.Name)
 	if version != "" {
-		s += "@" + strings.ReplaceAll(url.PathEscape(version), ":", "%3A")
+		s += "@" + purlEscape(version)
 	}
 	if len(q) > 0 {
 		s += "?" + q.Encode()
 	}
 	return s
+}
+
+// sourceName is the source package name of a Debian Source field, which
+// carries the source version in parentheses when it differs from the
+// binary's ("libonig (6.9.9-1)").
+func sourceName(s string) string {
+	name, _, _ := strings.Cut(s, " ")
+	return name
+}
+
+// purlEscape percent-encodes a purl name or version: everything but
+// letters, digits and ".-_~" (so the "+" and ":" of Debian versions too).
+func purlEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == '~' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }

@@ -96,6 +96,7 @@ func TestPURL(t *testing.T) {
 	}{
 		{"debian", "bookworm", Package{Name: "jq", Version: "1.6-2.1", Arch: "amd64"}, "pkg:deb/debian/jq@1.6-2.1?arch=amd64&distro=debian-bookworm"},
 		{"debian", "trixie", Package{Name: "libc6", Version: "2:2.41-12", Arch: "amd64", Source: "glibc"}, "pkg:deb/debian/libc6@2%3A2.41-12?arch=amd64&distro=debian-trixie&upstream=glibc"},
+		{"debian", "trixie", Package{Name: "libonig5", Version: "6.9.9-1+b1", Arch: "amd64", Source: "libonig (6.9.9-1)"}, "pkg:deb/debian/libonig5@6.9.9-1%2Bb1?arch=amd64&distro=debian-trixie&upstream=libonig"},
 		{"fedora", "41", Package{Name: "bash", Version: "1:5.2.32-1.fc41", Arch: "x86_64"}, "pkg:rpm/fedora/bash@5.2.32-1.fc41?arch=x86_64&distro=fedora-41&epoch=1"},
 		{"arch", "", Package{Name: "pacman", Version: "7.0.0.r6.gc685ae6-2", Arch: "x86_64"}, "pkg:alpm/arch/pacman@7.0.0.r6.gc685ae6-2?arch=x86_64"},
 		{"custom", "", Package{Name: "x"}, ""},
