@@ -34,3 +34,20 @@ func distance(a, b string, transpose bool) int {
 	}
 	return prev[len(b)]
 }
+
+// Nearest returns the candidate closest to s by WithTranspositions, the
+// first of equally close ones, when it is close enough to be a likely
+// misspelling (fewer than len(s)/2+2 edits and at most max(2, len(s)/3));
+// else "".
+func Nearest(s string, candidates []string) string {
+	best, bestD := "", len(s)/2+2
+	for _, c := range candidates {
+		if d := WithTranspositions(s, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if bestD > max(2, len(s)/3) {
+		return ""
+	}
+	return best
+}
