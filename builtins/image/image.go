@@ -17,6 +17,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/squashfs"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/builtins/verity"
+	"github.com/sxb-build/sxb/internal/arch"
 )
 
 // Request describes an image to write.
@@ -30,9 +31,9 @@ type Request struct {
 	Compression string
 	// KeyFile and CertFile sign the verity root hash (PEM files).
 	KeyFile, CertFile string
-	// Architecture is the systemd architecture name of the partition
-	// types; "" keeps the host's.
-	Architecture string
+	// Architecture picks the root/usr partition types; arch.None keeps
+	// the host's.
+	Architecture arch.Arch
 	// Partitions is a custom layout; nil means the default one.
 	Partitions []*repart.Partition
 	// Seed derives every UUID and the verity salt (repart --seed).

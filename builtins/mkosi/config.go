@@ -6,13 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"syscall"
 	"unicode"
 
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/suggest"
 )
@@ -877,9 +877,7 @@ func (l *loader) hostArch() string {
 	if l.opts.HostArchitecture != "" {
 		return l.opts.HostArchitecture
 	}
-	return map[string]string{"amd64": "x86-64", "386": "x86", "arm64": "arm64", "arm": "arm", "riscv64": "riscv64",
-		"ppc64le": "ppc64-le", "ppc64": "ppc64", "s390x": "s390x", "loong64": "loongarch64", "mips64le": "mips64-le",
-		"mipsle": "mips-le"}[runtime.GOARCH]
+	return arch.Native().Mkosi()
 }
 
 func (l *loader) systemdVersion() (string, error) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -16,6 +17,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/image"
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 )
 
@@ -43,7 +45,7 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 	certFile := fs.String("certificate", "", "PEM certificate of the signing key")
 	partDir := fs.String("partitions", "", "directory of repart.d *.conf partition definitions (replaces the default layout)")
 	seedArg := fs.String("seed", "", "UUID every partition UUID is derived from, or \"random\" (default: derived from OUT's name)")
-	arch := fs.String("architecture", "", "systemd architecture of the root/usr partition types (default: this machine's)")
+	archName := fs.String("architecture", "", "systemd architecture of the root/usr partition types (default: this machine's)")
 	if err := fs.Parse(args); err != nil {
 		return parseFailed(env, "pack", err)
 	}
@@ -72,10 +74,20 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 	case *partDir != "" && (fs.Changed("kind") || fs.Changed("format") || fs.Changed("verity")):
 		return usageErr("--partitions replaces the default layout: drop --kind, --format and --verity")
 	}
-	if *arch != "" {
-		if _, ok := repart.CanonicalArch(*arch); !ok {
-			return usageErr("--architecture=%s: unknown (known: %s)", *arch, strings.Join(repart.Architectures(), ", "))
+	var imageArch arch.Arch
+	if *archName != "" {
+		var dps []string
+		for _, a := range repart.Architectures() {
+			dps = append(dps, a.Systemd())
 		}
+		a, err := arch.Parse(*archName)
+		switch {
+		case err != nil:
+			return usageErr("--architecture=%s: unknown (known: %s)", *archName, strings.Join(dps, ", "))
+		case !slices.Contains(repart.Architectures(), a):
+			return usageErr("--architecture=%s: no Discoverable Partitions types for %s (known: %s)", *archName, a, strings.Join(dps, ", "))
+		}
+		imageArch = a
 	}
 	var seed [16]byte
 	switch *seedArg {
@@ -129,7 +141,7 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 	}
 	res, err := image.Build(ctx, out, root, image.Request{
 		Kind: *kind, Format: *format, Verity: *verityMode, Compression: *compression,
-		KeyFile: packAbs(env, *keyFile), CertFile: packAbs(env, *certFile), Architecture: *arch,
+		KeyFile: packAbs(env, *keyFile), CertFile: packAbs(env, *certFile), Architecture: imageArch,
 		Partitions: parts, Seed: seed, Epoch: epoch,
 	})
 	if err != nil {

@@ -52,7 +52,7 @@ func debProgress(report func(string, string)) func(deb.Event) {
 
 func (debInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
 	dr := deb.Request{
-		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture, Mirror: req.Mirror,
+		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Components: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
 		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
 		Progress: debProgress(report),
@@ -102,7 +102,7 @@ func (r rpmResolved) Packages() []Package {
 func (rpmInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
 	report("resolving", "")
 	rr := rpm.Request{
-		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture, Mirror: req.Mirror,
+		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Repositories: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
 		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
 	}

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
@@ -111,24 +112,24 @@ func (l *loader) link() (*rules.Graph, error) {
 		return nil, err
 	}
 	// Extensions inherit their base's architecture.
-	var arch func(d *decl) string
-	arch = func(d *decl) string {
+	var archOf func(d *decl) arch.Arch
+	archOf = func(d *decl) arch.Arch {
 		switch {
 		case d.t.Base != nil:
 			return d.t.Base.Architecture
 		case d.t.Ext == nil:
-			return ""
-		case d.t.Ext.Architecture != "":
+			return arch.None
+		case d.t.Ext.Architecture != arch.None:
 			return d.t.Ext.Architecture
 		case d.t.Ext.Base != nil:
-			return arch(byLabel[d.t.Ext.Base.String()])
+			return archOf(byLabel[d.t.Ext.Base.String()])
 		}
-		return ""
+		return arch.None
 	}
 	g := &rules.Graph{Workspace: l.root, Targets: make(map[string]*rules.Target, len(decls))}
 	for _, d := range decls {
-		if d.t.Ext != nil && d.t.Ext.Architecture == "" {
-			d.t.Ext.Architecture = arch(d)
+		if d.t.Ext != nil && d.t.Ext.Architecture == arch.None {
+			d.t.Ext.Architecture = archOf(d)
 		}
 		sort.Slice(d.t.Deps, func(i, j int) bool { return d.t.Deps[i].Less(d.t.Deps[j]) })
 		g.Targets[d.t.Label.String()] = d.t

@@ -6,13 +6,13 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 
 	"go.starlark.net/starlark"
 
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/internal/suggest"
@@ -182,39 +182,6 @@ var Compressions = map[string][]string{
 	"squashfs": {"gzip", "lz4", "lzma", "lzo", "xz", "zstd"},
 }
 
-// Architectures are the systemd architecture names.
-var Architectures = []string{"alpha", "arc", "arc-be", "arm", "arm-be", "arm64", "arm64-be", "cris",
-	"ia64", "loongarch64", "m68k", "mips", "mips-le", "mips64", "mips64-le", "parisc", "parisc64",
-	"ppc", "ppc-le", "ppc64", "ppc64-le", "riscv32", "riscv64", "s390", "s390x", "sh", "sh64",
-	"sparc", "sparc64", "tilegx", "x86", "x86-64"}
-
-var archAliases = map[string]string{
-	"x86_64": "x86-64", "amd64": "x86-64", "aarch64": "arm64", "i386": "x86", "i486": "x86",
-	"i586": "x86", "i686": "x86", "armhf": "arm", "armv7l": "arm", "armv7hl": "arm",
-	"ppc64le": "ppc64-le", "ppc64el": "ppc64-le", "loong64": "loongarch64",
-	"mips64el": "mips64-le", "mipsel": "mips-le",
-}
-
-// NormalizeArch maps an architecture name or common alias (amd64, x86_64,
-// aarch64, ...) to the systemd name.
-func NormalizeArch(s string) (string, bool) {
-	if a, ok := archAliases[s]; ok {
-		return a, true
-	}
-	if slices.Contains(Architectures, s) {
-		return s, true
-	}
-	return "", false
-}
-
-// HostArch is the systemd name of the architecture sxb runs on.
-func HostArch() string {
-	if a, ok := NormalizeArch(runtime.GOARCH); ok {
-		return a
-	}
-	return runtime.GOARCH
-}
-
 var (
 	releaseKeyRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 	imageIDRE    = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
@@ -313,23 +280,6 @@ func (a *args) str(k, def string) (string, error) {
 			}
 			return "", a.errf(k, "%s", msg)
 		}
-	case kArch:
-		arch, ok := NormalizeArch(string(s))
-		if !ok {
-			msg := fmt.Sprintf("unknown architecture %q", string(s))
-			names := slices.Clone(Architectures)
-			for alias := range archAliases {
-				names = append(names, alias)
-			}
-			slices.Sort(names)
-			if n := nearest(string(s), names); n != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", n)
-			} else {
-				msg += fmt.Sprintf(" (want a systemd architecture name such as %q or %q, or an alias such as %q)", "x86-64", "arm64", "amd64")
-			}
-			return "", a.errf(k, "%s", msg)
-		}
-		return arch, nil
 	case kScope:
 		words := strings.Fields(string(s))
 		if len(words) == 0 {
@@ -346,6 +296,19 @@ func (a *args) str(k, def string) (string, error) {
 		return "", a.errf(k, "must not contain a newline or NUL")
 	}
 	return string(s), nil
+}
+
+// arch converts an architecture in any spelling package arch knows.
+func (a *args) arch(k string, def arch.Arch) (arch.Arch, error) {
+	s, err := a.str(k, "")
+	if err != nil || !a.has(k) {
+		return def, err
+	}
+	v, err := arch.Parse(s)
+	if err != nil {
+		return arch.None, a.errf(k, "%v", err)
+	}
+	return v, nil
 }
 
 func quoteList(xs []string) string {
@@ -703,7 +666,7 @@ func (a *args) baseImage(name string) (*rules.BaseImage, error) {
 	}
 	set(func() (e error) { bi.Distribution, e = a.str("distribution", ""); return })
 	set(func() (e error) { bi.Release, e = a.str("release", ""); return })
-	set(func() (e error) { bi.Architecture, e = a.str("architecture", HostArch()); return })
+	set(func() (e error) { bi.Architecture, e = a.arch("architecture", arch.Native()); return })
 	set(func() (e error) { bi.Mirror, e = a.str("mirror", ""); return })
 	set(func() (e error) { bi.Repositories, e = a.strings("repositories"); return })
 	set(func() (e error) { bi.Packages, e = a.strings("packages"); return })
@@ -752,7 +715,7 @@ func (a *args) extension(name, kind string) (*rules.Extension, string, error) {
 	set(func() (e error) { x.Scope, e = a.str("scope", ""); return })
 	set(func() (e error) { x.Partitions, e = a.partitions("partitions"); return })
 	set(func() (e error) { x.Output, e = a.str("output", name); return })
-	set(func() (e error) { x.Architecture, e = a.str("architecture", ""); return })
+	set(func() (e error) { x.Architecture, e = a.arch("architecture", arch.None); return })
 	set(func() (e error) {
 		gen, e := a.boolean("generate_release", true)
 		x.ReleaseFromTrees = !gen

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/mkosi"
 	"github.com/sxb-build/sxb/builtins/repart"
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
@@ -210,8 +211,12 @@ func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
 			return nil, gap(im, "CompressOutput", "CompressOutput=%s is not supported by sxb yet (only zstd and none)", im.CompressOutput)
 		}
 	}
+	a, err := imageArch(im)
+	if err != nil {
+		return nil, err
+	}
 	b := &rules.BaseImage{
-		Name: name(im), Distribution: im.Distribution, Release: im.Release, Architecture: im.Architecture,
+		Name: name(im), Distribution: im.Distribution, Release: im.Release, Architecture: a,
 		Mirror: im.Mirror, Repositories: im.Repositories, Packages: im.Packages, WithRecommends: im.WithRecommends,
 		WithDocs: im.WithDocs, ExtraTrees: trees(im.ExtraTrees), SkeletonTrees: trees(im.SkeletonTrees),
 		RemoveFiles: im.RemoveFiles, Output: im.Format,
@@ -242,10 +247,14 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 	if im.CompressOutput != "" && im.CompressOutput != "none" {
 		return nil, gap(im, "CompressOutput", "CompressOutput=%s on a Format=%s image is not supported by sxb yet", im.CompressOutput, im.Format)
 	}
+	a, err := imageArch(im)
+	if err != nil {
+		return nil, err
+	}
 	x := &rules.Extension{
 		Name: name(im), Kind: kind, Packages: im.Packages, ExtraTrees: trees(im.ExtraTrees), RemoveFiles: im.RemoveFiles,
 		WithRecommends: im.WithRecommends, WithDocs: im.WithDocs, Format: "erofs", Verity: im.EffectiveVerity(),
-		Version: im.ImageVersion, ImageID: im.ImageID, Architecture: im.Architecture,
+		Version: im.ImageVersion, ImageID: im.ImageID, Architecture: a,
 		ReleaseFromTrees: im.Format == "disk",
 	}
 	// mkosi's default Output carries the version; sxb adds it back.
@@ -303,6 +312,15 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 		x.Partitions = parts
 	}
 	return x, nil
+}
+
+// imageArch is the image's Architecture=.
+func imageArch(im *mkosi.Image) (arch.Arch, error) {
+	a, err := arch.Parse(im.Architecture)
+	if err != nil {
+		return arch.None, gap(im, "Architecture", "Architecture=%s: %v", im.Architecture, err)
+	}
+	return a, nil
 }
 
 // partitions lists the repart.d files of the image's RepartDirectories=,
