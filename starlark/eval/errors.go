@@ -284,3 +284,14 @@ func (l *loader) kwargNamePos(p syntax.Position, attr string) diag.Pos {
 	start, _ := c.Span()
 	return toPos(start)
 }
+
+// userFrames drops built-in frames from a call stack.
+func userFrames(cs starlark.CallStack) []starlark.CallFrame {
+	out := make([]starlark.CallFrame, 0, len(cs))
+	for _, f := range cs {
+		if f.Pos.Filename() != "<builtin>" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
+	"github.com/sxb-build/sxb/internal/suggest"
 	"github.com/sxb-build/sxb/rules"
 	"github.com/sxb-build/sxb/starlark/workspace"
 )
@@ -90,7 +91,7 @@ func (l *loader) link() (*rules.Graph, error) {
 			}
 			if _, ok := byLabel[dep.String()]; !ok {
 				msg := fmt.Sprintf("%s: no target %q in package //%s", who, dep.Name, dep.Pkg)
-				if s := nearest(dep.Name, l.pkgs[dep.Pkg].names()); s != "" {
+				if s := suggest.Nearest(dep.Name, l.pkgs[dep.Pkg].names()); s != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", label.Label{Pkg: dep.Pkg, Name: s}.String())
 				}
 				errs = append(errs, l.diagAt(l.depPos(d), msg, l.depNotes(d)...))
