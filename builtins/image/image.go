@@ -10,6 +10,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"github.com/sxb-build/sxb/builtins/disk"
 	"github.com/sxb-build/sxb/builtins/erofs"
@@ -18,6 +20,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/builtins/verity"
 	"github.com/sxb-build/sxb/internal/arch"
+	"github.com/sxb-build/sxb/internal/suggest"
 )
 
 // Request describes an image to write.
@@ -42,6 +45,55 @@ type Request struct {
 	Epoch int64
 }
 
+// VerityModes are the values of Request.Verity.
+var VerityModes = []string{"off", "hash", "signed"}
+
+// Formats returns the file systems Build writes (repart Format= names),
+// sorted.
+func Formats() []string {
+	return slices.Sorted(maps.Keys(FSWriters("")))
+}
+
+// Compressions returns the compressions the writer of format implements
+// (the Compression= values it accepts besides "", its default).
+func Compressions(format string) []string {
+	switch format {
+	case "erofs":
+		return erofs.Compressions
+	case "squashfs":
+		return squashfs.Compressions
+	}
+	return nil
+}
+
+// CheckCompression reports whether the writer of format accepts
+// compression ("" for its default) with level (a partition's
+// CompressionLevel=, "" for the default).
+func CheckCompression(format, compression, level string) error {
+	if compression != "" && !slices.Contains(Compressions(format), compression) {
+		return fmt.Errorf("%q is not a %s compression (want one of %s)", compression, format, suggest.Quote(Compressions(format)))
+	}
+	n, err := compressionLevel(level)
+	if err != nil {
+		return err
+	}
+	if format == "squashfs" {
+		return squashfs.CheckCompression(compression, n)
+	}
+	return nil
+}
+
+// compressionLevel reads a CompressionLevel= value; "" is 0 (the default).
+func compressionLevel(s string) (int, error) {
+	level := 0
+	if s != "" {
+		if _, err := fmt.Sscanf(s, "%d", &level); err != nil {
+			return 0, fmt.Errorf("CompressionLevel=%s: not a number", s)
+		}
+	}
+	return level, nil
+}
+
 // FSWriters returns the file-system writers by repart Format= name.
 // compression is used where a partition sets no Compression=.
 func FSWriters(compression string) map[string]disk.FSWriter {
@@ -58,11 +110,9 @@ func FSWriters(compression string) map[string]disk.FSWriter {
 			if c == "" {
 				c = compression
 			}
-			level := 0
-			if p.CompressionLevel != "" {
-				if _, err := fmt.Sscanf(p.CompressionLevel, "%d", &level); err != nil {
-					return 0, fmt.Errorf("CompressionLevel=%s: not a number", p.CompressionLevel)
-				}
+			level, err := compressionLevel(p.CompressionLevel)
+			if err != nil {
+				return 0, err
 			}
 			return squashfs.Write(w, root, squashfs.Options{Compression: c, Level: level, ModTime: p.Epoch})
 		},

@@ -19,6 +19,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/rules"
 )
 
 func init() {
@@ -121,6 +122,23 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 		if parts, err = repart.ReadDir(packAbs(env, *partDir)); err != nil {
 			return fail(err)
 		}
+	}
+	// The rule schema refuses what the image writer cannot honour before
+	// the tree is read. Output is the only attribute pack has no use for.
+	x := &rules.Extension{Name: "pack", Kind: *kind, Format: *format, Compression: *compression, Verity: *verityMode,
+		Key: *keyFile, Certificate: *certFile, Architecture: imageArch, Output: "pack"}
+	for _, p := range parts {
+		x.Partitions = append(x.Partitions, rules.Partition{Pos: p.Pos, File: p.Pos.File})
+		if *keyFile != "" {
+			x.Verity = "signed" // a layout of one's own is signed when a key is given
+		}
+	}
+	if err := x.Validate(); err != nil {
+		var ae *rules.AttrError
+		if errors.As(err, &ae) {
+			return usageErr("--%s: %s", ae.Attr, ae.Msg)
+		}
+		return fail(err)
 	}
 	topts := tree.Options{Epoch: -1}
 	if os.Getenv("SOURCE_DATE_EPOCH") != "" {

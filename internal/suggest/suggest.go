@@ -2,6 +2,12 @@
 // mean" hints in error messages.
 package suggest
 
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
 // Levenshtein is the edit distance of a and b: insertions, deletions and
 // substitutions of bytes.
 func Levenshtein(a, b string) int { return distance(a, b, false) }
@@ -50,4 +56,24 @@ func Nearest(s string, candidates []string) string {
 		return ""
 	}
 	return best
+}
+
+// Quote returns the choices quoted and comma separated: "a", "b", "c".
+func Quote(choices []string) string {
+	q := make([]string, len(choices))
+	for i, c := range choices {
+		q[i] = strconv.Quote(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+// NotOneOf says that value is not one of choices, with a did-you-mean hint
+// when one is close: `"tra" is not one of "directory", "tar" (did you mean
+// "tar"?)`.
+func NotOneOf(value string, choices []string) string {
+	msg := fmt.Sprintf("%q is not one of %s", value, Quote(choices))
+	if n := Nearest(value, choices); n != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", n)
+	}
+	return msg
 }

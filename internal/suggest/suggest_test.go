@@ -38,3 +38,13 @@ func TestNearest(t *testing.T) {
 		}
 	}
 }
+
+func TestNotOneOf(t *testing.T) {
+	choices := []string{"directory", "tar"}
+	if got, want := NotOneOf("tra", choices), `"tra" is not one of "directory", "tar" (did you mean "tar"?)`; got != want {
+		t.Errorf("NotOneOf = %s, want %s", got, want)
+	}
+	if got, want := NotOneOf("cpio", choices), `"cpio" is not one of "directory", "tar"`; got != want {
+		t.Errorf("NotOneOf = %s, want %s", got, want)
+	}
+}

@@ -3,7 +3,6 @@ package eval
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"go.starlark.net/starlark"
@@ -123,11 +122,7 @@ func (a *args) str(k, def string) (string, error) {
 	switch sp.kind {
 	case kEnum:
 		if !slices.Contains(sp.enum, string(s)) {
-			msg := fmt.Sprintf("%q is not one of %s", string(s), quoteList(sp.enum))
-			if n := suggest.Nearest(string(s), sp.enum); n != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", n)
-			}
-			return "", a.errf(k, "%s", msg)
+			return "", a.errf(k, "%s", suggest.NotOneOf(string(s), sp.enum))
 		}
 	case kScope:
 		words := strings.Fields(string(s))
@@ -158,14 +153,6 @@ func (a *args) arch(k string, def arch.Arch) (arch.Arch, error) {
 		return arch.None, a.errf(k, "%v", err)
 	}
 	return v, nil
-}
-
-func quoteList(xs []string) string {
-	q := make([]string, len(xs))
-	for i, x := range xs {
-		q[i] = strconv.Quote(x)
-	}
-	return strings.Join(q, ", ")
 }
 
 func (a *args) boolean(k string, def bool) (bool, error) {

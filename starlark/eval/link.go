@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -128,14 +129,31 @@ func (l *loader) link() (*rules.Graph, error) {
 		return arch.None
 	}
 	g := &rules.Graph{Workspace: l.root, Targets: make(map[string]*rules.Target, len(decls))}
+	var archErrs []error
 	for _, d := range decls {
-		if d.t.Ext != nil && d.t.Ext.Architecture == arch.None {
-			d.t.Ext.Architecture = archOf(d)
+		if x := d.t.Ext; x != nil && x.Architecture == arch.None {
+			if x.Architecture = archOf(d); x.Architecture != arch.None {
+				archErrs = append(archErrs, l.inheritedArchErr(d))
+			}
 		}
 		sort.Slice(d.t.Deps, func(i, j int) bool { return d.t.Deps[i].Less(d.t.Deps[j]) })
 		g.Targets[d.t.Label.String()] = d.t
 	}
+	if err := joinErrors(archErrs); err != nil {
+		return nil, err
+	}
 	return g, nil
+}
+
+// inheritedArchErr checks the architecture an extension has from its
+// base; nil when an image can be built for it.
+func (l *loader) inheritedArchErr(d *decl) error {
+	var ae *rules.AttrError
+	if !errors.As(d.t.Ext.ValidateArchitecture(), &ae) {
+		return nil
+	}
+	msg := fmt.Sprintf("%s %q: %s (its base's): %s", d.t.Kind, d.t.Label.Name, ae.Attr, ae.Msg)
+	return l.diagAt(l.depPos(d), msg, l.depNotes(d)...)
 }
 
 // checkCycles reports each dependency cycle once, with the whole cycle.

@@ -49,7 +49,7 @@ func partitionBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tup
 				return nil, errf(k, "must not contain a newline or NUL")
 			}
 			if pa.enum != nil && !slices.Contains(pa.enum, string(s)) {
-				return nil, errf(k, "%s is not one of %s", s.String(), quoteList(pa.enum))
+				return nil, errf(k, "%s is not one of %s", s.String(), suggest.Quote(pa.enum))
 			}
 			add(string(s))
 		case pStrings:

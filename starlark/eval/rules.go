@@ -1,13 +1,13 @@
 package eval
 
 import (
+	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"go.starlark.net/starlark"
 
 	"github.com/sxb-build/sxb/internal/arch"
+	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
 )
@@ -38,9 +38,13 @@ func ruleBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, k
 	t := &rules.Target{Label: label.Label{Pkg: ps.name, Name: name}, Kind: kind}
 	d := &decl{t: t}
 	if kind == rules.KindBaseImage {
-		t.Base, err = a.baseImage(name)
+		if t.Base, err = a.baseImage(name); err == nil {
+			err = a.schemaErr(t.Base.Validate())
+		}
 	} else {
-		t.Ext, d.baseText, err = a.extension(name, kind)
+		if t.Ext, d.baseText, err = a.extension(name, kind); err == nil {
+			err = a.schemaErr(t.Ext.Validate())
+		}
 		if t.Ext != nil && t.Ext.Base != nil {
 			t.Deps = []label.Label{*t.Ext.Base}
 		}
@@ -52,6 +56,23 @@ func ruleBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, k
 		return nil, err
 	}
 	return &Target{t: t}, nil
+}
+
+// schemaErr positions an error of the rule schema's Validate: one about
+// an attribute at that attribute, one inside a partition definition where
+// it is.
+func (a *args) schemaErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *rules.AttrError
+	if errors.As(err, &ae) {
+		return a.errf(ae.Attr, "%s", ae.Msg)
+	}
+	if d, ok := diag.As(err); ok {
+		return &defError{d: d, rule: a.rule, name: a.name}
+	}
+	return a.errf("", "%v", err)
 }
 
 // declare adds d to package ps, refusing duplicate names.
@@ -144,9 +165,6 @@ func (a *args) baseImage(name string) (*rules.BaseImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if bi.Release == "" {
-		return nil, a.errf("release", "must not be empty")
-	}
 	if bi.Packages == nil {
 		bi.Packages = []string{}
 	}
@@ -187,38 +205,6 @@ func (a *args) extension(name, kind string) (*rules.Extension, string, error) {
 	})
 	if err != nil {
 		return nil, "", err
-	}
-	if x.ReleaseFromTrees && len(x.ExtensionRelease) > 0 {
-		return nil, "", a.errf("extension_release", "extension_release needs generate_release = True (with False the file comes from extra_trees as written)")
-	}
-	if len(x.Packages) > 0 && x.Base == nil {
-		return nil, "", a.errf("packages", "packages need a base image to be installed on (set base = ...)")
-	}
-	if x.Compression != "" {
-		alg, _, _ := strings.Cut(x.Compression, ",")
-		if ok := Compressions[x.Format]; !slices.Contains(ok, alg) {
-			return nil, "", a.errf("compression", "%q is not a %s compression (want one of %s)", alg, x.Format, quoteList(ok))
-		}
-	}
-	switch {
-	case x.Verity == "signed" && (x.Key == "" || x.Certificate == ""):
-		return nil, "", a.errf("verity", "verity = \"signed\" needs key and certificate")
-	case x.Verity != "signed" && x.Key != "":
-		return nil, "", a.errf("key", "a key is only used with verity = \"signed\"")
-	case x.Verity != "signed" && x.Certificate != "":
-		return nil, "", a.errf("certificate", "a certificate is only used with verity = \"signed\"")
-	}
-	if x.Version != "" && strings.ContainsAny(x.Version, " \t") {
-		return nil, "", a.errf("version", "%q must not contain spaces", x.Version)
-	}
-	if strings.ContainsAny(x.Version, "/\x00") {
-		return nil, "", a.errf("version", "%q must not contain \"/\": it is part of the output file name", x.Version)
-	}
-	if x.ImageID != "" && !imageIDRE.MatchString(x.ImageID) {
-		return nil, "", a.errf("image_id", "%q: only letters, digits, \".\", \"_\" and \"-\" are allowed", x.ImageID)
-	}
-	if err := label.ValidateName(x.Output); err != nil {
-		return nil, "", a.errf("output", "%q is not a valid file name", x.Output)
 	}
 	return x, baseText, nil
 }

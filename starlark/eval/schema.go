@@ -3,6 +3,7 @@ package eval
 import (
 	"regexp"
 
+	"github.com/sxb-build/sxb/builtins/image"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -18,7 +19,6 @@ const (
 	kPartitions
 	kPath
 	kEnum
-	kArch
 	kScope
 )
 
@@ -33,7 +33,7 @@ var baseAttrs = []attrSpec{
 	{name: "name", kind: kString, required: true},
 	{name: "distribution", kind: kEnum, required: true, enum: rules.Distributions},
 	{name: "release", kind: kString, required: true},
-	{name: "architecture", kind: kArch},
+	{name: "architecture", kind: kString},
 	{name: "mirror", kind: kString},
 	{name: "repositories", kind: kStrings},
 	{name: "packages", kind: kStrings, required: true},
@@ -43,7 +43,7 @@ var baseAttrs = []attrSpec{
 	{name: "skeleton_trees", kind: kTrees},
 	{name: "remove_files", kind: kStrings},
 	{name: "keyring", kind: kPath},
-	{name: "output", kind: kEnum, enum: []string{"directory", "tar"}},
+	{name: "output", kind: kEnum, enum: rules.BaseOutputs},
 }
 
 var extAttrs = []attrSpec{
@@ -54,9 +54,9 @@ var extAttrs = []attrSpec{
 	{name: "remove_files", kind: kStrings},
 	{name: "with_recommends", kind: kBool},
 	{name: "with_docs", kind: kBool},
-	{name: "format", kind: kEnum, enum: []string{"erofs", "squashfs"}},
+	{name: "format", kind: kEnum, enum: image.Formats()},
 	{name: "compression", kind: kString},
-	{name: "verity", kind: kEnum, enum: []string{"off", "hash", "signed"}},
+	{name: "verity", kind: kEnum, enum: image.VerityModes},
 	{name: "key", kind: kPath},
 	{name: "certificate", kind: kPath},
 	{name: "version", kind: kString},
@@ -65,20 +65,11 @@ var extAttrs = []attrSpec{
 	{name: "scope", kind: kScope},
 	{name: "partitions", kind: kPartitions},
 	{name: "output", kind: kString},
-	{name: "architecture", kind: kArch},
+	{name: "architecture", kind: kString},
 	{name: "generate_release", kind: kBool},
 }
 
-// Compressions are the compression algorithms accepted per format.
-var Compressions = map[string][]string{
-	"erofs":    {"deflate", "libdeflate", "lz4", "lz4hc", "lzma", "zstd"},
-	"squashfs": {"gzip", "lz4", "lzma", "lzo", "xz", "zstd"},
-}
-
-var (
-	releaseKeyRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
-	imageIDRE    = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-)
+var releaseKeyRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 
 // partition() attributes and their repart.d keys.
 type partKind int

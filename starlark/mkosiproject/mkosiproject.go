@@ -182,7 +182,39 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 	if t.Deps == nil {
 		t.Deps = []label.Label{}
 	}
+	if err := validate(im, t); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+// settingOf names the mkosi setting behind each attribute the rule schema
+// validates.
+var settingOf = map[string]string{
+	"distribution": "Distribution", "release": "Release", "architecture": "Architecture", "output": "Output|Format",
+	"kind": "Format", "format": "Format", "compression": "CompressOutput|Format", "verity": "Verity",
+	"key": "VerityKey|Verity", "certificate": "VerityCertificate|Verity", "version": "ImageVersion",
+	"image_id": "ImageId", "scope": "Environment", "packages": "Packages", "extension_release": "ExtraTrees|Format",
+}
+
+// validate checks the target with the rule schema, so what the builtins
+// cannot build is refused here, at the setting it comes from.
+func validate(im *mkosi.Image, t *rules.Target) error {
+	var err error
+	if t.Base != nil {
+		err = t.Base.Validate()
+	} else {
+		err = t.Ext.Validate()
+	}
+	var ae *rules.AttrError
+	if errors.As(err, &ae) {
+		setting, ok := settingOf[ae.Attr]
+		if !ok {
+			setting = "Format"
+		}
+		return gap(im, setting, "%s", ae)
+	}
+	return err
 }
 
 func trees(ts []mkosi.Tree) []rules.Tree {
