@@ -75,20 +75,9 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 	case *partDir != "" && (fs.Changed("kind") || fs.Changed("format") || fs.Changed("verity")):
 		return usageErr("--partitions replaces the default layout: drop --kind, --format and --verity")
 	}
-	var imageArch arch.Arch
-	if *archName != "" {
-		var dps []string
-		for _, a := range repart.Architectures() {
-			dps = append(dps, a.Systemd())
-		}
-		a, err := arch.Parse(*archName)
-		switch {
-		case err != nil:
-			return usageErr("--architecture=%s: unknown (known: %s)", *archName, strings.Join(dps, ", "))
-		case !slices.Contains(repart.Architectures(), a):
-			return usageErr("--architecture=%s: no Discoverable Partitions types for %s (known: %s)", *archName, a, strings.Join(dps, ", "))
-		}
-		imageArch = a
+	imageArch, msg := packArch(*archName)
+	if msg != "" {
+		return usageErr("--architecture=%s: %s", *archName, msg)
 	}
 	var seed [16]byte
 	switch *seedArg {
@@ -123,17 +112,9 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 			return fail(err)
 		}
 	}
-	// The rule schema refuses what the image writer cannot honour before
-	// the tree is read. Output is the only attribute pack has no use for.
 	x := &rules.Extension{Name: "pack", Kind: *kind, Format: *format, Compression: *compression, Verity: *verityMode,
 		Key: *keyFile, Certificate: *certFile, Architecture: imageArch, Output: "pack"}
-	for _, p := range parts {
-		x.Partitions = append(x.Partitions, rules.Partition{Pos: p.Pos, File: p.Pos.File})
-		if *keyFile != "" {
-			x.Verity = "signed" // a layout of one's own is signed when a key is given
-		}
-	}
-	if err := x.Validate(); err != nil {
+	if err := packValidate(x, parts); err != nil {
 		var ae *rules.AttrError
 		if errors.As(err, &ae) {
 			return usageErr("--%s: %s", ae.Attr, ae.Msg)
@@ -180,6 +161,40 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 		fmt.Fprintln(env.stdout, rootHashFile)
 	}
 	return exitOK
+}
+
+// packArch reads --architecture: "" is the host's (arch.None); else an
+// architecture with Discoverable Partitions types, or a usage message.
+func packArch(name string) (arch.Arch, string) {
+	if name == "" {
+		return arch.None, ""
+	}
+	var dps []string
+	for _, a := range repart.Architectures() {
+		dps = append(dps, a.Systemd())
+	}
+	a, err := arch.Parse(name)
+	switch {
+	case err != nil:
+		return arch.None, fmt.Sprintf("unknown (known: %s)", strings.Join(dps, ", "))
+	case !slices.Contains(repart.Architectures(), a):
+		return arch.None, fmt.Sprintf("no Discoverable Partitions types for %s (known: %s)", a, strings.Join(dps, ", "))
+	}
+	return a, ""
+}
+
+// packValidate checks the image pack is asked for with the rule schema, so
+// what the image writer cannot honour is refused before the tree is read.
+// parts is the layout of --partitions (nil: the default one); Output is the
+// one attribute pack has no use for.
+func packValidate(x *rules.Extension, parts []*repart.Partition) error {
+	for _, p := range parts {
+		x.Partitions = append(x.Partitions, rules.Partition{Pos: p.Pos, File: p.Pos.File})
+		if x.Key != "" {
+			x.Verity = "signed" // a layout of one's own is signed when a key is given
+		}
+	}
+	return x.Validate()
 }
 
 func fsNote(format string) string {
