@@ -440,7 +440,7 @@ func (c *conv) relDiag(d *diag.Diagnostic) *diag.Diagnostic {
 	}
 	nd := *d
 	if nd.Source == "" && nd.Pos.Line > 0 {
-		nd.Source = sourceLine(nd.Pos.File, nd.Pos.Line)
+		nd.Source = diag.SourceLine(nd.Pos.File, nd.Pos.Line)
 	}
 	if r, err := filepath.Rel(c.req.Cwd, nd.Pos.File); err == nil {
 		nd.Pos.File = r
@@ -471,16 +471,4 @@ func (c *conv) relErr(err error) error {
 		return flat[0]
 	}
 	return diag.ErrorList(flat)
-}
-
-func sourceLine(file string, line int) string {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(string(b), "\n")
-	if line > len(lines) {
-		return ""
-	}
-	return strings.TrimRight(lines[line-1], "\r")
 }
