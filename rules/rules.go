@@ -10,6 +10,7 @@ package rules
 import (
 	"sort"
 
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
 )
@@ -108,13 +109,13 @@ type BaseImage struct {
 	Name         string `json:"name"`
 	Distribution string `json:"distribution"`
 	Release      string `json:"release"`
-	// Architecture is the systemd architecture name ("x86-64", "arm64",
-	// ...); the host's when not given.
-	Architecture   string   `json:"architecture"`
-	Mirror         string   `json:"mirror,omitempty"`
-	Repositories   []string `json:"repositories,omitempty"`
-	Packages       []string `json:"packages"`
-	WithRecommends bool     `json:"with_recommends"`
+	// Architecture is the packages' architecture (a systemd name in
+	// JSON); the host's when not given.
+	Architecture   arch.Arch `json:"architecture"`
+	Mirror         string    `json:"mirror,omitempty"`
+	Repositories   []string  `json:"repositories,omitempty"`
+	Packages       []string  `json:"packages"`
+	WithRecommends bool      `json:"with_recommends"`
 	// WithDocs defaults to true.
 	WithDocs      bool     `json:"with_docs"`
 	ExtraTrees    []Tree   `json:"extra_trees,omitempty"`
@@ -159,9 +160,10 @@ type Extension struct {
 	Partitions []Partition `json:"partitions,omitempty"`
 	// Output is the output's base name; the target name by default.
 	Output string `json:"output"`
-	// Architecture is the systemd architecture name; by default the base's
-	// (following extension bases), "" when there is no base.
-	Architecture string `json:"architecture,omitempty"`
+	// Architecture is the image's architecture (a systemd name in JSON);
+	// by default the base's (following extension bases), arch.None when
+	// there is no base.
+	Architecture arch.Arch `json:"architecture,omitempty"`
 	// ReleaseFromTrees takes the extension-release file from the extra
 	// trees exactly as written, adding no field and failing on none
 	// missing (mkosi's Format=disk). By default sxb completes the file

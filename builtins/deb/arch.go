@@ -2,60 +2,27 @@ package deb
 
 import (
 	"fmt"
-	"sort"
-	"strings"
+
+	"github.com/sxb-build/sxb/internal/arch"
 )
 
-// archs maps systemd architecture names (as in ConditionArchitecture= and
-// os-release) to Debian port names.
-var archs = map[string]string{
-	"x86-64":      "amd64",
-	"x86":         "i386",
-	"arm64":       "arm64",
-	"arm":         "armhf",
-	"ppc64-le":    "ppc64el",
-	"ppc64":       "ppc64",
-	"s390x":       "s390x",
-	"riscv64":     "riscv64",
-	"mips64-le":   "mips64el",
-	"mips-le":     "mipsel",
-	"loongarch64": "loong64",
-	"alpha":       "alpha",
-	"sparc64":     "sparc64",
-	"ia64":        "ia64",
-	"parisc":      "hppa",
-	"m68k":        "m68k",
-	"sh":          "sh4",
-}
+// Distributions are the distributions Resolve installs from.
+var Distributions = []string{"debian", "ubuntu"}
 
-// DebianArch returns the Debian port for a systemd architecture name. Debian
-// names (amd64, armhf, ...) are accepted unchanged.
-func DebianArch(systemd string) (string, error) {
-	if d, ok := archs[systemd]; ok {
-		return d, nil
-	}
-	for _, d := range archs {
-		if d == systemd {
-			return d, nil
-		}
-	}
-	var names []string
-	for k := range archs {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return "", fmt.Errorf("unknown architecture %q (known: %s)", systemd, strings.Join(names, ", "))
-}
+// SupportsArch reports whether Debian has a port for a.
+func SupportsArch(a arch.Arch) bool { return a.Debian() != "" }
 
-// SystemdArch returns the systemd name for a Debian port, or "" when
-// unknown.
-func SystemdArch(debian string) string {
-	for k, v := range archs {
-		if v == debian {
-			return k
-		}
+// DebianArch returns the Debian port for an architecture in any spelling
+// package arch reads ("x86-64", "amd64", "aarch64", ...).
+func DebianArch(name string) (string, error) {
+	a, err := arch.Parse(name)
+	if err != nil {
+		return "", err
 	}
-	return ""
+	if !SupportsArch(a) {
+		return "", fmt.Errorf("architecture %s has no Debian port", a)
+	}
+	return a.Debian(), nil
 }
 
 // mergedUsrLinks are the top-level symlinks of a merged-/usr tree for a

@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
@@ -26,6 +27,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/builtins/verity"
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 )
 
@@ -52,8 +54,8 @@ type Options struct {
 	// (systemd-repart --seed=).
 	Seed repart.ID128
 	// Arch retargets root/usr partition types (systemd-repart
-	// --architecture=); "" keeps the types as parsed (native).
-	Arch string
+	// --architecture=); arch.None keeps the types as parsed (native).
+	Arch arch.Arch
 	// Epoch is SOURCE_DATE_EPOCH: the mtime of directories created for
 	// CopyFiles=/MakeDirectories= and the file systems' build time.
 	Epoch int64
@@ -131,12 +133,11 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 	ps := make([]*part, len(parts))
 	for i, d := range parts {
 		t := d.Type
-		if opts.Arch != "" {
-			a, ok := repart.CanonicalArch(opts.Arch)
-			if !ok {
-				return nil, fmt.Errorf("unknown architecture %q", opts.Arch)
+		if opts.Arch != arch.None {
+			if !slices.Contains(repart.Architectures(), opts.Arch) {
+				return nil, fmt.Errorf("architecture %s has no Discoverable Partitions types", opts.Arch)
 			}
-			t = t.WithArch(a)
+			t = t.WithArch(opts.Arch)
 		}
 		ps[i] = &part{def: d, typ: t}
 		if d.Verity == repart.VeritySignature && !opts.DeferSignatures && (opts.Key == nil || opts.Cert == nil) {

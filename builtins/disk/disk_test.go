@@ -17,6 +17,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/builtins/verity"
+	"github.com/sxb-build/sxb/internal/arch"
 )
 
 var refSeed = repart.ID128{0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0}
@@ -114,7 +115,7 @@ func TestMatchesRepartMakeDDI(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "sysext.raw")
 	root := &tree.Node{Kind: tree.Dir, Mode: 0o755}
-	res, err := Build(context.Background(), out, root, parts, Options{Seed: refSeed, Arch: "x86-64", Key: key, Cert: cert, FSWriters: fakeWriters(t, fss)})
+	res, err := Build(context.Background(), out, root, parts, Options{Seed: refSeed, Arch: arch.X86_64, Key: key, Cert: cert, FSWriters: fakeWriters(t, fss)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestMatchesRepartDefinitions(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "custom.raw")
 	root := &tree.Node{Kind: tree.Dir, Mode: 0o755}
-	if _, err := Build(context.Background(), out, root, parts, Options{Seed: refSeed, Arch: "x86-64", FSWriters: fakeWriters(t, fss)}); err != nil {
+	if _, err := Build(context.Background(), out, root, parts, Options{Seed: refSeed, Arch: arch.X86_64, FSWriters: fakeWriters(t, fss)}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(out)
@@ -160,7 +161,7 @@ func TestMatchesRepartLargeDisk(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "big.raw")
 	root := &tree.Node{Kind: tree.Dir, Mode: 0o755}
-	if _, err := Build(context.Background(), out, root, parts, Options{Seed: refSeed, Arch: "x86-64", FSWriters: fakeWriters(t, fss)}); err != nil {
+	if _, err := Build(context.Background(), out, root, parts, Options{Seed: refSeed, Arch: arch.X86_64, FSWriters: fakeWriters(t, fss)}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(out)

@@ -17,6 +17,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/squashfs"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/builtins/verity"
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/testenv"
 )
@@ -91,7 +92,7 @@ func TestImagesValidate(t *testing.T) {
 					t.Fatal(err)
 				}
 				out := filepath.Join(dir, "sample.raw")
-				res, err = Build(context.Background(), out, root, parts, Options{Seed: seed, Arch: repart.NativeArch(), Epoch: 1700000000,
+				res, err = Build(context.Background(), out, root, parts, Options{Seed: seed, Arch: arch.Native(), Epoch: 1700000000,
 					Key: key, Cert: cert, FSWriters: map[string]FSWriter{"erofs": erofsWriter, "squashfs": squashfsWriter}})
 				if err != nil {
 					t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/arch"
 )
 
 // TestHugeSizesAreRefused: sizes near 2^64 in repart.d used to wrap
@@ -28,7 +29,7 @@ func TestHugeSizesAreRefused(t *testing.T) {
 		}
 		dir := t.TempDir()
 		out := filepath.Join(dir, "x.raw")
-		_, err = Build(context.Background(), out, &tree.Node{Kind: tree.Dir, Mode: 0o755}, []*repart.Partition{p}, Options{Arch: "x86-64"})
+		_, err = Build(context.Background(), out, &tree.Node{Kind: tree.Dir, Mode: 0o755}, []*repart.Partition{p}, Options{Arch: arch.X86_64})
 		if err == nil || !strings.Contains(err.Error(), "too large") {
 			t.Errorf("%s: got %v, want a size error", name, err)
 		}

@@ -60,6 +60,10 @@ type Options struct {
 	Compression string
 }
 
+// Compressions are the Options.Compression values Write implements; ""
+// means "none".
+var Compressions = []string{"none"}
+
 // ErrUnsupportedCompression is returned (wrapped) for a Compression value
 // Write does not implement.
 var ErrUnsupportedCompression = errors.New("unsupported erofs compression")

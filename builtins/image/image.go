@@ -10,6 +10,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"github.com/sxb-build/sxb/builtins/disk"
 	"github.com/sxb-build/sxb/builtins/erofs"
@@ -17,6 +19,8 @@ import (
 	"github.com/sxb-build/sxb/builtins/squashfs"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/builtins/verity"
+	"github.com/sxb-build/sxb/internal/arch"
+	"github.com/sxb-build/sxb/internal/suggest"
 )
 
 // Request describes an image to write.
@@ -32,15 +36,64 @@ type Request struct {
 	Compression string
 	// KeyFile and CertFile sign the verity root hash (PEM files).
 	KeyFile, CertFile string
-	// Architecture is the systemd architecture name of the partition
-	// types; "" keeps the host's.
-	Architecture string
+	// Architecture picks the root/usr partition types; arch.None keeps
+	// the host's.
+	Architecture arch.Arch
 	// Partitions is a custom layout; nil means the default one.
 	Partitions []*repart.Partition
 	// Seed derives every UUID and the verity salt (repart --seed).
 	Seed [16]byte
 	// Epoch is SOURCE_DATE_EPOCH.
 	Epoch int64
+}
+
+// VerityModes are the values of Request.Verity.
+var VerityModes = []string{"off", "hash", "signed", "defer"}
+
+// Formats returns the file systems Build writes (repart Format= names),
+// sorted.
+func Formats() []string {
+	return slices.Sorted(maps.Keys(FSWriters("")))
+}
+
+// Compressions returns the compressions the writer of format implements
+// (the Compression= values it accepts besides "", its default).
+func Compressions(format string) []string {
+	switch format {
+	case "erofs":
+		return erofs.Compressions
+	case "squashfs":
+		return squashfs.Compressions
+	}
+	return nil
+}
+
+// CheckCompression reports whether the writer of format accepts
+// compression ("" for its default) with level (a partition's
+// CompressionLevel=, "" for the default).
+func CheckCompression(format, compression, level string) error {
+	if compression != "" && !slices.Contains(Compressions(format), compression) {
+		return fmt.Errorf("%q is not a %s compression (want one of %s)", compression, format, suggest.Quote(Compressions(format)))
+	}
+	n, err := compressionLevel(level)
+	if err != nil {
+		return err
+	}
+	if format == "squashfs" {
+		return squashfs.CheckCompression(compression, n)
+	}
+	return nil
+}
+
+// compressionLevel reads a CompressionLevel= value; "" is 0 (the default).
+func compressionLevel(s string) (int, error) {
+	level := 0
+	if s != "" {
+		if _, err := fmt.Sscanf(s, "%d", &level); err != nil {
+			return 0, fmt.Errorf("CompressionLevel=%s: not a number", s)
+		}
+	}
+	return level, nil
 }
 
 // FSWriters returns the file-system writers by repart Format= name.
@@ -59,11 +112,9 @@ func FSWriters(compression string) map[string]disk.FSWriter {
 			if c == "" {
 				c = compression
 			}
-			level := 0
-			if p.CompressionLevel != "" {
-				if _, err := fmt.Sscanf(p.CompressionLevel, "%d", &level); err != nil {
-					return 0, fmt.Errorf("CompressionLevel=%s: not a number", p.CompressionLevel)
-				}
+			level, err := compressionLevel(p.CompressionLevel)
+			if err != nil {
+				return 0, err
 			}
 			return squashfs.Write(w, root, squashfs.Options{Compression: c, Level: level, ModTime: p.Epoch})
 		},

@@ -3,6 +3,8 @@ package mkosi
 import (
 	"sort"
 	"strings"
+
+	"github.com/sxb-build/sxb/internal/arch"
 )
 
 // scope says how a setting travels between the main image and subimages
@@ -101,9 +103,8 @@ var (
 var (
 	distributions = []string{"fedora", "debian", "kali", "ubuntu", "postmarketos", "arch", "opensuse", "mageia",
 		"centos", "rhel", "rhel-ubi", "openmandriva", "rocky", "alma", "azure", "custom"}
-	architectures = []string{"alpha", "arc", "arm", "arm64", "ia64", "loongarch64", "mips-le", "mips64-le",
-		"parisc", "ppc", "ppc64", "ppc64-le", "riscv32", "riscv64", "s390", "s390x", "tilegx", "x86", "x86-64"}
-	formats = []string{"confext", "cpio", "directory", "disk", "esp", "none", "portable", "sysext", "tar", "uki", "oci", "addon"}
+	architectures = mkosiArchitectures()
+	formats       = []string{"confext", "cpio", "directory", "disk", "esp", "none", "portable", "sysext", "tar", "uki", "oci", "addon"}
 )
 
 // settings is the table of every setting mkosi knows. Settings sxb does not
@@ -336,3 +337,15 @@ func SettingNames() []string {
 }
 
 func isTrigger(section string) bool { return strings.HasPrefix(section, "Trigger") }
+
+// mkosiArchitectures are the values of mkosi's Architecture enum, spelt as
+// mkosi writes them.
+func mkosiArchitectures() []string {
+	var out []string
+	for _, a := range arch.All() {
+		if m := a.Mkosi(); m != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}

@@ -3,8 +3,9 @@ package repart
 import (
 	"encoding/hex"
 	"fmt"
-	"runtime"
 	"strings"
+
+	"github.com/sxb-build/sxb/internal/arch"
 )
 
 // ID128 is a 128-bit identifier in the byte order of its textual form
@@ -69,8 +70,8 @@ type Type struct {
 	// a type systemd does not know, the UUID.
 	Name string
 	UUID ID128
-	// Arch is the systemd architecture name for root/usr types, else "".
-	Arch string
+	// Arch is the architecture of root/usr types, else arch.None.
+	Arch arch.Arch
 	// Designator is one of the constants above, or "" (linux-generic,
 	// user-home, unknown types).
 	Designator string
@@ -85,13 +86,13 @@ var typeTable []typeEntry
 
 func init() {
 	for _, a := range archTypes {
-		for _, name := range append([]string{a.arch}, a.aliases...) {
+		for _, name := range append([]string{a.arch.Systemd()}, a.aliases...) {
 			for i, d := range archDesignators {
 				id, err := ParseID128(a.uuids[i])
 				if err != nil {
 					panic(err)
 				}
-				canon := archTypeName(d, a.arch)
+				canon := archTypeName(d, a.arch.Systemd())
 				alias := archTypeName(d, name)
 				typeTable = append(typeTable, typeEntry{alias, Type{Name: canon, UUID: id, Arch: a.arch, Designator: d}})
 			}
@@ -115,65 +116,15 @@ func archTypeName(d, arch string) string {
 	return d + "-" + arch
 }
 
-// Architectures returns systemd's canonical architecture names that have
-// root/usr partition types.
-func Architectures() []string {
-	var out []string
+// Architectures returns the architectures the Discoverable Partitions
+// Specification defines root and usr partition types for: those an
+// extension image can be built for.
+func Architectures() []arch.Arch {
+	out := make([]arch.Arch, 0, len(archTypes))
 	for _, a := range archTypes {
 		out = append(out, a.arch)
 	}
 	return out
-}
-
-// CanonicalArch maps an architecture name or alias ("amd64", "aarch64",
-// "x86_64") to systemd's name.
-func CanonicalArch(s string) (string, bool) {
-	for _, a := range archTypes {
-		if s == a.arch {
-			return a.arch, true
-		}
-		for _, al := range a.aliases {
-			if s == al {
-				return a.arch, true
-			}
-		}
-	}
-	return "", false
-}
-
-// NativeArch is the systemd architecture of the machine sxb runs on, what
-// systemd-repart resolves "root" and "usr" to when no --architecture= is
-// given.
-func NativeArch() string {
-	switch runtime.GOARCH {
-	case "amd64":
-		return "x86-64"
-	case "386":
-		return "x86"
-	case "arm64":
-		return "arm64"
-	case "arm":
-		return "arm"
-	case "riscv64":
-		return "riscv64"
-	case "ppc64le":
-		return "ppc64-le"
-	case "ppc64":
-		return "ppc64"
-	case "s390x":
-		return "s390x"
-	case "loong64":
-		return "loongarch64"
-	case "mips64le":
-		return "mips64-le"
-	case "mips64":
-		return "mips64"
-	case "mipsle":
-		return "mips-le"
-	case "mips":
-		return "mips"
-	}
-	return runtime.GOARCH
 }
 
 // ParseType resolves a Type= value: a name from systemd's table (with the
@@ -182,7 +133,7 @@ func NativeArch() string {
 func ParseType(s string) (Type, error) {
 	for _, d := range archDesignators {
 		if s == d {
-			return ParseType(archTypeName(d, NativeArch()))
+			return ParseType(archTypeName(d, arch.Native().Systemd()))
 		}
 	}
 	for _, e := range typeTable {
@@ -207,17 +158,14 @@ func TypeForUUID(id ID128) Type {
 	return Type{Name: id.String(), UUID: id}
 }
 
-// WithArch returns the type with the same designator for arch, or t itself
+// WithArch returns the type with the same designator for a, or t itself
 // when there is none (systemd's gpt_partition_type_override_architecture).
-func (t Type) WithArch(arch string) Type {
-	if t.Designator == "" || t.Arch == "" {
+func (t Type) WithArch(a arch.Arch) Type {
+	if t.Designator == "" || t.Arch == arch.None {
 		return t
 	}
-	if c, ok := CanonicalArch(arch); ok {
-		arch = c
-	}
 	for _, e := range typeTable {
-		if e.t.Designator == t.Designator && e.t.Arch == arch {
+		if e.t.Designator == t.Designator && e.t.Arch == a {
 			return e.t
 		}
 	}

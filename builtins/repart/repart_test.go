@@ -3,9 +3,11 @@ package repart
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 )
 
@@ -29,7 +31,7 @@ CompressionLevel=12
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Type.Name != "root-"+NativeArch() || p.Type.Designator != Root {
+	if p.Type.Name != "root-"+arch.Native().Systemd() || p.Type.Designator != Root {
 		t.Errorf("type %+v", p.Type)
 	}
 	if len(p.CopyFiles) != 2 || p.CopyFiles[0] != (CopyFile{"/usr", "/usr"}) || p.CopyFiles[1] != (CopyFile{"/opt", "/opt"}) {
@@ -64,7 +66,7 @@ func TestParseDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.ReadOnly != Yes || p.Type.Arch != "arm64" || p.SplitName != "" {
+	if p.ReadOnly != Yes || p.Type.Arch != arch.ARM64 || p.SplitName != "" {
 		t.Errorf("verity type: %+v", p)
 	}
 }
@@ -97,14 +99,14 @@ func TestTypes(t *testing.T) {
 	if ty.Name != "root-x86-64" {
 		t.Errorf("alias not canonicalized: %s", ty.Name)
 	}
-	if got := ty.WithArch("arm64"); got.Name != "root-arm64" {
+	if got := ty.WithArch(arch.ARM64); got.Name != "root-arm64" {
 		t.Errorf("WithArch: %s", got.Name)
 	}
-	if got := ty.WithArch("aarch64"); got.Name != "root-arm64" {
-		t.Errorf("WithArch alias: %s", got.Name)
+	if got := ty.WithArch(arch.SPARC64); got != ty {
+		t.Errorf("WithArch to an architecture without types: %s, want the type unchanged", got.Name)
 	}
 	esp, _ := ParseType("esp")
-	if esp.WithArch("arm64") != esp {
+	if esp.WithArch(arch.ARM64) != esp {
 		t.Error("esp retargeted")
 	}
 	if _, err := ParseType("root-vax"); err == nil {
@@ -114,7 +116,7 @@ func TestTypes(t *testing.T) {
 	seen := map[ID128]string{}
 	for _, a := range Architectures() {
 		for _, d := range archDesignators {
-			ty, err := ParseType(archTypeName(d, a))
+			ty, err := ParseType(archTypeName(d, a.Systemd()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,6 +128,9 @@ func TestTypes(t *testing.T) {
 	}
 	if len(seen) != 21*6 {
 		t.Errorf("%d arch types, want %d", len(seen), 21*6)
+	}
+	if as := Architectures(); !slices.Contains(as, arch.ARM) || slices.Contains(as, arch.SPARC64) {
+		t.Errorf("Architectures() = %v: want arm (DPS has its types) and not sparc64 (it has none)", as)
 	}
 }
 

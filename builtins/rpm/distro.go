@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/sxb-build/sxb/internal/arch"
 )
 
 // Default mirrors. A Request's Mirror replaces them; "file:///srv/mirror"
@@ -14,24 +17,26 @@ const (
 	DefaultFedoraMirror   = "https://dl.fedoraproject.org/pub"
 )
 
-// rpmArch maps a systemd architecture name (or an rpm one) to the rpm
-// architecture.
-func rpmArch(a string) (string, error) {
-	switch a {
-	case "", "x86-64", "x86_64", "amd64":
-		return "x86_64", nil
-	case "arm64", "aarch64":
-		return "aarch64", nil
-	case "ppc64-le", "ppc64le":
-		return "ppc64le", nil
-	case "s390x":
-		return "s390x", nil
-	case "riscv64":
-		return "riscv64", nil
-	case "x86", "i686", "i586", "i386":
-		return "i686", nil
+// Distributions are the distributions Resolve installs from.
+var Distributions = []string{"opensuse", "fedora"}
+
+// arches are the architectures Resolve installs packages of.
+var arches = []arch.Arch{arch.X86_64, arch.ARM64, arch.PPC64LE, arch.S390X, arch.RISCV64, arch.X86}
+
+// SupportsArch reports whether Resolve installs packages of a.
+func SupportsArch(a arch.Arch) bool { return slices.Contains(arches, a) }
+
+// rpmArch maps an architecture in any spelling package arch reads (systemd's,
+// rpm's, ...) to the rpm architecture; "" is x86_64.
+func rpmArch(name string) (string, error) {
+	if name == "" {
+		return arch.X86_64.RPM(), nil
 	}
-	return "", fmt.Errorf("unsupported architecture %q", a)
+	a, err := arch.Parse(name)
+	if err != nil || !SupportsArch(a) {
+		return "", fmt.Errorf("unsupported architecture %q", name)
+	}
+	return a.RPM(), nil
 }
 
 // compatibleArch reports whether packages of arch pa install on arch a.

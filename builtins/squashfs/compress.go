@@ -43,6 +43,17 @@ const (
 	defaultZstdLevel = 15
 )
 
+// Compressions are the Options.Compression values Write implements; ""
+// means "gzip".
+var Compressions = []string{"gzip", "xz", "zstd", "lz4"}
+
+// CheckCompression reports whether Write accepts Options.Compression name
+// with Options.Level level.
+func CheckCompression(name string, level int) error {
+	_, err := newCodec(name, level, 131072)
+	return err
+}
+
 func newCodec(name string, level, blockSize int) (*codec, error) {
 	switch name {
 	case "", "gzip":

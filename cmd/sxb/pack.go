@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -16,7 +17,9 @@ import (
 	"github.com/sxb-build/sxb/builtins/image"
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/rules"
 )
 
 func init() {
@@ -43,7 +46,7 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 	certFile := fs.String("certificate", "", "PEM certificate of the signing key")
 	partDir := fs.String("partitions", "", "directory of repart.d *.conf partition definitions (replaces the default layout)")
 	seedArg := fs.String("seed", "", "UUID every partition UUID is derived from, or \"random\" (default: derived from OUT's name)")
-	arch := fs.String("architecture", "", "systemd architecture of the root/usr partition types (default: this machine's)")
+	archName := fs.String("architecture", "", "systemd architecture of the root/usr partition types (default: this machine's)")
 	if err := fs.Parse(args); err != nil {
 		return parseFailed(env, "pack", err)
 	}
@@ -72,10 +75,9 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 	case *partDir != "" && (fs.Changed("kind") || fs.Changed("format") || fs.Changed("verity")):
 		return usageErr("--partitions replaces the default layout: drop --kind, --format and --verity")
 	}
-	if *arch != "" {
-		if _, ok := repart.CanonicalArch(*arch); !ok {
-			return usageErr("--architecture=%s: unknown (known: %s)", *arch, strings.Join(repart.Architectures(), ", "))
-		}
+	imageArch, msg := packArch(*archName)
+	if msg != "" {
+		return usageErr("--architecture=%s: %s", *archName, msg)
 	}
 	var seed [16]byte
 	switch *seedArg {
@@ -110,6 +112,15 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 			return fail(err)
 		}
 	}
+	x := &rules.Extension{Name: "pack", Kind: *kind, Format: *format, Compression: *compression, Verity: *verityMode,
+		Key: *keyFile, Certificate: *certFile, Architecture: imageArch, Output: "pack"}
+	if err := packValidate(x, parts); err != nil {
+		var ae *rules.AttrError
+		if errors.As(err, &ae) {
+			return usageErr("--%s: %s", ae.Attr, ae.Msg)
+		}
+		return fail(err)
+	}
 	topts := tree.Options{Epoch: -1}
 	if os.Getenv("SOURCE_DATE_EPOCH") != "" {
 		topts.Epoch = epoch
@@ -129,7 +140,7 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 	}
 	res, err := image.Build(ctx, out, root, image.Request{
 		Kind: *kind, Format: *format, Verity: *verityMode, Compression: *compression,
-		KeyFile: packAbs(env, *keyFile), CertFile: packAbs(env, *certFile), Architecture: *arch,
+		KeyFile: packAbs(env, *keyFile), CertFile: packAbs(env, *certFile), Architecture: imageArch,
 		Partitions: parts, Seed: seed, Epoch: epoch,
 	})
 	if err != nil {
@@ -150,6 +161,40 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 		fmt.Fprintln(env.stdout, rootHashFile)
 	}
 	return exitOK
+}
+
+// packArch reads --architecture: "" is the host's (arch.None); else an
+// architecture with Discoverable Partitions types, or a usage message.
+func packArch(name string) (arch.Arch, string) {
+	if name == "" {
+		return arch.None, ""
+	}
+	var dps []string
+	for _, a := range repart.Architectures() {
+		dps = append(dps, a.Systemd())
+	}
+	a, err := arch.Parse(name)
+	switch {
+	case err != nil:
+		return arch.None, fmt.Sprintf("unknown (known: %s)", strings.Join(dps, ", "))
+	case !slices.Contains(repart.Architectures(), a):
+		return arch.None, fmt.Sprintf("no Discoverable Partitions types for %s (known: %s)", a, strings.Join(dps, ", "))
+	}
+	return a, ""
+}
+
+// packValidate checks the image pack is asked for with the rule schema, so
+// what the image writer cannot honour is refused before the tree is read.
+// parts is the layout of --partitions (nil: the default one); Output is the
+// one attribute pack has no use for.
+func packValidate(x *rules.Extension, parts []*repart.Partition) error {
+	for _, p := range parts {
+		x.Partitions = append(x.Partitions, rules.Partition{Pos: p.Pos, File: p.Pos.File})
+		if x.Key != "" {
+			x.Verity = "signed" // a layout of one's own is signed when a key is given
+		}
+	}
+	return x.Validate()
 }
 
 func fsNote(format string) string {

@@ -124,7 +124,7 @@ func Render(w io.Writer, d *Diagnostic, useColor bool) {
 	bold.Fprintln(w, d.Msg)
 	src := d.Source
 	if src == "" && d.Pos.Line > 0 {
-		src = sourceLine(d.Pos.File, d.Pos.Line)
+		src = SourceLine(d.Pos.File, d.Pos.Line)
 	}
 	if src != "" {
 		fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(src, "\t", " "))
@@ -158,7 +158,9 @@ func RenderError(w io.Writer, err error, useColor bool) {
 	fmt.Fprintln(w, err)
 }
 
-func sourceLine(file string, line int) string {
+// SourceLine returns line (from 1) of file without its line ending, or ""
+// when the file cannot be read or is shorter.
+func SourceLine(file string, line int) string {
 	f, err := os.Open(file)
 	if err != nil {
 		return ""

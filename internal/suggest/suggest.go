@@ -2,6 +2,12 @@
 // mean" hints in error messages.
 package suggest
 
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
 // Levenshtein is the edit distance of a and b: insertions, deletions and
 // substitutions of bytes.
 func Levenshtein(a, b string) int { return distance(a, b, false) }
@@ -33,4 +39,41 @@ func distance(a, b string, transpose bool) int {
 		prev2, prev, cur = prev, cur, prev2
 	}
 	return prev[len(b)]
+}
+
+// Nearest returns the candidate closest to s by WithTranspositions, the
+// first of equally close ones, when it is close enough to be a likely
+// misspelling (fewer than len(s)/2+2 edits and at most max(2, len(s)/3));
+// else "".
+func Nearest(s string, candidates []string) string {
+	best, bestD := "", len(s)/2+2
+	for _, c := range candidates {
+		if d := WithTranspositions(s, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if bestD > max(2, len(s)/3) {
+		return ""
+	}
+	return best
+}
+
+// Quote returns the choices quoted and comma separated: "a", "b", "c".
+func Quote(choices []string) string {
+	q := make([]string, len(choices))
+	for i, c := range choices {
+		q[i] = strconv.Quote(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+// NotOneOf says that value is not one of choices, with a did-you-mean hint
+// when one is close: `"tra" is not one of "directory", "tar" (did you mean
+// "tar"?)`.
+func NotOneOf(value string, choices []string) string {
+	msg := fmt.Sprintf("%q is not one of %s", value, Quote(choices))
+	if n := Nearest(value, choices); n != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", n)
+	}
+	return msg
 }

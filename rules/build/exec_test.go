@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
 )
@@ -39,7 +40,7 @@ func (f *fakeInstaller) Resolve(ctx context.Context, req InstallRequest, report 
 		if p == "missing" {
 			return nil, fmt.Errorf("missing: not found")
 		}
-		s = append(s, Package{Name: p, Version: "1", Arch: req.Architecture, SHA256: strings.Repeat("0", 64)})
+		s = append(s, Package{Name: p, Version: "1", Arch: req.Architecture.Systemd(), SHA256: strings.Repeat("0", 64)})
 	}
 	return s, nil
 }
@@ -87,7 +88,7 @@ func testGraph(ws string, extPackages []string) *rules.Graph {
 	cl := label.Label{Pkg: "img", Name: "conf"}
 	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{}}
 	g.Targets[bl.String()] = &rules.Target{Label: bl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{
-		Name: "base", Distribution: "fake", Release: "1", Architecture: "x86-64", Packages: []string{"base-files", "libc"}, WithDocs: true, Output: "directory"}}
+		Name: "base", Distribution: "fake", Release: "1", Architecture: arch.X86_64, Packages: []string{"base-files", "libc"}, WithDocs: true, Output: "directory"}}
 	g.Targets[el.String()] = &rules.Target{Label: el, Kind: rules.KindSysext, Deps: []label.Label{bl}, Ext: &rules.Extension{
 		Name: "tool", Kind: "sysext", Base: &bl, Packages: extPackages, Format: "erofs", Verity: "off", Output: "tool", Version: "2.0",
 		ExtensionRelease: []rules.KV{{Key: "SYSEXT_LEVEL", Value: "1.0"}}}}
@@ -204,7 +205,7 @@ func TestExtensionWithoutBaseNeedsID(t *testing.T) {
 	mk := func(rel []rules.KV) *rules.Graph {
 		g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{}}
 		g.Targets[l.String()] = &rules.Target{Label: l, Kind: rules.KindSysext, Ext: &rules.Extension{
-			Name: "s", Kind: "sysext", Format: "erofs", Verity: "off", Output: "s", Architecture: "arm64",
+			Name: "s", Kind: "sysext", Format: "erofs", Verity: "off", Output: "s", Architecture: arch.ARM64,
 			ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "s/tree"), Target: "/"}}, ExtensionRelease: rel}}
 		return g
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -20,9 +21,10 @@ type Package struct {
 
 // InstallRequest asks an Installer for a package set.
 type InstallRequest struct {
-	Distribution, Release, Architecture, Mirror string
-	Repositories, Packages                      []string
-	WithRecommends                              bool
+	Distribution, Release, Mirror string
+	Architecture                  arch.Arch
+	Repositories, Packages        []string
+	WithRecommends                bool
 	// BaseImage adds what a distribution's minimal base needs (Essential
 	// and required packages for Debian).
 	BaseImage bool
@@ -62,9 +64,8 @@ type ImageRequest struct {
 	Compression string
 	Verity      string
 	Key, Cert   string
-	// Architecture is the systemd architecture name; it picks the
-	// partition types.
-	Architecture string
+	// Architecture picks the partition types.
+	Architecture arch.Arch
 	// Seed derives every UUID, as systemd-repart's --seed.
 	Seed [16]byte
 	// Epoch is SOURCE_DATE_EPOCH, for time stamps in file systems.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/deb"
 	"github.com/sxb-build/sxb/builtins/image"
-	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/rpm"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/rules"
@@ -52,7 +51,7 @@ func debProgress(report func(string, string)) func(deb.Event) {
 
 func (debInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
 	dr := deb.Request{
-		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture, Mirror: req.Mirror,
+		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Components: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
 		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
 		Progress: debProgress(report),
@@ -102,7 +101,7 @@ func (r rpmResolved) Packages() []Package {
 func (rpmInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
 	report("resolving", "")
 	rr := rpm.Request{
-		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture, Mirror: req.Mirror,
+		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Repositories: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
 		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
 	}
@@ -134,19 +133,9 @@ func (rpmInstaller) Install(ctx context.Context, r Resolved, root string, meta *
 // NativeImage writes extension images with package image (the default
 // Options.ImageWriter).
 func NativeImage(ctx context.Context, out string, req ImageRequest) (*ImageResult, error) {
-	var parts []*repart.Partition
-	for i, p := range req.Partitions {
-		var rp *repart.Partition
-		var err error
-		if p.File != "" {
-			rp, err = repart.ParseFile(p.File)
-		} else {
-			rp, err = repart.FromKeys(p.Pos, fmt.Sprintf("%02d-partition.conf", (i+1)*10), toRepartKVs(p.Keys))
-		}
-		if err != nil {
-			return nil, err
-		}
-		parts = append(parts, rp)
+	parts, err := rules.Definitions(req.Partitions)
+	if err != nil {
+		return nil, err
 	}
 	key, cert := req.Key, req.Cert
 	if req.Verity != "signed" && len(req.Partitions) == 0 {
@@ -179,12 +168,4 @@ func NativeImage(ctx context.Context, out string, req ImageRequest) (*ImageResul
 	}
 	ir.Partitions = ps
 	return ir, nil
-}
-
-func toRepartKVs(kvs []rules.KV) []repart.KV {
-	out := make([]repart.KV, len(kvs))
-	for i, kv := range kvs {
-		out[i] = repart.KV{Key: kv.Key, Value: kv.Value}
-	}
-	return out
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
 )
@@ -45,17 +46,17 @@ func TestPublishLocation(t *testing.T) {
 	nl := label.Label{Pkg: "proj", Name: "bare"}
 	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{}}
 	g.Targets[bl.String()] = &rules.Target{Label: bl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{
-		Name: "base", Distribution: "fake", Release: "1", Architecture: "x86-64", Packages: []string{"base-files"}, Output: "directory"},
+		Name: "base", Distribution: "fake", Release: "1", Architecture: arch.X86_64, Packages: []string{"base-files"}, Output: "directory"},
 		Publish: &rules.Publish{Dir: out, File: "base"}}
 	g.Targets[tl.String()] = &rules.Target{Label: tl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{
-		Name: "tb", Distribution: "fake", Release: "1", Architecture: "x86-64", Packages: []string{"base-files"}, Output: "tar"},
+		Name: "tb", Distribution: "fake", Release: "1", Architecture: arch.X86_64, Packages: []string{"base-files"}, Output: "tar"},
 		Publish: &rules.Publish{Dir: out, File: "tb.tar.zst", Symlink: "tb"}}
 	g.Targets[xl.String()] = &rules.Target{Label: xl, Kind: rules.KindSysext, Deps: []label.Label{bl}, Ext: &rules.Extension{
 		Name: "tool", Kind: "sysext", Base: &bl, Packages: []string{"jq"}, Format: "erofs", Verity: "hash", Output: "tool", Version: "2",
 		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/extra"), Target: "/"}}, ReleaseFromTrees: true},
 		Publish: &rules.Publish{Dir: out, File: "tool_2.raw", Symlink: "tool_2", Manifest: "tool_2.manifest.json", Roothash: "tool_2.roothash", SplitPartitions: true}}
 	g.Targets[nl.String()] = &rules.Target{Label: nl, Kind: rules.KindSysext, Ext: &rules.Extension{
-		Name: "bare", Kind: "sysext", Format: "erofs", Verity: "off", Output: "bare", Architecture: "x86-64",
+		Name: "bare", Kind: "sysext", Format: "erofs", Verity: "off", Output: "bare", Architecture: arch.X86_64,
 		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/bare"), Target: "/"}}, ReleaseFromTrees: true},
 		Publish: &rules.Publish{Dir: out, File: "bare.raw"}}
 	res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Installers: map[string]Installer{"fake": &fakeInstaller{}}, ImageWriter: writer})

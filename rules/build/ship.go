@@ -62,9 +62,9 @@ func writeSBOM(out, img string, t *rules.Target, info baseInfo, inputs extInputs
 		return err
 	}
 	si := &sbom.Image{Name: ext.Output, Version: ext.Version, Kind: ext.Kind, File: filepath.Base(img), SHA256: digest,
-		Architecture: inputs.Arch, Distribution: info.Distribution, Release: info.Release, Epoch: epoch}
+		Architecture: inputs.Arch.String(), Distribution: info.Distribution, Release: info.Release, Epoch: epoch}
 	if ext.Base != nil {
-		si.Base = &sbom.Base{Label: ext.Base.String(), Distribution: info.Distribution, Release: info.Release, Arch: info.Architecture}
+		si.Base = &sbom.Base{Label: ext.Base.String(), Distribution: info.Distribution, Release: info.Release, Arch: info.Architecture.String()}
 	}
 	for _, p := range inputs.Packages {
 		si.Packages = append(si.Packages, sbom.Package{Name: p.Name, Version: p.Version, Arch: p.Arch, Source: p.Source,

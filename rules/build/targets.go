@@ -10,10 +10,10 @@ import (
 	"strings"
 
 	"github.com/sxb-build/sxb/builtins/extension"
-	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/sbom"
 	"github.com/sxb-build/sxb/builtins/sysupdate"
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -22,7 +22,7 @@ import (
 type baseInfo struct {
 	Distribution string        `json:"distribution"`
 	Release      string        `json:"release"`
-	Architecture string        `json:"architecture"`
+	Architecture arch.Arch     `json:"architecture"`
 	Mirror       string        `json:"mirror,omitempty"`
 	Repositories []string      `json:"repositories,omitempty"`
 	Keyring      string        `json:"keyring,omitempty"`
@@ -153,7 +153,7 @@ type extInputs struct {
 	Files    string           `json:"files"`
 	Packages []Package        `json:"packages"`
 	Base     string           `json:"base"`
-	Arch     string           `json:"architecture"`
+	Arch     arch.Arch        `json:"architecture"`
 	Epoch    int64            `json:"epoch"`
 }
 
@@ -163,7 +163,7 @@ type extManifest struct {
 	Kind             string       `json:"kind"`
 	Output           string       `json:"output"`
 	Version          string       `json:"version,omitempty"`
-	Architecture     string       `json:"architecture"`
+	Architecture     arch.Arch    `json:"architecture"`
 	Base             string       `json:"base,omitempty"`
 	Packages         []Package    `json:"packages"`
 	Files            int          `json:"files"`
@@ -199,12 +199,12 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 			return fmt.Errorf("base %s: reading its record: %w", ext.Base, err)
 		}
 	}
-	arch := ext.Architecture
-	if arch == "" {
-		arch = info.Architecture
+	a := ext.Architecture
+	if a == arch.None {
+		a = info.Architecture
 	}
-	if arch == "" {
-		arch = repart.NativeArch()
+	if a == arch.None {
+		a = arch.Native()
 	}
 	var res Resolved
 	var in Installer
@@ -218,7 +218,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 		}
 		rep("resolving", "")
 		res, err = x.resolve(ctx, t, in, InstallRequest{
-			Distribution: info.Distribution, Release: info.Release, Architecture: arch, Mirror: info.Mirror,
+			Distribution: info.Distribution, Release: info.Release, Architecture: a, Mirror: info.Mirror,
 			Repositories: info.Repositories, Packages: ext.Packages, WithRecommends: ext.WithRecommends,
 			BaseRoot: base.Path("tree"), Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
 		}, rep)
@@ -245,7 +245,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	// change it: published anew on every build, never part of the key.
 	attrs := *ext
 	attrs.Update = nil
-	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: &attrs, Files: digest, Packages: packagesOf(res), Arch: arch, Epoch: x.opts.Epoch}
+	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: &attrs, Files: digest, Packages: packagesOf(res), Arch: a, Epoch: x.opts.Epoch}
 	if base != nil {
 		inputs.Base = base.Key
 	}
@@ -399,7 +399,7 @@ func (x *executor) writeRelease(root, relPath string, meta *tree.Meta, ext *rule
 	}
 	release, err := extension.Release(extension.ReleaseInput{
 		Kind: kind, Given: given, Base: info.OSRelease, ImageID: ext.ImageID, Version: ext.Version,
-		Scope: ext.Scope, Architecture: inputs.Arch,
+		Scope: ext.Scope, Architecture: inputs.Arch.Systemd(),
 	})
 	if err != nil {
 		return "", err

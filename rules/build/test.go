@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/rules"
 )
@@ -33,8 +34,8 @@ type TestRequest struct {
 	// Base is the base image's tree and BaseMeta its metadata sidecar
 	// (may be "" when there is none).
 	Base, BaseMeta string
-	// Architecture is the base's systemd architecture name.
-	Architecture string
+	// Architecture is the base's.
+	Architecture arch.Arch
 	// Images are merged onto Base as systemd-sysext/confext would.
 	Images []TestImage
 	// Script is run with /bin/sh inside.

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
 )
@@ -47,7 +48,7 @@ func TestImageTestsRunCacheAndFail(t *testing.T) {
 				return 0, err
 			}
 		}
-		if req.Script != script || len(req.Env) != 1 || req.Env[0] != "FOO=bar" || req.Architecture != "x86-64" {
+		if req.Script != script || len(req.Env) != 1 || req.Env[0] != "FOO=bar" || req.Architecture != arch.X86_64 {
 			return 0, fmt.Errorf("request %+v", req)
 		}
 		fmt.Fprintf(req.Output, "running check\nstatus %d\n", status)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.starlark.net/resolve"
@@ -128,6 +130,10 @@ func (l *loader) convertEval(e *starlark.EvalError) error {
 		notes = append(notes, fmt.Sprintf("note: in %s(), called from %s", frames[i+1].Name, l.callStart(frames[i].Pos)))
 	}
 	cause := e.Unwrap()
+	var de *defError
+	if cause != nil && errors.As(cause, &de) {
+		return l.defDiag(de, inner, notes)
+	}
 	// A load()ed file failed: show its own diagnostics, noting the load.
 	if cause != nil {
 		var loaded []*diag.Diagnostic
@@ -173,6 +179,32 @@ func (l *loader) convertEval(e *starlark.EvalError) error {
 		msg = fmt.Sprintf("evaluation exceeded the step limit (%d steps): is there an unbounded loop?", l.maxSteps)
 	}
 	return l.diagAt(pos, msg, notes...)
+}
+
+// defError is a problem inside a partition definition (a partition()
+// value or a repart.d file) that the rule using it found when validating.
+type defError struct {
+	d          *diag.Diagnostic
+	rule, name string
+}
+
+func (e *defError) Error() string { return e.d.Error() }
+
+// defDiag shows a defError where the definition has it, with its source
+// line, noting the rule call at inner that uses it.
+func (l *loader) defDiag(e *defError, inner syntax.Position, notes []string) error {
+	d := *e.d
+	if filepath.IsAbs(d.Pos.File) {
+		if d.Source == "" {
+			d.Source = diag.SourceLine(d.Pos.File, d.Pos.Line)
+		}
+		d.Pos.File = l.display(d.Pos.File)
+	} else if d.Source == "" {
+		d.Source = l.sourceLine(d.Pos.File, d.Pos.Line)
+	}
+	use := fmt.Sprintf("note: in the partitions of %s %q at %s", e.rule, e.name, l.callStart(inner))
+	d.Notes = append(append(slices.Clone(d.Notes), use), notes...)
+	return &d
 }
 
 type posKey struct {
@@ -283,4 +315,15 @@ func (l *loader) kwargNamePos(p syntax.Position, attr string) diag.Pos {
 	}
 	start, _ := c.Span()
 	return toPos(start)
+}
+
+// userFrames drops built-in frames from a call stack.
+func userFrames(cs starlark.CallStack) []starlark.CallFrame {
+	out := make([]starlark.CallFrame, 0, len(cs))
+	for _, f := range cs {
+		if f.Pos.Filename() != "<builtin>" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

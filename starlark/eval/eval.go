@@ -28,6 +28,7 @@ import (
 	"go.starlark.net/syntax"
 
 	"github.com/sxb-build/sxb/internal/label"
+	"github.com/sxb-build/sxb/internal/suggest"
 	"github.com/sxb-build/sxb/rules"
 	"github.com/sxb-build/sxb/starlark/mkosiproject"
 	"github.com/sxb-build/sxb/starlark/workspace"
@@ -268,7 +269,7 @@ func (l *loader) run(pats []label.Pattern) (*rules.Graph, error) {
 		if !matched && !p.Recursive && !p.All {
 			ps := l.pkgs[p.Pkg]
 			msg := fmt.Sprintf("pattern %s: no target %q in package //%s", p, p.Name, p.Pkg)
-			if s := nearest(p.Name, ps.names()); s != "" {
+			if s := suggest.Nearest(p.Name, ps.names()); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			return nil, errors.New(msg)

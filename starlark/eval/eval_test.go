@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
@@ -190,8 +191,8 @@ func TestExamples(t *testing.T) {
 	if strings.Join(bw.Packages, " ") != "systemd udev" || !bw.WithDocs || bw.Output != "directory" {
 		t.Errorf("bookworm = %+v", bw)
 	}
-	if jq.Ext.Architecture != bw.Architecture || bw.Architecture != HostArch() {
-		t.Errorf("architectures: jq %q, base %q, host %q", jq.Ext.Architecture, bw.Architecture, HostArch())
+	if jq.Ext.Architecture != bw.Architecture || bw.Architecture != arch.Native() {
+		t.Errorf("architectures: jq %q, base %q, host %q", jq.Ext.Architecture, bw.Architecture, arch.Native())
 	}
 	hs := g.Target(label.Label{Pkg: "examples/opensuse", Name: "helm-squashfs"}).Ext
 	if len(hs.Partitions) != 1 || hs.Format != "squashfs" {
@@ -241,7 +242,7 @@ func TestPatternsAndClosure(t *testing.T) {
 		t.Errorf("closure = %s", got)
 	}
 	layer := g.Target(label.Label{Pkg: "b", Name: "layer"}).Ext
-	if layer.Architecture != "arm64" {
+	if layer.Architecture != arch.ARM64 {
 		t.Errorf("layer architecture = %q, want the base's arm64", layer.Architecture)
 	}
 	for _, tc := range []struct {
@@ -344,7 +345,7 @@ func TestMkosiHook(t *testing.T) {
 		}
 		base := label.Label{Name: "base"}
 		return []*rules.Target{
-			{Label: base, Kind: rules.KindBaseImage, Base: &rules.BaseImage{Name: "base", Distribution: "opensuse", Release: "tumbleweed", Architecture: "x86-64"}},
+			{Label: base, Kind: rules.KindBaseImage, Base: &rules.BaseImage{Name: "base", Distribution: "opensuse", Release: "tumbleweed", Architecture: arch.X86_64}},
 			{Label: label.Label{Name: "helm"}, Kind: rules.KindSysext, Pos: diag.Pos{File: "mkosi.images/helm/mkosi.conf", Line: 1},
 				Ext: &rules.Extension{Name: "helm", Kind: rules.KindSysext, Base: &base}},
 		}, nil
@@ -354,7 +355,7 @@ func TestMkosiHook(t *testing.T) {
 		t.Fatal(err)
 	}
 	helm := g.Target(label.Label{Name: "helm"})
-	if helm == nil || len(helm.Deps) != 1 || helm.Ext.Architecture != "x86-64" {
+	if helm == nil || len(helm.Deps) != 1 || helm.Ext.Architecture != arch.X86_64 {
 		t.Fatalf("helm = %+v", helm)
 	}
 	if helm.Pos.File != "mkosi.images/helm/mkosi.conf" {

@@ -10,6 +10,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/sxb-build/sxb/internal/suggest"
 	"github.com/sxb-build/sxb/starlark/workspace"
 )
 
@@ -97,7 +98,7 @@ func globBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		return nil, fmt.Errorf("glob: %w", err)
 	}
 	if len(files) == 0 && !allowEmpty {
-		return nil, errf("include")("%s matched no files in package //%s (pass allow_empty = True if that is expected)", quoteList(inc), ps.name)
+		return nil, errf("include")("%s matched no files in package //%s (pass allow_empty = True if that is expected)", suggest.Quote(inc), ps.name)
 	}
 	sort.Strings(files)
 	vals := make([]starlark.Value, len(files))

@@ -1,12 +1,15 @@
 package eval
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
+	"github.com/sxb-build/sxb/internal/suggest"
 	"github.com/sxb-build/sxb/rules"
 	"github.com/sxb-build/sxb/starlark/workspace"
 )
@@ -89,7 +92,7 @@ func (l *loader) link() (*rules.Graph, error) {
 			}
 			if _, ok := byLabel[dep.String()]; !ok {
 				msg := fmt.Sprintf("%s: no target %q in package //%s", who, dep.Name, dep.Pkg)
-				if s := nearest(dep.Name, l.pkgs[dep.Pkg].names()); s != "" {
+				if s := suggest.Nearest(dep.Name, l.pkgs[dep.Pkg].names()); s != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", label.Label{Pkg: dep.Pkg, Name: s}.String())
 				}
 				errs = append(errs, l.diagAt(l.depPos(d), msg, l.depNotes(d)...))
@@ -111,29 +114,46 @@ func (l *loader) link() (*rules.Graph, error) {
 		return nil, err
 	}
 	// Extensions inherit their base's architecture.
-	var arch func(d *decl) string
-	arch = func(d *decl) string {
+	var archOf func(d *decl) arch.Arch
+	archOf = func(d *decl) arch.Arch {
 		switch {
 		case d.t.Base != nil:
 			return d.t.Base.Architecture
 		case d.t.Ext == nil:
-			return ""
-		case d.t.Ext.Architecture != "":
+			return arch.None
+		case d.t.Ext.Architecture != arch.None:
 			return d.t.Ext.Architecture
 		case d.t.Ext.Base != nil:
-			return arch(byLabel[d.t.Ext.Base.String()])
+			return archOf(byLabel[d.t.Ext.Base.String()])
 		}
-		return ""
+		return arch.None
 	}
 	g := &rules.Graph{Workspace: l.root, Targets: make(map[string]*rules.Target, len(decls))}
+	var archErrs []error
 	for _, d := range decls {
-		if d.t.Ext != nil && d.t.Ext.Architecture == "" {
-			d.t.Ext.Architecture = arch(d)
+		if x := d.t.Ext; x != nil && x.Architecture == arch.None {
+			if x.Architecture = archOf(d); x.Architecture != arch.None {
+				archErrs = append(archErrs, l.inheritedArchErr(d))
+			}
 		}
 		sort.Slice(d.t.Deps, func(i, j int) bool { return d.t.Deps[i].Less(d.t.Deps[j]) })
 		g.Targets[d.t.Label.String()] = d.t
 	}
+	if err := joinErrors(archErrs); err != nil {
+		return nil, err
+	}
 	return g, nil
+}
+
+// inheritedArchErr checks the architecture an extension has from its
+// base; nil when an image can be built for it.
+func (l *loader) inheritedArchErr(d *decl) error {
+	var ae *rules.AttrError
+	if !errors.As(d.t.Ext.ValidateArchitecture(), &ae) {
+		return nil
+	}
+	msg := fmt.Sprintf("%s %q: %s (its base's): %s", d.t.Kind, d.t.Label.Name, ae.Attr, ae.Msg)
+	return l.diagAt(l.depPos(d), msg, l.depNotes(d)...)
 }
 
 // checkCycles reports each dependency cycle once, with the whole cycle.

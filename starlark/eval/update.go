@@ -10,6 +10,7 @@ import (
 	"go.starlark.net/starlarkstruct"
 
 	"github.com/sxb-build/sxb/builtins/sysupdate"
+	"github.com/sxb-build/sxb/internal/suggest"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -174,7 +175,7 @@ func (a *args) sysupdateFields() (map[string]starlark.Value, error) {
 	for k := range fields {
 		if !slices.Contains(names, k) {
 			msg := fmt.Sprintf("unknown field %q (known: %s)", k, strings.Join(names, ", "))
-			if n := nearest(k, names); n != "" {
+			if n := suggest.Nearest(k, names); n != "" {
 				msg = fmt.Sprintf("unknown field %q (did you mean %q?)", k, n)
 			}
 			return nil, a.errf("sysupdate", "%s", msg)

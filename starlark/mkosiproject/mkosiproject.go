@@ -24,6 +24,7 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/mkosi"
 	"github.com/sxb-build/sxb/builtins/repart"
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
@@ -184,7 +185,39 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 	if t.Deps == nil {
 		t.Deps = []label.Label{}
 	}
+	if err := validate(im, t); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+// settingOf names the mkosi setting behind each attribute the rule schema
+// validates.
+var settingOf = map[string]string{
+	"distribution": "Distribution", "release": "Release", "architecture": "Architecture", "output": "Output|Format",
+	"kind": "Format", "format": "Format", "compression": "CompressOutput|Format", "verity": "Verity",
+	"key": "VerityKey|Verity", "certificate": "VerityCertificate|Verity", "version": "ImageVersion",
+	"image_id": "ImageId", "scope": "Environment", "packages": "Packages", "extension_release": "ExtraTrees|Format",
+}
+
+// validate checks the target with the rule schema, so what the builtins
+// cannot build is refused here, at the setting it comes from.
+func validate(im *mkosi.Image, t *rules.Target) error {
+	var err error
+	if t.Base != nil {
+		err = t.Base.Validate()
+	} else {
+		err = t.Ext.Validate()
+	}
+	var ae *rules.AttrError
+	if errors.As(err, &ae) {
+		setting, ok := settingOf[ae.Attr]
+		if !ok {
+			setting = "Format"
+		}
+		return gap(im, setting, "%s", ae)
+	}
+	return err
 }
 
 func trees(ts []mkosi.Tree) []rules.Tree {
@@ -213,8 +246,12 @@ func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
 			return nil, gap(im, "CompressOutput", "CompressOutput=%s is not supported by sxb yet (only zstd and none)", im.CompressOutput)
 		}
 	}
+	a, err := imageArch(im)
+	if err != nil {
+		return nil, err
+	}
 	b := &rules.BaseImage{
-		Name: name(im), Distribution: im.Distribution, Release: im.Release, Architecture: im.Architecture,
+		Name: name(im), Distribution: im.Distribution, Release: im.Release, Architecture: a,
 		Mirror: im.Mirror, Repositories: im.Repositories, Packages: im.Packages, WithRecommends: im.WithRecommends,
 		WithDocs: im.WithDocs, ExtraTrees: trees(im.ExtraTrees), SkeletonTrees: trees(im.SkeletonTrees),
 		RemoveFiles: im.RemoveFiles, Output: im.Format,
@@ -247,10 +284,14 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 	default:
 		return nil, gap(im, "CompressOutput", "CompressOutput=%s on a Format=%s image is not supported by sxb yet (only zstd and xz)", im.CompressOutput, im.Format)
 	}
+	a, err := imageArch(im)
+	if err != nil {
+		return nil, err
+	}
 	x := &rules.Extension{
 		Name: name(im), Kind: kind, Packages: im.Packages, ExtraTrees: trees(im.ExtraTrees), RemoveFiles: im.RemoveFiles,
 		WithRecommends: im.WithRecommends, WithDocs: im.WithDocs, Format: "erofs", Verity: im.EffectiveVerity(),
-		Version: im.ImageVersion, ImageID: im.ImageID, Architecture: im.Architecture,
+		Version: im.ImageVersion, ImageID: im.ImageID, Architecture: a,
 		ReleaseFromTrees: im.Format == "disk",
 	}
 	if im.CompressOutput == "zstd" || im.CompressOutput == "xz" {
@@ -316,6 +357,15 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 		x.Partitions = parts
 	}
 	return x, nil
+}
+
+// imageArch is the image's Architecture=.
+func imageArch(im *mkosi.Image) (arch.Arch, error) {
+	a, err := arch.Parse(im.Architecture)
+	if err != nil {
+		return arch.None, gap(im, "Architecture", "Architecture=%s: %v", im.Architecture, err)
+	}
+	return a, nil
 }
 
 // partitions lists the repart.d files of the image's RepartDirectories=,
@@ -403,7 +453,7 @@ func (c *conv) relDiag(d *diag.Diagnostic) *diag.Diagnostic {
 	}
 	nd := *d
 	if nd.Source == "" && nd.Pos.Line > 0 {
-		nd.Source = sourceLine(nd.Pos.File, nd.Pos.Line)
+		nd.Source = diag.SourceLine(nd.Pos.File, nd.Pos.Line)
 	}
 	if r, err := filepath.Rel(c.req.Cwd, nd.Pos.File); err == nil {
 		nd.Pos.File = r
@@ -434,16 +484,4 @@ func (c *conv) relErr(err error) error {
 		return flat[0]
 	}
 	return diag.ErrorList(flat)
-}
-
-func sourceLine(file string, line int) string {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(string(b), "\n")
-	if line > len(lines) {
-		return ""
-	}
-	return strings.TrimRight(lines[line-1], "\r")
 }
