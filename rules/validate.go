@@ -149,7 +149,8 @@ func (x *Extension) ValidateArchitecture() error {
 
 // validateLayout checks what the image writer needs of the partitions
 // (the default layout when parts is empty): a writer for each file
-// system's compression and a key for verity signature partitions.
+// system's compression and a key for verity signature partitions (unless
+// signing is deferred).
 func (x *Extension) validateLayout(parts []*repart.Partition) error {
 	if len(parts) == 0 {
 		var err error
@@ -158,7 +159,7 @@ func (x *Extension) validateLayout(parts []*repart.Partition) error {
 		}
 	}
 	for _, p := range parts {
-		if p.Verity == repart.VeritySignature && (x.Key == "" || x.Certificate == "") {
+		if p.Verity == repart.VeritySignature && x.Verity != "defer" && (x.Key == "" || x.Certificate == "") {
 			return diag.Errorf(p.KeyPos("Verity"), "%v (set verity = \"signed\", key and certificate)", repart.ErrNoKey)
 		}
 		if p.Format == "" {

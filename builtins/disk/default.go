@@ -39,19 +39,19 @@ func DefaultLayout(kind, format, verityMode string) ([]*repart.Partition, error)
 	case "off":
 		root = append(root, repart.KV{Key: "Minimize", Value: "best"})
 		defs, names = [][]repart.KV{root}, []string{"10-root.conf"}
-	case "hash", "signed":
+	case "hash", "signed", "defer":
 		root = append(root, repart.KV{Key: "Verity", Value: "data"}, repart.KV{Key: "VerityMatchKey", Value: "root"},
 			repart.KV{Key: "Minimize", Value: "best"})
 		hash := []repart.KV{{Key: "Type", Value: "root-verity"}, {Key: "Verity", Value: "hash"},
 			{Key: "VerityMatchKey", Value: "root"}, {Key: "Minimize", Value: "best"}}
 		defs, names = [][]repart.KV{root, hash}, []string{"10-root.conf", "20-root-verity.conf"}
-		if verityMode == "signed" {
+		if verityMode == "signed" || verityMode == "defer" { // defer: reserved, signed later
 			defs = append(defs, []repart.KV{{Key: "Type", Value: "root-verity-sig"}, {Key: "Verity", Value: "signature"},
 				{Key: "VerityMatchKey", Value: "root"}})
 			names = append(names, "30-root-verity-sig.conf")
 		}
 	default:
-		return nil, fmt.Errorf("unknown verity mode %q (want off, hash or signed)", verityMode)
+		return nil, fmt.Errorf("unknown verity mode %q (want off, hash, signed or defer)", verityMode)
 	}
 	var parts []*repart.Partition
 	for i, kv := range defs {

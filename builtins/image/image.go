@@ -130,11 +130,8 @@ func Build(ctx context.Context, out string, root *tree.Node, req Request) (*disk
 			format = "erofs"
 		}
 		v := req.Verity
-		switch v {
-		case "":
+		if v == "" {
 			v = "off"
-		case "defer":
-			v = "signed" // the same layout, signature left out
 		}
 		var err error
 		if parts, err = disk.DefaultLayout(req.Kind, format, v); err != nil {
