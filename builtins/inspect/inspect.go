@@ -107,7 +107,27 @@ func inspectReader(f io.ReaderAt, size int64, path string, opts Options) (*Repor
 	if err != nil {
 		return nil, fmt.Errorf("inspecting image: reading GPT: %w", err)
 	}
-	rep := &Report{Image: path, Size: size, DiskUUID: table.diskGUID.String()}
+	rep := &Report{Image: path, Size: size, DiskUUID: table.diskGUID.String(), Partitions: partitionsOf(f, table)}
+	for i, p := range rep.Partitions {
+		if p.Content != "erofs" && p.Content != "squashfs" {
+			continue
+		}
+		rel, err := findRelease(io.NewSectionReader(f, p.Offset, p.Size), p.Content)
+		if err != nil {
+			return nil, fmt.Errorf("inspecting partition %d: %w", p.Number, err)
+		}
+		for _, r := range rel {
+			r.Partition = rep.Partitions[i].Number
+			rep.Releases = append(rep.Releases, r)
+		}
+	}
+	rep.Verity = checkVerity(f, rep.Partitions, opts)
+	return rep, nil
+}
+
+// partitionsOf describes the partitions of a GPT and what they hold.
+func partitionsOf(f io.ReaderAt, table *gptTable) []Partition {
+	var parts []Partition
 	for _, gp := range table.partitions {
 		id := gp.typ
 		t := repart.TypeForUUID(id)
@@ -131,23 +151,9 @@ func inspectReader(f io.ReaderAt, size int64, path string, opts Options) (*Repor
 		case t.IsVeritySig() || startsWithJSON(sec):
 			p.Content = "verity-signature"
 		}
-		rep.Partitions = append(rep.Partitions, p)
+		parts = append(parts, p)
 	}
-	for i, p := range rep.Partitions {
-		if p.Content != "erofs" && p.Content != "squashfs" {
-			continue
-		}
-		rel, err := findRelease(io.NewSectionReader(f, p.Offset, p.Size), p.Content)
-		if err != nil {
-			return nil, fmt.Errorf("inspecting partition %d: %w", p.Number, err)
-		}
-		for _, r := range rel {
-			r.Partition = rep.Partitions[i].Number
-			rep.Releases = append(rep.Releases, r)
-		}
-	}
-	rep.Verity = checkVerity(f, rep.Partitions, opts)
-	return rep, nil
+	return parts
 }
 
 func isVerity(r io.ReaderAt) bool {

@@ -264,7 +264,7 @@ func (s *squashFS) inode(ref uint64) (*sqInode, error) {
 		return nil, fmt.Errorf("squashfs: inode type %d unknown", in.typ)
 	}
 	o := &in.o
-	o.key, o.kind, o.mode, o.mtime = ref, sqKinds[basic], uint32(le.Uint16(h[2:])&07777), int64(le.Uint32(h[12:]))
+	o.key, o.kind, o.mode, o.mtime = ref, sqKinds[basic], uint32(le.Uint16(h[2:])&07777), int64(le.Uint32(h[8:]))
 	if o.uid, err = s.id(le.Uint16(h[4:])); err != nil {
 		return nil, err
 	}
