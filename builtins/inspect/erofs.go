@@ -396,7 +396,7 @@ func (e *erofsFS) object(key uint64) (*object, error) {
 
 func (e *erofsFS) root() (*object, error) { return e.object(e.rootNid) }
 
-// entries lists a directory block by block, without "." and "..".
+// entries lists a directory block by block, "." and ".." included.
 func (e *erofsFS) entries(dir *object, fn func(name string, key uint64) error) error {
 	in := dir.handle.(*erofsInode)
 	d, err := e.data(in)
@@ -436,10 +436,8 @@ func (e *erofsFS) entries(dir *object, fn func(name string, key uint64) error) e
 					}
 				}
 			}
-			if s := string(name); s != "." && s != ".." {
-				if err := fn(s, le.Uint64(ent)); err != nil {
-					return err
-				}
+			if err := fn(string(name), le.Uint64(ent)); err != nil {
+				return err
 			}
 		}
 	}

@@ -3,14 +3,19 @@ package inspect
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/sxb-build/sxb/builtins/disk"
 	"github.com/sxb-build/sxb/builtins/erofs"
 	"github.com/sxb-build/sxb/builtins/image"
+	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/squashfs"
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/diag"
 )
 
 // fsCase is one way of writing the fixture.
@@ -121,11 +126,9 @@ func TestExtractDiskImage(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			dir := t.TempDir()
 			img := filepath.Join(dir, "ext.raw")
-			res, err := image.Build(context.Background(), img, root, image.Request{Kind: "sysext", Format: format, Verity: "hash", Epoch: 1700000001, Seed: [16]byte{5}})
-			if err != nil {
+			if _, err := image.Build(context.Background(), img, root, image.Request{Kind: "sysext", Format: format, Verity: "hash", Epoch: 1700000001, Seed: [16]byte{5}}); err != nil {
 				t.Fatal(err)
 			}
-			_ = res
 			dest := filepath.Join(dir, "out")
 			x, err := Extract(context.Background(), img, dest, nil)
 			if err != nil {
@@ -145,4 +148,82 @@ func TestExtractDiskImage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// diskWith builds a GPT image of root with the given partitions, each a
+// list of repart.d keys.
+func diskWith(t *testing.T, root *tree.Node, defs ...[]repart.KV) string {
+	t.Helper()
+	var parts []*repart.Partition
+	for i, kv := range defs {
+		p, err := repart.FromKeys(diag.Pos{File: "test"}, fmt.Sprintf("%d.conf", i), kv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, p)
+	}
+	img := filepath.Join(t.TempDir(), "disk.raw")
+	if _, err := disk.Build(context.Background(), img, root, parts, disk.Options{Seed: repart.ID128{7}, FSWriters: image.FSWriters("")}); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// TestExtractPartitionChoice: a usr partition is extracted below usr/ (it
+// is mounted on /usr) and re-writes to the same file system; images with
+// both root and usr partitions, with root partitions only for several
+// foreign architectures, or without a file system are refused.
+func TestExtractPartitionChoice(t *testing.T) {
+	src, meta := fixture(t)
+	root := loadTree(t, src, meta)
+	usr := []repart.KV{{Key: "Type", Value: "usr"}, {Key: "Format", Value: "erofs"}, {Key: "CopyFiles", Value: "/usr/:/"}}
+	img := diskWith(t, root, usr)
+	dest := filepath.Join(t.TempDir(), "out")
+	x, err := Extract(context.Background(), img, dest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Dir != filepath.Join(dest, "usr") || x.Partition == nil || !strings.HasPrefix(x.Partition.Type, "usr-") {
+		t.Fatalf("extracted %+v", x)
+	}
+	extracted := loadTree(t, dest, x.Meta)
+	if d := diffDescriptions(describe(t, root.Lookup("usr"), allAspects), describe(t, extracted.Lookup("usr"), allAspects)); d != "" {
+		t.Errorf("extracted /usr differs from the source:\n%s", d)
+	}
+	raw, _ := os.ReadFile(img)
+	got := rewrite(t, x, extracted.Lookup("usr"))
+	if !bytes.Equal(got, raw[x.Partition.Offset:x.Partition.Offset+int64(len(got))]) {
+		t.Error("re-written usr file system differs from the partition")
+	}
+
+	rootPart := []repart.KV{{Key: "Type", Value: "root"}, {Key: "Format", Value: "squashfs"}, {Key: "CopyFiles", Value: "/opt/:/opt"}}
+	for name, c := range map[string]struct {
+		defs [][]repart.KV
+		want string
+	}{
+		"root and usr": {[][]repart.KV{rootPart, usr}, "both root and usr partitions"},
+		"foreign roots": {[][]repart.KV{
+			{{Key: "Type", Value: "root-" + foreign(0)}, {Key: "Format", Value: "erofs"}, {Key: "CopyFiles", Value: "/opt/:/opt"}},
+			{{Key: "Type", Value: "root-" + foreign(1)}, {Key: "Format", Value: "erofs"}, {Key: "CopyFiles", Value: "/opt/:/opt"}},
+		}, "is ambiguous"},
+		"no file system": {[][]repart.KV{{{Key: "Type", Value: "linux-generic"}, {Key: "SizeMinBytes", Value: "1M"}}}, "no root or usr partition"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Extract(context.Background(), diskWith(t, root, c.defs...), filepath.Join(t.TempDir(), "out"), nil)
+			wantError(t, err, c.want)
+		})
+	}
+}
+
+// foreign returns the i-th architecture that is not the machine's.
+func foreign(i int) string {
+	for _, a := range []string{"arm64", "riscv64", "x86-64"} {
+		if a != repart.NativeArch() {
+			if i == 0 {
+				return a
+			}
+			i--
+		}
+	}
+	return ""
 }

@@ -93,7 +93,7 @@ func (x *extractor) run(dest, prefix string) (err error) {
 		}
 		defer unix.Close(dirFD)
 	}
-	if err := x.dir(dirFD, prefix, root, 0); err != nil {
+	if err := x.dir(dirFD, prefix, root, root.key, 0); err != nil {
 		return err
 	}
 	if err := x.finishDir(dirFD, prefix, root); err != nil {
@@ -141,12 +141,13 @@ func display(rel string) string { return "/" + rel }
 
 // dir writes the entries of directory d (already created at dirFD, path
 // rel) and everything below them.
-func (x *extractor) dir(dirFD int, rel string, d *object, depth int) error {
+func (x *extractor) dir(dirFD int, rel string, d *object, parent uint64, depth int) error {
 	if depth >= maxDepth {
 		return fmt.Errorf("%s: directories nested deeper than %d levels", display(rel), maxDepth)
 	}
 	// inner is an error of an entry, which names its path already.
 	var inner error
+	var dots [2]bool
 	err := x.fs.entries(d, func(name string, key uint64) error {
 		if err := x.ctx.Err(); err != nil {
 			inner = err
@@ -156,11 +157,21 @@ func (x *extractor) dir(dirFD int, rel string, d *object, depth int) error {
 			return errEntries
 		}
 		x.entriesLeft--
+		// erofs lists "." and "..": once each, for this directory and
+		// its parent.
+		switch {
+		case name == "." && !dots[0] && key == d.key:
+			dots[0] = true
+			return nil
+		case name == ".." && !dots[1] && key == parent:
+			dots[1] = true
+			return nil
+		}
 		if err := checkName(name); err != nil {
 			return err
 		}
 		crel := join(rel, name)
-		inner = x.entry(dirFD, name, crel, key, depth)
+		inner = x.entry(dirFD, name, crel, key, d.key, depth)
 		if errors.Is(inner, unix.EEXIST) {
 			inner = fmt.Errorf("%s: duplicate directory entry", display(crel))
 		}
@@ -173,7 +184,7 @@ func (x *extractor) dir(dirFD int, rel string, d *object, depth int) error {
 }
 
 // entry writes one directory entry.
-func (x *extractor) entry(dirFD int, name, rel string, key uint64, depth int) error {
+func (x *extractor) entry(dirFD int, name, rel string, key, dirKey uint64, depth int) error {
 	if first, ok := x.links[key]; ok {
 		return x.hardLink(dirFD, name, rel, first)
 	}
@@ -200,7 +211,7 @@ func (x *extractor) entry(dirFD int, name, rel string, key uint64, depth int) er
 			return err
 		}
 		defer unix.Close(fd)
-		if err := x.dir(fd, rel, o, depth+1); err != nil {
+		if err := x.dir(fd, rel, o, dirKey, depth+1); err != nil {
 			return err
 		}
 		return x.finishDir(fd, rel, o)

@@ -41,8 +41,8 @@ type object struct {
 // fsReader is what erofsFS and squashFS offer Extract and fsView.
 type fsReader interface {
 	root() (*object, error)
-	// entries calls fn with each entry of the directory d (never "." or
-	// "..") and the key of its inode, in on-disk order.
+	// entries calls fn with each entry of the directory d and the key of
+	// its inode, in on-disk order. erofs lists "." and ".." too.
 	entries(d *object, fn func(name string, key uint64) error) error
 	object(key uint64) (*object, error)
 	// content writes the content of the regular file o to w, leaving
@@ -136,7 +136,9 @@ func (v fsView) ReadDir(p string) ([]string, error) {
 		if len(names) >= maxLookupEntries {
 			return fmt.Errorf("more than %d entries", maxLookupEntries)
 		}
-		names = append(names, name)
+		if name != "." && name != ".." {
+			names = append(names, name)
+		}
 		return nil
 	})
 	if err != nil {
