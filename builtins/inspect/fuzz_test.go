@@ -135,3 +135,43 @@ func FuzzGPT(f *testing.F) {
 		inspectReader(bytes.NewReader(data), int64(len(data)), "fuzz.raw", Options{})
 	})
 }
+
+// FuzzExtract extracts arbitrary images (seeded with erofs and squashfs
+// images, bare and in a GPT) under small limits: it must not panic, must leave dest
+// empty when it fails and must write nothing beside dest.
+func FuzzExtract(f *testing.F) {
+	root, err := tree.Load(hostileDir(f, "/tmp/outside"), tree.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	var w buf
+	if _, err := erofs.Write(&w, root, erofs.Options{}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(w.b)
+	for _, c := range []string{"gzip", "zstd"} {
+		w = buf{}
+		if _, err := squashfs.Write(&w, root, squashfs.Options{Compression: c, BlockSize: 4096}); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(w.b)
+	}
+	// A small GPT around the squashfs image, in one generic partition.
+	sectors := uint32(len(w.b)+511) / 512
+	img := gptImage(34+sectors+1, 128, 128, 34, uint64(34+sectors-1))
+	copy(img[34*512:], w.b)
+	f.Add(img)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		defer watchdog()()
+		base := t.TempDir()
+		dest := filepath.Join(base, "dest")
+		_, err := extractReader(context.Background(), bytes.NewReader(data), int64(len(data)), dest,
+			ExtractOptions{MaxBytes: 4 << 20, MaxEntries: 4096})
+		if ents, _ := os.ReadDir(base); len(ents) > 1 || len(ents) == 1 && ents[0].Name() != "dest" {
+			t.Fatalf("extraction wrote beside dest: %v", ents)
+		}
+		if ents, _ := os.ReadDir(dest); err != nil && len(ents) > 0 {
+			t.Fatalf("failed extraction (%v) left %d entries", err, len(ents))
+		}
+	})
+}
