@@ -1,8 +1,15 @@
 // Package inspect examines extension images without root or systemd: the
 // GPT, each partition's type, label, UUID and file system, the
 // extension-release file inside, and whether dm-verity data, hash tree, root
-// hash and signature agree. It reads erofs and squashfs with small
-// read-only walkers of its own.
+// hash and signature agree. Extract writes an image's whole tree into a
+// directory plus a tree.Meta sidecar, rootless and without mounting.
+//
+// The erofs and squashfs readers are written here from the kernel's
+// on-disk definitions (fs/erofs/erofs_fs.h, fs/squashfs/squashfs_fs.h)
+// because extraction needs more than a file-system browser gives: every
+// inode with its owner, device number and xattrs, the superblock
+// parameters that reproduce the image, every offset checked against the
+// partition and every allocation bounded, whatever a hostile image says.
 package inspect
 
 import (

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sxb-build/sxb/builtins/inspect"
+	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/builtins/verity"
 	"github.com/sxb-build/sxb/internal/diag"
 )
@@ -19,7 +21,7 @@ import (
 func init() {
 	register(&command{
 		name:    "inspect",
-		summary: "show an image's partitions, extension-release and verity state (inspect [--json] IMAGE.raw)",
+		summary: "show an image's partitions, extension-release and verity state, or extract its files (inspect [--json] [--extract DIR] IMAGE.raw)",
 		run:     runInspect,
 	})
 }
@@ -29,15 +31,17 @@ func runInspect(ctx context.Context, env *environ, args []string) int {
 	fs.SetOutput(env.stderr)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	certFile := fs.String("certificate", "", "PEM certificate the verity signature must come from")
+	extract := fs.String("extract", "", "write the image's files into `DIR` (empty or missing) and their owners, modes, devices and xattrs into DIR.meta.json, instead of the report")
+	const usage = "usage: sxb inspect [--json] [--certificate CERT.pem] IMAGE.raw\n       sxb inspect [--json] --extract DIR IMAGE.raw"
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: sxb inspect [--json] [--certificate CERT.pem] IMAGE.raw")
+		fmt.Fprintln(env.stderr, usage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return parseFailed(env, "inspect", err)
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(env.stderr, "usage: sxb inspect [--json] [--certificate CERT.pem] IMAGE.raw")
+	if fs.NArg() != 1 || (*extract != "" && *certFile != "") {
+		fmt.Fprintln(env.stderr, usage)
 		return exitUsage
 	}
 	color := diag.UseColor(env.stderr)
@@ -60,6 +64,9 @@ func runInspect(ctx context.Context, env *environ, args []string) int {
 		diag.RenderError(env.stderr, fmt.Errorf("inspecting image: %s %s, not a disk image (.raw) file", fs.Arg(0), what), color)
 		return exitError
 	}
+	if *extract != "" {
+		return runExtract(ctx, env, fs.Arg(0), *extract, *asJSON, color)
+	}
 	rep, err := inspect.Inspect(packAbs(env, fs.Arg(0)), opts)
 	if err != nil {
 		diag.RenderError(env.stderr, err, color)
@@ -77,6 +84,34 @@ func runInspect(ctx context.Context, env *environ, args []string) int {
 			return exitError
 		}
 	}
+	return exitOK
+}
+
+// runExtract writes the files of image into dir and their metadata into
+// dir.meta.json, where tree.LoadDir (and so sxb's image writers) find it.
+func runExtract(ctx context.Context, env *environ, image, dir string, asJSON, color bool) int {
+	dest := packAbs(env, dir)
+	meta := tree.NewMeta()
+	x, err := inspect.Extract(ctx, packAbs(env, image), dest, meta)
+	if err == nil {
+		err = meta.Save(tree.MetaPath(dest))
+	}
+	if err != nil {
+		diag.RenderError(env.stderr, err, color)
+		return exitError
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(x, "", "  ")
+		fmt.Fprintf(env.stdout, "%s\n", b)
+		return exitOK
+	}
+	from := "file system"
+	if p := x.Partition; p != nil {
+		from = fmt.Sprintf("partition %d (%s)", p.Number, p.Type)
+	}
+	fmt.Fprintf(env.stdout, "extracted %s %s into %s: %d files, %d directories, %d symlinks, %d hard links, %d special files, %d bytes\n",
+		x.FS, from, filepath.Join(dir, strings.TrimPrefix(x.Dir, dest)), x.Files, x.Dirs, x.Symlinks, x.HardLinks, x.Special, x.Bytes)
+	fmt.Fprintf(env.stdout, "metadata (owners, modes, devices, xattrs): %s\n", tree.MetaPath(dir))
 	return exitOK
 }
 
