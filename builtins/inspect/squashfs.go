@@ -245,6 +245,10 @@ type sqInode struct {
 
 var sqKinds = [...]tree.Kind{1: tree.Dir, 2: tree.Regular, 3: tree.Symlink, 4: tree.BlockDev, 5: tree.CharDev, 6: tree.FIFO, 7: tree.Socket}
 
+// sqInodeRest is the size of each inode type after the common header,
+// before its variable part (block list, symlink target, directory index).
+var sqInodeRest = [...]int{1: 16, 2: 16, 3: 8, 4: 8, 5: 8, 6: 4, 7: 4, 8: 24, 9: 40, 10: 8, 11: 12, 12: 12, 13: 8, 14: 8}
+
 func (s *squashFS) inode(ref uint64) (*sqInode, error) {
 	m, err := s.metaAt(s.inodeTable+int64(ref>>16), int(ref&0xffff))
 	if err != nil {
@@ -271,9 +275,7 @@ func (s *squashFS) inode(ref uint64) (*sqInode, error) {
 	if o.gid, err = s.id(le.Uint16(h[6:])); err != nil {
 		return nil, err
 	}
-	// Sizes of the rest of each inode type (before variable parts).
-	rest := map[uint16]int{1: 16, 8: 24, 2: 16, 9: 40, 3: 8, 10: 8, 4: 8, 5: 8, 11: 12, 12: 12, 6: 4, 7: 4, 13: 8, 14: 8}[in.typ]
-	b := make([]byte, rest)
+	b := make([]byte, sqInodeRest[in.typ])
 	if err := m.read(b); err != nil {
 		return nil, err
 	}
