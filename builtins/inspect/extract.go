@@ -12,6 +12,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/squashfs"
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/arch"
 )
 
 // Extracted describes what Extract wrote.
@@ -190,7 +191,7 @@ func dataPartition(parts []Partition) (*Partition, string, error) {
 		var native []*Partition
 		for _, p := range list {
 			id, _ := repart.ParseID128(p.TypeUUID)
-			if repart.TypeForUUID(id).Arch == repart.NativeArch() {
+			if repart.TypeForUUID(id).Arch == arch.Native() {
 				native = append(native, p)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,10 +12,10 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/disk"
 	"github.com/sxb-build/sxb/builtins/erofs"
-	"github.com/sxb-build/sxb/builtins/image"
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/squashfs"
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 )
 
@@ -126,7 +127,11 @@ func TestExtractDiskImage(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			dir := t.TempDir()
 			img := filepath.Join(dir, "ext.raw")
-			if _, err := image.Build(context.Background(), img, root, image.Request{Kind: "sysext", Format: format, Verity: "hash", Epoch: 1700000001, Seed: [16]byte{5}}); err != nil {
+			parts, err := disk.DefaultLayout("sysext", format, "hash")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := disk.Build(context.Background(), img, root, parts, disk.Options{Seed: repart.ID128{5}, Epoch: 1700000001, FSWriters: fsWriters()}); err != nil {
 				t.Fatal(err)
 			}
 			dest := filepath.Join(dir, "out")
@@ -150,6 +155,19 @@ func TestExtractDiskImage(t *testing.T) {
 	}
 }
 
+// fsWriters are sxb's file-system writers as builtins/image hands them to
+// the disk assembler (image imports inspect: its tests cannot import it).
+func fsWriters() map[string]disk.FSWriter {
+	return map[string]disk.FSWriter{
+		"erofs": func(w io.WriterAt, root *tree.Node, p disk.FSParams) (int64, error) {
+			return erofs.Write(w, root, erofs.Options{UUID: p.UUID, BuildTime: p.Epoch})
+		},
+		"squashfs": func(w io.WriterAt, root *tree.Node, p disk.FSParams) (int64, error) {
+			return squashfs.Write(w, root, squashfs.Options{ModTime: p.Epoch})
+		},
+	}
+}
+
 // diskWith builds a GPT image of root with the given partitions, each a
 // list of repart.d keys.
 func diskWith(t *testing.T, root *tree.Node, defs ...[]repart.KV) string {
@@ -163,7 +181,7 @@ func diskWith(t *testing.T, root *tree.Node, defs ...[]repart.KV) string {
 		parts = append(parts, p)
 	}
 	img := filepath.Join(t.TempDir(), "disk.raw")
-	if _, err := disk.Build(context.Background(), img, root, parts, disk.Options{Seed: repart.ID128{7}, FSWriters: image.FSWriters("")}); err != nil {
+	if _, err := disk.Build(context.Background(), img, root, parts, disk.Options{Seed: repart.ID128{7}, FSWriters: fsWriters()}); err != nil {
 		t.Fatal(err)
 	}
 	return img
@@ -218,7 +236,7 @@ func TestExtractPartitionChoice(t *testing.T) {
 // foreign returns the i-th architecture that is not the machine's.
 func foreign(i int) string {
 	for _, a := range []string{"arm64", "riscv64", "x86-64"} {
-		if a != repart.NativeArch() {
+		if a != arch.Native().Systemd() {
 			if i == 0 {
 				return a
 			}
