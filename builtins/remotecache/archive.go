@@ -125,7 +125,8 @@ func ReadTree(r io.Reader, dir string) error {
 	}
 	tr := tar.NewReader(bufio.NewReaderSize(r, 1<<20))
 	dirs := map[string]bool{".": true}
-	files := map[string]bool{}
+	files := map[string]bool{}   // every non-directory
+	regular := map[string]bool{} // regular files, which hard links may name
 	type dirMeta struct {
 		path string
 		mode uint32
@@ -185,10 +186,10 @@ func ReadTree(r io.Reader, dir string) error {
 			if err != nil {
 				return err
 			}
-			files[name] = true
+			files[name], regular[name] = true, true
 		case tar.TypeLink:
 			target := path.Clean(h.Linkname)
-			if !files[target] {
+			if !regular[target] {
 				return fmt.Errorf("tree archive: hard link %q to %q, which is not a file extracted before it", h.Name, h.Linkname)
 			}
 			if err := os.Link(filepath.Join(dir, filepath.FromSlash(target)), full); err != nil {
