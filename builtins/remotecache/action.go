@@ -79,8 +79,9 @@ func plainName(s string) bool {
 // UploadAction stores the outputs in dir (each top-level name listed in
 // m.Outputs, with Dir set for directories; Stream is filled in here) and
 // then the action result naming them under key. Blobs go first, so the
-// action result never names a missing blob.
-func (c *Client) UploadAction(ctx context.Context, dir string, m *Manifest, progress func(int64)) error {
+// action result never names a missing blob. With force every blob is
+// sent, even those the server says it has (after it served a damaged one).
+func (c *Client) UploadAction(ctx context.Context, dir string, m *Manifest, force bool, progress func(int64)) error {
 	m.Version = manifestVersion
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range m.Outputs {
@@ -91,9 +92,9 @@ func (c *Client) UploadAction(ctx context.Context, dir string, m *Manifest, prog
 		g.Go(func() error {
 			var err error
 			if o.Dir {
-				o.Stream, err = c.uploadTree(gctx, filepath.Join(dir, o.Name), progress)
+				o.Stream, err = c.uploadTree(gctx, filepath.Join(dir, o.Name), force, progress)
 			} else {
-				o.Stream, err = c.UploadFile(gctx, filepath.Join(dir, o.Name), progress)
+				o.Stream, err = c.UploadFile(gctx, filepath.Join(dir, o.Name), force, progress)
 			}
 			if err != nil {
 				return fmt.Errorf("uploading %s: %w", o.Name, err)
@@ -136,7 +137,7 @@ func (c *Client) UploadAction(ctx context.Context, dir string, m *Manifest, prog
 }
 
 // uploadTree archives the directory p into a spool file and uploads it.
-func (c *Client) uploadTree(ctx context.Context, p string, progress func(int64)) (Stream, error) {
+func (c *Client) uploadTree(ctx context.Context, p string, force bool, progress func(int64)) (Stream, error) {
 	spool, err := os.CreateTemp(c.opts.TempDir, "sxb-remote-*.tar")
 	if err != nil {
 		return Stream{}, err
@@ -149,7 +150,7 @@ func (c *Client) uploadTree(ctx context.Context, p string, progress func(int64))
 	if err != nil {
 		return Stream{}, err
 	}
-	return c.UploadFile(ctx, spool.Name(), progress)
+	return c.UploadFile(ctx, spool.Name(), force, progress)
 }
 
 // maxManifest bounds the size of a manifest read from the cache.

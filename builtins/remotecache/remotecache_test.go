@@ -140,7 +140,7 @@ func upload(t *testing.T, c *Client, key string) (src string, m *Manifest) {
 		t.Fatal(err)
 	}
 	m = &Manifest{Key: key, Label: "//p:t", Info: []byte(`{"x":1}`), Outputs: []Output{{Name: "img.raw"}, {Name: "tree", Dir: true}}}
-	if err := c.UploadAction(context.Background(), src, m, nil); err != nil {
+	if err := c.UploadAction(context.Background(), src, m, false, nil); err != nil {
 		t.Fatalf("upload: %v", err)
 	}
 	return src, m
@@ -191,7 +191,7 @@ func TestActionRoundTripOnNginx(t *testing.T) {
 	}
 	// Uploading again sends no blob: every chunk is there.
 	before := c.Stats().Uploaded.Load()
-	if err := c.UploadAction(ctx, src, &Manifest{Key: key, Label: "//p:t", Info: []byte(`{"x":1}`), Outputs: []Output{{Name: "img.raw"}, {Name: "tree", Dir: true}}}, nil); err != nil {
+	if err := c.UploadAction(ctx, src, &Manifest{Key: key, Label: "//p:t", Info: []byte(`{"x":1}`), Outputs: []Output{{Name: "img.raw"}, {Name: "tree", Dir: true}}}, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	if sent := c.Stats().Uploaded.Load() - before; sent > 4096 {
@@ -262,7 +262,7 @@ func TestCorruptAndTruncatedBlobsAreRefusedAndHealed(t *testing.T) {
 		// The client that saw the damage uploads the blobs again, even
 		// though the server says it has them.
 		m.Outputs[0].Stream, m.Outputs[1].Stream = Stream{}, Stream{}
-		if err := c2.UploadAction(ctx, src, &Manifest{Key: key, Label: "//p:t", Info: []byte(`{"x":1}`), Outputs: []Output{{Name: "img.raw"}, {Name: "tree", Dir: true}}}, nil); err != nil {
+		if err := c2.UploadAction(ctx, src, &Manifest{Key: key, Label: "//p:t", Info: []byte(`{"x":1}`), Outputs: []Output{{Name: "img.raw"}, {Name: "tree", Dir: true}}}, false, nil); err != nil {
 			t.Fatal(err)
 		}
 		checkStored(t, srv.Root, "", key)
@@ -312,7 +312,7 @@ func TestServerDownStalledOrRefusing(t *testing.T) {
 	c = newClient(t, ro.URL, Options{})
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
-	if err := c.UploadAction(ctx, src, &Manifest{Key: key, Outputs: []Output{{Name: "f"}}}, nil); !errors.Is(err, ErrDenied) {
+	if err := c.UploadAction(ctx, src, &Manifest{Key: key, Outputs: []Output{{Name: "f"}}}, false, nil); !errors.Is(err, ErrDenied) {
 		t.Fatalf("read-only server: %v, want ErrDenied", err)
 	}
 }

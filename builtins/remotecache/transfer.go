@@ -42,9 +42,10 @@ func (s Stream) check() error {
 
 // UploadFile uploads the file at path as a Stream: it hashes the file
 // once, cut into ChunkSize pieces, then sends the chunks the server does
-// not have yet, Parallel at a time, each read straight from the file.
-// progress, when not nil, receives the bytes of every chunk sent or found.
-func (c *Client) UploadFile(ctx context.Context, path string, progress func(int64)) (Stream, error) {
+// not have yet (every chunk with force, to repair damaged blobs), Parallel
+// at a time, each read straight from the file. progress, when not nil,
+// receives the bytes of every chunk sent or found.
+func (c *Client) UploadFile(ctx context.Context, path string, force bool, progress func(int64)) (Stream, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Stream{}, err
@@ -84,9 +85,11 @@ func (c *Client) UploadFile(ctx context.Context, path string, progress func(int6
 		}
 		seen[ch.Hash] = true
 		g.Go(func() error {
-			has, err := c.Has(gctx, ch)
-			if err != nil {
-				return err
+			has, err := false, error(nil)
+			if !force {
+				if has, err = c.Has(gctx, ch); err != nil {
+					return err
+				}
 			}
 			if !has {
 				err = c.Put(gctx, ch, func() (io.ReadCloser, error) {
