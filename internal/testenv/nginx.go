@@ -40,6 +40,7 @@ func NginxConf(dir, root string, port int, o NginxOptions) ([]string, error) {
 	}
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
+pid %[1]s/nginx.pid;
 worker_processes 1;
 error_log %[1]s/error.log;
 events { worker_connections 512; }
@@ -63,7 +64,7 @@ http {
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	return []string{"-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "pid " + filepath.Join(dir, "nginx.pid") + ";"}, nil
+	return []string{"-p", dir, "-c", filepath.Join(dir, "nginx.conf")}, nil
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

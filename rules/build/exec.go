@@ -86,6 +86,8 @@ type Options struct {
 	// RemoteUpload stores results built here, or found only in the local
 	// cache, in Remote.
 	RemoteUpload bool
+	// Summary, when not nil, receives the counts of the whole build.
+	Summary *Summary
 }
 
 // installerFor returns the installer of distribution dist.
@@ -202,9 +204,12 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 			err := x.buildTarget(ctx, t)
 			how := "built"
 			if r := x.result(t.Label.String()); r != nil && r.Remote {
-				how = "from remote cache"
+				how = fmt.Sprintf("from remote cache (%s MB)", mb(r.Size))
 			} else if r != nil && r.Cached {
 				how = "up to date"
+			}
+			if r := x.result(t.Label.String()); r != nil && r.Uploaded {
+				how += fmt.Sprintf(", uploaded (%s MB)", mb(r.Size))
 			}
 			opts.Progress.Finish(t.Label.String(), how, err)
 			if err != nil {
@@ -223,6 +228,7 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 		err = writeLocks(g, x.pins)
 	}
 	opts.Progress.Close()
+	x.summarize(opts.Summary)
 	trimCache(x.cache, opts.CacheDir)
 	var out []*Result
 	for _, t := range targets {

@@ -173,3 +173,28 @@ func (x *executor) remoteFailed(t *rules.Target, what string, err error) {
 		})
 	}
 }
+
+// Summary counts what happened to every action of a build (dependencies
+// included), for the closing summary.
+type Summary struct {
+	// Actions is the number of targets that finished; Remote of them came
+	// from the remote cache, Uploaded were stored there.
+	Actions, Remote, Uploaded int
+}
+
+func (x *executor) summarize(s *Summary) {
+	if s == nil {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	*s = Summary{Actions: len(x.results)}
+	for _, r := range x.results {
+		if r.Remote {
+			s.Remote++
+		}
+		if r.Uploaded {
+			s.Uploaded++
+		}
+	}
+}
