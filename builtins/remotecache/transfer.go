@@ -174,29 +174,54 @@ func (c *Client) fetchChunks(ctx context.Context, s Stream, w io.WriterAt, progr
 	return g.Wait()
 }
 
-// OpenStream returns a reader of the Stream s while its chunks download in
-// parallel into a spool file in TempDir: Read hands out only bytes of
-// chunks already verified, in order, and at the end checks the whole
-// stream. Close stops the downloads and removes the spool.
+// streamMemory bounds the chunks OpenStream holds in memory at once.
+const streamMemory = 64 << 20
+
+// OpenStream returns a reader of the Stream s while its next chunks
+// download in parallel into memory (at most streamMemory bytes, and no
+// more than Parallel chunks, ahead of the reader): Read hands out only
+// bytes of chunks already verified, in order, and at the end checks the
+// whole stream. Nothing touches the disk. Close stops the downloads.
 func (c *Client) OpenStream(ctx context.Context, s Stream, progress func(int64)) (io.ReadCloser, error) {
 	if err := s.check(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	spool, err := os.CreateTemp(c.opts.TempDir, "sxb-remote-*")
-	if err != nil {
-		return nil, err
+	window := int(streamMemory / c.opts.ChunkSize)
+	if window > c.opts.Parallel {
+		window = c.opts.Parallel
 	}
-	os.Remove(spool.Name()) // unnamed: nothing to clean after a crash
+	if window < 1 {
+		window = 1
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	r := &streamReader{s: s, f: spool, cancel: cancel, whole: sha256.New(), ready: make([]bool, len(s.Chunks)), c: c}
+	r := &streamReader{s: s, cancel: cancel, whole: sha256.New(), bufs: make([][]byte, len(s.Chunks)),
+		ready: make([]bool, len(s.Chunks)), slots: make(chan struct{}, window)}
 	r.cond = sync.NewCond(&r.mu)
 	go func() {
-		err := c.fetchChunks(ctx, s, spool, progress, func(i int) {
-			r.mu.Lock()
-			r.ready[i] = true
-			r.cond.Broadcast()
-			r.mu.Unlock()
-		})
+		g, gctx := errgroup.WithContext(ctx)
+	chunks:
+		for i, ch := range s.Chunks {
+			select {
+			case r.slots <- struct{}{}: // freed when the reader is done with a chunk
+			case <-gctx.Done():
+				break chunks
+			}
+			g.Go(func() error {
+				buf := &memWriterAt{b: make([]byte, 0, ch.Size)}
+				if err := c.Get(gctx, ch, buf, 0); err != nil {
+					return err
+				}
+				if progress != nil {
+					progress(ch.Size)
+				}
+				r.mu.Lock()
+				r.bufs[i], r.ready[i] = buf.b, true
+				r.cond.Broadcast()
+				r.mu.Unlock()
+				return nil
+			})
+		}
+		err := g.Wait()
 		r.mu.Lock()
 		r.finished, r.err = true, err
 		r.cond.Broadcast()
@@ -206,18 +231,18 @@ func (c *Client) OpenStream(ctx context.Context, s Stream, progress func(int64))
 }
 
 type streamReader struct {
-	c        *Client
 	s        Stream
-	f        *os.File
 	cancel   context.CancelFunc
+	slots    chan struct{}
 	mu       sync.Mutex
 	cond     *sync.Cond
+	bufs     [][]byte
 	ready    []bool
 	finished bool
 	err      error
 	chunk    int   // chunk being read
 	off      int64 // offset in the stream
-	inChunk  int64 // bytes of chunk read so far
+	inChunk  int   // bytes of chunk read so far
 	whole    interface {
 		io.Writer
 		Sum([]byte) []byte
@@ -235,7 +260,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	for !r.ready[r.chunk] && !r.finished {
 		r.cond.Wait()
 	}
-	ok, err := r.ready[r.chunk], r.err
+	ok, err, buf := r.ready[r.chunk], r.err, r.bufs[r.chunk]
 	r.mu.Unlock()
 	if !ok {
 		if err == nil {
@@ -243,25 +268,19 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		}
 		return 0, err
 	}
-	ch := r.s.Chunks[r.chunk]
-	if rest := ch.Size - r.inChunk; int64(len(p)) > rest {
-		p = p[:rest]
+	n := copy(p, buf[r.inChunk:])
+	r.whole.Write(p[:n])
+	r.off += int64(n)
+	r.inChunk += n
+	if r.inChunk == len(buf) {
+		r.mu.Lock()
+		r.bufs[r.chunk] = nil
+		r.mu.Unlock()
+		r.chunk++
+		r.inChunk = 0
+		<-r.slots
 	}
-	n, err := r.f.ReadAt(p, r.off)
-	if n > 0 {
-		r.whole.Write(p[:n])
-		r.off += int64(n)
-		r.inChunk += int64(n)
-		if r.inChunk == ch.Size {
-			r.chunk++
-			r.inChunk = 0
-		}
-		return n, nil
-	}
-	if err == nil || err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return 0, err
+	return n, nil
 }
 
 func (r *streamReader) Close() error {
@@ -271,5 +290,5 @@ func (r *streamReader) Close() error {
 		r.cond.Wait()
 	}
 	r.mu.Unlock()
-	return r.f.Close()
+	return nil
 }
