@@ -73,7 +73,7 @@ e2e)
 	cd "$ws"
 	export SXB_REFRESH=0
 	echo "== e2e: locked bookworm base + jq sysext"
-	XDG_CACHE_HOME=$work/cache-lock "$work/sxb" lock --progress=plain //img:jq 2>/dev/null
+	XDG_CACHE_HOME=$work/cache-lock "$work/sxb" lock --progress=plain //img:jq >/dev/null 2>&1
 	t0=$(date +%s.%N)
 	XDG_CACHE_HOME=$work/cache-a "$work/sxb" build --progress=plain //img:jq >/dev/null 2>"$work/cold.log"
 	t1=$(date +%s.%N)

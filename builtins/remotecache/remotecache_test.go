@@ -350,3 +350,35 @@ func TestNetrc(t *testing.T) {
 		t.Errorf("missing file: %q %q %v", l, p, err)
 	}
 }
+
+func TestConcurrentUploadsOfOneAction(t *testing.T) {
+	srv := testenv.StartNginx(t, testenv.NginxOptions{})
+	key := strings.Repeat("9a", 32)
+	src := t.TempDir()
+	makeTree(t, filepath.Join(src, "tree"), 200<<10)
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			c := newClient(t, srv.URL, Options{})
+			errs <- c.UploadAction(context.Background(), src, &Manifest{Key: key, Outputs: []Output{{Name: "tree", Dir: true}}}, false, nil)
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent upload: %v", err)
+		}
+	}
+	checkStored(t, srv.Root, "", key)
+	c := newClient(t, srv.URL, Options{})
+	m, err := c.LookupAction(context.Background(), key)
+	if err != nil || m == nil {
+		t.Fatalf("lookup: %v %v", m, err)
+	}
+	dst := t.TempDir()
+	if err := c.FetchOutputs(context.Background(), m, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := listing(t, filepath.Join(src, "tree")), listing(t, filepath.Join(dst, "tree")); a != b {
+		t.Fatal("tree differs after concurrent uploads")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -123,10 +124,17 @@ func (x *executor) remoteStore(ctx context.Context, t *rules.Target, e *Entry, f
 		return false
 	}
 	rep := x.reporter(t)
+	// A mark in the entry remembers that this remote has it, so that a
+	// build with nothing changed asks the network nothing.
+	mark := filepath.Join(e.Dir(), ".remote-"+Key(c.URL())[:16])
 	if !fresh {
+		if _, err := os.Stat(mark); err == nil {
+			return false
+		}
 		rep("remote cache lookup", "")
 		m, err := c.LookupAction(ctx, e.Key)
 		if m != nil {
+			os.WriteFile(mark, nil, 0o644)
 			return false
 		}
 		if err != nil && !errors.Is(err, remotecache.ErrCorrupt) {
@@ -150,6 +158,7 @@ func (x *executor) remoteStore(ctx context.Context, t *rules.Target, e *Entry, f
 		x.remoteFailed(t, "uploading", err)
 		return false
 	}
+	os.WriteFile(mark, nil, 0o644)
 	return true
 }
 

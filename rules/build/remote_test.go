@@ -111,13 +111,18 @@ func TestRemoteCacheSharesResultsBetweenMachines(t *testing.T) {
 		}
 	}
 
-	// A machine with a warm local cache fills an empty remote.
+	// A machine with a warm local cache fills an empty remote, once.
 	srv2 := testenv.StartNginx(t, testenv.NginxOptions{})
 	res, _ = a.build(t, remoteClient(t, srv2.URL), true)
 	for _, r := range res {
 		if !r.Cached || !r.Uploaded {
 			t.Errorf("warm machine with a new remote: %+v, want cached and uploaded", r)
 		}
+	}
+	c2 := remoteClient(t, srv2.URL)
+	res, _ = a.build(t, c2, true)
+	if n := c2.Stats().Downloaded.Load() + c2.Stats().Uploaded.Load(); n != 0 {
+		t.Errorf("a no-op build moved %d bytes to or from the remote", n)
 	}
 }
 
