@@ -18,13 +18,14 @@ import (
 // and its own cache.
 type machine struct {
 	ws, cache string
+	fake      *fakeInstaller
 }
 
-func newMachine(t *testing.T) machine {
+func newMachine(t *testing.T, fake *fakeInstaller) machine {
 	ws := t.TempDir()
 	os.MkdirAll(filepath.Join(ws, "img/etc-tree/etc/app"), 0o755)
 	os.WriteFile(filepath.Join(ws, "img/etc-tree/etc/app/app.conf"), []byte("x=1\n"), 0o644)
-	return machine{ws: ws, cache: t.TempDir()}
+	return machine{ws: ws, cache: t.TempDir(), fake: fake}
 }
 
 func (m machine) build(t *testing.T, remote *remotecache.Client, upload bool) ([]*Result, string) {
@@ -32,7 +33,7 @@ func (m machine) build(t *testing.T, remote *remotecache.Client, upload bool) ([
 	g := testGraph(m.ws, []string{"libc", "jq"})
 	var log bytes.Buffer
 	res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: m.cache, Jobs: 2, Log: &log, Explain: true,
-		Remote: remote, RemoteUpload: upload})
+		Installers: map[string]Installer{"fake": m.fake}, ImageWriter: listingWriter, Remote: remote, RemoteUpload: upload})
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, log.String())
 	}
@@ -61,12 +62,10 @@ func sameOutputs(t *testing.T, a, b machine) {
 
 func TestRemoteCacheSharesResultsBetweenMachines(t *testing.T) {
 	fake := &fakeInstaller{}
-	RegisterInstaller(fake, "fake")
-	RegisterImageWriter(listingWriter)
 	srv := testenv.StartNginx(t, testenv.NginxOptions{})
 
 	// Machine A builds and uploads.
-	a := newMachine(t)
+	a := newMachine(t, fake)
 	res, log := a.build(t, remoteClient(t, srv.URL), true)
 	for _, r := range res {
 		if r.Cached || r.Remote || !r.Uploaded {
@@ -83,7 +82,7 @@ func TestRemoteCacheSharesResultsBetweenMachines(t *testing.T) {
 
 	// Machine B, its checkout elsewhere and its cache empty, reads only:
 	// everything comes from the remote, nothing is installed or uploaded.
-	b := newMachine(t)
+	b := newMachine(t, fake)
 	fake.installs = nil
 	before := countFiles(t, srv.Root)
 	c := remoteClient(t, srv.URL)
@@ -139,10 +138,8 @@ func countFiles(t *testing.T, dir string) int {
 
 func TestRemoteCacheFaults(t *testing.T) {
 	fake := &fakeInstaller{}
-	RegisterInstaller(fake, "fake")
-	RegisterImageWriter(listingWriter)
 	srv := testenv.StartNginx(t, testenv.NginxOptions{})
-	a := newMachine(t)
+	a := newMachine(t, fake)
 	a.build(t, remoteClient(t, srv.URL), true)
 
 	// Every blob of the server damaged: each target detects it, builds
@@ -156,7 +153,7 @@ func TestRemoteCacheFaults(t *testing.T) {
 			os.WriteFile(p, b, 0o644)
 		}
 	}
-	b := newMachine(t)
+	b := newMachine(t, fake)
 	fake.installs = nil
 	res, log := b.build(t, remoteClient(t, srv.URL), true)
 	for _, r := range res {
@@ -168,7 +165,7 @@ func TestRemoteCacheFaults(t *testing.T) {
 		t.Errorf("damage not detected, or nothing rebuilt (installed %v):\n%s", fake.installs, log)
 	}
 	sameOutputs(t, a, b)
-	c := newMachine(t)
+	c := newMachine(t, fake)
 	res, log = c.build(t, remoteClient(t, srv.URL), false)
 	for _, r := range res {
 		if !r.Remote {
@@ -178,7 +175,7 @@ func TestRemoteCacheFaults(t *testing.T) {
 
 	// Server down: one warning, everything built locally.
 	srv.Stop()
-	d := newMachine(t)
+	d := newMachine(t, fake)
 	res, log = d.build(t, remoteClient(t, srv.URL), true)
 	if n := strings.Count(log, "warning"); n != 1 || !strings.Contains(log, "building locally without it") {
 		t.Errorf("server down: %d warnings, want 1:\n%s", n, log)
@@ -192,7 +189,7 @@ func TestRemoteCacheFaults(t *testing.T) {
 
 	// A server refusing uploads: one warning, the build goes on.
 	ro := testenv.StartNginx(t, testenv.NginxOptions{ReadOnly: true})
-	e := newMachine(t)
+	e := newMachine(t, fake)
 	res, log = e.build(t, remoteClient(t, ro.URL), true)
 	if n := strings.Count(log, "refuses uploads"); n != 1 {
 		t.Errorf("read-only server: %d warnings, want 1:\n%s", n, log)
@@ -203,7 +200,7 @@ func TestRemoteCacheFaults(t *testing.T) {
 }
 
 func TestActionKeysIgnoreTheWorkspaceLocation(t *testing.T) {
-	a, b := newMachine(t), newMachine(t)
+	a, b := newMachine(t, nil), newMachine(t, nil)
 	ga, gb := testGraph(a.ws, nil), testGraph(b.ws, nil)
 	xa, xb := &executor{g: ga}, &executor{g: gb}
 	ta, tb := ga.Targets["//img:conf"], gb.Targets["//img:conf"]
