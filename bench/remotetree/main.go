@@ -158,7 +158,7 @@ func uploadTree(ctx context.Context, c *remotecache.Client, dir, key string) err
 				}
 				b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(sub)
 				tree.Children = append(tree.Children, sub)
-				d.Directories = append(d.Directories, &repb.DirectoryNode{Name: e.Name(), Digest: remotecache.DigestOf(b).Proto()})
+				d.Directories = append(d.Directories, &repb.DirectoryNode{Name: e.Name(), Digest: toProto(remotecache.DigestOf(b))})
 				continue
 			}
 			b, err := os.ReadFile(full)
@@ -166,7 +166,7 @@ func uploadTree(ctx context.Context, c *remotecache.Client, dir, key string) err
 				return nil, err
 			}
 			dg := remotecache.DigestOf(b)
-			d.Files = append(d.Files, &repb.FileNode{Name: e.Name(), Digest: dg.Proto()})
+			d.Files = append(d.Files, &repb.FileNode{Name: e.Name(), Digest: toProto(dg)})
 			g.Go(func() error {
 				has, err := c.Has(gctx, dg)
 				if err != nil || has {
@@ -190,19 +190,27 @@ func uploadTree(ctx context.Context, c *remotecache.Client, dir, key string) err
 	if err != nil {
 		return err
 	}
-	return c.PutActionResult(ctx, key, &repb.ActionResult{OutputDirectories: []*repb.OutputDirectory{{Path: "src", TreeDigest: td.Proto()}}})
+	ar, _ := proto.Marshal(&repb.ActionResult{OutputDirectories: []*repb.OutputDirectory{{Path: "src", TreeDigest: toProto(td)}}})
+	return c.PutAC(ctx, key, ar)
+}
+
+func toProto(d remotecache.Digest) *repb.Digest { return &repb.Digest{Hash: d.Hash, SizeBytes: d.Size} }
+
+func fromProto(d *repb.Digest) remotecache.Digest {
+	return remotecache.Digest{Hash: d.GetHash(), Size: d.GetSizeBytes()}
 }
 
 // downloadTree fetches what uploadTree stored into dst.
 func downloadTree(ctx context.Context, c *remotecache.Client, key, dst string) error {
-	ar, err := c.GetActionResult(ctx, key)
-	if err != nil || ar == nil {
+	b, err := c.GetAC(ctx, key)
+	if err != nil || b == nil {
 		return fmt.Errorf("action result: %v", err)
 	}
-	td, err := remotecache.FromProto(ar.OutputDirectories[0].TreeDigest)
-	if err != nil {
+	ar := &repb.ActionResult{}
+	if err := proto.Unmarshal(b, ar); err != nil {
 		return err
 	}
+	td := fromProto(ar.OutputDirectories[0].TreeDigest)
 	tb, err := c.GetBytes(ctx, td, 64<<20)
 	if err != nil {
 		return err
@@ -224,10 +232,7 @@ func downloadTree(ctx context.Context, c *remotecache.Client, key, dst string) e
 			return err
 		}
 		for _, f := range d.Files {
-			dg, err := remotecache.FromProto(f.Digest)
-			if err != nil {
-				return err
-			}
+			dg := fromProto(f.Digest)
 			full := filepath.Join(p, f.Name)
 			g.Go(func() error {
 				out, err := os.Create(full)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -113,7 +112,7 @@ func (c *Client) UploadAction(ctx context.Context, dir string, m *Manifest, forc
 	if err != nil {
 		return fmt.Errorf("uploading the action manifest: %w", err)
 	}
-	ar := &repb.ActionResult{OutputFiles: []*repb.OutputFile{{Path: ManifestName, Digest: md.Proto()}}}
+	ar := &ActionResult{OutputFiles: []OutputFile{{Path: ManifestName, Digest: md}}}
 	for _, o := range m.Outputs {
 		stem := o.Name
 		if o.Dir {
@@ -124,10 +123,10 @@ func (c *Client) UploadAction(ctx context.Context, dir string, m *Manifest, forc
 			if len(o.Stream.Chunks) > 1 {
 				p = fmt.Sprintf("%s.part-%04d", stem, i)
 			}
-			ar.OutputFiles = append(ar.OutputFiles, &repb.OutputFile{Path: p, Digest: ch.Proto()})
+			ar.OutputFiles = append(ar.OutputFiles, OutputFile{Path: p, Digest: ch})
 		}
 		if len(o.Stream.Chunks) == 0 {
-			ar.OutputFiles = append(ar.OutputFiles, &repb.OutputFile{Path: stem, Digest: DigestOf(nil).Proto()})
+			ar.OutputFiles = append(ar.OutputFiles, OutputFile{Path: stem, Digest: DigestOf(nil)})
 		}
 	}
 	if err := c.PutActionResult(ctx, ActionKey(m.Key), ar); err != nil {
@@ -165,16 +164,15 @@ func (c *Client) LookupAction(ctx context.Context, key string) (*Manifest, error
 		return nil, err
 	}
 	listed := map[string]bool{}
-	var md *repb.Digest
-	for _, f := range ar.GetOutputFiles() {
-		listed[f.GetDigest().GetHash()] = true
-		if f.GetPath() == ManifestName {
-			md = f.GetDigest()
+	var d Digest
+	for _, f := range ar.OutputFiles {
+		listed[f.Digest.Hash] = true
+		if f.Path == ManifestName {
+			d = f.Digest
 		}
 	}
-	d, err := FromProto(md)
-	if err != nil {
-		return nil, fmt.Errorf("%w: action result without a valid manifest: %v", ErrCorrupt, err)
+	if !d.Valid() {
+		return nil, fmt.Errorf("%w: action result without a valid manifest digest", ErrCorrupt)
 	}
 	b, err := c.GetBytes(ctx, d, maxManifest)
 	if err != nil {

@@ -11,9 +11,7 @@ import (
 	"io"
 	"net/http"
 
-	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"github.com/klauspost/compress/zstd"
-	"google.golang.org/protobuf/proto"
 )
 
 // Digest names a blob: the lower-case hex SHA-256 of its content and its
@@ -29,25 +27,10 @@ func (d Digest) String() string { return fmt.Sprintf("sha256:%s/%d", d.Hash, d.S
 // Valid reports whether d has a well-formed hash and a non-negative size.
 func (d Digest) Valid() bool { return ValidKey(d.Hash) && d.Size >= 0 }
 
-// Proto returns d as an REAPI Digest.
-func (d Digest) Proto() *repb.Digest { return &repb.Digest{Hash: d.Hash, SizeBytes: d.Size} }
-
 // DigestOf returns the digest of b.
 func DigestOf(b []byte) Digest {
 	s := sha256.Sum256(b)
 	return Digest{Hash: hex.EncodeToString(s[:]), Size: int64(len(b))}
-}
-
-// FromProto converts an REAPI digest, checking its form.
-func FromProto(p *repb.Digest) (Digest, error) {
-	if p == nil {
-		return Digest{}, fmt.Errorf("missing digest")
-	}
-	d := Digest{Hash: p.GetHash(), Size: p.GetSizeBytes()}
-	if !d.Valid() {
-		return Digest{}, fmt.Errorf("malformed digest %q/%d", d.Hash, d.Size)
-	}
-	return d, nil
 }
 
 // ValidKey reports whether s is 64 lower-case hex digits, the form of CAS
@@ -189,13 +172,13 @@ func (m *memWriterAt) WriteAt(p []byte, off int64) (int, error) {
 // maxActionResult bounds the size of an action result read from the cache.
 const maxActionResult = 4 << 20
 
-// GetActionResult returns the action result stored under key, or nil
-// when there is none.
-func (c *Client) GetActionResult(ctx context.Context, key string) (*repb.ActionResult, error) {
+// GetAC returns the action cache entry stored under key, or nil when
+// there is none.
+func (c *Client) GetAC(ctx context.Context, key string) ([]byte, error) {
 	if !ValidKey(key) {
 		return nil, fmt.Errorf("malformed action key %q", key)
 	}
-	var ar *repb.ActionResult
+	var b []byte
 	err := c.do(ctx, request{method: http.MethodGet, path: "/ac/" + key, hdr: c.acceptHeader(),
 		handle: func(resp *http.Response, wd *watchdog) error {
 			body, err := decodedBody(resp, wd.reader(resp.Body, &c.stats.Downloaded))
@@ -203,37 +186,46 @@ func (c *Client) GetActionResult(ctx context.Context, key string) (*repb.ActionR
 				return err
 			}
 			defer body.Close()
-			b, err := io.ReadAll(io.LimitReader(body, maxActionResult+1))
-			if err != nil {
+			if b, err = io.ReadAll(io.LimitReader(body, maxActionResult+1)); err != nil {
 				return retryable{fmt.Errorf("%w: reading action result: %v", ErrUnavailable, err)}
 			}
 			if len(b) > maxActionResult {
 				return fmt.Errorf("%w: action result %.12s… is larger than %d bytes", ErrCorrupt, key, maxActionResult)
-			}
-			ar = &repb.ActionResult{}
-			if err := proto.Unmarshal(b, ar); err != nil {
-				return fmt.Errorf("%w: action result %.12s…: %v", ErrCorrupt, key, err)
 			}
 			return nil
 		}})
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
-	return ar, err
+	return b, err
 }
 
-// PutActionResult stores ar under key. Every blob it names must be in the
-// CAS already: servers that validate action results refuse it otherwise.
-func (c *Client) PutActionResult(ctx context.Context, key string, ar *repb.ActionResult) error {
+// PutAC stores b under key in the action cache.
+func (c *Client) PutAC(ctx context.Context, key string, b []byte) error {
 	if !ValidKey(key) {
 		return fmt.Errorf("malformed action key %q", key)
-	}
-	// Deterministic: machines storing the same result write the same bytes.
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(ar)
-	if err != nil {
-		return err
 	}
 	return c.do(ctx, request{method: http.MethodPut, path: "/ac/" + key, size: int64(len(b)),
 		body: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
 		hdr:  http.Header{"Content-Type": {"application/octet-stream"}}})
+}
+
+// GetActionResult returns the action result stored under key, or nil
+// when there is none.
+func (c *Client) GetActionResult(ctx context.Context, key string) (*ActionResult, error) {
+	b, err := c.GetAC(ctx, key)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	ar, err := ParseActionResult(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: action result %.12s…: %v", ErrCorrupt, key, err)
+	}
+	return ar, nil
+}
+
+// PutActionResult stores ar under key. Every blob it names must be in the
+// CAS already: servers that validate action results refuse it otherwise.
+func (c *Client) PutActionResult(ctx context.Context, key string, ar *ActionResult) error {
+	return c.PutAC(ctx, key, ar.Marshal())
 }
