@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -34,6 +35,7 @@ type buildOptions struct {
 	SignKey string
 	// recordLocks is set by sxb lock: resolve afresh and write lock files.
 	recordLocks bool
+	Remote      remoteOptions
 }
 
 func runBuildCmd(ctx context.Context, env *environ, args []string) int {
@@ -48,10 +50,29 @@ func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 	fs.BoolVarP(&opts.KeepGoing, "keep-going", "k", false, "build as much as possible after an error")
 	fs.StringVar(&opts.Profile, "profile", "", "write a trace of the build (Chrome trace-event JSON: chrome://tracing, ui.perfetto.dev) to `FILE`")
 	fs.StringVar(&opts.SignKey, "sign-key", "", "OpenPGP secret key signing each output directory's SHA256SUMS into SHA256SUMS.gpg (passphrase: $SXB_SIGN_PASSPHRASE)")
+	addRemoteFlags(fs, &opts.Remote)
 	fs.Usage = func() {
 		fmt.Fprintln(env.stderr, "usage: sxb build [flags] [PATTERN...]")
 		fmt.Fprintln(env.stderr, "Without a pattern, builds the package in the current directory (:all).")
+		fmt.Fprintf(env.stderr, "Flags also come from the workspace's %s (lines \"build --flag=value\"), under SXB_REMOTE_CACHE and the command line.\n", RCFile)
 		fs.PrintDefaults()
+	}
+	// The workspace's defaults, then the environment, then the command line.
+	if root, err := workspace.FindRoot(env.dir); err == nil {
+		rc, err := rcArgs(root, "build")
+		if err == nil {
+			err = fs.Parse(rc)
+		}
+		if err == nil && fs.NArg() > 0 {
+			err = fmt.Errorf("%q: only flags belong there", fs.Arg(0))
+		}
+		if err != nil {
+			fmt.Fprintf(env.stderr, "sxb build: %s: %v\n", filepath.Join(root, RCFile), err)
+			return exitUsage
+		}
+	}
+	if v := os.Getenv("SXB_REMOTE_CACHE"); v != "" {
+		fs.Set("remote-cache", v)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

@@ -56,10 +56,17 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rul
 		fmt.Fprintln(env.stderr, "sxb build:", err)
 		return exitUsage
 	}
+	remote, err := remoteClient(opts.Remote, filepath.Join(build.DefaultCacheDir(), "actions", "tmp"))
+	if err != nil {
+		fmt.Fprintln(env.stderr, "sxb build:", err)
+		return exitUsage
+	}
+	var sum build.Summary
 	results, err := build.Build(ctx, g, g.RootTargets(), build.Options{
 		OutputDir: opts.OutputDir, Jobs: opts.Jobs, KeepGoing: opts.KeepGoing, Explain: opts.Explain,
 		Epoch: epoch, Progress: prog, Log: env.stderr, Locks: locks, Refresh: refresh,
 		RecordLocks: opts.recordLocks, SignKey: opts.SignKey, SignPassphrase: []byte(os.Getenv("SXB_SIGN_PASSPHRASE")),
+		Remote: remote, RemoteUpload: opts.Remote.Upload, Summary: &sum,
 	})
 	for _, r := range results {
 		for _, o := range r.Outputs {
@@ -79,13 +86,20 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rul
 		fmt.Fprintln(env.stderr, "outputs:")
 		for _, r := range results {
 			state := "built"
-			if r.Cached {
+			if r.Remote {
+				state = "from remote cache"
+			} else if r.Cached {
 				state = "up to date"
 			}
 			for _, o := range r.Outputs {
 				fmt.Fprintf(env.stderr, "  %s  %s  (%s)\n", o, humanSize(r.Size), state)
 			}
 		}
+	}
+	if remote != nil {
+		st := remote.Stats()
+		fmt.Fprintf(env.stderr, "remote cache: %d of %d actions from %s (%s downloaded), %d uploaded (%s)\n",
+			sum.Remote, sum.Actions, remote.URL(), humanSize(st.Downloaded.Load()), sum.Uploaded, humanSize(st.Uploaded.Load()))
 	}
 	if err != nil {
 		// After Ctrl-C, a step may fail with its own error (a download

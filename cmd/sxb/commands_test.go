@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	spdxjson "github.com/spdx/tools-golang/json"
@@ -21,6 +24,9 @@ func listImage(img, mnt string) ([]byte, error) {
 	script := "set -e; systemd-dissect -r -m " + img + " " + mnt + "; cd " + mnt + "; find . -mindepth 1 | sed 's|^\\./||' | sort"
 	return exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script).Output()
 }
+
+// davServers are the nginx processes davserver started, per script.
+var davServers sync.Map // *testscript.TestScript -> *exec.Cmd
 
 // scriptCommands are the custom commands of the CLI scripts.
 var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -119,6 +125,45 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 		ts.Check(os.MkdirAll(dir, 0o755))
 		_, _, err := testenv.PGPKey(dir)
 		ts.Check(err)
+	},
+	// davserver conf|start|stop [readonly]: nginx with WebDAV serving
+	// $WORK/dav-root on a free loopback port, as a remote cache. conf
+	// writes $WORK/dav/nginx.conf and sets $REMOTE (its URL) and
+	// $NGINX_ARGS (to start it by hand, e.g. in a network namespace);
+	// start also starts it (stopped when the script ends); stop stops it.
+	"davserver": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) < 1 || neg {
+			ts.Fatalf("usage: davserver conf|start|stop [readonly]")
+		}
+		if args[0] == "stop" {
+			if c, ok := davServers.LoadAndDelete(ts); ok {
+				c.(*exec.Cmd).Process.Kill()
+				c.(*exec.Cmd).Wait()
+			}
+			return
+		}
+		dir, root := ts.MkAbs("dav"), ts.MkAbs("dav-root")
+		ts.Check(os.MkdirAll(dir, 0o755))
+		ts.Check(os.MkdirAll(root, 0o755))
+		port, err := testenv.FreePort()
+		ts.Check(err)
+		nargs, err := testenv.NginxConf(dir, root, port, testenv.NginxOptions{ReadOnly: len(args) > 1 && args[1] == "readonly"})
+		ts.Check(err)
+		ts.Setenv("REMOTE", fmt.Sprintf("http://127.0.0.1:%d", port))
+		ts.Setenv("NGINX_ARGS", strings.Join(nargs, " "))
+		if args[0] != "start" {
+			return
+		}
+		c := exec.Command("nginx", nargs...)
+		ts.Check(c.Start())
+		davServers.Store(ts, c)
+		ts.Defer(func() {
+			if c, ok := davServers.LoadAndDelete(ts); ok {
+				c.(*exec.Cmd).Process.Kill()
+				c.(*exec.Cmd).Wait()
+			}
+		})
+		ts.Check(testenv.WaitPort(port, 10*time.Second))
 	},
 	// elfmachine FILE MACHINE: FILE is an ELF binary for MACHINE
 	// (as debug/elf names it, e.g. EM_AARCH64, EM_X86_64).

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sxb-build/sxb/builtins/remotecache"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/rules"
 )
@@ -79,6 +80,14 @@ type Options struct {
 	// sysupdate sign_key; SignPassphrase unlocks it (and theirs).
 	SignKey        string
 	SignPassphrase []byte
+	// Remote, when not nil, is a shared cache consulted when the local
+	// one misses (see remote.go).
+	Remote *remotecache.Client
+	// RemoteUpload stores results built here, or found only in the local
+	// cache, in Remote.
+	RemoteUpload bool
+	// Summary, when not nil, receives the counts of the whole build.
+	Summary *Summary
 }
 
 // installerFor returns the installer of distribution dist.
@@ -95,6 +104,10 @@ type Result struct {
 	Label  string `json:"label"`
 	Kind   string `json:"kind"`
 	Cached bool   `json:"cached"`
+	// Remote says the outputs came from the remote cache; Uploaded that
+	// this build stored them there.
+	Remote   bool `json:"remote,omitempty"`
+	Uploaded bool `json:"uploaded,omitempty"`
 	// Outputs are the published paths, main output first.
 	Outputs []string `json:"outputs"`
 	Size    int64    `json:"size"`
@@ -128,6 +141,7 @@ type executor struct {
 	// signKeys maps output directories to the OpenPGP key file their
 	// SHA256SUMS is signed with (an extension's sysupdate sign_key).
 	signKeys map[string]string
+	remote   remoteState
 }
 
 // Build builds targets and everything they depend on.
@@ -189,8 +203,13 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 		j.run = func(ctx context.Context) error {
 			err := x.buildTarget(ctx, t)
 			how := "built"
-			if r := x.result(t.Label.String()); r != nil && r.Cached {
+			if r := x.result(t.Label.String()); r != nil && r.Remote {
+				how = fmt.Sprintf("from remote cache (%s MB)", mb(r.Size))
+			} else if r != nil && r.Cached {
 				how = "up to date"
+			}
+			if r := x.result(t.Label.String()); r != nil && r.Uploaded {
+				how += fmt.Sprintf(", uploaded (%s MB)", mb(r.Size))
 			}
 			opts.Progress.Finish(t.Label.String(), how, err)
 			if err != nil {
@@ -209,6 +228,7 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 		err = writeLocks(g, x.pins)
 	}
 	opts.Progress.Close()
+	x.summarize(opts.Summary)
 	trimCache(x.cache, opts.CacheDir)
 	var out []*Result
 	for _, t := range targets {
@@ -259,8 +279,9 @@ func (x *executor) reporter(t *rules.Target) func(step, detail string) {
 	return func(step, detail string) { x.opts.Progress.Step(l, step, detail) }
 }
 
-// lookup returns a cached entry for key, explaining a miss when asked.
-func (x *executor) lookup(t *rules.Target, key string, inputs any) (*Entry, error) {
+// lookup returns the local cache entry for key, or nil (inputs are for
+// lookups that need them; this one does not).
+func (x *executor) lookup(t *rules.Target, key string, _ any) (*Entry, error) {
 	e, err := x.cache.Get(key)
 	if errors.Is(err, ErrCorrupt) {
 		fmt.Fprintf(x.opts.Log, "sxb: %s: %v; rebuilding\n", t.Label, err)
@@ -268,9 +289,6 @@ func (x *executor) lookup(t *rules.Target, key string, inputs any) (*Entry, erro
 	}
 	if err != nil {
 		return nil, err
-	}
-	if e == nil && x.opts.Explain {
-		x.explain(t, inputs)
 	}
 	return e, nil
 }
@@ -335,7 +353,9 @@ func treeDigest(paths ...string) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			fmt.Fprintf(h, "%s\x00%s\n", p, o.Digest)
+			// The base name only: the attributes name the file, and the
+			// workspace's location must not change keys.
+			fmt.Fprintf(h, "%s\x00%s\n", filepath.Base(p), o.Digest)
 			continue
 		}
 		err = filepath.WalkDir(p, func(q string, d os.DirEntry, err error) error {

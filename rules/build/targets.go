@@ -60,29 +60,39 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 		return fmt.Errorf("hashing trees: %w", err)
 	}
 	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.opts.Epoch}
-	return x.act(t, inputs, func(st *Staging) (*Entry, error) {
+	return x.act(ctx, t, inputs, func(st *Staging) (*Entry, error) {
 		return x.runBase(ctx, t, st, in, res, inputs)
 	}, x.publishBase)
 }
 
-// act is the common life of a target: reuse the cached result of its key
-// or run it into a staging area, then publish, then record the result.
-func (x *executor) act(t *rules.Target, inputs any, run func(*Staging) (*Entry, error), publish func(*rules.Target, *Entry) ([]string, error)) error {
-	return x.actWith(t, inputs, nil, run, publish)
+// act is the common life of a target: reuse the result of its key from
+// the local cache, else from the remote cache, else run it into a staging
+// area (and upload it); then publish, then record the result.
+func (x *executor) act(ctx context.Context, t *rules.Target, inputs any, run func(*Staging) (*Entry, error), publish func(*rules.Target, *Entry) ([]string, error)) error {
+	return x.actWith(ctx, t, inputs, nil, true, run, publish)
 }
 
-// actWith is act with another cache lookup (nil means x.lookup).
-func (x *executor) actWith(t *rules.Target, inputs any, lookup func(*rules.Target, string, any) (*Entry, error), run func(*Staging) (*Entry, error), publish func(*rules.Target, *Entry) ([]string, error)) error {
+// actWith is act with another cache lookup (nil means x.lookup), and
+// without the remote cache unless useRemote.
+func (x *executor) actWith(ctx context.Context, t *rules.Target, inputs any, lookup func(*rules.Target, string, any) (*Entry, error), useRemote bool, run func(*Staging) (*Entry, error), publish func(*rules.Target, *Entry) ([]string, error)) error {
 	if lookup == nil {
 		lookup = x.lookup
 	}
-	key := Key(inputs)
+	key := x.actionKey(inputs)
 	e, err := lookup(t, key, inputs)
 	if err != nil {
 		return err
 	}
-	cached := e != nil
+	cached, remote, damaged := e != nil, false, false
+	if e == nil && useRemote {
+		if e, damaged = x.remoteFetch(ctx, t, key, inputs); e != nil {
+			cached, remote = true, true
+		}
+	}
 	if e == nil {
+		if x.opts.Explain {
+			x.explain(t, inputs)
+		}
 		st, err := x.cache.Stage(key)
 		if err != nil {
 			return err
@@ -92,12 +102,19 @@ func (x *executor) actWith(t *rules.Target, inputs any, lookup func(*rules.Targe
 			return err
 		}
 	}
+	uploaded := useRemote && !remote && x.remoteStore(ctx, t, e, !cached, damaged)
 	x.remember(t, inputs)
 	outs, err := publish(t, e)
 	if err != nil {
 		return fmt.Errorf("publishing: %w", err)
 	}
 	x.finish(t, e, cached, outs)
+	if remote || uploaded {
+		x.mu.Lock()
+		r := x.results[t.Label.String()]
+		r.Remote, r.Uploaded = remote, uploaded
+		x.mu.Unlock()
+	}
 	return nil
 }
 
@@ -249,7 +266,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	if base != nil {
 		inputs.Base = base.Key
 	}
-	return x.act(t, inputs, func(st *Staging) (*Entry, error) {
+	return x.act(ctx, t, inputs, func(st *Staging) (*Entry, error) {
 		return x.runExtension(ctx, t, st, base, info, in, res, inputs)
 	}, x.publishExtension)
 }

@@ -155,7 +155,8 @@ func (x *executor) runTest(ctx context.Context, t *rules.Target) error {
 	if x.opts.RerunTests {
 		lookup = func(*rules.Target, string, any) (*Entry, error) { return nil, nil }
 	}
-	return x.actWith(t, inputs, lookup, run, func(t *rules.Target, e *Entry) ([]string, error) {
+	// Test results stay local: the key does not cover the test host.
+	return x.actWith(ctx, t, inputs, lookup, false, run, func(t *rules.Target, e *Entry) ([]string, error) {
 		b, err := os.ReadFile(e.Path(testLog))
 		if err != nil {
 			return nil, err
