@@ -32,7 +32,11 @@ type idPlan struct {
 	subUID, subGID           [2]int // start, count (count <= idCount-1)
 	newuidmap, newgidmap     string
 	uidMappings, gidMappings []syscall.SysProcIDMap
-	enableSetgroups          bool
+}
+
+// foreignMappings maps the sandbox's ids 0-65535 to the foreign range.
+func foreignMappings() []syscall.SysProcIDMap {
+	return []syscall.SysProcIDMap{{ContainerID: 0, HostID: ForeignUIDBase, Size: idCount}}
 }
 
 // chooseIDs decides the id mapping for the current process (see the package
@@ -47,9 +51,7 @@ func chooseIDs() (*idPlan, error) {
 	if p.uid == 0 {
 		p.mode = IDsForeign
 		p.user = "root"
-		p.uidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: ForeignUIDBase, Size: idCount}}
-		p.gidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: ForeignUIDBase, Size: idCount}}
-		p.enableSetgroups = true
+		p.uidMappings, p.gidMappings = foreignMappings(), foreignMappings()
 		return p, nil
 	}
 	p.mode = IDsRootOnly

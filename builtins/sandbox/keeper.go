@@ -92,9 +92,8 @@ func runInit(ctx context.Context, cfg *keeperConfig, st streams) (code, sig int,
 	}
 	attr := &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
 	if cfg.IDs == IDsForeign {
-		ids, _ := chooseIDs()
 		attr.Cloneflags |= unix.CLONE_NEWUSER
-		attr.UidMappings, attr.GidMappings = ids.uidMappings, ids.gidMappings
+		attr.UidMappings, attr.GidMappings = foreignMappings(), foreignMappings()
 		attr.GidMappingsEnableSetgroups = true
 		// Become the namespace's root: the host id of the process is still
 		// root's, which the namespace does not map.
