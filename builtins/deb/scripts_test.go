@@ -23,12 +23,24 @@ import (
 
 func TestMain(m *testing.M) {
 	sandbox.Init()
+	if dir := os.Getenv(rootlessBaseEnv); dir != "" {
+		// Run again as another user by TestScriptsRootless.
+		if _, err := buildBase(filepath.Join(dir, "base"), filepath.Join(dir, "cache"), true); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := m.Run()
 	if scripted.dir != "" {
 		os.RemoveAll(scripted.dir)
 	}
 	os.Exit(code)
 }
+
+// rootlessBaseEnv names the directory the test binary builds a scripted base
+// in when TestScriptsRootless runs it as another user.
+const rootlessBaseEnv = "SXB_DEB_TEST_ROOTLESS_BASE"
 
 // scriptEpoch is the SOURCE_DATE_EPOCH of the scripted builds.
 const scriptEpoch = 1700000000
@@ -371,5 +383,39 @@ func TestTriggerActivation(t *testing.T) {
 	}
 	if want := "host triggers-pending /usr/share/plugins ping,other installed,plug unpacked"; strings.Join(got, ",") != want {
 		t.Errorf("dpkg reads %q, want %q", got, want)
+	}
+}
+
+// TestScriptsRootless builds the scripted base again as a user with a
+// subordinate id range (and a cache of its own): the tree and its Meta, as
+// an image would carry them, are the same as root's.
+func TestScriptsRootless(t *testing.T) {
+	testenv.NeedTool(t, "newuidmap", "newgidmap")
+	root, meta := scriptedBase(t)
+	u := testenv.User(t, "sxb-test-sub", true)
+	bin := testenv.PortableBinary(t)
+	dir, err := os.MkdirTemp("", "sxb-deb-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	testenv.Chown(t, dir, u)
+	testenv.RunAs(t, u, []string{rootlessBaseEnv + "=" + dir, "TMPDIR=" + dir}, bin)
+	userMeta, err := tree.LoadMeta(tree.MetaPath(filepath.Join(dir, "base")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := treeDigestAt(t, root, meta, scriptEpoch)
+	b := treeDigestAt(t, filepath.Join(dir, "base"), userMeta, scriptEpoch)
+	if a != b {
+		al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+		n := 0
+		for i := 0; i < len(al) && i < len(bl) && n < 20; i++ {
+			if al[i] != bl[i] {
+				t.Errorf("root: %.200s\nuser: %.200s", al[i], bl[i])
+				n++
+			}
+		}
+		t.Fatalf("the scripted base built by %s differs from root's (%d and %d lines)", u.Username, len(al), len(bl))
 	}
 }

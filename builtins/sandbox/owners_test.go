@@ -1,14 +1,10 @@
 package sandbox
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -214,11 +210,10 @@ func checkGivenBack(t *testing.T, root string, uid, gid uint32) {
 // Meta and output; without a range, the chown fails with an error that says
 // why, and the Meta's owners survive.
 func TestUnprivileged(t *testing.T) {
-	testenv.NeedRoot(t)
-	testenv.NeedTool(t, "useradd", "usermod", "newuidmap", "newgidmap")
-	sub := ensureUser(t, "sxb-sandbox-sub", true)
-	nosub := ensureUser(t, "sxb-sandbox-nosub", false)
-	bin := copyTestBinary(t)
+	testenv.NeedTool(t, "newuidmap", "newgidmap")
+	sub := testenv.User(t, "sxb-test-sub", true)
+	nosub := testenv.User(t, "sxb-test-nosub", false)
+	bin := testenv.PortableBinary(t)
 
 	rootDir := t.TempDir()
 	makeScenario(t, rootDir)
@@ -236,16 +231,8 @@ func TestUnprivileged(t *testing.T) {
 		makeScenario(t, dir)
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		if out, err := exec.Command("chown", "-R", u.Uid+":"+u.Gid, dir).CombinedOutput(); err != nil {
-			t.Fatalf("chown: %v: %s", err, out)
-		}
-		cmd := exec.Command(bin)
-		cmd.Env = []string{scenarioEnv + "=" + dir, "PATH=" + os.Getenv("PATH")}
-		cmd.Dir = dir
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("scenario as %s: %v: %s", u.Username, err, out)
-		}
+		testenv.Chown(t, dir, u)
+		testenv.RunAs(t, u, []string{scenarioEnv + "=" + dir}, bin)
 		res, meta := readScenario(t, dir)
 		checkGivenBack(t, filepath.Join(dir, "ext"), uint32(uid), uint32(gid))
 		return dir, res, meta
@@ -270,7 +257,7 @@ func TestUnprivileged(t *testing.T) {
 	if noRes.IDs != IDsRootOnly {
 		t.Errorf("without a range: ids %v", noRes.IDs)
 	}
-	if !strings.Contains(noRes.Err, "exited with status 1") || !strings.Contains(noRes.Err, "/etc/subuid") || !strings.Contains(noRes.Err, "sxb-sandbox-nosub") {
+	if !strings.Contains(noRes.Err, "exited with status 1") || !strings.Contains(noRes.Err, "/etc/subuid") || !strings.Contains(noRes.Err, "sxb-test-nosub") {
 		t.Errorf("without a range the chown must fail with a hint: %q", noRes.Err)
 	}
 	if !strings.Contains(noRes.Out, "/usr/lib/app 0:0 755\n") || !strings.Contains(noRes.Out, "shown\n") || strings.Contains(noRes.Out, "chowned") {
@@ -281,100 +268,4 @@ func TestUnprivileged(t *testing.T) {
 			t.Errorf("without a range the Meta lost %s:\n%s", want, noMeta)
 		}
 	}
-}
-
-// ensureUser returns the user name, creating it (without a home) if needed,
-// with or without a range of 65536 subordinate ids.
-func ensureUser(t *testing.T, name string, withRange bool) *user.User {
-	t.Helper()
-	if _, err := user.Lookup(name); err != nil {
-		out, err := exec.Command("useradd", "-M", "-s", "/usr/sbin/nologin", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name).CombinedOutput()
-		if err != nil {
-			t.Fatalf("useradd %s: %v: %s", name, err, out)
-		}
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
-		_, err := subordinateRange(file, name, uid)
-		has := err == nil
-		switch {
-		case withRange && !has:
-			start := freeSubordinateStart(t, file)
-			flag := "--add-subuids"
-			if strings.HasSuffix(file, "gid") {
-				flag = "--add-subgids"
-			}
-			r := fmt.Sprintf("%d-%d", start, start+idCount-1)
-			if out, err := exec.Command("usermod", flag, r, name).CombinedOutput(); err != nil {
-				t.Fatalf("usermod %s %s: %v: %s", flag, r, err, out)
-			}
-		case !withRange && has:
-			t.Fatalf("%s has a range in %s; the test needs a user without one", name, file)
-		}
-	}
-	return u
-}
-
-// freeSubordinateStart returns the first id after every range in file (and
-// at least 100000).
-func freeSubordinateStart(t *testing.T, file string) int {
-	t.Helper()
-	start := 100000
-	f, err := os.Open(file)
-	if errors.Is(err, os.ErrNotExist) {
-		return start
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.Split(sc.Text(), ":")
-		if len(parts) != 3 {
-			continue
-		}
-		s, err1 := strconv.Atoi(parts[1])
-		n, err2 := strconv.Atoi(parts[2])
-		if err1 == nil && err2 == nil && s+n > start {
-			start = s + n
-		}
-	}
-	return start
-}
-
-// copyTestBinary copies the running test binary where any user may run it.
-func copyTestBinary(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "sxb-sandbox-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	in, err := os.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	bin := filepath.Join(dir, "sandbox.test")
-	out, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return bin
 }
