@@ -14,6 +14,7 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/sandbox"
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/arch"
 )
 
 // Maintainer scripts and triggers. With InstallOptions.Scripts, Install
@@ -32,46 +33,17 @@ import (
 // themselves, exactly. The merged-/usr links and the dpkg database are
 // still written natively (the scripts need them).
 
-// elfMachine is the ELF identification (class, data encoding, machine) of
-// a Debian architecture's executables.
-var elfMachine = map[string][3]uint16{
-	"amd64":    {2, 1, 62},
-	"i386":     {1, 1, 3},
-	"arm64":    {2, 1, 183},
-	"armhf":    {1, 1, 40},
-	"armel":    {1, 1, 40},
-	"ppc64el":  {2, 1, 21},
-	"ppc64":    {2, 2, 21},
-	"s390x":    {2, 2, 22},
-	"riscv64":  {2, 1, 243},
-	"mips64el": {2, 1, 8},
-	"mipsel":   {1, 1, 8},
-	"loong64":  {2, 1, 258},
-}
-
-// ScriptEmulator tells how the maintainer scripts of an architecture (a
-// Debian or systemd name) run on this host: natively (nil, nil), through the
-// returned binfmt_misc emulator, or not at all (an error wrapping
-// sandbox.ErrNoEmulator). Builds put the answer in their cache keys.
-func ScriptEmulator(arch string) (*sandbox.Emulator, error) {
-	deb, err := DebianArch(arch)
+// ScriptEmulator tells how the maintainer scripts of an architecture (in any
+// spelling internal/arch reads) run on this host: natively (nil, nil),
+// through the returned binfmt_misc emulator, or not at all (an error
+// wrapping sandbox.ErrNoEmulator). Builds put the answer in their cache
+// keys.
+func ScriptEmulator(name string) (*sandbox.Emulator, error) {
+	a, err := arch.Parse(name)
 	if err != nil {
 		return nil, err
 	}
-	m, ok := elfMachine[deb]
-	if !ok {
-		return nil, fmt.Errorf("%w: sxb does not know the executables of %s", sandbox.ErrNoEmulator, deb)
-	}
-	h := make([]byte, 20)
-	copy(h, "\x7fELF")
-	h[4], h[5], h[6] = byte(m[0]), byte(m[1]), 1
-	h[16] = 2 // ET_EXEC
-	if m[1] == 1 {
-		h[18], h[19] = byte(m[2]), byte(m[2]>>8)
-	} else {
-		h[18], h[19] = byte(m[2]>>8), byte(m[2])
-	}
-	return sandbox.FindEmulator(h)
+	return sandbox.EmulatorForArch(a)
 }
 
 // findScriptEmulator is ScriptEmulator (tests replace it).

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/arch"
 )
 
 // BinfmtDir is where the kernel's binfmt_misc file system is mounted.
@@ -74,6 +75,25 @@ func EmulatorFor(root, rel string) (*Emulator, error) {
 		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
 	return emu, nil
+}
+
+// EmulatorForArch is EmulatorFor for the executables of an architecture,
+// before any tree of it exists (for cache keys, say).
+func EmulatorForArch(a arch.Arch) (*Emulator, error) {
+	id, ok := a.ELF()
+	if !ok {
+		return nil, fmt.Errorf("%w: the ELF identification of %s is not known", ErrNoEmulator, a)
+	}
+	h := make([]byte, 20)
+	copy(h, "\x7fELF")
+	h[4], h[5], h[6] = id.Class, id.Data, 1
+	order := binary.ByteOrder(binary.LittleEndian)
+	if id.Data == 2 {
+		order = binary.BigEndian
+	}
+	order.PutUint16(h[16:], 2) // ET_EXEC
+	order.PutUint16(h[18:], id.Machine)
+	return FindEmulator(h)
 }
 
 // FindEmulator is EmulatorFor for the first bytes of an ELF executable.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/testenv"
 )
 
@@ -160,6 +161,12 @@ func TestForeignExecutable(t *testing.T) {
 	}
 	if native, err := EmulatorFor(root, "bin/busybox"); native != nil || err != nil {
 		t.Errorf("busybox is native: %+v, %v", native, err)
+	}
+	if byArch, err := EmulatorForArch(arch.ARM64); err != nil || byArch == nil || byArch.Name != emu.Name {
+		t.Errorf("EmulatorForArch(arm64) = %+v, %v; want %s", byArch, err, emu.Name)
+	}
+	if native, err := EmulatorForArch(arch.Native()); native != nil || err != nil {
+		t.Errorf("EmulatorForArch(native) = %+v, %v", native, err)
 	}
 	var out strings.Builder
 	if _, err := Run(context.Background(), Options{Root: root, Args: []string{"hello"}, Stdout: &out}); err != nil {
