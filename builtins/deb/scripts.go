@@ -272,14 +272,14 @@ func (r *root) runScripts(ctx context.Context, sp *scriptPlan, base string, opts
 	if sp.emulator != nil && !sp.emulator.Fixed() {
 		so.Binds = append(so.Binds, sp.emulator.Bind())
 	}
-	var out tailBuffer
+	var out scriptLog
 	so.Stdout = &out
 	if opts.ScriptOutput != nil {
 		so.Stdout = io.MultiWriter(&out, opts.ScriptOutput)
 	}
 	so.Stderr = so.Stdout
 	if _, err := sandbox.Run(ctx, so); err != nil {
-		return fmt.Errorf("running maintainer scripts: %w\n%s", err, out.String())
+		return fmt.Errorf("running maintainer scripts: %s: %w", out.summary(), err)
 	}
 	return r.scrubScriptOutput()
 }
@@ -331,19 +331,57 @@ func (r *root) scrubScriptOutput() error {
 	return nil
 }
 
-// tailBuffer keeps the last 16 KiB written to it, for error messages.
-type tailBuffer struct{ b []byte }
+// scriptLog keeps what the scripts print for an error message: the last
+// lines, and every package dpkg or the preinst runner reports failed, with
+// the lines just before (usually the script's own complaint).
+type scriptLog struct {
+	partial  []byte
+	recent   []string // the last lines
+	failures []string
+}
 
-// Write keeps the end of p.
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > 16<<10 {
-		t.b = t.b[len(t.b)-16<<10:]
+// Write splits p into lines.
+func (l *scriptLog) Write(p []byte) (int, error) {
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l.line(string(l.partial[:i]))
+		l.partial = l.partial[i+1:]
 	}
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string { return strings.TrimSpace(string(t.b)) }
+func (l *scriptLog) line(s string) {
+	if len(l.recent) > 0 && strings.HasPrefix(l.recent[len(l.recent)-1], "dpkg: error processing package ") {
+		// "dpkg: error processing package P (--configure):" then the
+		// reason, after the lines the script printed.
+		pkg := strings.TrimPrefix(l.recent[len(l.recent)-1], "dpkg: error processing package ")
+		pkg, _, _ = strings.Cut(pkg, " ")
+		f := pkg + ": " + strings.TrimSpace(s)
+		if n := len(l.recent); n >= 2 && !strings.HasPrefix(l.recent[n-2], "Setting up ") && !strings.HasPrefix(l.recent[n-2], "dpkg: ") {
+			f += " (" + strings.TrimSpace(l.recent[n-2]) + ")"
+		}
+		l.failures = append(l.failures, f)
+	}
+	if strings.HasPrefix(s, "sxb: ") {
+		l.failures = append(l.failures, strings.TrimPrefix(s, "sxb: "))
+	}
+	l.recent = append(l.recent, s)
+	if len(l.recent) > 40 {
+		l.recent = l.recent[len(l.recent)-40:]
+	}
+}
+
+// summary is the failures, or the last lines when none was recognised.
+func (l *scriptLog) summary() string {
+	if len(l.failures) > 0 {
+		return strings.Join(l.failures, "; ")
+	}
+	return strings.TrimSpace(strings.Join(l.recent, "\n") + "\n" + string(l.partial))
+}
 
 // scriptsPossible decides whether Install runs maintainer scripts: asked
 // for, and the tree's executables can run here. Otherwise it reports what

@@ -419,3 +419,23 @@ func TestScriptsRootless(t *testing.T) {
 		t.Fatalf("the scripted base built by %s differs from root's (%d and %d lines)", u.Username, len(al), len(bl))
 	}
 }
+
+// TestScriptLog: a failed run's error names the packages dpkg reports and
+// what their scripts said.
+func TestScriptLog(t *testing.T) {
+	var l scriptLog
+	fmt.Fprint(&l, "Setting up base-files (12.4) ...\nchown: changing ownership of '/var/mail': Invalid argument\n"+
+		"dpkg: error processing package base-files (--configure):\n installed base-files package post-installation script subprocess returned error exit status 1\n"+
+		"Setting up bash (5.2) ...\ndpkg: dependency problems prevent configuration of bash:\n bash depends on base-files; however:\n"+
+		"dpkg: error processing package bash (--configure):\n dependency problems - leaving unconfigured\nsxb: evil: the preinst script failed (exit status 3)\n")
+	want := "base-files: installed base-files package post-installation script subprocess returned error exit status 1 (chown: changing ownership of '/var/mail': Invalid argument); " +
+		"bash: dependency problems - leaving unconfigured ( bash depends on base-files; however:); evil: the preinst script failed (exit status 3)"
+	if got := l.summary(); got != strings.ReplaceAll(want, "( ", "(") {
+		t.Errorf("summary:\n%s\nwant:\n%s", got, want)
+	}
+	var quiet scriptLog
+	fmt.Fprint(&quiet, "one\ntwo")
+	if quiet.summary() != "one\ntwo" {
+		t.Errorf("summary without failures: %q", quiet.summary())
+	}
+}
