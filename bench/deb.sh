@@ -3,7 +3,8 @@
 # packages, 83 packages) installed into a directory, cold (empty caches,
 # indexes and packages downloaded) and warm (everything cached), by
 #   sxb        builtins/deb via bench/debinstall (resolve + download + unpack,
-#              no maintainer scripts)
+#              no maintainer scripts; and warm with -scripts: the scripts
+#              and triggers run by the tree's dpkg in builtins/sandbox)
 #   apt-get    apt-get update + apt-get install --download-only into a
 #              private state dir + dpkg-deb -x of each package (apt's
 #              "install into a directory" without maintainer scripts)
@@ -67,6 +68,7 @@ chmod +x "$W/apt.sh"
 hyperfine --runs "$RUNS" --export-json "$W/result.json" \
 	-n sxb-cold --prepare "rm -rf '$W/cold' '$W/out' '$W/out.meta.json'" "'$W/debinstall' -cache '$W/cold' '$W/out'" \
 	-n sxb-warm --prepare "rm -rf '$W/out' '$W/out.meta.json'" "'$W/debinstall' -cache '$W/warm' '$W/out'" \
+	-n sxb-warm-scripts --prepare "rm -rf '$W/out' '$W/out.meta.json'" "'$W/debinstall' -scripts -cache '$W/warm' '$W/out' >/dev/null 2>&1" \
 	-n apt-get-cold --prepare "rm -rf '$W/out' '$W/apt/state' '$W/apt/cache'" "'$W/apt.sh'" \
 	-n apt-get-warm --prepare "rm -rf '$W/out'" "'$W/apt.sh'" \
 	-n mmdebstrap-essential --prepare "rm -rf '$W/out'" \
@@ -81,4 +83,6 @@ print(f"apt-get cold / sxb cold     = {r['apt-get-cold']/r['sxb-cold']:.1f}x")
 print(f"apt-get warm / sxb warm     = {r['apt-get-warm']/r['sxb-warm']:.1f}x")
 print(f"mmdebstrap / sxb cold       = {r['mmdebstrap-essential']/r['sxb-cold']:.1f}x")
 print(f"mmdebstrap / sxb warm       = {r['mmdebstrap-essential']/r['sxb-warm']:.1f}x")
+print(f"mmdebstrap / sxb warm with scripts = {r['mmdebstrap-essential']/r['sxb-warm-scripts']:.1f}x")
+print(f"scripts cost (warm)         = {r['sxb-warm-scripts']-r['sxb-warm']:.2f} s")
 EOP

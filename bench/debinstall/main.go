@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/sxb-build/sxb/builtins/deb"
+	"github.com/sxb-build/sxb/builtins/sandbox"
 	"github.com/sxb-build/sxb/builtins/tree"
 )
 
 func main() {
+	sandbox.Init()
 	release := flag.String("release", "bookworm", "release codename")
 	arch := flag.String("arch", "x86-64", "architecture")
 	cache := flag.String("cache", "", "cache directory")
@@ -24,6 +26,7 @@ func main() {
 	names := flag.Bool("names", false, "only print the resolved package names, comma-separated")
 	verbose := flag.Bool("v", false, "print timings")
 	noTarCache := flag.Bool("no-tar-cache", false, "do not cache uncompressed payloads")
+	scripts := flag.Bool("scripts", false, "run maintainer scripts and triggers in a sandbox")
 	flag.Parse()
 	if flag.NArg() != 1 && !*names {
 		fmt.Fprintln(os.Stderr, "usage: debinstall [flags] DIR")
@@ -51,7 +54,7 @@ func main() {
 	t1 := time.Now()
 	meta := tree.NewMeta()
 	dir := flag.Arg(0)
-	if err := deb.Install(ctx, plan, dir, meta, deb.InstallOptions{WithDocs: true, NoTarCache: *noTarCache}); err != nil {
+	if err := deb.Install(ctx, plan, dir, meta, deb.InstallOptions{WithDocs: true, NoTarCache: *noTarCache, Scripts: *scripts}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

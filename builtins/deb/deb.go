@@ -116,6 +116,7 @@ type Plan struct {
 
 	cacheDir   string
 	baseStatus []byte
+	baseRoot   string
 }
 
 // Key returns a stable hash of the plan (hex SHA256 of its JSON form).
@@ -187,7 +188,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading base packages: %w", err)
 		}
-		plan.baseStatus = b
+		plan.baseStatus, plan.baseRoot = b, req.BaseRoot
 		if base, err = parseStatus(b, arch); err != nil {
 			return nil, fmt.Errorf("reading base packages: %s: %w", filepath.Join(req.BaseRoot, "var/lib/dpkg/status"), err)
 		}

@@ -357,7 +357,14 @@ func TestSignatures(t *testing.T) {
 // treeDigest lists every object of a tree with its metadata and content.
 func treeDigest(t *testing.T, dir string, meta *tree.Meta) string {
 	t.Helper()
-	n, err := tree.Load(dir, tree.Options{Meta: meta, Epoch: -1})
+	return treeDigestAt(t, dir, meta, -1)
+}
+
+// treeDigestAt is treeDigest with modification times clamped to epoch (as
+// an image has them), unless it is -1.
+func treeDigestAt(t *testing.T, dir string, meta *tree.Meta, epoch int64) string {
+	t.Helper()
+	n, err := tree.Load(dir, tree.Options{Meta: meta, Epoch: epoch})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ type fpkg struct {
 	fields        string            // extra control lines
 	files         map[string]string // payload path -> content ("->target" makes a symlink)
 	zstd          bool
+	members       map[string]string // more control members: preinst, postinst, triggers
 }
 
 // fixtureRepo is a signed local apt repository built with dpkg-deb,
@@ -68,6 +69,12 @@ func buildRepo(t *testing.T, suite string, pkgs []fpkg) *fixtureRepo {
 		}
 		ctrl += p.fields
 		os.WriteFile(filepath.Join(src, "DEBIAN/control"), []byte(ctrl), 0o644)
+		for name, content := range p.members {
+			os.WriteFile(filepath.Join(src, "DEBIAN", name), []byte(content), 0o755)
+			if name == "triggers" {
+				os.Chmod(filepath.Join(src, "DEBIAN", name), 0o644)
+			}
+		}
 		for path, content := range p.files {
 			full := filepath.Join(src, path)
 			os.MkdirAll(filepath.Dir(full), 0o755)

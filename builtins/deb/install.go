@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -37,6 +38,29 @@ type InstallOptions struct {
 	// makes a warm install skip decompression at the cost of disk space
 	// (about 3x the .deb size).
 	NoTarCache bool
+
+	// Scripts runs the packages' maintainer scripts and the dpkg triggers
+	// they set off in a sandbox (see scripts.go; the program must call
+	// sandbox.Init), instead of the native stand-ins. When the tree's
+	// executables cannot run here (another architecture without a
+	// binfmt_misc emulator, see ScriptEmulator), the stand-ins are used
+	// and Warn says what was not run.
+	Scripts bool
+	// BaseRoot is the base tree of an extension (default: the one the plan
+	// was resolved against): scripts see it beneath the new tree, which is
+	// all they write to.
+	BaseRoot string
+	// Epoch is the SOURCE_DATE_EPOCH the scripts see.
+	Epoch int64
+	// ScriptOutput receives what the scripts print (they run with no
+	// terminal and no input).
+	ScriptOutput io.Writer
+	// Warn receives warnings.
+	Warn func(string)
+	// NotRun receives the scripts and triggers that were not run (Scripts
+	// false, or no way to run them), sorted: "<package>.preinst",
+	// "<package>.postinst", "<package> trigger <name>"; for the manifest.
+	NotRun func([]string)
 }
 
 // Install downloads the packages of plan and unpacks them into dir,
@@ -50,8 +74,9 @@ type InstallOptions struct {
 // ok installed"), var/lib/dpkg/info/<pkg>.{list,md5sums,conffiles,...}
 // and info/format; dpkg --audit and dpkg --verify accept the result.
 //
-// Maintainer scripts are not run. Install does natively what the scripts
-// of a base system would have done that matters for an image: the
+// Unless opts.Scripts asks to run them (see scripts.go), maintainer
+// scripts are not run. Install then does natively what the scripts of a
+// base system would have done that matters for an image: the
 // merged-/usr symlinks; /etc/passwd, /etc/group, /etc/shadow and
 // /etc/gshadow from base-passwd's master files, plus the users and groups
 // of sysusers.d (what systemd's postinst runs systemd-sysusers for, with
@@ -104,6 +129,36 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if err := r.writeDpkg(plan, results); err != nil {
 		return fmt.Errorf("installing packages: writing the dpkg database: %w", err)
 	}
+	base := opts.BaseRoot
+	if base == "" {
+		base = plan.baseRoot
+	}
+	if base != "" && filepath.Clean(base) == r.dir {
+		base = "" // installed into the base tree itself
+	}
+	sp, scripts, err := r.scriptsPossible(plan, results, baseInfoReader(base), opts)
+	if err != nil {
+		return fmt.Errorf("installing packages: %w", err)
+	}
+	if !scripts {
+		if err := r.standIns(plan, results, maxTime); err != nil {
+			return err
+		}
+	}
+	if err := r.finishDirs(maxTime); err != nil {
+		return fmt.Errorf("installing packages: %w", err)
+	}
+	if scripts {
+		if err := r.runScripts(ctx, sp, base, opts); err != nil {
+			return fmt.Errorf("installing packages: %w", err)
+		}
+	}
+	progress(Event{Kind: EventDone, N: len(plan.Packages), Count: len(plan.Packages)})
+	return nil
+}
+
+// standIns does natively what maintainer scripts would (see Install).
+func (r *root) standIns(plan *Plan, results []*unpacked, maxTime int64) error {
 	if err := r.writeUsers(); err != nil {
 		return fmt.Errorf("installing packages: %w", err)
 	}
@@ -116,10 +171,6 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if err := r.alternatives(plan, results); err != nil {
 		return fmt.Errorf("installing packages: alternatives: %w", err)
 	}
-	if err := r.finishDirs(maxTime); err != nil {
-		return fmt.Errorf("installing packages: %w", err)
-	}
-	progress(Event{Kind: EventDone, N: len(plan.Packages), Count: len(plan.Packages)})
 	return nil
 }
 

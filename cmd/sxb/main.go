@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/sxb-build/sxb/builtins/sandbox"
 )
 
 // Exit codes shared by every verb.
@@ -61,7 +63,11 @@ func usage(w io.Writer) {
 	}
 }
 
-func main() { os.Exit(sxbMain()) }
+func main() {
+	// A process the sandbox started does its work and exits here.
+	sandbox.Init()
+	os.Exit(sxbMain())
+}
 
 func sxbMain() int {
 	dir, err := os.Getwd()

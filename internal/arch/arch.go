@@ -246,3 +246,33 @@ func (a *Arch) UnmarshalText(b []byte) error {
 	*a = p
 	return nil
 }
+
+// ELFID is how an architecture's executables identify themselves in their
+// ELF header.
+type ELFID struct {
+	// Class is 1 for 32-bit and 2 for 64-bit executables (EI_CLASS).
+	Class uint8
+	// Data is 1 for little- and 2 for big-endian executables (EI_DATA).
+	Data uint8
+	// Machine is e_machine.
+	Machine uint16
+}
+
+// elf holds the ELF identification of the architectures Linux distributions
+// build for, from the System V ABI and Linux's include/uapi/linux/elf-em.h.
+var elf = map[Arch]ELFID{
+	ARM64: {2, 1, 183}, ARM64BE: {2, 2, 183}, ARM: {1, 1, 40}, ARMBE: {1, 2, 40},
+	Alpha: {2, 1, 0x9026}, X86_64: {2, 1, 62}, X86: {1, 1, 3}, IA64: {2, 1, 50},
+	LoongArch64: {2, 1, 258}, M68K: {1, 2, 4},
+	MIPS64LE: {2, 1, 8}, MIPS64: {2, 2, 8}, MIPSLE: {1, 1, 8}, MIPS: {1, 2, 8},
+	PARISC: {1, 2, 15}, PPC64LE: {2, 1, 21}, PPC64: {2, 2, 21}, PPC: {1, 2, 20},
+	RISCV32: {1, 1, 243}, RISCV64: {2, 1, 243}, S390X: {2, 2, 22}, S390: {1, 2, 22},
+	SH: {1, 1, 42}, SPARC64: {2, 2, 43}, SPARC: {1, 2, 2},
+}
+
+// ELF returns the ELF identification of a's executables; false when the
+// package does not know it.
+func (a Arch) ELF() (ELFID, bool) {
+	id, ok := elf[a]
+	return id, ok
+}

@@ -1,7 +1,9 @@
 package arch
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -139,5 +141,30 @@ func TestJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"a":"vax"}`), &v); err == nil {
 		t.Error("Unmarshal accepted an unknown architecture")
+	}
+}
+
+// TestELF compares the identification of the native architecture with the
+// running test binary's own ELF header.
+func TestELF(t *testing.T) {
+	b, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ok := Native().ELF()
+	if !ok {
+		t.Fatalf("no ELF identification for %s", Native())
+	}
+	machine := binary.LittleEndian.Uint16(b[18:])
+	if b[5] == 2 {
+		machine = binary.BigEndian.Uint16(b[18:])
+	}
+	if b[4] != id.Class || b[5] != id.Data || machine != id.Machine {
+		t.Errorf("%s: ELF %+v, the binary has class %d data %d machine %d", Native(), id, b[4], b[5], machine)
+	}
+	for _, a := range All() {
+		if _, ok := a.ELF(); !ok && (a.Debian() != "" || a.RPM() != "") {
+			t.Errorf("%s has Debian or rpm packages but no ELF identification", a)
+		}
 	}
 }
