@@ -33,6 +33,8 @@ type buildOptions struct {
 	Profile string
 	// SignKey is an OpenPGP secret key signing every SHA256SUMS written.
 	SignKey string
+	// verb names the command in messages ("build" when empty).
+	verb string
 	// recordLocks is set by sxb lock: resolve afresh and write lock files.
 	recordLocks bool
 	Remote      remoteOptions

@@ -29,14 +29,73 @@ func sourceDateEpoch() (int64, error) {
 }
 
 func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rules.Target, opts buildOptions) int {
+	results, err, code := execute(ctx, env, g, g.RootTargets(), opts, nil)
+	if code != exitOK {
+		return code
+	}
+	for _, r := range results {
+		for _, o := range r.Outputs {
+			fmt.Fprintln(env.stdout, o)
+		}
+	}
+	if len(results) > 0 {
+		fmt.Fprintln(env.stderr, "outputs:")
+		for _, r := range results {
+			for _, o := range r.Outputs {
+				fmt.Fprintf(env.stderr, "  %s  %s  (%s)\n", o, humanSize(r.Size), resultState(r))
+			}
+		}
+	}
+	return reportErr(ctx, env, "build", err)
+}
+
+// resultState says where a target's outputs came from.
+func resultState(r *build.Result) string {
+	switch {
+	case r.Remote:
+		return "from remote cache"
+	case r.Cached:
+		return "up to date"
+	}
+	return "built"
+}
+
+// reportErr prints the error of an execution and returns the exit code.
+func reportErr(ctx context.Context, env *environ, verb string, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	// After Ctrl-C, a step may fail with its own error (a download cut
+	// short reads as a truncated archive): the cause is the interrupt.
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		fmt.Fprintf(env.stderr, "sxb %s: interrupted\n", verb)
+		return exitError
+	}
+	useColor := diag.UseColor(env.stderr)
+	for _, e := range unwrapJoined(err) {
+		diag.RenderError(env.stderr, e, useColor)
+	}
+	return exitError
+}
+
+// execute builds roots (and what they need) with the executor as the
+// flags in opts say; tune, when set, adjusts the executor's options. It
+// returns the results and the build error, or an exit code other than
+// exitOK when the build could not start (the problem printed). Progress,
+// the profile and the remote cache's summary go to stderr.
+func execute(ctx context.Context, env *environ, g *rules.Graph, roots []*rules.Target, opts buildOptions, tune func(*build.Options)) ([]*build.Result, error, int) {
+	verb := opts.verb
+	if verb == "" {
+		verb = "build"
+	}
 	epoch, err := sourceDateEpoch()
 	if err != nil {
-		fmt.Fprintln(env.stderr, "sxb build:", err)
-		return exitUsage
+		fmt.Fprintf(env.stderr, "sxb %s: %v\n", verb, err)
+		return nil, nil, exitUsage
 	}
 	useColor := diag.UseColor(env.stderr)
 	fancy := opts.Progress == "auto" && isTerminal(env.stderr)
-	var prog build.Progress = build.NewProgress(env.stderr, fancy, useColor, len(targets))
+	var prog build.Progress = build.NewProgress(env.stderr, fancy, useColor, len(roots))
 	var trace *build.Trace
 	if opts.Profile != "" {
 		profile := opts.Profile
@@ -48,52 +107,35 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rul
 	}
 	locks, err := build.ReadLocks(g)
 	if err != nil {
-		fmt.Fprintln(env.stderr, "sxb build: reading lock files:", err)
-		return exitError
+		fmt.Fprintf(env.stderr, "sxb %s: reading lock files: %v\n", verb, err)
+		return nil, nil, exitError
 	}
 	refresh, err := refreshInterval()
 	if err != nil {
-		fmt.Fprintln(env.stderr, "sxb build:", err)
-		return exitUsage
+		fmt.Fprintf(env.stderr, "sxb %s: %v\n", verb, err)
+		return nil, nil, exitUsage
 	}
 	remote, err := remoteClient(opts.Remote, filepath.Join(build.DefaultCacheDir(), "actions", "tmp"))
 	if err != nil {
-		fmt.Fprintln(env.stderr, "sxb build:", err)
-		return exitUsage
+		fmt.Fprintf(env.stderr, "sxb %s: %v\n", verb, err)
+		return nil, nil, exitUsage
 	}
 	var sum build.Summary
-	results, err := build.Build(ctx, g, g.RootTargets(), build.Options{
+	bo := build.Options{
 		OutputDir: opts.OutputDir, Jobs: opts.Jobs, KeepGoing: opts.KeepGoing, Explain: opts.Explain,
 		Epoch: epoch, Progress: prog, Log: env.stderr, Locks: locks, Refresh: refresh,
 		RecordLocks: opts.recordLocks, SignKey: opts.SignKey, SignPassphrase: []byte(os.Getenv("SXB_SIGN_PASSPHRASE")),
 		Remote: remote, RemoteUpload: opts.Remote.Upload, Summary: &sum,
-	})
-	for _, r := range results {
-		for _, o := range r.Outputs {
-			fmt.Fprintln(env.stdout, o)
-		}
 	}
-	profileFailed := false
+	if tune != nil {
+		tune(&bo)
+	}
+	results, err := build.Build(ctx, g, roots, bo)
 	if trace != nil {
 		if terr := trace.Err(); terr != nil {
-			fmt.Fprintln(env.stderr, "sxb build:", terr)
-			profileFailed = true
+			err = errors.Join(err, terr)
 		} else {
 			fmt.Fprintf(env.stderr, "profile: %s (peak memory %s)\n", opts.Profile, humanSize(trace.PeakRSS()))
-		}
-	}
-	if len(results) > 0 {
-		fmt.Fprintln(env.stderr, "outputs:")
-		for _, r := range results {
-			state := "built"
-			if r.Remote {
-				state = "from remote cache"
-			} else if r.Cached {
-				state = "up to date"
-			}
-			for _, o := range r.Outputs {
-				fmt.Fprintf(env.stderr, "  %s  %s  (%s)\n", o, humanSize(r.Size), state)
-			}
 		}
 	}
 	if remote != nil {
@@ -101,22 +143,7 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rul
 		fmt.Fprintf(env.stderr, "remote cache: %d of %d actions from %s (%s downloaded), %d uploaded (%s)\n",
 			sum.Remote, sum.Actions, remote.URL(), humanSize(st.Downloaded.Load()), sum.Uploaded, humanSize(st.Uploaded.Load()))
 	}
-	if err != nil {
-		// After Ctrl-C, a step may fail with its own error (a download
-		// cut short reads as a truncated archive): the cause is the interrupt.
-		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-			fmt.Fprintln(env.stderr, "sxb build: interrupted")
-			return exitError
-		}
-		for _, e := range unwrapJoined(err) {
-			diag.RenderError(env.stderr, e, useColor)
-		}
-		return exitError
-	}
-	if profileFailed {
-		return exitError
-	}
-	return exitOK
+	return results, err, exitOK
 }
 
 // refreshInterval is how long resolved package sets are reused without

@@ -37,6 +37,7 @@ type command struct {
 // environ is what a verb may touch of the process: its streams and the
 // directory it was started in.
 type environ struct {
+	stdin          io.Reader // nil: no input
 	stdout, stderr io.Writer
 	dir            string
 }
@@ -77,7 +78,7 @@ func sxbMain() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, &environ{stdout: os.Stdout, stderr: os.Stderr, dir: dir}, os.Args[1:])
+	return run(ctx, &environ{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, dir: dir}, os.Args[1:])
 }
 
 // run executes one sxb invocation (args without the program name) and

@@ -111,6 +111,13 @@ type Result struct {
 	// Outputs are the published paths, main output first.
 	Outputs []string `json:"outputs"`
 	Size    int64    `json:"size"`
+	// Image is an extension's image as built (uncompressed), Tree and
+	// TreeMeta a base's tree and its metadata sidecar ("" when it has
+	// none), in the action cache: for running them (sxb run, sxb test),
+	// never to be written to.
+	Image    string `json:"-"`
+	Tree     string `json:"-"`
+	TreeMeta string `json:"-"`
 }
 
 // DefaultCacheDir is $XDG_CACHE_HOME/sxb, else ~/.cache/sxb.
@@ -163,6 +170,9 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 	}
 	if opts.ImageWriter == nil {
 		opts.ImageWriter = NativeImage
+	}
+	if opts.TestRunner == nil {
+		opts.TestRunner = NativeTestRunner
 	}
 	// Targets build in parallel and all of them may explain or warn.
 	opts.Log = &syncWriter{w: opts.Log}
@@ -256,9 +266,19 @@ func (x *executor) finish(t *rules.Target, e *Entry, cached bool, outputs []stri
 	for _, o := range e.Outputs {
 		size += o.Size
 	}
+	r := &Result{Label: t.Label.String(), Kind: t.Kind, Cached: cached, Outputs: outputs, Size: size}
+	switch {
+	case t.Ext != nil:
+		r.Image = e.Path(outputName(t.Ext) + ".raw")
+	case t.Base != nil:
+		r.Tree = e.Path("tree")
+		if _, err := os.Stat(e.Path("tree.meta.json")); err == nil {
+			r.TreeMeta = e.Path("tree.meta.json")
+		}
+	}
 	x.mu.Lock()
 	x.entries[t.Label.String()] = e
-	x.results[t.Label.String()] = &Result{Label: t.Label.String(), Kind: t.Kind, Cached: cached, Outputs: outputs, Size: size}
+	x.results[t.Label.String()] = r
 	x.mu.Unlock()
 }
 

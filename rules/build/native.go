@@ -3,11 +3,15 @@ package build
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"github.com/sxb-build/sxb/builtins/deb"
+	"github.com/sxb-build/sxb/builtins/extension"
 	"github.com/sxb-build/sxb/builtins/image"
+	"github.com/sxb-build/sxb/builtins/merge"
 	"github.com/sxb-build/sxb/builtins/rpm"
+	"github.com/sxb-build/sxb/builtins/sandbox"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/rules"
 )
@@ -168,4 +172,38 @@ func NativeImage(ctx context.Context, out string, req ImageRequest) (*ImageResul
 	}
 	ir.Partitions = ps
 	return ir, nil
+}
+
+// testScript is where an image_test's script is visible inside the merged
+// images.
+const testScript = "/run/sxb-test/test.sh"
+
+// NativeTestRunner runs an image_test with package merge: the images
+// merged onto the base in the sandbox, the script run with /bin/sh (the
+// default Options.TestRunner).
+func NativeTestRunner(ctx context.Context, req TestRequest) (int, error) {
+	var baseMeta *tree.Meta
+	if req.BaseMeta != "" {
+		var err error
+		if baseMeta, err = tree.LoadMeta(req.BaseMeta); err != nil {
+			return 0, err
+		}
+	}
+	var images []merge.Image
+	for _, im := range req.Images {
+		images = append(images, merge.Image{Path: im.Path, Name: im.Name, Kind: extension.Kind(im.Kind)})
+	}
+	err := merge.Run(ctx, merge.Options{
+		Base: req.Base, BaseMeta: baseMeta, Architecture: req.Architecture.String(), Images: images,
+		Args: []string{"/bin/sh", testScript}, Env: req.Env, Stdout: req.Output, Stderr: req.Output,
+		Network: req.Network, Binds: []sandbox.Bind{{Source: req.Script, Target: testScript}},
+	})
+	var exit *sandbox.ExitError
+	if errors.As(err, &exit) {
+		if exit.Signal != 0 {
+			return 128 + exit.Signal, nil
+		}
+		return exit.Code, nil
+	}
+	return 0, err
 }
