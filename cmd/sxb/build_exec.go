@@ -95,7 +95,25 @@ func execute(ctx context.Context, env *environ, g *rules.Graph, roots []*rules.T
 	}
 	useColor := diag.UseColor(env.stderr)
 	fancy := opts.Progress == "auto" && isTerminal(env.stderr)
-	var prog build.Progress = build.NewProgress(env.stderr, fancy, useColor, len(roots))
+	// The progress counts what will run: the roots and what they need,
+	// tests only when they run.
+	runTests := false
+	if tune != nil {
+		var probe build.Options
+		tune(&probe)
+		runTests = probe.RunTests
+	}
+	labels := make([]rules.Label, len(roots))
+	for i, t := range roots {
+		labels[i] = t.Label
+	}
+	total := 0
+	for _, t := range g.Closure(labels) {
+		if t.Kind != rules.KindImageTest || runTests {
+			total++
+		}
+	}
+	var prog build.Progress = build.NewProgress(env.stderr, fancy, useColor, total)
 	var trace *build.Trace
 	if opts.Profile != "" {
 		profile := opts.Profile

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/sxb-build/sxb/internal/testenv"
@@ -70,6 +71,13 @@ sysext(name = "tool", extra_trees = ["tree"], extension_release = {"ID": "_any"}
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("build as %s: %v\n%s", who, err, stderr.String())
+		}
+		// sxb run needs no root either: jq runs on its merged base.
+		runArgs := append(slices.Clone(args[:len(args)-3]), "run", "--progress=plain", "//img:jq", "--", "jq", "-n", "1+1")
+		run := exec.Command(runArgs[0], runArgs[1:]...)
+		run.Dir, run.Env = ws, cmd.Env
+		if out, err := run.Output(); err != nil || string(out) != "2\n" {
+			t.Errorf("sxb run as %s: %v, stdout %q", who, err, out)
 		}
 		for _, name := range []string{"jq.raw", "tool.raw", "bookworm-tar.tar"} {
 			b, err := os.ReadFile(filepath.Join(ws, "sxb-out/img", name))
