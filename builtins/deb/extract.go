@@ -413,14 +413,13 @@ func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u 
 		return err
 	}
 	var src io.Reader = bufio.NewReaderSize(dr, 256<<10)
-	var tmp *os.File
+	var tmp *atomicfile.File
 	var tw *bufio.Writer
 	tarHash := sha256.New()
 	if tarCache != "" {
 		if err := os.MkdirAll(filepath.Dir(tarCache), 0o755); err == nil {
-			if tmp, err = os.CreateTemp(filepath.Dir(tarCache), ".tmp-*"); err == nil {
-				defer os.Remove(tmp.Name())
-				defer tmp.Close()
+			if tmp, err = atomicfile.Create(tarCache, 0o600); err == nil {
+				defer tmp.Abort()
 				tw = bufio.NewWriterSize(tmp, 256<<10)
 				src = io.TeeReader(src, io.MultiWriter(tw, tarHash))
 			}
@@ -437,16 +436,13 @@ func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u 
 		if err == nil {
 			err = tw.Flush()
 		}
-		if err == nil {
-			err = tmp.Close()
-		}
 		if derr := done(); derr != nil {
 			return derr
 		}
 		if err == nil {
 			digest := []byte(hex.EncodeToString(tarHash.Sum(nil)) + "\n")
 			if atomicfile.Write(tarCache+".sha256", digest, 0o644) == nil {
-				os.Rename(tmp.Name(), tarCache)
+				tmp.Commit()
 			}
 		}
 		return nil

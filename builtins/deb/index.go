@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
 // Pkg is one binary package version as an index lists it.
@@ -232,17 +234,18 @@ func loadIndex(cacheDir, path, name, sha, origin, base string) (*parsedIndex, er
 		return nil, fmt.Errorf("parsing %s: %w", name, err)
 	}
 	pi := &parsedIndex{Pkgs: pkgs, Mentions: mentions}
+	// Caching is best effort: a failure only costs parsing next time.
 	if err := os.MkdirAll(filepath.Dir(cfile), 0o755); err == nil {
-		if tmp, err := os.CreateTemp(filepath.Dir(cfile), ".tmp-*"); err == nil {
+		if tmp, err := atomicfile.Create(cfile, 0o600); err == nil {
 			w := bufio.NewWriterSize(tmp, 1<<20)
 			err := gob.NewEncoder(w).Encode(pi)
 			if ferr := w.Flush(); err == nil {
 				err = ferr
 			}
-			if cerr := tmp.Close(); err == nil && cerr == nil {
-				os.Rename(tmp.Name(), cfile)
+			if err == nil {
+				tmp.Commit()
 			}
-			os.Remove(tmp.Name())
+			tmp.Abort()
 		}
 	}
 	return setOrigin(pi), nil

@@ -28,6 +28,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/builtins/verity"
 	"github.com/sxb-build/sxb/internal/arch"
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/internal/diag"
 )
 
@@ -386,18 +387,12 @@ func attributes(d *repart.Partition, t repart.Type) uint64 {
 	return f
 }
 
-func writeImage(ctx context.Context, out string, size uint64, ps []*part, res *Result) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+func writeImage(ctx context.Context, out string, size uint64, ps []*part, res *Result) error {
+	f, err := atomicfile.Create(out, 0o644)
 	if err != nil {
 		return fmt.Errorf("writing image: %w", err)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer f.Abort()
 	if err := f.Truncate(int64(size)); err != nil {
 		return fmt.Errorf("writing image: %w", err)
 	}
@@ -410,7 +405,7 @@ func writeImage(ctx context.Context, out string, size uint64, ps []*part, res *R
 		s := p.slot
 		switch {
 		case p.content != "":
-			if err := copyInto(f, int64(s.offset), p.content, p.size); err != nil {
+			if err := copyInto(f.File, int64(s.offset), p.content, p.size); err != nil {
 				return fmt.Errorf("writing partition %s: %w", p.def.Name, err)
 			}
 		case p.data != nil:
@@ -435,13 +430,13 @@ func writeImage(ctx context.Context, out string, size uint64, ps []*part, res *R
 		}
 		res.Partitions = append(res.Partitions, pr)
 	}
-	if err := table.Write(f, int64(size)); err != nil {
+	if err := table.Write(f.File, int64(size)); err != nil {
 		return fmt.Errorf("writing partition table: %w", err)
 	}
 	// go-diskfs always records 34 as the first usable LBA; libfdisk
 	// records the 1 MiB alignment on larger disks.
 	if first := firstLBA(size); first != firstUsableLBA {
-		if err := setFirstUsableLBA(f, size, first); err != nil {
+		if err := setFirstUsableLBA(f.File, size, first); err != nil {
 			return fmt.Errorf("writing partition table: %w", err)
 		}
 	}
@@ -456,13 +451,7 @@ func writeImage(ctx context.Context, out string, size uint64, ps []*part, res *R
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("writing image: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing image: %w", err)
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return fmt.Errorf("writing image: %w", err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
+	if err := f.Commit(); err != nil {
 		return fmt.Errorf("writing image: %w", err)
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/remotecache"
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -307,7 +308,7 @@ func (x *executor) remember(t *rules.Target, inputs any) {
 	}
 	f := x.lastInputsFile(t)
 	os.MkdirAll(filepath.Dir(f), 0o755)
-	writeFileAtomic(f, b, 0o644)
+	atomicfile.Write(f, b, 0o644)
 }
 
 func (x *executor) explain(t *rules.Target, inputs any) {
