@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
 	"github.com/sxb-build/sxb/builtins/tree"
@@ -133,7 +131,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if base == "" {
 		base = plan.baseRoot
 	}
-	if base != "" && filepath.Clean(base) == r.dir {
+	if base != "" && filepath.Clean(base) == r.t.Path() {
 		base = "" // installed into the base tree itself
 	}
 	sp, scripts, err := r.scriptsPossible(plan, results, baseInfoReader(base), opts)
@@ -177,36 +175,12 @@ func (r *root) standIns(plan *Plan, results []*unpacked, maxTime int64) error {
 // writeFile writes content to rel inside the root (resolved in it),
 // replacing what is there atomically.
 func (r *root) writeFile(rel string, content []byte, perm uint32) error {
-	pfd, err := r.mkdirAll(filepath.Dir(rel))
-	if err != nil {
-		return err
-	}
-	defer unix.Close(pfd)
-	tmp := tmpName()
-	fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
-	if err != nil {
+	if err := r.t.WriteFile(rel, content, fs.FileMode(perm)); err != nil {
 		return fmt.Errorf("%s: %w", rel, err)
 	}
-	f := os.NewFile(uintptr(fd), rel)
-	_, err = f.Write(content)
-	if err == nil {
-		err = unix.Fchmod(fd, perm)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = unix.Renameat(pfd, tmp, pfd, filepath.Base(rel))
-	}
-	if err == nil {
-		r.mu.Lock()
-		r.made = append(r.made, rel)
-		r.mu.Unlock()
-	}
-	if err != nil {
-		unix.Unlinkat(pfd, tmp, 0)
-		return fmt.Errorf("%s: %w", rel, err)
-	}
+	r.mu.Lock()
+	r.made = append(r.made, rel)
+	r.mu.Unlock()
 	return nil
 }
 
@@ -262,11 +236,11 @@ func (r *root) writeDpkg(plan *Plan, results []*unpacked) error {
 		}
 	}
 	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/lib/dpkg/alternatives", "var/lib/dpkg/parts"} {
-		fd, err := r.mkdirAll(d)
+		dh, err := r.t.MkdirAll(d)
 		if err != nil {
 			return err
 		}
-		unix.Close(fd)
+		dh.Close()
 	}
 	for i, u := range results {
 		p := plan.Packages[i]

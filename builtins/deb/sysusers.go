@@ -3,8 +3,6 @@ package deb
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,7 +52,7 @@ func splitQuoted(s string) []string {
 func (r *root) readSysusers() []sysusersItem {
 	files := map[string]string{}
 	for _, d := range []string{"usr/lib/sysusers.d", "etc/sysusers.d"} {
-		ents, _ := os.ReadDir(filepath.Join(r.dir, d))
+		ents, _ := r.t.ReadDir(d)
 		for _, e := range ents {
 			if strings.HasSuffix(e.Name(), ".conf") {
 				files[e.Name()] = d + "/" + e.Name()

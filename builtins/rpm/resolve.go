@@ -145,7 +145,7 @@ type solver struct {
 	fullFL  bool // filelists loaded into byFile
 	base    map[string]InstalledPackage
 	baseDep map[string][]provider // capability -> base providers
-	root    string                // base tree for file dependencies
+	root    *tree.Root            // base tree for file dependencies
 	sel     map[string]*cand      // selected, by name
 	why     map[*cand]string      // reason chain
 	queue   []*cand
@@ -231,7 +231,10 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 		s.repos = append(s.repos, r)
 	}
 	if !req.BaseImage && req.BaseRoot != "" {
-		s.root = req.BaseRoot
+		// A base that cannot be opened provides no files.
+		if s.root, err = tree.OpenRoot(req.BaseRoot); err == nil {
+			defer s.root.Close()
+		}
 		inst, err := ReadInstalled(req.BaseRoot)
 		if err != nil {
 			return nil, err
@@ -543,12 +546,10 @@ func (s *solver) baseHas(d Dep) bool {
 			return true
 		}
 	}
-	if s.root != "" && strings.HasPrefix(d.Name, "/") {
+	if s.root != nil && strings.HasPrefix(d.Name, "/") {
 		if rel, err := tree.CleanRel(d.Name); err == nil && rel != "" {
-			if hp, err := tree.Resolve(s.root, rel); err == nil {
-				if _, err := os.Lstat(hp); err == nil {
-					return true
-				}
+			if _, err := s.root.Lstat(rel); err == nil {
+				return true
 			}
 		}
 	}
