@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/tree"
 )
 
@@ -25,14 +26,14 @@ type InstallOptions struct {
 	WithDocs bool
 	// Progress, when set, receives download and extraction events; calls
 	// are serialized.
-	Progress func(Event)
-	// CacheDir overrides the download cache of the plan's request.
-	CacheDir string
-	// Parallel bounds simultaneous unpacking; 0 means twice the number
+	Progress func(installer.Event)
+	// Downloads bounds simultaneous downloads; 0 means 8.
+	Downloads int
+	// Unpackers bounds simultaneous unpacking; 0 means twice the number
 	// of CPUs.
-	Parallel int
+	Unpackers int
 	// NoTarCache disables keeping the uncompressed data.tar of each
-	// package in the cache (CacheDir/deb-data/<sha256>.tar). The tar cache
+	// package in the cache (Plan.CacheDir/deb-data/<sha256>.tar). The tar cache
 	// makes a warm install skip decompression at the cost of disk space
 	// (about 3x the .deb size).
 	NoTarCache bool
@@ -95,10 +96,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if meta == nil {
 		return fmt.Errorf("installing packages: no metadata to record into")
 	}
-	cacheDir := opts.CacheDir
-	if cacheDir == "" {
-		cacheDir = plan.cacheDir
-	}
+	cacheDir := plan.CacheDir
 	if cacheDir == "" {
 		return fmt.Errorf("installing packages: no cache directory")
 	}
@@ -151,7 +149,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 			return fmt.Errorf("installing packages: %w", err)
 		}
 	}
-	progress(Event{Kind: EventDone, N: len(plan.Packages), Count: len(plan.Packages)})
+	progress(installer.Event{Kind: installer.Done, Done: len(plan.Packages), Count: len(plan.Packages)})
 	return nil
 }
 
@@ -366,10 +364,10 @@ func (r *root) writeUsers() error {
 	return nil
 }
 
-// pipeline downloads the packages (8 at a time, largest first) and unpacks
-// each as soon as it is there, so the download of one overlaps the
-// unpacking of others.
-func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts InstallOptions, progress func(Event)) error {
+// pipeline downloads the packages (opts.Downloads at a time, largest
+// first) and unpacks each as soon as it is there, so the download of one
+// overlaps the unpacking of others.
+func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts InstallOptions, progress func(installer.Event)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := len(plan.Packages)
@@ -399,7 +397,11 @@ func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts I
 	todo := make(chan int)
 	ready := make(chan readyDeb, n)
 	var dl sync.WaitGroup
-	for w := 0; w < 8 && w < n; w++ {
+	downloads := opts.Downloads
+	if downloads <= 0 {
+		downloads = 8
+	}
+	for w := 0; w < downloads && w < n; w++ {
 		dl.Add(1)
 		go func() {
 			defer dl.Done()
@@ -416,7 +418,7 @@ func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts I
 				}
 				mu.Lock()
 				downloaded++
-				ev := Event{Kind: EventDownload, Package: p.Name, N: downloaded, Count: n, Bytes: bytes, Total: total}
+				ev := installer.Event{Kind: installer.Download, Package: p.Name, Done: downloaded, Count: n, Bytes: bytes, Total: total}
 				mu.Unlock()
 				progress(ev)
 				ready <- readyDeb{i, file}
@@ -437,7 +439,7 @@ func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts I
 		dl.Wait()
 		close(ready)
 	}()
-	par := opts.Parallel
+	par := opts.Unpackers
 	if par <= 0 {
 		par = 2 * runtime.NumCPU()
 	}
@@ -462,7 +464,7 @@ func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts I
 				r.results[d.i] = res
 				mu.Lock()
 				unpackedN++
-				ev := Event{Kind: EventExtract, Package: plan.Packages[d.i].Name, N: unpackedN, Count: n}
+				ev := installer.Event{Kind: installer.Extract, Package: plan.Packages[d.i].Name, Done: unpackedN, Count: n}
 				mu.Unlock()
 				progress(ev)
 			}
@@ -496,12 +498,12 @@ type readyDeb struct {
 }
 
 // serialize returns fn wrapped so calls never overlap (a no-op for nil).
-func serialize(fn func(Event)) func(Event) {
+func serialize(fn func(installer.Event)) func(installer.Event) {
 	if fn == nil {
-		return func(Event) {}
+		return func(installer.Event) {}
 	}
 	var mu sync.Mutex
-	return func(e Event) {
+	return func(e installer.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		fn(e)

@@ -76,6 +76,18 @@ type Progress struct {
 	Cached int
 }
 
+// DefaultCacheDir is where sxb caches downloads, parsed indexes and build
+// results unless told otherwise: $XDG_CACHE_HOME/sxb, else ~/.cache/sxb.
+func DefaultCacheDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "sxb")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".cache", "sxb")
+	}
+	return filepath.Join(os.TempDir(), "sxb-cache")
+}
+
 // Fetcher downloads Items into a cache directory. The zero value is not
 // usable: CacheDir must be set. A Fetcher is safe for concurrent use.
 type Fetcher struct {

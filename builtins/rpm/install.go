@@ -17,6 +17,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	rpmutils "github.com/sassoftware/go-rpmutils"
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/tree"
 )
 
@@ -24,27 +25,15 @@ import (
 type InstallOptions struct {
 	// WithDocs keeps files marked %doc (licenses are always kept).
 	WithDocs bool
-	// Progress, when set, is called as downloads and unpacking progress.
-	Progress func(Progress)
-	// Parallel bounds simultaneous downloads; 0 means the fetcher default.
-	Parallel int
+	// Progress, when set, receives download, extraction and warning
+	// events.
+	Progress func(installer.Event)
+	// Downloads bounds simultaneous downloads; 0 means 8.
+	Downloads int
 	// BaseRoot, when set, is the base tree an extension is installed for:
 	// owner names missing from the tree's etc/passwd and etc/group are
 	// looked up in the base's.
 	BaseRoot string
-}
-
-// Progress reports Resolve's and Install's state: Phase is "metadata",
-// "resolved", "download", "install" or "warning" (Message says what). For
-// "download" Bytes/Total count bytes; Done/Count count packages (or
-// repositories for "metadata").
-type Progress struct {
-	Phase       string
-	Package     string
-	Message     string
-	Done, Count int
-	Bytes       int64
-	Total       int64
 }
 
 // RPM header tags not named by go-rpmutils.
@@ -72,10 +61,10 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 			return errors.New("installing rpm packages: package signatures must be checked but the keyring is empty")
 		}
 	}
-	f := &fetch.Fetcher{CacheDir: plan.CacheDir, Parallel: opts.Parallel}
+	f := &fetch.Fetcher{CacheDir: plan.CacheDir, Parallel: opts.Downloads}
 	if opts.Progress != nil {
 		f.Progress = func(p fetch.Progress) {
-			opts.Progress(Progress{Phase: "download", Done: p.Done, Count: p.Count, Bytes: p.Bytes, Total: p.Total})
+			opts.Progress(installer.Event{Kind: installer.Download, Done: p.Done, Count: p.Count, Bytes: p.Bytes, Total: p.Total})
 		}
 	}
 	items := make([]fetch.Item, len(plan.Packages))
@@ -105,7 +94,7 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 			return err
 		}
 		if opts.Progress != nil {
-			opts.Progress(Progress{Phase: "install", Package: p.NEVRA(), Done: i, Count: len(plan.Packages)})
+			opts.Progress(installer.Event{Kind: installer.Extract, Package: p.NEVRA(), Done: i, Count: len(plan.Packages)})
 		}
 		ip, err := installOne(paths[i], rt, meta, owners, claims, p.NEVRA(), keys, plan.CheckSignatures, opts)
 		if err != nil {
@@ -126,7 +115,7 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 	}
 	warn := func(msg string) {
 		if opts.Progress != nil {
-			opts.Progress(Progress{Phase: "warning", Message: msg})
+			opts.Progress(installer.Event{Kind: installer.Warning, Message: msg})
 		}
 	}
 	unknown := map[string]bool{}
@@ -152,7 +141,7 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 		meta.Set(rel, o)
 	}
 	if opts.Progress != nil {
-		opts.Progress(Progress{Phase: "install", Done: len(plan.Packages), Count: len(plan.Packages)})
+		opts.Progress(installer.Event{Kind: installer.Done, Done: len(plan.Packages), Count: len(plan.Packages)})
 	}
 	return writeInstalled(rt, inst)
 }

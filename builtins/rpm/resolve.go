@@ -7,12 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/tree"
 )
 
@@ -55,17 +54,16 @@ type Request struct {
 	// Insecure skips every signature check (repomd.xml and packages). The
 	// checksums from the metadata are still verified.
 	Insecure bool
-	// CacheDir holds downloads and parsed metadata; empty means
-	// $XDG_CACHE_HOME/sxb (os.UserCacheDir).
+	// CacheDir holds downloads and parsed metadata; it may be shared by
+	// concurrent builds. Empty means fetch.DefaultCacheDir().
 	CacheDir string
 	// Lock, when not nil and not empty, pins the result: the plan is the
 	// lock's packages (no metadata is read), and every requested package
 	// must be in it.
 	Lock *Lock
-	// Progress, when set, is told about each repository read (Phase
-	// "metadata", Package the repository URL) and the result (Phase
-	// "resolved", Count packages).
-	Progress func(Progress)
+	// Progress, when set, is told about each repository read (Index,
+	// Package the repository URL) and the result (Resolved).
+	Progress func(installer.Event)
 }
 
 // Package is one package to install.
@@ -99,7 +97,7 @@ type Plan struct {
 	CheckSignatures bool `json:"check_signatures,omitempty"`
 	// Keyring lists the key files and directories used.
 	Keyring []string `json:"keyring,omitempty"`
-	// CacheDir is the download cache.
+	// CacheDir is the download cache Install uses.
 	CacheDir string `json:"-"`
 }
 
@@ -182,11 +180,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	}
 	cacheDir := req.CacheDir
 	if cacheDir == "" {
-		d, err := os.UserCacheDir()
-		if err != nil {
-			return nil, fmt.Errorf("resolving rpm packages: no cache directory: %w", err)
-		}
-		cacheDir = filepath.Join(d, "sxb")
+		cacheDir = fetch.DefaultCacheDir()
 	}
 	urls, err := repoURLs(req, arch)
 	if err != nil {
@@ -222,7 +216,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 		sel: map[string]*cand{}, why: map[*cand]string{}, recomm: req.WithRecommends}
 	for i, u := range urls {
 		if req.Progress != nil {
-			req.Progress(Progress{Phase: "metadata", Package: u, Done: i, Count: len(urls)})
+			req.Progress(installer.Event{Kind: installer.Index, Package: u, Done: i, Count: len(urls)})
 		}
 		r, err := openRepo(ctx, f, cacheDir, u, keys, requireRepoSig, req.Insecure)
 		if err != nil {
@@ -279,7 +273,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 		return nil, fmt.Errorf("resolving rpm packages: %s packages must be signature-checked but no keys were found (set a keyring, or opt out with insecure)", req.Distribution)
 	}
 	if req.Progress != nil {
-		req.Progress(Progress{Phase: "resolved", Count: len(plan.Packages)})
+		req.Progress(installer.Event{Kind: installer.Resolved, Count: len(plan.Packages)})
 	}
 	return plan, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sxb-build/sxb/builtins/fetch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/rules"
 	"github.com/sxb-build/sxb/rules/build"
@@ -56,7 +57,7 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rul
 		fmt.Fprintln(env.stderr, "sxb build:", err)
 		return exitUsage
 	}
-	remote, err := remoteClient(opts.Remote, filepath.Join(build.DefaultCacheDir(), "actions", "tmp"))
+	remote, err := remoteClient(opts.Remote, filepath.Join(fetch.DefaultCacheDir(), "actions", "tmp"))
 	if err != nil {
 		fmt.Fprintln(env.stderr, "sxb build:", err)
 		return exitUsage

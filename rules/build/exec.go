@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sxb-build/sxb/builtins/fetch"
 	"github.com/sxb-build/sxb/builtins/remotecache"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/atomicfile"
@@ -114,17 +115,6 @@ type Result struct {
 	Size    int64    `json:"size"`
 }
 
-// DefaultCacheDir is $XDG_CACHE_HOME/sxb, else ~/.cache/sxb.
-func DefaultCacheDir() string {
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "sxb")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".cache", "sxb")
-	}
-	return filepath.Join(os.TempDir(), "sxb-cache")
-}
-
 type executor struct {
 	g       *rules.Graph
 	opts    Options
@@ -151,7 +141,7 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 		opts.OutputDir = filepath.Join(g.Workspace, "sxb-out")
 	}
 	if opts.CacheDir == "" {
-		opts.CacheDir = DefaultCacheDir()
+		opts.CacheDir = fetch.DefaultCacheDir()
 	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.NumCPU()
