@@ -44,18 +44,13 @@ func sha256hex(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// parsePackages parses a Packages index (uncompressed).
+// parsePackagesFrom parses a Packages index (uncompressed) from a stream,
+// so parsing overlaps decompression.
 //
 // It also returns every package name in the order apt first meets it
 // (a stanza's own name, then the names of its relationship fields in the
 // order apt's list parser reads them): apt numbers packages in that order
 // and falls back on that number to choose among equal providers.
-func parsePackages(data []byte, origin, base string) ([]Pkg, []string, error) {
-	return parsePackagesFrom(bytes.NewReader(data), origin, base)
-}
-
-// parsePackagesFrom is parsePackages reading a stream, so parsing overlaps
-// decompression.
 func parsePackagesFrom(rd io.Reader, origin, base string) ([]Pkg, []string, error) {
 	br := bufio.NewReaderSize(rd, 1<<20)
 	out := make([]Pkg, 0, 1024)

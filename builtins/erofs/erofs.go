@@ -85,8 +85,6 @@ const (
 	maxNameLen   = 255
 	maxSymlink   = 4095
 	slotSize     = 32 // nid granularity
-
-	nullAddr = 0
 )
 
 // encoder decides how the data of one inode is laid out. It is the seam for

@@ -171,18 +171,17 @@ func VerifyPackage(path string, keys openpgp.EntityList) error {
 
 // fileEntry is one file of a package, from its header.
 type fileEntry struct {
-	rel    string // clean relative path as named by the package
-	mode   uint32
-	flags  int
-	user   string
-	group  string
-	mtime  int64
-	link   string
-	inode  [2]int
-	caps   string
-	rdev   uint64
-	skip   bool
-	isLast bool // the hard-link group member carrying the content
+	rel   string // clean relative path as named by the package
+	mode  uint32
+	flags int
+	user  string
+	group string
+	mtime int64
+	link  string
+	inode [2]int
+	caps  string
+	rdev  uint64
+	skip  bool
 }
 
 // claim records which package placed a non-directory path, and what.
