@@ -18,8 +18,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/fetch"
 	"github.com/sxb-build/sxb/builtins/installer"
+	"github.com/sxb-build/sxb/builtins/tree"
 )
 
 // Request says what to install.
@@ -166,7 +168,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	plan := &Plan{Distribution: req.Distribution, Release: req.Release, Arch: arch, CacheDir: req.CacheDir}
 	var base []*node
 	if req.BaseRoot != "" {
-		b, err := os.ReadFile(filepath.Join(req.BaseRoot, "var/lib/dpkg/status"))
+		b, err := readTreeFile(req.BaseRoot, "var/lib/dpkg/status")
 		if err != nil {
 			return nil, fmt.Errorf("reading base packages: %w", err)
 		}
@@ -289,4 +291,22 @@ func parseStatus(b []byte, arch string) ([]*node, error) {
 		return nil
 	})
 	return out, err
+}
+
+// readTreeFile reads rel in the tree at dir, following symlinks inside the
+// tree only: a package of the base may have made a component of the path a
+// link to the host.
+func readTreeFile(dir, rel string) ([]byte, error) {
+	root, err := tree.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	b, err := root.ReadFile(rel)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		// Name the file on the host, not in the tree.
+		return nil, &fs.PathError{Op: pe.Op, Path: filepath.Join(dir, rel), Err: pe.Err}
+	}
+	return b, err
 }
