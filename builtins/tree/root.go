@@ -133,6 +133,17 @@ func (r *Root) ReadFile(rel string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
+// Open opens the file rel of the tree for reading, following a symlink in
+// its last component too (inside the root). A fifo is opened without
+// waiting for a writer.
+func (r *Root) Open(rel string) (*os.File, error) {
+	fd, err := r.openat2(rel, unix.O_RDONLY|unix.O_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), rel), nil
+}
+
 // ReadDir lists the directory rel of the tree, sorted by name.
 func (r *Root) ReadDir(rel string) ([]fs.DirEntry, error) {
 	fd, err := r.openat2(rel, unix.O_RDONLY|unix.O_DIRECTORY)

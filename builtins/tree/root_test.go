@@ -230,6 +230,24 @@ func TestRootReadsStayInside(t *testing.T) {
 			t.Errorf("ReadFile(%q) = %q, %v", rel, b, err)
 		}
 	}
+	f, err := h.root.Open("up/secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != int64(len("tree file")) {
+		t.Errorf("Open(up/secret) opened %v, %v", fi, err)
+	}
+	f.Close()
+	// A fifo does not make Open wait for a writer.
+	if err := syscall.Mkfifo(filepath.Join(h.dir, "etc/fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := h.root.Open("etc/fifo"); err != nil {
+		t.Errorf("Open(fifo): %v", err)
+	} else {
+		f.Close()
+	}
+	os.Remove(filepath.Join(h.dir, "etc/fifo"))
 	ents, err := h.root.ReadDir("abs")
 	if err != nil || len(ents) != 1 || ents[0].Name() != "secret" {
 		t.Errorf("ReadDir(abs) = %v, %v", ents, err)
