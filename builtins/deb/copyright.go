@@ -1,7 +1,7 @@
 package deb
 
 import (
-	"os"
+	"io"
 	"strings"
 
 	"github.com/sxb-build/sxb/builtins/tree"
@@ -65,15 +65,21 @@ func ReadCopyright(root, pkg string) (*Copyright, bool) {
 	if strings.ContainsAny(pkg, "/\x00") || pkg == "" || pkg == "." || pkg == ".." {
 		return nil, false
 	}
-	p, err := tree.ResolveFollow(root, "usr/share/doc/"+pkg+"/copyright")
+	rt, err := tree.OpenRoot(root)
 	if err != nil {
 		return nil, false
 	}
-	fi, err := os.Stat(p)
+	defer rt.Close()
+	f, err := rt.Open("usr/share/doc/" + pkg + "/copyright")
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() > 16<<20 {
 		return nil, false
 	}
-	b, err := os.ReadFile(p)
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return nil, false
 	}

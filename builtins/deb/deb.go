@@ -18,14 +18,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/installer"
+	"github.com/sxb-build/sxb/builtins/tree"
 )
 
 // Request says what to install.
@@ -70,14 +73,14 @@ type Request struct {
 	// package hashes are still checked against the (untrusted) Release.
 	Insecure bool
 	// CacheDir holds downloads and parsed indexes; it may be shared by
-	// concurrent builds. Required.
+	// concurrent builds. Empty means fetch.DefaultCacheDir().
 	CacheDir string
 	// Lock, when not nil and not empty, pins the result: the plan is the
 	// lock's packages, and every requested package must be in it.
 	Lock *Lock
 	// Progress, when set, receives resolution events; calls are
 	// serialized.
-	Progress func(Event)
+	Progress func(installer.Event)
 	// Now is the time signatures and Valid-Until are checked at; zero
 	// means the current time.
 	Now time.Time
@@ -113,8 +116,9 @@ type Plan struct {
 	// Base lists "name version" of the base packages the plan was
 	// resolved against (they are not installed).
 	Base []string `json:"base,omitempty"`
+	// CacheDir is the download cache Install uses.
+	CacheDir string `json:"-"`
 
-	cacheDir   string
 	baseStatus []byte
 	baseRoot   string
 }
@@ -135,26 +139,6 @@ func (p *Plan) Names() []string {
 	return out
 }
 
-// EventKind says what an Event reports.
-type EventKind string
-
-// The events Resolve and Install report.
-const (
-	EventIndex    EventKind = "index"    // an index was fetched; Package is suite/component
-	EventResolved EventKind = "resolved" // N is the number of packages
-	EventDownload EventKind = "download" // Bytes/Total, N of Count files done
-	EventExtract  EventKind = "extract"  // Package was unpacked; N of Count
-	EventDone     EventKind = "done"
-)
-
-// Event is a progress report.
-type Event struct {
-	Kind         EventKind
-	Package      string
-	N, Count     int
-	Bytes, Total int64
-}
-
 func (r *Request) validate() (string, error) {
 	if r.Distribution == "" {
 		r.Distribution = "debian"
@@ -166,7 +150,7 @@ func (r *Request) validate() (string, error) {
 		return "", fmt.Errorf("no release given")
 	}
 	if r.CacheDir == "" {
-		return "", fmt.Errorf("no cache directory given")
+		r.CacheDir = fetch.DefaultCacheDir()
 	}
 	a := r.Arch
 	if a == "" {
@@ -181,10 +165,10 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolving packages: %w", err)
 	}
-	plan := &Plan{Distribution: req.Distribution, Release: req.Release, Arch: arch, cacheDir: req.CacheDir}
+	plan := &Plan{Distribution: req.Distribution, Release: req.Release, Arch: arch, CacheDir: req.CacheDir}
 	var base []*node
 	if req.BaseRoot != "" {
-		b, err := os.ReadFile(filepath.Join(req.BaseRoot, "var/lib/dpkg/status"))
+		b, err := readTreeFile(req.BaseRoot, "var/lib/dpkg/status")
 		if err != nil {
 			return nil, fmt.Errorf("reading base packages: %w", err)
 		}
@@ -200,7 +184,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	if req.Lock != nil && len(req.Lock.Packages) > 0 {
 		p, err := planFromLock(plan, &req, base)
 		if err == nil && req.Progress != nil {
-			req.Progress(Event{Kind: EventResolved, N: len(p.Packages)})
+			req.Progress(installer.Event{Kind: installer.Resolved, Count: len(p.Packages)})
 		}
 		return p, err
 	}
@@ -268,7 +252,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 			Source: p.Source, URL: p.Base + "/" + p.Filename, Size: p.Size, SHA256: p.SHA256})
 	}
 	sort.Slice(plan.Packages, func(a, b int) bool { return plan.Packages[a].Name < plan.Packages[b].Name })
-	req.Progress(Event{Kind: EventResolved, N: len(plan.Packages)})
+	req.Progress(installer.Event{Kind: installer.Resolved, Count: len(plan.Packages)})
 	return plan, nil
 }
 
@@ -307,4 +291,22 @@ func parseStatus(b []byte, arch string) ([]*node, error) {
 		return nil
 	})
 	return out, err
+}
+
+// readTreeFile reads rel in the tree at dir, following symlinks inside the
+// tree only: a package of the base may have made a component of the path a
+// link to the host.
+func readTreeFile(dir, rel string) ([]byte, error) {
+	root, err := tree.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	b, err := root.ReadFile(rel)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		// Name the file on the host, not in the tree.
+		return nil, &fs.PathError{Op: pe.Op, Path: filepath.Join(dir, rel), Err: pe.Err}
+	}
+	return b, err
 }

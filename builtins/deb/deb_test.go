@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/tree"
 )
 
@@ -128,11 +129,11 @@ func TestInstallFixture(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "root")
 	meta := tree.NewMeta()
-	var events []Event
-	if err := Install(ctx, plan, dir, meta, InstallOptions{Progress: func(e Event) { events = append(events, e) }}); err != nil {
+	var events []installer.Event
+	if err := Install(ctx, plan, dir, meta, InstallOptions{Progress: func(e installer.Event) { events = append(events, e) }}); err != nil {
 		t.Fatal(err)
 	}
-	if len(events) == 0 || events[len(events)-1].Kind != EventDone {
+	if len(events) == 0 || events[len(events)-1].Kind != installer.Done {
 		t.Errorf("no done event: %v", events)
 	}
 	if l, _ := os.Readlink(filepath.Join(dir, "bin")); l != "usr/bin" {
@@ -221,7 +222,7 @@ func TestInstallFixture(t *testing.T) {
 	old := syscall.Umask(0o077)
 	dir4 := filepath.Join(t.TempDir(), "root")
 	meta4 := tree.NewMeta()
-	err = Install(ctx, plan, dir4, meta4, InstallOptions{CacheDir: t.TempDir(), Parallel: 1, NoTarCache: true})
+	err = Install(ctx, inCache(plan, t.TempDir()), dir4, meta4, InstallOptions{Unpackers: 1, NoTarCache: true})
 	syscall.Umask(old)
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +237,7 @@ func TestInstallFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	dirO := filepath.Join(t.TempDir(), "o")
-	if err := Install(ctx, planO, dirO, tree.NewMeta(), InstallOptions{CacheDir: req.CacheDir}); err != nil {
+	if err := Install(ctx, inCache(planO, req.CacheDir), dirO, tree.NewMeta(), InstallOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dirO, "usr/share/same")); string(b) != "A" {
@@ -253,7 +254,7 @@ func TestInstallFixture(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			errs[i] = Install(ctx, plan, dirs[i], metas[i], InstallOptions{CacheDir: shared})
+			errs[i] = Install(ctx, inCache(plan, shared), dirs[i], metas[i], InstallOptions{})
 		}(i)
 	}
 	wg.Wait()
@@ -301,7 +302,7 @@ func TestInstallFixture(t *testing.T) {
 	}
 	// The archive drops a locked file: the build fails and names it.
 	os.Rename(filepath.Join(r.dir, "pool/main/c_1_amd64.deb"), filepath.Join(r.dir, "pool/main/c_1_amd64.deb.gone"))
-	err = Install(ctx, plan3, t.TempDir(), tree.NewMeta(), InstallOptions{CacheDir: t.TempDir()})
+	err = Install(ctx, inCache(plan3, t.TempDir()), t.TempDir(), tree.NewMeta(), InstallOptions{})
 	if err == nil || !strings.Contains(err.Error(), "no longer serves c 1") {
 		t.Errorf("missing locked file: %v", err)
 	}
@@ -348,7 +349,7 @@ func TestSignatures(t *testing.T) {
 	}
 	// A .deb that does not match the index is refused.
 	os.WriteFile(filepath.Join(r.dir, "pool/main/c_1_amd64.deb"), []byte("evil"), 0o644)
-	err = Install(ctx, plan, t.TempDir(), tree.NewMeta(), InstallOptions{CacheDir: t.TempDir()})
+	err = Install(ctx, inCache(plan, t.TempDir()), t.TempDir(), tree.NewMeta(), InstallOptions{})
 	if !errors.Is(err, fetch.ErrChecksum) {
 		t.Errorf("tampered .deb: err = %v", err)
 	}
@@ -379,4 +380,11 @@ func treeDigestAt(t *testing.T, dir string, meta *tree.Meta, epoch int64) string
 		return nil
 	})
 	return b.String()
+}
+
+// inCache returns a copy of plan that downloads into the cache dir.
+func inCache(plan *Plan, dir string) *Plan {
+	p := *plan
+	p.CacheDir = dir
+	return &p
 }

@@ -9,8 +9,10 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -19,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -29,12 +32,10 @@ import (
 	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
-// root is a directory being filled. Every write goes through a directory
-// file descriptor opened with RESOLVE_IN_ROOT, so no symlink, whoever
-// made it, can send a write outside the tree.
+// root is a directory being filled. Every write goes through tree.Root,
+// so no symlink, whoever made it, can send a write outside the tree.
 type root struct {
-	dir  string
-	fd   int
+	t    *tree.Root
 	meta *tree.Meta
 
 	mu     sync.Mutex
@@ -78,72 +79,14 @@ func openRoot(dir string, meta *tree.Meta, arch string) (*root, error) {
 	if err := tree.MkdirAll(dir); err != nil {
 		return nil, err
 	}
-	dir, err := filepath.Abs(dir)
+	t, err := tree.OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", dir, err)
-	}
-	return &root{dir: dir, fd: fd, meta: meta, claims: map[string]int{}, resolved: map[string]string{}, dirs: map[string]dirMd{}, arch: arch}, nil
+	return &root{t: t, meta: meta, claims: map[string]int{}, resolved: map[string]string{}, dirs: map[string]dirMd{}, arch: arch}, nil
 }
 
-func (r *root) close() { unix.Close(r.fd) }
-
-// openDir opens the directory rel (relative to the root, resolved inside
-// it) as an O_PATH descriptor.
-func (r *root) openDir(rel string) (int, error) {
-	if rel == "" || rel == "." {
-		rel = "."
-	}
-	for {
-		fd, err := unix.Openat2(r.fd, rel, &unix.OpenHow{
-			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-		})
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue
-		}
-		return fd, err
-	}
-}
-
-// mkdirAll creates the directory rel and its parents inside the root and
-// returns an O_PATH descriptor of it.
-func (r *root) mkdirAll(rel string) (int, error) {
-	fd, err := r.openDir(rel)
-	if err == nil || err != unix.ENOENT {
-		if err != nil {
-			return -1, fmt.Errorf("%s: %w", rel, err)
-		}
-		return fd, nil
-	}
-	parent, base := path.Dir(rel), path.Base(rel)
-	pfd, err := r.mkdirAll(parent)
-	if err != nil {
-		return -1, err
-	}
-	defer unix.Close(pfd)
-	made := true
-	if err := unix.Mkdirat(pfd, base, 0o755); err == unix.EEXIST {
-		made = false
-	} else if err != nil {
-		return -1, fmt.Errorf("%s: %w", rel, err)
-	}
-	// The mode must not depend on the builder's umask (077 made
-	// var/lib/dpkg/triggers 0700 in the image).
-	if made {
-		if err := unix.Fchmodat(pfd, base, 0o755, 0); err != nil {
-			return -1, fmt.Errorf("%s: %w", rel, err)
-		}
-	}
-	fd, err = r.openDir(rel)
-	if err != nil {
-		return -1, fmt.Errorf("%s: %w", rel, err)
-	}
-	return fd, nil
-}
+func (r *root) close() { r.t.Close() }
 
 // mergedUsr creates the merged-/usr symlinks (bin -> usr/bin, ...).
 func (r *root) mergedUsr() error {
@@ -162,16 +105,20 @@ var mergedName = regexp.MustCompile(`^(bin|sbin|lib|lib32|lib64|libx32|libo32)$`
 func (r *root) mergedLink(name string) error {
 	r.mkdirs.Lock()
 	defer r.mkdirs.Unlock()
-	var st unix.Stat_t
-	if err := unix.Fstatat(r.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+	if _, err := r.t.Lstat(name); err == nil {
 		return nil
 	}
-	fd, err := r.mkdirAll("usr/" + name)
+	d, err := r.t.MkdirAll("usr/" + name)
 	if err != nil {
 		return fmt.Errorf("creating merged /usr: %w", err)
 	}
-	unix.Close(fd)
-	if err := unix.Symlinkat("usr/"+name, r.fd, name); err != nil && err != unix.EEXIST {
+	d.Close()
+	top, err := r.t.OpenDir(".")
+	if err != nil {
+		return fmt.Errorf("creating merged /usr: %w", err)
+	}
+	defer top.Close()
+	if err := top.Symlink("usr/"+name, name); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("creating merged /usr: %w", err)
 	}
 	r.mu.Lock()
@@ -355,43 +302,30 @@ func (r *root) readControl(rd io.Reader, name string, idx int, u *unpacked) erro
 	return done()
 }
 
-// dirCache keeps the descriptor of the last directory written to.
+// dirCache keeps the last directory written to open.
 type dirCache struct {
 	rel string
-	fd  int
+	d   *tree.DirHandle
 }
 
-func (c *dirCache) get(r *root, rel string) (int, error) {
-	if c.fd > 0 && c.rel == rel {
-		return c.fd, nil
+func (c *dirCache) get(r *root, rel string) (*tree.DirHandle, error) {
+	if c.d != nil && c.rel == rel {
+		return c.d, nil
 	}
 	c.close()
-	fd, err := r.mkdirAll(rel)
+	d, err := r.t.MkdirAll(rel)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
-	c.rel, c.fd = rel, fd
-	return fd, nil
+	c.rel, c.d = rel, d
+	return d, nil
 }
 
 func (c *dirCache) close() {
-	if c.fd > 0 {
-		unix.Close(c.fd)
+	if c.d != nil {
+		c.d.Close()
 	}
-	c.fd, c.rel = 0, ""
-}
-
-var tmpSeq struct {
-	sync.Mutex
-	n int
-}
-
-func tmpName() string {
-	tmpSeq.Lock()
-	tmpSeq.n++
-	n := tmpSeq.n
-	tmpSeq.Unlock()
-	return fmt.Sprintf(".sxb-tmp-%d", n)
+	c.d, c.rel = nil, ""
 }
 
 func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u *unpacked, tarCache string) error {
@@ -413,14 +347,13 @@ func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u 
 		return err
 	}
 	var src io.Reader = bufio.NewReaderSize(dr, 256<<10)
-	var tmp *os.File
+	var tmp *atomicfile.File
 	var tw *bufio.Writer
 	tarHash := sha256.New()
 	if tarCache != "" {
 		if err := os.MkdirAll(filepath.Dir(tarCache), 0o755); err == nil {
-			if tmp, err = os.CreateTemp(filepath.Dir(tarCache), ".tmp-*"); err == nil {
-				defer os.Remove(tmp.Name())
-				defer tmp.Close()
+			if tmp, err = atomicfile.Create(tarCache, 0o600); err == nil {
+				defer tmp.Abort()
 				tw = bufio.NewWriterSize(tmp, 256<<10)
 				src = io.TeeReader(src, io.MultiWriter(tw, tarHash))
 			}
@@ -437,16 +370,13 @@ func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u 
 		if err == nil {
 			err = tw.Flush()
 		}
-		if err == nil {
-			err = tmp.Close()
-		}
 		if derr := done(); derr != nil {
 			return derr
 		}
 		if err == nil {
 			digest := []byte(hex.EncodeToString(tarHash.Sum(nil)) + "\n")
 			if atomicfile.Write(tarCache+".sha256", digest, 0o644) == nil {
-				os.Rename(tmp.Name(), tarCache)
+				tmp.Commit()
 			}
 		}
 		return nil
@@ -510,7 +440,7 @@ func (r *root) resolveDir(rel string) (string, error) {
 	if ok {
 		return res, nil
 	}
-	p, err := tree.ResolveRel(r.dir, rel+"/x")
+	p, err := r.t.Resolve(rel + "/x")
 	if err != nil {
 		return "", err
 	}
@@ -542,11 +472,11 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 		_, known := r.dirs[res]
 		r.mu.Unlock()
 		if !known {
-			fd, err := r.mkdirAll(res)
+			d, err := r.t.MkdirAll(res)
 			if err != nil {
 				return err
 			}
-			unix.Close(fd)
+			d.Close()
 		}
 		r.mu.Lock()
 		// Packages unpack in parallel: when several ship a directory, the
@@ -600,7 +530,7 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 		return nil
 	}
 	r.mu.Unlock()
-	pfd, err := dc.get(r, orDot(resParent))
+	pd, err := dc.get(r, orDot(resParent))
 	if err != nil {
 		return err
 	}
@@ -610,31 +540,26 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 	create := func(name string) error {
 		switch h.Typeflag {
 		case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			// Devices and fifos are empty files; what they are goes to
+			// meta.
 			perm := uint32(mode&0o777) | 0o600
-			fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+			out, err := pd.Create(name, fs.FileMode(perm))
 			if err != nil {
 				return err
 			}
-			out := os.NewFile(uintptr(fd), name)
 			if h.Typeflag == tar.TypeReg {
 				if _, err := io.CopyBuffer(onlyWriter{out}, tr, buf); err != nil {
 					out.Close()
-					unix.Unlinkat(pfd, name, 0)
+					pd.Remove(name)
 					return err
 				}
 			}
-			// Always: the umask may have changed since it was read, and
-			// the mode must not depend on it.
-			err = unix.Fchmod(fd, perm)
-			if err == nil {
-				ts := unix.NsecToTimespec(h.ModTime.UnixNano())
-				err = unix.UtimesNanoAt(pfd, name, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
-			}
+			err = pd.Chtimes(name, h.ModTime)
 			if cerr := out.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
-				unix.Unlinkat(pfd, name, 0)
+				pd.Remove(name)
 				return err
 			}
 			if uint32(mode) != perm {
@@ -649,35 +574,34 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 				ov.Kind, ov.Mode = tree.Ptr(tree.FIFO), tree.Ptr(uint32(mode))
 			}
 		case tar.TypeSymlink:
-			if err := unix.Symlinkat(h.Linkname, pfd, name); err != nil {
+			if err := pd.Symlink(h.Linkname, name); err != nil {
 				return err
 			}
-			ts := unix.NsecToTimespec(h.ModTime.UnixNano())
-			unix.UtimesNanoAt(pfd, name, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+			pd.Chtimes(name, h.ModTime)
 		default:
 			return fmt.Errorf("unsupported tar entry type %q", h.Typeflag)
 		}
 		return nil
 	}
 	err = create(base)
-	if err == unix.EEXIST {
+	if errors.Is(err, fs.ErrExist) {
 		// Something is there already (an earlier package's file): write
 		// aside and rename over it, unless a later package claimed it.
-		tmp := tmpName()
+		tmp := tree.TempName()
 		if err := create(tmp); err != nil {
 			return err
 		}
 		r.mu.Lock()
 		if r.claims[res] != idx {
 			r.mu.Unlock()
-			unix.Unlinkat(pfd, tmp, 0)
+			pd.Remove(tmp)
 			return nil
 		}
-		err = unix.Renameat(pfd, tmp, pfd, base)
+		err = pd.Rename(tmp, base)
 		r.mu.Unlock()
 		if err != nil {
-			unix.Unlinkat(pfd, tmp, 0)
-			if err == unix.EISDIR || err == unix.ENOTEMPTY || err == unix.EEXIST || err == unix.ENOTDIR {
+			pd.Remove(tmp)
+			if isDirInTheWay(err) {
 				return fmt.Errorf("cannot replace the directory %s", res)
 			}
 			return err
@@ -732,32 +656,28 @@ func (r *root) finishLinks() error {
 		if r.claims[l.res] != l.idx {
 			continue // a later hard link or file took the path
 		}
-		pfd, err := r.openDir(orDot(path.Dir(l.res)))
+		pd, err := r.t.OpenDir(path.Dir(l.res))
 		if err != nil {
 			return fmt.Errorf("%s: %w", l.res, err)
 		}
-		sfd, err := r.openDir(orDot(path.Dir(l.src)))
+		sd, err := r.t.OpenDir(path.Dir(l.src))
 		if err != nil {
-			unix.Close(pfd)
+			pd.Close()
 			return fmt.Errorf("%s: %w", l.res, err)
 		}
-		name := path.Base(l.res)
-		tmp := tmpName()
-		err = unix.Linkat(sfd, path.Base(l.src), pfd, tmp, 0)
+		tmp := tree.TempName()
+		err = pd.Link(sd, path.Base(l.src), tmp)
 		if err == nil {
-			if err = unix.Renameat(pfd, tmp, pfd, name); err != nil {
-				unix.Unlinkat(pfd, tmp, 0)
-				if err == unix.EISDIR || err == unix.ENOTEMPTY || err == unix.EEXIST || err == unix.ENOTDIR {
-					err = fmt.Errorf("cannot replace the directory %s", l.res)
-				}
-			} else {
-				// Renaming onto another link of the same inode does
-				// nothing.
-				unix.Unlinkat(pfd, tmp, 0)
+			err = pd.Rename(tmp, path.Base(l.res))
+			// On success too: renaming onto another link of the same
+			// inode does nothing.
+			pd.Remove(tmp)
+			if isDirInTheWay(err) {
+				err = fmt.Errorf("cannot replace the directory %s", l.res)
 			}
 		}
-		unix.Close(pfd)
-		unix.Close(sfd)
+		pd.Close()
+		sd.Close()
 		if err != nil {
 			return fmt.Errorf("hard link %s to %s: %w", l.res, l.src, err)
 		}
@@ -777,9 +697,9 @@ func (r *root) finishDirs(defaultTime int64) error {
 	}
 	for res, d := range r.dirs {
 		perm := uint32(d.mode&0o777) | 0o700
-		if err := unix.Fchmodat(r.fd, res, perm, 0); err != nil {
-			// Fchmodat follows symlinks; res is resolved, so a failure
-			// here means the tree changed under us.
+		if err := r.t.Chmod(res, fs.FileMode(perm)); err != nil {
+			// res is resolved, so a failure here means the tree changed
+			// under us.
 			return fmt.Errorf("%s: %w", res, err)
 		}
 		var ov tree.Override
@@ -798,12 +718,12 @@ func (r *root) finishDirs(defaultTime int64) error {
 	}
 	// Set mtimes deepest first, so setting a parent is not undone.
 	var all []string
-	err := filepath.Walk(r.dir, func(p string, fi os.FileInfo, err error) error {
+	err := filepath.Walk(r.t.Path(), func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
 		if fi.IsDir() {
-			rel, _ := filepath.Rel(r.dir, p)
+			rel, _ := filepath.Rel(r.t.Path(), p)
 			all = append(all, filepath.ToSlash(rel))
 		}
 		return nil
@@ -815,8 +735,7 @@ func (r *root) finishDirs(defaultTime int64) error {
 	made := append([]string{}, r.made...)
 	r.mu.Unlock()
 	for _, rel := range made {
-		ts := unix.NsecToTimespec(defaultTime * 1e9)
-		if err := unix.UtimesNanoAt(r.fd, rel, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := r.t.Chtimes(rel, time.Unix(defaultTime, 0)); err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
 	}
@@ -826,8 +745,7 @@ func (r *root) finishDirs(defaultTime int64) error {
 		if d, ok := r.dirs[rel]; ok {
 			t = d.mtime
 		}
-		ts := unix.NsecToTimespec(t * 1e9)
-		if err := unix.UtimesNanoAt(r.fd, rel, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := r.t.Chtimes(rel, time.Unix(t, 0)); err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
 	}
@@ -837,17 +755,12 @@ func (r *root) finishDirs(defaultTime int64) error {
 // readFile reads a file of the tree, resolving every symlink inside the
 // root, so a hostile symlink cannot make Install copy a host file into
 // the tree.
-func (r *root) readFile(rel string) ([]byte, error) {
-	fd, err := unix.Openat2(r.fd, rel, &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: rel, Err: err}
-	}
-	f := os.NewFile(uintptr(fd), rel)
-	defer f.Close()
-	return io.ReadAll(f)
+func (r *root) readFile(rel string) ([]byte, error) { return r.t.ReadFile(rel) }
+
+// isDirInTheWay reports whether renaming onto a name failed because a
+// directory is there.
+func isDirInTheWay(err error) bool {
+	return errors.Is(err, unix.EISDIR) || errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTDIR)
 }
 
 // md5File returns the MD5 of a file in the tree (for Conffiles).

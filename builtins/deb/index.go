@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
 // Pkg is one binary package version as an index lists it.
@@ -42,18 +44,13 @@ func sha256hex(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// parsePackages parses a Packages index (uncompressed).
+// parsePackagesFrom parses a Packages index (uncompressed) from a stream,
+// so parsing overlaps decompression.
 //
 // It also returns every package name in the order apt first meets it
 // (a stanza's own name, then the names of its relationship fields in the
 // order apt's list parser reads them): apt numbers packages in that order
 // and falls back on that number to choose among equal providers.
-func parsePackages(data []byte, origin, base string) ([]Pkg, []string, error) {
-	return parsePackagesFrom(bytes.NewReader(data), origin, base)
-}
-
-// parsePackagesFrom is parsePackages reading a stream, so parsing overlaps
-// decompression.
 func parsePackagesFrom(rd io.Reader, origin, base string) ([]Pkg, []string, error) {
 	br := bufio.NewReaderSize(rd, 1<<20)
 	out := make([]Pkg, 0, 1024)
@@ -232,17 +229,18 @@ func loadIndex(cacheDir, path, name, sha, origin, base string) (*parsedIndex, er
 		return nil, fmt.Errorf("parsing %s: %w", name, err)
 	}
 	pi := &parsedIndex{Pkgs: pkgs, Mentions: mentions}
+	// Caching is best effort: a failure only costs parsing next time.
 	if err := os.MkdirAll(filepath.Dir(cfile), 0o755); err == nil {
-		if tmp, err := os.CreateTemp(filepath.Dir(cfile), ".tmp-*"); err == nil {
+		if tmp, err := atomicfile.Create(cfile, 0o600); err == nil {
 			w := bufio.NewWriterSize(tmp, 1<<20)
 			err := gob.NewEncoder(w).Encode(pi)
 			if ferr := w.Flush(); err == nil {
 				err = ferr
 			}
-			if cerr := tmp.Close(); err == nil && cerr == nil {
-				os.Rename(tmp.Name(), cfile)
+			if err == nil {
+				tmp.Commit()
 			}
-			os.Remove(tmp.Name())
+			tmp.Abort()
 		}
 	}
 	return setOrigin(pi), nil

@@ -6,16 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/tree"
 )
 
@@ -27,14 +26,14 @@ type InstallOptions struct {
 	WithDocs bool
 	// Progress, when set, receives download and extraction events; calls
 	// are serialized.
-	Progress func(Event)
-	// CacheDir overrides the download cache of the plan's request.
-	CacheDir string
-	// Parallel bounds simultaneous unpacking; 0 means twice the number
+	Progress func(installer.Event)
+	// Downloads bounds simultaneous downloads; 0 means 8.
+	Downloads int
+	// Unpackers bounds simultaneous unpacking; 0 means twice the number
 	// of CPUs.
-	Parallel int
+	Unpackers int
 	// NoTarCache disables keeping the uncompressed data.tar of each
-	// package in the cache (CacheDir/deb-data/<sha256>.tar). The tar cache
+	// package in the cache (Plan.CacheDir/deb-data/<sha256>.tar). The tar cache
 	// makes a warm install skip decompression at the cost of disk space
 	// (about 3x the .deb size).
 	NoTarCache bool
@@ -97,10 +96,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if meta == nil {
 		return fmt.Errorf("installing packages: no metadata to record into")
 	}
-	cacheDir := opts.CacheDir
-	if cacheDir == "" {
-		cacheDir = plan.cacheDir
-	}
+	cacheDir := plan.CacheDir
 	if cacheDir == "" {
 		return fmt.Errorf("installing packages: no cache directory")
 	}
@@ -133,7 +129,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if base == "" {
 		base = plan.baseRoot
 	}
-	if base != "" && filepath.Clean(base) == r.dir {
+	if base != "" && filepath.Clean(base) == r.t.Path() {
 		base = "" // installed into the base tree itself
 	}
 	sp, scripts, err := r.scriptsPossible(plan, results, baseInfoReader(base), opts)
@@ -153,7 +149,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 			return fmt.Errorf("installing packages: %w", err)
 		}
 	}
-	progress(Event{Kind: EventDone, N: len(plan.Packages), Count: len(plan.Packages)})
+	progress(installer.Event{Kind: installer.Done, Done: len(plan.Packages), Count: len(plan.Packages)})
 	return nil
 }
 
@@ -177,36 +173,12 @@ func (r *root) standIns(plan *Plan, results []*unpacked, maxTime int64) error {
 // writeFile writes content to rel inside the root (resolved in it),
 // replacing what is there atomically.
 func (r *root) writeFile(rel string, content []byte, perm uint32) error {
-	pfd, err := r.mkdirAll(filepath.Dir(rel))
-	if err != nil {
-		return err
-	}
-	defer unix.Close(pfd)
-	tmp := tmpName()
-	fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
-	if err != nil {
+	if err := r.t.WriteFile(rel, content, fs.FileMode(perm)); err != nil {
 		return fmt.Errorf("%s: %w", rel, err)
 	}
-	f := os.NewFile(uintptr(fd), rel)
-	_, err = f.Write(content)
-	if err == nil {
-		err = unix.Fchmod(fd, perm)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = unix.Renameat(pfd, tmp, pfd, filepath.Base(rel))
-	}
-	if err == nil {
-		r.mu.Lock()
-		r.made = append(r.made, rel)
-		r.mu.Unlock()
-	}
-	if err != nil {
-		unix.Unlinkat(pfd, tmp, 0)
-		return fmt.Errorf("%s: %w", rel, err)
-	}
+	r.mu.Lock()
+	r.made = append(r.made, rel)
+	r.mu.Unlock()
 	return nil
 }
 
@@ -262,11 +234,11 @@ func (r *root) writeDpkg(plan *Plan, results []*unpacked) error {
 		}
 	}
 	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/lib/dpkg/alternatives", "var/lib/dpkg/parts"} {
-		fd, err := r.mkdirAll(d)
+		dh, err := r.t.MkdirAll(d)
 		if err != nil {
 			return err
 		}
-		unix.Close(fd)
+		dh.Close()
 	}
 	for i, u := range results {
 		p := plan.Packages[i]
@@ -392,10 +364,10 @@ func (r *root) writeUsers() error {
 	return nil
 }
 
-// pipeline downloads the packages (8 at a time, largest first) and unpacks
-// each as soon as it is there, so the download of one overlaps the
-// unpacking of others.
-func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts InstallOptions, progress func(Event)) error {
+// pipeline downloads the packages (opts.Downloads at a time, largest
+// first) and unpacks each as soon as it is there, so the download of one
+// overlaps the unpacking of others.
+func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts InstallOptions, progress func(installer.Event)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := len(plan.Packages)
@@ -425,7 +397,11 @@ func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts I
 	todo := make(chan int)
 	ready := make(chan readyDeb, n)
 	var dl sync.WaitGroup
-	for w := 0; w < 8 && w < n; w++ {
+	downloads := opts.Downloads
+	if downloads <= 0 {
+		downloads = 8
+	}
+	for w := 0; w < downloads && w < n; w++ {
 		dl.Add(1)
 		go func() {
 			defer dl.Done()
@@ -442,7 +418,7 @@ func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts I
 				}
 				mu.Lock()
 				downloaded++
-				ev := Event{Kind: EventDownload, Package: p.Name, N: downloaded, Count: n, Bytes: bytes, Total: total}
+				ev := installer.Event{Kind: installer.Download, Package: p.Name, Done: downloaded, Count: n, Bytes: bytes, Total: total}
 				mu.Unlock()
 				progress(ev)
 				ready <- readyDeb{i, file}
@@ -463,7 +439,7 @@ func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts I
 		dl.Wait()
 		close(ready)
 	}()
-	par := opts.Parallel
+	par := opts.Unpackers
 	if par <= 0 {
 		par = 2 * runtime.NumCPU()
 	}
@@ -488,7 +464,7 @@ func (r *root) pipeline(ctx context.Context, plan *Plan, cacheDir string, opts I
 				r.results[d.i] = res
 				mu.Lock()
 				unpackedN++
-				ev := Event{Kind: EventExtract, Package: plan.Packages[d.i].Name, N: unpackedN, Count: n}
+				ev := installer.Event{Kind: installer.Extract, Package: plan.Packages[d.i].Name, Done: unpackedN, Count: n}
 				mu.Unlock()
 				progress(ev)
 			}
@@ -522,12 +498,12 @@ type readyDeb struct {
 }
 
 // serialize returns fn wrapped so calls never overlap (a no-op for nil).
-func serialize(fn func(Event)) func(Event) {
+func serialize(fn func(installer.Event)) func(installer.Event) {
 	if fn == nil {
-		return func(Event) {}
+		return func(installer.Event) {}
 	}
 	var mu sync.Mutex
-	return func(e Event) {
+	return func(e installer.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		fn(e)

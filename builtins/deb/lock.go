@@ -1,19 +1,14 @@
 package deb
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
+
+	"github.com/sxb-build/sxb/builtins/installer"
 )
 
-// Lock pins the packages of a plan: exact versions, URLs, sizes and
-// SHA256. A build given a Lock installs exactly these files and reads no
-// index; when the archive no longer serves a locked file the build fails
-// and names it.
-//
-// On disk a lock is JSON (Marshal/ParseLock):
+// Lock pins the packages of a plan (see installer.Lock). A Debian lock
+// looks like this on disk:
 //
 //	{
 //	  "version": 1,
@@ -25,57 +20,29 @@ import (
 //	  ]
 //	}
 //
-// with packages sorted by name. Several locks (one per image) can be kept
-// by the caller under its own keys.
-type Lock struct {
-	Version      int       `json:"version"`
-	Distribution string    `json:"distribution"`
-	Release      string    `json:"release"`
-	Arch         string    `json:"arch"`
-	Packages     []Package `json:"packages"`
-}
+// Several locks (one per image) can be kept by the caller under its own
+// keys.
+type Lock = installer.Lock[Package]
 
 // LockOf returns the lock pinning plan.
 func LockOf(plan *Plan) *Lock {
-	l := &Lock{Version: 1, Distribution: plan.Distribution, Release: plan.Release, Arch: plan.Arch,
-		Packages: append([]Package{}, plan.Packages...)}
-	sort.Slice(l.Packages, func(a, b int) bool { return l.Packages[a].Name < l.Packages[b].Name })
-	return l
-}
-
-// Marshal returns the on-disk form of l.
-func (l *Lock) Marshal() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(l); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return installer.NewLock(plan.Distribution, plan.Release, plan.Arch, plan.Packages)
 }
 
 // ParseLock reads the on-disk form of a lock; name is used in errors.
 func ParseLock(b []byte, name string) (*Lock, error) {
-	var l Lock
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	return installer.ParseLock[Package](b, name)
+}
+
+// LockName is the package name, which orders a lock.
+func (p Package) LockName() string { return p.Name }
+
+// CheckPinned requires what installing exactly this file takes.
+func (p Package) CheckPinned() error {
+	if p.Name == "" || p.Version == "" || p.URL == "" || len(p.SHA256) != 64 || p.Size <= 0 {
+		return fmt.Errorf("name, version, url, size and sha256 are required")
 	}
-	if l.Version != 1 {
-		return nil, fmt.Errorf("%s: unsupported lock version %d", name, l.Version)
-	}
-	seen := map[string]bool{}
-	for i, p := range l.Packages {
-		if p.Name == "" || p.Version == "" || p.URL == "" || len(p.SHA256) != 64 || p.Size <= 0 {
-			return nil, fmt.Errorf("%s: package %d (%q): name, version, url, size and sha256 are required", name, i+1, p.Name)
-		}
-		if seen[p.Name] {
-			return nil, fmt.Errorf("%s: package %q listed twice", name, p.Name)
-		}
-		seen[p.Name] = true
-	}
-	return &l, nil
+	return nil
 }
 
 // planFromLock builds the plan a lock pins, after checking it covers the
@@ -103,6 +70,6 @@ func planFromLock(plan *Plan, req *Request, base []*node) (*Plan, error) {
 		return nil, fmt.Errorf("packages %s are not in the lock: update the lock", strings.Join(missing, ", "))
 	}
 	plan.Packages = append([]Package{}, l.Packages...)
-	sort.Slice(plan.Packages, func(a, b int) bool { return plan.Packages[a].Name < plan.Packages[b].Name })
+	installer.SortPinned(plan.Packages)
 	return plan, nil
 }

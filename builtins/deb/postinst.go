@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sxb-build/sxb/builtins/tree"
 )
 
@@ -33,8 +31,8 @@ func (r *root) groupID(name string, def uint32) uint32 {
 }
 
 func (r *root) exists(rel string) bool {
-	var st unix.Stat_t
-	return unix.Fstatat(r.fd, rel, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+	_, err := r.t.Lstat(rel)
+	return err == nil
 }
 
 // ensureDir creates rel (mode, group) when it does not exist.
@@ -42,11 +40,11 @@ func (r *root) ensureDir(rel string, mode int64, gid uint32, mtime int64) error 
 	if r.exists(rel) {
 		return nil
 	}
-	fd, err := r.mkdirAll(rel)
+	d, err := r.t.MkdirAll(rel)
 	if err != nil {
 		return err
 	}
-	unix.Close(fd)
+	d.Close()
 	r.mu.Lock()
 	r.dirs[rel] = dirMd{mode: mode, gid: int(gid), mtime: mtime}
 	r.mu.Unlock()
@@ -57,27 +55,24 @@ func (r *root) ensureDir(rel string, mode int64, gid uint32, mtime int64) error 
 // already; an empty directory in its place is replaced (base-files'
 // migrate_directory).
 func (r *root) ensureSymlink(rel, target string) error {
-	pfd, err := r.mkdirAll(path.Dir(rel))
+	d, err := r.t.MkdirAll(path.Dir(rel))
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
-	var st unix.Stat_t
-	if unix.Fstatat(pfd, path.Base(rel), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			return nil
+	defer d.Close()
+	name := path.Base(rel)
+	if fi, err := d.Lstat(name); err == nil {
+		if !fi.IsDir() {
+			return nil // a symlink already, or a file to keep
 		}
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return nil
-		}
-		if err := unix.Unlinkat(pfd, path.Base(rel), unix.AT_REMOVEDIR); err != nil {
+		if err := d.Remove(name); err != nil {
 			return nil // not empty: keep it, as base-files' rmdir would fail
 		}
 		r.mu.Lock()
 		delete(r.dirs, rel)
 		r.mu.Unlock()
 	}
-	if err := unix.Symlinkat(target, pfd, path.Base(rel)); err != nil {
+	if err := d.Symlink(target, name); err != nil {
 		return fmt.Errorf("%s: %w", rel, err)
 	}
 	r.mu.Lock()

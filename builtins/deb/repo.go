@@ -13,6 +13,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/installer"
 )
 
 // source is one suite of one repository to read indexes from.
@@ -193,7 +194,7 @@ type universe struct {
 }
 
 // loadUniverse fetches, verifies and parses every index of the request.
-func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetcher, progress func(Event)) (*universe, error) {
+func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetcher, progress func(installer.Event)) (*universe, error) {
 	var kr openpgp.EntityList
 	if !req.Insecure {
 		var err error
@@ -250,7 +251,7 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 					return
 				}
 				if progress != nil {
-					progress(Event{Kind: EventIndex, Package: src.suite + "/" + comp})
+					progress(installer.Event{Kind: installer.Index, Package: src.suite + "/" + comp})
 				}
 				pi, err := loadIndex(req.CacheDir, path, name, sum.sha, src.suite+"/"+comp, src.base)
 				if err != nil {

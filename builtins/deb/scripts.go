@@ -256,7 +256,7 @@ func (r *root) runScripts(ctx context.Context, sp *scriptPlan, base string, opts
 	}
 	os.Chmod(tmp, 0o755)
 	so := sandbox.Options{
-		Root: r.dir, Meta: r.meta,
+		Root: r.t.Path(), Meta: r.meta,
 		Args: []string{"/bin/sh", runnerPath},
 		Env: []string{"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true",
 			"SOURCE_DATE_EPOCH=" + strconv.FormatInt(opts.Epoch, 10)},
@@ -310,7 +310,7 @@ func (r *root) dpkgVersion(base string) string {
 // machines, and the first boot fills it.
 func (r *root) scrubScriptOutput() error {
 	for _, rel := range []string{"var/log/alternatives.log", "var/log/dpkg.log", "var/cache/ldconfig/aux-cache"} {
-		p, err := tree.Resolve(r.dir, rel)
+		p, err := tree.Resolve(r.t.Path(), rel)
 		if err != nil {
 			return err
 		}
@@ -319,7 +319,7 @@ func (r *root) scrubScriptOutput() error {
 		}
 		r.meta.Delete(rel)
 	}
-	p, err := tree.Resolve(r.dir, "etc/machine-id")
+	p, err := tree.Resolve(r.t.Path(), "etc/machine-id")
 	if err != nil {
 		return err
 	}

@@ -253,7 +253,7 @@ perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(PeerAddr => "127.0.0.1:`
 		t.Fatal(err)
 	}
 	ext := filepath.Join(t.TempDir(), "ext")
-	if err := Install(ctx, plan, ext, tree.NewMeta(), InstallOptions{Scripts: true, CacheDir: req.CacheDir}); err != nil {
+	if err := Install(ctx, plan, ext, tree.NewMeta(), InstallOptions{Scripts: true}); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "intact\n" {
@@ -305,7 +305,7 @@ func TestScriptsNotRun(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "root")
 		meta := tree.NewMeta()
 		var warnings, notRun []string
-		err = Install(ctx, plan, dir, meta, InstallOptions{Scripts: scripts, CacheDir: req.CacheDir,
+		err = Install(ctx, plan, dir, meta, InstallOptions{Scripts: scripts,
 			Warn: func(s string) { warnings = append(warnings, s) }, NotRun: func(l []string) { notRun = l }})
 		if err != nil {
 			t.Fatal(err)

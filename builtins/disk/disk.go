@@ -28,6 +28,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/builtins/verity"
 	"github.com/sxb-build/sxb/internal/arch"
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/internal/diag"
 )
 
@@ -126,10 +127,49 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 	if err := repart.CheckLayout(parts); err != nil {
 		return nil, err
 	}
+	ps, err := newParts(parts, opts)
+	if err != nil {
+		return nil, err
+	}
+	assignIDs(ps, opts.Seed)
 	tmpDir := opts.TempDir
 	if tmpDir == "" {
 		tmpDir = filepath.Dir(out)
 	}
+	temps := &tempFiles{dir: tmpDir}
+	defer temps.removeAll()
+	if err := writeFileSystems(ctx, ps, root, opts, temps); err != nil {
+		return nil, err
+	}
+	if err := writeVerityHashes(ps, parts, opts.Seed, temps); err != nil {
+		return nil, err
+	}
+	if err := signRootHashes(ps, parts, opts); err != nil {
+		return nil, err
+	}
+	slots, err := sizeSlots(ps)
+	if err != nil {
+		return nil, err
+	}
+	size := autoSize(slots)
+	start, end := usableArea(size)
+	place(slots, start, end)
+
+	res := &Result{Size: int64(size), DiskUUID: DeriveUUID(opts.Seed, "disk-uuid")}
+	if err := writeImage(ctx, out, size, ps, res); err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if p.root != nil && res.RootHash == nil {
+			res.RootHash = p.root
+		}
+	}
+	return res, nil
+}
+
+// newParts checks that opts can build every partition and retargets their
+// types to opts.Arch.
+func newParts(parts []*repart.Partition, opts Options) ([]*part, error) {
 	ps := make([]*part, len(parts))
 	for i, d := range parts {
 		t := d.Type
@@ -147,7 +187,13 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 			return nil, diag.Errorf(d.KeyPos("Format"), "no writer for Format=%s", d.Format)
 		}
 	}
-	// UUIDs and labels (context_acquire_partition_uuids_and_labels).
+	return ps, nil
+}
+
+// assignIDs gives each partition its UUID (explicit or derived from seed),
+// the UUID of its file system and its label
+// (context_acquire_partition_uuids_and_labels).
+func assignIDs(ps []*part, seed repart.ID128) {
 	for i, p := range ps {
 		d := p.def
 		switch {
@@ -160,7 +206,7 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 					k++
 				}
 			}
-			p.uuid = PartitionUUID(opts.Seed, p.typ.UUID, k)
+			p.uuid = PartitionUUID(seed, p.typ.UUID, k)
 		}
 		p.final = p.uuid
 		p.fsUUID = DeriveUUID(p.uuid, "file-system-uuid")
@@ -186,23 +232,34 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 			p.label = label
 		}
 	}
-	var temps []string
-	defer func() {
-		for _, t := range temps {
-			os.Remove(t)
-		}
-	}()
-	newTemp := func() (*os.File, error) {
-		f, err := os.CreateTemp(tmpDir, ".sxb-part-*")
-		if err == nil {
-			temps = append(temps, f.Name())
-		}
-		return f, err
+}
+
+// tempFiles are the intermediate partition contents of one Build.
+type tempFiles struct {
+	dir   string
+	names []string
+}
+
+func (t *tempFiles) create() (*os.File, error) {
+	f, err := os.CreateTemp(t.dir, ".sxb-part-*")
+	if err == nil {
+		t.names = append(t.names, f.Name())
 	}
-	// File systems (context_minimize, first loop).
+	return f, err
+}
+
+func (t *tempFiles) removeAll() {
+	for _, n := range t.names {
+		os.Remove(n)
+	}
+}
+
+// writeFileSystems writes the file system of every partition with a
+// Format= (context_minimize, first loop).
+func writeFileSystems(ctx context.Context, ps []*part, root *tree.Node, opts Options, temps *tempFiles) error {
 	for _, p := range ps {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		d := p.def
 		if d.Format == "" {
@@ -210,11 +267,11 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 		}
 		sub, err := PartitionTree(root, d, opts.Epoch)
 		if err != nil {
-			return nil, diag.Errorf(d.KeyPos("CopyFiles"), "%v", err)
+			return diag.Errorf(d.KeyPos("CopyFiles"), "%v", err)
 		}
-		f, err := newTemp()
+		f, err := temps.create()
 		if err != nil {
-			return nil, fmt.Errorf("building image: %w", err)
+			return fmt.Errorf("building image: %w", err)
 		}
 		n, err := opts.FSWriters[d.Format](f, sub, FSParams{UUID: p.fsUUID, Label: p.label, Epoch: opts.Epoch,
 			Compression: d.Compression, CompressionLevel: d.CompressionLevel})
@@ -222,32 +279,38 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 			err = cerr
 		}
 		if err != nil {
-			return nil, fmt.Errorf("writing %s file system of %s: %w", d.Format, d.Name, err)
+			return fmt.Errorf("writing %s file system of %s: %w", d.Format, d.Name, err)
 		}
 		if n%grain != 0 {
-			return nil, fmt.Errorf("writing %s file system of %s: size %d is not a multiple of %d", d.Format, d.Name, n, grain)
+			return fmt.Errorf("writing %s file system of %s: size %d is not a multiple of %d", d.Format, d.Name, n, grain)
 		}
 		p.content, p.size = f.Name(), n
 	}
-	// Verity hash partitions (context_minimize, second loop).
-	salt := verity.DeriveSalt(opts.Seed)
-	vuuid := DeriveUUID(opts.Seed, "verity-uuid")
+	return nil
+}
+
+// writeVerityHashes computes the hash tree of every Verity=hash partition
+// over its data partition (context_minimize, second loop); unless given,
+// the UUIDs of both derive from the root hash, as repart's do.
+func writeVerityHashes(ps []*part, parts []*repart.Partition, seed repart.ID128, temps *tempFiles) error {
+	salt := verity.DeriveSalt(seed)
+	vuuid := DeriveUUID(seed, "verity-uuid")
 	for _, p := range ps {
 		if p.def.Verity != repart.VerityHash {
 			continue
 		}
 		dp := find(ps, repart.Sibling(parts, p.def, repart.VerityData))
 		if dp == nil || dp.content == "" {
-			return nil, diag.Errorf(p.def.KeyPos("Verity"), "verity data partition for VerityMatchKey=%s has no file system", p.def.VerityMatchKey)
+			return diag.Errorf(p.def.KeyPos("Verity"), "verity data partition for VerityMatchKey=%s has no file system", p.def.VerityMatchKey)
 		}
 		df, err := os.Open(dp.content)
 		if err != nil {
-			return nil, fmt.Errorf("building image: %w", err)
+			return fmt.Errorf("building image: %w", err)
 		}
-		hf, err := newTemp()
+		hf, err := temps.create()
 		if err != nil {
 			df.Close()
-			return nil, fmt.Errorf("building image: %w", err)
+			return fmt.Errorf("building image: %w", err)
 		}
 		root, n, err := verity.Format(df, dp.size, hf, verity.Options{Salt: salt, UUID: vuuid})
 		df.Close()
@@ -255,7 +318,7 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 			err = cerr
 		}
 		if err != nil {
-			return nil, fmt.Errorf("computing verity hash of %s: %w", dp.def.Name, err)
+			return fmt.Errorf("computing verity hash of %s: %w", dp.def.Name, err)
 		}
 		p.content, p.size, p.root, dp.root = hf.Name(), n, root, root
 		if !dp.def.UUIDSet {
@@ -265,14 +328,19 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 			copy(p.final[:], root[len(root)-16:])
 		}
 	}
-	// Signatures.
+	return nil
+}
+
+// signRootHashes makes the content of every Verity=signature partition:
+// the signed root hash of its hash partition.
+func signRootHashes(ps []*part, parts []*repart.Partition, opts Options) error {
 	for _, p := range ps {
 		if p.def.Verity != repart.VeritySignature {
 			continue
 		}
 		hp := find(ps, repart.Sibling(parts, p.def, repart.VerityHash))
 		if hp == nil || hp.root == nil {
-			return nil, diag.Errorf(p.def.KeyPos("Verity"), "no verity hash partition for VerityMatchKey=%s", p.def.VerityMatchKey)
+			return diag.Errorf(p.def.KeyPos("Verity"), "no verity hash partition for VerityMatchKey=%s", p.def.VerityMatchKey)
 		}
 		if opts.DeferSignatures {
 			p.root = hp.root
@@ -280,11 +348,17 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 		}
 		doc, err := verity.SignatureJSON(hp.root, opts.Key, opts.Cert)
 		if err != nil {
-			return nil, fmt.Errorf("signing root hash: %w", err)
+			return fmt.Errorf("signing root hash: %w", err)
 		}
 		p.data, p.root = doc, hp.root
 	}
-	// Sizes (partition_min_size / partition_max_size).
+	return nil
+}
+
+// sizeSlots computes each partition's size bounds and padding
+// (partition_min_size / partition_max_size) and refuses sizes too large
+// for the layout arithmetic.
+func sizeSlots(ps []*part) ([]*slot, error) {
 	slots := make([]*slot, len(ps))
 	for i, p := range ps {
 		d := p.def
@@ -321,7 +395,7 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 		}
 		slots[i] = s
 	}
-	// Sizes near 2^64 would wrap around in the layout arithmetic below.
+	// Sizes near 2^64 would wrap around in the layout arithmetic.
 	total := uint64(0)
 	for i, s := range slots {
 		d := ps[i].def
@@ -337,20 +411,7 @@ func Build(ctx context.Context, out string, root *tree.Node, parts []*repart.Par
 			return nil, fmt.Errorf("partitions need %d bytes or more, too large an image (at most %d)", total, uint64(maxImageSize))
 		}
 	}
-	size := autoSize(slots)
-	start, end := usableArea(size)
-	place(slots, start, end)
-
-	res := &Result{Size: int64(size), DiskUUID: DeriveUUID(opts.Seed, "disk-uuid")}
-	if err := writeImage(ctx, out, size, ps, res); err != nil {
-		return nil, err
-	}
-	for _, p := range ps {
-		if p.root != nil && res.RootHash == nil {
-			res.RootHash = p.root
-		}
-	}
-	return res, nil
+	return slots, nil
 }
 
 // maxImageSize bounds partition and image sizes (1 EiB), far above what
@@ -386,18 +447,12 @@ func attributes(d *repart.Partition, t repart.Type) uint64 {
 	return f
 }
 
-func writeImage(ctx context.Context, out string, size uint64, ps []*part, res *Result) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+func writeImage(ctx context.Context, out string, size uint64, ps []*part, res *Result) error {
+	f, err := atomicfile.Create(out, 0o644)
 	if err != nil {
 		return fmt.Errorf("writing image: %w", err)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer f.Abort()
 	if err := f.Truncate(int64(size)); err != nil {
 		return fmt.Errorf("writing image: %w", err)
 	}
@@ -410,7 +465,7 @@ func writeImage(ctx context.Context, out string, size uint64, ps []*part, res *R
 		s := p.slot
 		switch {
 		case p.content != "":
-			if err := copyInto(f, int64(s.offset), p.content, p.size); err != nil {
+			if err := copyInto(f.File, int64(s.offset), p.content, p.size); err != nil {
 				return fmt.Errorf("writing partition %s: %w", p.def.Name, err)
 			}
 		case p.data != nil:
@@ -435,13 +490,13 @@ func writeImage(ctx context.Context, out string, size uint64, ps []*part, res *R
 		}
 		res.Partitions = append(res.Partitions, pr)
 	}
-	if err := table.Write(f, int64(size)); err != nil {
+	if err := table.Write(f.File, int64(size)); err != nil {
 		return fmt.Errorf("writing partition table: %w", err)
 	}
 	// go-diskfs always records 34 as the first usable LBA; libfdisk
 	// records the 1 MiB alignment on larger disks.
 	if first := firstLBA(size); first != firstUsableLBA {
-		if err := setFirstUsableLBA(f, size, first); err != nil {
+		if err := setFirstUsableLBA(f.File, size, first); err != nil {
 			return fmt.Errorf("writing partition table: %w", err)
 		}
 	}
@@ -456,13 +511,7 @@ func writeImage(ctx context.Context, out string, size uint64, ps []*part, res *R
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("writing image: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing image: %w", err)
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return fmt.Errorf("writing image: %w", err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
+	if err := f.Commit(); err != nil {
 		return fmt.Errorf("writing image: %w", err)
 	}
 	return nil

@@ -23,11 +23,11 @@ import (
 )
 
 func erofsWriter(w io.WriterAt, root *tree.Node, p FSParams) (int64, error) {
-	return erofs.Write(w, root, erofs.Options{UUID: p.UUID, BuildTime: p.Epoch})
+	return erofs.Write(w, root, erofs.Options{UUID: p.UUID, Epoch: p.Epoch})
 }
 
 func squashfsWriter(w io.WriterAt, root *tree.Node, p FSParams) (int64, error) {
-	return squashfs.Write(w, root, squashfs.Options{Compression: "zstd", ModTime: p.Epoch})
+	return squashfs.Write(w, root, squashfs.Options{Compression: "zstd", Epoch: p.Epoch})
 }
 
 func sampleTree(t *testing.T) *tree.Node {

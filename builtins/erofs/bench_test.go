@@ -74,7 +74,7 @@ func TestBenchHelperWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Write(f, root, Options{UUID: testUUID, BuildTime: buildTime}); err != nil {
+	if _, err := Write(f, root, Options{UUID: testUUID, Epoch: buildTime}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

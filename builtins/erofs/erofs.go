@@ -51,10 +51,10 @@ type Options struct {
 	UUID [16]byte
 	// VolumeName is the volume label, at most 16 bytes.
 	VolumeName string
-	// BuildTime is the superblock build time in seconds since the epoch;
-	// inodes whose mtime equals it use the compact on-disk form. Callers
-	// pass SOURCE_DATE_EPOCH for reproducible images.
-	BuildTime int64
+	// Epoch is SOURCE_DATE_EPOCH: the superblock build time in seconds
+	// since the epoch; inodes whose mtime equals it use the compact
+	// on-disk form.
+	Epoch int64
 	// Compression names the data compression: "" or "none" store file
 	// data uncompressed. Other values are refused for now.
 	Compression string
@@ -85,8 +85,6 @@ const (
 	maxNameLen   = 255
 	maxSymlink   = 4095
 	slotSize     = 32 // nid granularity
-
-	nullAddr = 0
 )
 
 // encoder decides how the data of one inode is laid out. It is the seam for
@@ -140,7 +138,7 @@ func (img *image) superblock(block0 []byte) {
 	sb[12] = blockBits
 	le.PutUint16(sb[14:], uint16(img.inodes[0].nid))
 	le.PutUint64(sb[16:], uint64(len(img.inodes)))
-	le.PutUint64(sb[24:], uint64(img.opts.BuildTime))
+	le.PutUint64(sb[24:], uint64(img.opts.Epoch))
 	le.PutUint32(sb[36:], img.blocks)
 	// meta_blkaddr and xattr_blkaddr stay 0.
 	copy(sb[48:64], img.opts.UUID[:])

@@ -173,7 +173,7 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-var defaultOpts = Options{UUID: testUUID, VolumeName: "sxb-test", BuildTime: buildTime}
+var defaultOpts = Options{UUID: testUUID, VolumeName: "sxb-test", Epoch: buildTime}
 
 func TestFsck(t *testing.T) {
 	testenv.NeedTool(t, "fsck.erofs")

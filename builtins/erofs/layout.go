@@ -117,7 +117,7 @@ func plan(root *tree.Node, opts Options, enc encoder) (*image, error) {
 		n := ino.node
 		ino.extended = n.UID > math.MaxUint16 || n.GID > math.MaxUint16 ||
 			ino.nlink > math.MaxUint16 || ino.size > math.MaxUint32 ||
-			n.Mtime != opts.BuildTime
+			n.Mtime != opts.Epoch
 	}
 	if err := img.place(); err != nil {
 		return nil, err

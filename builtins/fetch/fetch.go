@@ -32,6 +32,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -42,6 +43,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
 // ErrNotFound is returned (wrapped) when the server says the file does not
@@ -71,6 +74,18 @@ type Progress struct {
 	Bytes, Total int64
 	// Cached counts the items that were already in the cache.
 	Cached int
+}
+
+// DefaultCacheDir is where sxb caches downloads, parsed indexes and build
+// results unless told otherwise: $XDG_CACHE_HOME/sxb, else ~/.cache/sxb.
+func DefaultCacheDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "sxb")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".cache", "sxb")
+	}
+	return filepath.Join(os.TempDir(), "sxb-cache")
 }
 
 // Fetcher downloads Items into a cache directory. The zero value is not
@@ -244,11 +259,11 @@ func (f *Fetcher) download(ctx context.Context, it Item, dst string, count func(
 		return err
 	}
 	defer body.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-*")
+	tmp, err := atomicfile.Create(dst, 0o644)
 	if err != nil {
 		return fmt.Errorf("fetching %s: %w", it.URL, err)
 	}
-	defer os.Remove(tmp.Name())
+	defer tmp.Abort()
 	h := sha256.New()
 	var r io.Reader = body
 	if it.Size >= 0 {
@@ -256,23 +271,25 @@ func (f *Fetcher) download(ctx context.Context, it Item, dst string, count func(
 		r = io.LimitReader(body, it.Size+1)
 	}
 	n, err := io.Copy(io.MultiWriter(tmp, h, countWriter(count)), r)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return fmt.Errorf("fetching %s: %w", it.URL, err)
 	}
+	if err := verify(it, n, h); err != nil {
+		return err
+	}
+	if err := tmp.Commit(); err != nil {
+		return fmt.Errorf("fetching %s: %w", it.URL, err)
+	}
+	return nil
+}
+
+// verify checks the size n and the digest in h of the download of it.
+func verify(it Item, n int64, h hash.Hash) error {
 	if it.Size >= 0 && n != it.Size {
 		return fmt.Errorf("fetching %s: got %d bytes, want %d: %w", it.URL, n, it.Size, ErrChecksum)
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); sum != it.SHA256 {
 		return fmt.Errorf("fetching %s: SHA256 is %s, want %s: %w", it.URL, sum, it.SHA256, ErrChecksum)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("fetching %s: %w", it.URL, err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("fetching %s: %w", it.URL, err)
 	}
 	return nil
 }
@@ -283,12 +300,11 @@ var errNoRanges = errors.New("server does not serve byte ranges")
 // temporary file, then verifies and renames it like download. It returns
 // errNoRanges (before writing anything) when the server ignores Range.
 func (f *Fetcher) downloadRanged(ctx context.Context, it Item, dst string, count func(int64)) error {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-*")
+	tmp, err := atomicfile.Create(dst, 0o644)
 	if err != nil {
 		return fmt.Errorf("fetching %s: %w", it.URL, err)
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
+	defer tmp.Abort()
 	part := (it.Size + rangedParts - 1) / rangedParts
 	errs := make([]error, rangedParts)
 	var mu sync.Mutex
@@ -320,19 +336,10 @@ func (f *Fetcher) downloadRanged(ctx context.Context, it Item, dst string, count
 	if err != nil {
 		return fmt.Errorf("fetching %s: %w", it.URL, err)
 	}
-	if n != it.Size {
-		return fmt.Errorf("fetching %s: got %d bytes, want %d: %w", it.URL, n, it.Size, ErrChecksum)
+	if err := verify(it, n, h); err != nil {
+		return err
 	}
-	if sum := hex.EncodeToString(h.Sum(nil)); sum != it.SHA256 {
-		return fmt.Errorf("fetching %s: SHA256 is %s, want %s: %w", it.URL, sum, it.SHA256, ErrChecksum)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("fetching %s: %w", it.URL, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("fetching %s: %w", it.URL, err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
+	if err := tmp.Commit(); err != nil {
 		return fmt.Errorf("fetching %s: %w", it.URL, err)
 	}
 	return nil

@@ -105,7 +105,7 @@ func FSWriters(compression string) map[string]disk.FSWriter {
 			if c == "" {
 				c = compression
 			}
-			return erofs.Write(w, root, erofs.Options{UUID: p.UUID, BuildTime: p.Epoch, Compression: c})
+			return erofs.Write(w, root, erofs.Options{UUID: p.UUID, Epoch: p.Epoch, Compression: c})
 		},
 		"squashfs": func(w io.WriterAt, root *tree.Node, p disk.FSParams) (int64, error) {
 			c := p.Compression
@@ -116,7 +116,7 @@ func FSWriters(compression string) map[string]disk.FSWriter {
 			if err != nil {
 				return 0, err
 			}
-			return squashfs.Write(w, root, squashfs.Options{Compression: c, Level: level, ModTime: p.Epoch})
+			return squashfs.Write(w, root, squashfs.Options{Compression: c, Level: level, Epoch: p.Epoch})
 		},
 	}
 }

@@ -107,7 +107,7 @@ func openErofs(r io.ReaderAt, size int64) (*erofsFS, error) {
 
 // options returns the writer options that reproduce the superblock.
 func (e *erofsFS) options() *erofs.Options {
-	o := &erofs.Options{BuildTime: e.buildTime}
+	o := &erofs.Options{Epoch: e.buildTime}
 	copy(o.UUID[:], e.sb[48:64])
 	name := e.sb[64:80]
 	for i, c := range name {

@@ -29,12 +29,12 @@ type fsCase struct {
 }
 
 var fsCases = []fsCase{
-	{name: "erofs", e: &erofs.Options{UUID: [16]byte{1, 2, 3}, VolumeName: "fixture", BuildTime: 1700000005}},
+	{name: "erofs", e: &erofs.Options{UUID: [16]byte{1, 2, 3}, VolumeName: "fixture", Epoch: 1700000005}},
 	// Times clamped to the build time: compact inodes wherever the owner
 	// fits 16 bits.
-	{name: "erofs-compact", e: &erofs.Options{BuildTime: 1700001000}, clamp: tree.Ptr(int64(1700001000))},
+	{name: "erofs-compact", e: &erofs.Options{Epoch: 1700001000}, clamp: tree.Ptr(int64(1700001000))},
 	{name: "erofs-epoch0", e: &erofs.Options{}, clamp: tree.Ptr(int64(0))},
-	{name: "squashfs-gzip", s: &squashfs.Options{ModTime: 1700000009}},
+	{name: "squashfs-gzip", s: &squashfs.Options{Epoch: 1700000009}},
 	{name: "squashfs-gzip6-4k-nofrag", s: &squashfs.Options{Level: 6, BlockSize: 4096, NoFragments: true}},
 	{name: "squashfs-xz", s: &squashfs.Options{Compression: "xz", BlockSize: 65536}},
 	{name: "squashfs-zstd", s: &squashfs.Options{Compression: "zstd"}},
@@ -160,10 +160,10 @@ func TestExtractDiskImage(t *testing.T) {
 func fsWriters() map[string]disk.FSWriter {
 	return map[string]disk.FSWriter{
 		"erofs": func(w io.WriterAt, root *tree.Node, p disk.FSParams) (int64, error) {
-			return erofs.Write(w, root, erofs.Options{UUID: p.UUID, BuildTime: p.Epoch})
+			return erofs.Write(w, root, erofs.Options{UUID: p.UUID, Epoch: p.Epoch})
 		},
 		"squashfs": func(w io.WriterAt, root *tree.Node, p disk.FSParams) (int64, error) {
-			return squashfs.Write(w, root, squashfs.Options{ModTime: p.Epoch})
+			return squashfs.Write(w, root, squashfs.Options{Epoch: p.Epoch})
 		},
 	}
 }

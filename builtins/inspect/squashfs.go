@@ -104,7 +104,7 @@ func openSquashfs(r io.ReaderAt, size int64) (*squashFS, error) {
 // image records only whether high compression was used, not its depth.)
 func (s *squashFS) options() *squashfs.Options {
 	o := &squashfs.Options{Compression: sqCompressions[s.comp], BlockSize: int(s.blockSize),
-		ModTime: int64(s.mkfsTime), NoFragments: s.flags&sqFlagNoFrags != 0}
+		Epoch: int64(s.mkfsTime), NoFragments: s.flags&sqFlagNoFrags != 0}
 	if len(s.compOpts) >= 4 && (s.comp == 1 || s.comp == 6) {
 		o.Level = int(binary.LittleEndian.Uint32(s.compOpts))
 	}

@@ -93,8 +93,8 @@
 // and unknown names fall back to root with a warning, as rpm does.
 // %ghost files are not created, %doc files only with WithDocs; hard links
 // stay hard links; file names that would leave the root are refused, and
-// every write is placed through tree.Resolve so symlinks in the tree
-// (merged /usr) are followed but confined. Scriptlets and triggers are
+// every write goes through tree.Root, so symlinks in the tree (merged /usr)
+// are followed but confined. Scriptlets and triggers are
 // not run. The installed set is written to InstalledDBPath (sxb's own
 // JSON record; no rpm database is created).
 package rpm

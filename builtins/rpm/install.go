@@ -6,44 +6,34 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	rpmutils "github.com/sassoftware/go-rpmutils"
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/tree"
-	"golang.org/x/sys/unix"
 )
 
 // InstallOptions change how Install unpacks packages.
 type InstallOptions struct {
 	// WithDocs keeps files marked %doc (licenses are always kept).
 	WithDocs bool
-	// Progress, when set, is called as downloads and unpacking progress.
-	Progress func(Progress)
-	// Parallel bounds simultaneous downloads; 0 means the fetcher default.
-	Parallel int
+	// Progress, when set, receives download, extraction and warning
+	// events.
+	Progress func(installer.Event)
+	// Downloads bounds simultaneous downloads; 0 means 8.
+	Downloads int
 	// BaseRoot, when set, is the base tree an extension is installed for:
 	// owner names missing from the tree's etc/passwd and etc/group are
 	// looked up in the base's.
 	BaseRoot string
-}
-
-// Progress reports Resolve's and Install's state: Phase is "metadata",
-// "resolved", "download", "install" or "warning" (Message says what). For
-// "download" Bytes/Total count bytes; Done/Count count packages (or
-// repositories for "metadata").
-type Progress struct {
-	Phase       string
-	Package     string
-	Message     string
-	Done, Count int
-	Bytes       int64
-	Total       int64
 }
 
 // RPM header tags not named by go-rpmutils.
@@ -71,10 +61,10 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 			return errors.New("installing rpm packages: package signatures must be checked but the keyring is empty")
 		}
 	}
-	f := &fetch.Fetcher{CacheDir: plan.CacheDir, Parallel: opts.Parallel}
+	f := &fetch.Fetcher{CacheDir: plan.CacheDir, Parallel: opts.Downloads}
 	if opts.Progress != nil {
 		f.Progress = func(p fetch.Progress) {
-			opts.Progress(Progress{Phase: "download", Done: p.Done, Count: p.Count, Bytes: p.Bytes, Total: p.Total})
+			opts.Progress(installer.Event{Kind: installer.Download, Done: p.Done, Count: p.Count, Bytes: p.Bytes, Total: p.Total})
 		}
 	}
 	items := make([]fetch.Item, len(plan.Packages))
@@ -91,6 +81,11 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 	if err := tree.MkdirAll(root); err != nil {
 		return fmt.Errorf("installing rpm packages: %w", err)
 	}
+	rt, err := tree.OpenRoot(root)
+	if err != nil {
+		return fmt.Errorf("installing rpm packages: %w", err)
+	}
+	defer rt.Close()
 	var inst []InstalledPackage
 	owners := map[string][2]string{}
 	claims := map[string]claim{}
@@ -99,9 +94,9 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 			return err
 		}
 		if opts.Progress != nil {
-			opts.Progress(Progress{Phase: "install", Package: p.NEVRA(), Done: i, Count: len(plan.Packages)})
+			opts.Progress(installer.Event{Kind: installer.Extract, Package: p.NEVRA(), Done: i, Count: len(plan.Packages)})
 		}
-		ip, err := installOne(paths[i], root, meta, owners, claims, p.NEVRA(), keys, plan.CheckSignatures, opts)
+		ip, err := installOne(paths[i], rt, meta, owners, claims, p.NEVRA(), keys, plan.CheckSignatures, opts)
 		if err != nil {
 			return fmt.Errorf("installing %s: %w", p.NEVRA(), err)
 		}
@@ -109,18 +104,18 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 	}
 	// Owners are mapped once everything is unpacked, so that the tree's
 	// own etc/passwd and etc/group (from any package) are known.
-	ids, err := loadIDs(root)
-	if err != nil {
-		return fmt.Errorf("installing rpm packages: %w", err)
-	}
+	ids := loadIDs(rt)
 	if opts.BaseRoot != "" {
-		if err := ids.add(opts.BaseRoot); err != nil {
-			return fmt.Errorf("installing rpm packages: %w", err)
+		// A base that cannot be opened has no names to offer, like one
+		// without etc/passwd.
+		if base, err := tree.OpenRoot(opts.BaseRoot); err == nil {
+			ids.add(base)
+			base.Close()
 		}
 	}
 	warn := func(msg string) {
 		if opts.Progress != nil {
-			opts.Progress(Progress{Phase: "warning", Message: msg})
+			opts.Progress(installer.Event{Kind: installer.Warning, Message: msg})
 		}
 	}
 	unknown := map[string]bool{}
@@ -146,9 +141,9 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 		meta.Set(rel, o)
 	}
 	if opts.Progress != nil {
-		opts.Progress(Progress{Phase: "install", Done: len(plan.Packages), Count: len(plan.Packages)})
+		opts.Progress(installer.Event{Kind: installer.Done, Done: len(plan.Packages), Count: len(plan.Packages)})
 	}
-	return writeInstalled(root, inst)
+	return writeInstalled(rt, inst)
 }
 
 // VerifyPackage checks the header signature (and the payload digest) of
@@ -176,18 +171,17 @@ func VerifyPackage(path string, keys openpgp.EntityList) error {
 
 // fileEntry is one file of a package, from its header.
 type fileEntry struct {
-	rel    string // clean relative path as named by the package
-	mode   uint32
-	flags  int
-	user   string
-	group  string
-	mtime  int64
-	link   string
-	inode  [2]int
-	caps   string
-	rdev   uint64
-	skip   bool
-	isLast bool // the hard-link group member carrying the content
+	rel   string // clean relative path as named by the package
+	mode  uint32
+	flags int
+	user  string
+	group string
+	mtime int64
+	link  string
+	inode [2]int
+	caps  string
+	rdev  uint64
+	skip  bool
 }
 
 // claim records which package placed a non-directory path, and what.
@@ -196,7 +190,7 @@ type claim struct {
 	what string // "file <digest> <mode>" or "link <target>"
 }
 
-func installOne(path, root string, meta *tree.Meta, ids ownerMap, claims map[string]claim, nevra string, keys openpgp.EntityList, checkSig bool, opts InstallOptions) (*InstalledPackage, error) {
+func installOne(path string, root *tree.Root, meta *tree.Meta, ids ownerMap, claims map[string]claim, nevra string, keys openpgp.EntityList, checkSig bool, opts InstallOptions) (*InstalledPackage, error) {
 	if checkSig {
 		if err := VerifyPackage(path, keys); err != nil {
 			return nil, err
@@ -268,7 +262,7 @@ func installOne(path, root string, meta *tree.Meta, ids ownerMap, claims map[str
 				what = "link " + e.link
 			}
 			key := rel
-			if r, err := tree.ResolveRel(root, rel); err == nil {
+			if r, err := root.Resolve(rel); err == nil {
 				key = r
 			}
 			if c, ok := claims[key]; ok && c.pkg != nevra && c.what != what {
@@ -337,55 +331,67 @@ func installOne(path, root string, meta *tree.Meta, ids ownerMap, claims map[str
 
 // writeLinkGroup writes the content once, to the first wanted member, and
 // hard-links the other wanted members to it.
-func writeLinkGroup(root string, meta *tree.Meta, ids ownerMap, group []*fileEntry, content io.Reader) error {
+func writeLinkGroup(root *tree.Root, meta *tree.Meta, ids ownerMap, group []*fileEntry, content io.Reader) error {
 	var first string
 	for _, e := range group {
 		if e.skip {
 			continue
 		}
 		if first == "" {
-			host, err := placeFile(root, meta, ids, e, content)
+			rel, err := placeFile(root, meta, ids, e, content)
 			if err != nil {
 				return err
 			}
-			first = host
+			first = rel
 			continue
 		}
-		host, rel, err := prepare(root, e.rel)
-		if err != nil {
-			return err
-		}
-		if err := os.Link(first, host); err != nil {
-			return fmt.Errorf("hard link %s: %w", e.rel, err)
-		}
-		if err := record(meta, ids, rel, host, e); err != nil {
+		if err := placeLink(root, meta, ids, e, first); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// prepare resolves rel confined to root, creates its parent directories and
-// removes a non-directory already at its place.
-func prepare(root, rel string) (host, resolved string, err error) {
-	resolved, err = tree.ResolveRel(root, rel)
+// placeLink places e as a hard link to the placed file first (a resolved
+// path).
+func placeLink(root *tree.Root, meta *tree.Meta, ids ownerMap, e *fileEntry, first string) error {
+	d, name, rel, err := prepare(root, e.rel)
 	if err != nil {
-		return "", "", fmt.Errorf("placing %s: %w", rel, err)
+		return err
 	}
-	if resolved == "" {
-		return "", "", fmt.Errorf("placing %s: resolves to the root", rel)
+	defer d.Close()
+	src, err := root.OpenDir(path.Dir(first))
+	if err != nil {
+		return fmt.Errorf("hard link %s: %w", e.rel, err)
 	}
-	host = filepath.Join(root, filepath.FromSlash(resolved))
-	// Parents no package lists get 0755 whatever the builder's umask.
-	if err := tree.MkdirAll(filepath.Dir(host)); err != nil {
-		return "", "", fmt.Errorf("placing %s: %w", rel, err)
+	defer src.Close()
+	if err := d.Link(src, path.Base(first), name); err != nil {
+		return fmt.Errorf("hard link %s: %w", e.rel, err)
 	}
-	return host, resolved, nil
+	return record(meta, ids, d, name, rel, e)
 }
 
-func removeNonDir(host, rel string) error {
-	fi, err := os.Lstat(host)
-	if os.IsNotExist(err) {
+// prepare resolves rel inside root, creates its parent directories and
+// opens the parent: the entry is then name in d, and resolved in the tree.
+func prepare(root *tree.Root, rel string) (d *tree.DirHandle, name, resolved string, err error) {
+	resolved, err = root.Resolve(rel)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("placing %s: %w", rel, err)
+	}
+	if resolved == "" {
+		return nil, "", "", fmt.Errorf("placing %s: resolves to the root", rel)
+	}
+	// Parents no package lists get 0755 whatever the builder's umask.
+	if d, err = root.MkdirAll(path.Dir(resolved)); err != nil {
+		return nil, "", "", fmt.Errorf("placing %s: %w", rel, err)
+	}
+	return d, path.Base(resolved), resolved, nil
+}
+
+// removeNonDir removes what is at name in d unless it is a directory.
+func removeNonDir(d *tree.DirHandle, name, rel string) error {
+	fi, err := d.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
@@ -394,61 +400,57 @@ func removeNonDir(host, rel string) error {
 	if fi.IsDir() {
 		return fmt.Errorf("placing %s: a directory is in the way", rel)
 	}
-	return os.Remove(host)
+	return d.Remove(name)
 }
 
-func place(root string, meta *tree.Meta, ids ownerMap, e *fileEntry, content io.Reader) error {
-	switch e.mode & 0o170000 {
-	case 0o100000:
+func place(root *tree.Root, meta *tree.Meta, ids ownerMap, e *fileEntry, content io.Reader) error {
+	if e.mode&0o170000 == 0o100000 {
 		_, err := placeFile(root, meta, ids, e, content)
 		return err
+	}
+	d, name, rel, err := prepare(root, e.rel)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	switch e.mode & 0o170000 {
 	case 0o040000:
-		host, rel, err := prepare(root, e.rel)
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(host)
+		fi, err := d.Lstat(name)
 		switch {
 		case err == nil && fi.IsDir():
-		case err == nil && fi.Mode()&os.ModeSymlink != 0:
+		case err == nil && fi.Mode()&fs.ModeSymlink != 0:
 			// A symlink in place of a directory (merged /usr) stays.
 			return nil
 		case err == nil:
 			return fmt.Errorf("placing %s: a file is in the way of a directory", e.rel)
 		default:
-			if err := os.Mkdir(host, 0o755); err != nil {
+			if err := d.Mkdir(name, 0o755); err != nil {
 				return fmt.Errorf("placing %s: %w", e.rel, err)
 			}
 		}
-		return record(meta, ids, rel, host, e)
+		return record(meta, ids, d, name, rel, e)
 	case 0o120000:
-		host, rel, err := prepare(root, e.rel)
-		if err != nil {
-			return err
-		}
-		if err := removeNonDir(host, e.rel); err != nil {
+		if err := removeNonDir(d, name, e.rel); err != nil {
 			return err
 		}
 		if e.link == "" {
 			return fmt.Errorf("placing %s: symlink without target", e.rel)
 		}
-		if err := os.Symlink(e.link, host); err != nil {
+		if err := d.Symlink(e.link, name); err != nil {
 			return fmt.Errorf("placing %s: %w", e.rel, err)
 		}
-		return record(meta, ids, rel, host, e)
+		return record(meta, ids, d, name, rel, e)
 	case 0o020000, 0o060000, 0o010000, 0o140000:
 		// Devices, fifos and sockets: an empty placeholder plus metadata.
-		host, rel, err := prepare(root, e.rel)
+		if err := removeNonDir(d, name, e.rel); err != nil {
+			return err
+		}
+		f, err := d.Create(name, 0o600)
 		if err != nil {
-			return err
-		}
-		if err := removeNonDir(host, e.rel); err != nil {
-			return err
-		}
-		if err := os.WriteFile(host, nil, 0o600); err != nil {
 			return fmt.Errorf("placing %s: %w", e.rel, err)
 		}
-		if err := record(meta, ids, rel, host, e); err != nil {
+		f.Close()
+		if err := record(meta, ids, d, name, rel, e); err != nil {
 			return err
 		}
 		o, _ := meta.Get(rel)
@@ -463,15 +465,18 @@ func place(root string, meta *tree.Meta, ids ownerMap, e *fileEntry, content io.
 	return fmt.Errorf("placing %s: unsupported file mode %o", e.rel, e.mode)
 }
 
-func placeFile(root string, meta *tree.Meta, ids ownerMap, e *fileEntry, content io.Reader) (string, error) {
-	host, rel, err := prepare(root, e.rel)
+// placeFile places the regular file e with content and returns where it
+// is in the tree.
+func placeFile(root *tree.Root, meta *tree.Meta, ids ownerMap, e *fileEntry, content io.Reader) (string, error) {
+	d, name, rel, err := prepare(root, e.rel)
 	if err != nil {
 		return "", err
 	}
-	if err := removeNonDir(host, e.rel); err != nil {
+	defer d.Close()
+	if err := removeNonDir(d, name, e.rel); err != nil {
 		return "", err
 	}
-	out, err := os.OpenFile(host, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	out, err := d.Create(name, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("placing %s: %w", e.rel, err)
 	}
@@ -484,12 +489,12 @@ func placeFile(root string, meta *tree.Meta, ids ownerMap, e *fileEntry, content
 	if err := out.Close(); err != nil {
 		return "", fmt.Errorf("placing %s: %w", e.rel, err)
 	}
-	return host, record(meta, ids, rel, host, e)
+	return rel, record(meta, ids, d, name, rel, e)
 }
 
-// record sets the on-disk mode and mtime and the metadata override of one
-// placed object.
-func record(meta *tree.Meta, ids ownerMap, rel, host string, e *fileEntry) error {
+// record sets the on-disk mode and mtime of the object placed at name in
+// d (rel in the tree) and its metadata override.
+func record(meta *tree.Meta, ids ownerMap, d *tree.DirHandle, name, rel string, e *fileEntry) error {
 	isLink := e.mode&0o170000 == 0o120000
 	if !isLink {
 		// On disk the owner may always read and write (rootless
@@ -498,12 +503,11 @@ func record(meta *tree.Meta, ids ownerMap, rel, host string, e *fileEntry) error
 		if e.mode&0o170000 == 0o040000 {
 			disk |= 0o700
 		}
-		if err := os.Chmod(host, os.FileMode(disk)); err != nil {
+		if err := d.Chmod(name, fs.FileMode(disk)); err != nil {
 			return fmt.Errorf("placing %s: %w", e.rel, err)
 		}
 	}
-	ts := []unix.Timespec{{Sec: e.mtime}, {Sec: e.mtime}}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, host, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := d.Chtimes(name, time.Unix(e.mtime, 0)); err != nil {
 		return fmt.Errorf("placing %s: %w", e.rel, err)
 	}
 	o := tree.Override{
@@ -556,23 +560,20 @@ func (m *idMap) group(n string) (uint32, bool) {
 }
 
 // loadIDs reads etc/passwd and etc/group of the tree, if present.
-func loadIDs(root string) (*idMap, error) {
+func loadIDs(root *tree.Root) *idMap {
 	m := &idMap{users: map[string]uint32{}, groups: map[string]uint32{}}
-	return m, m.add(root)
+	m.add(root)
+	return m
 }
 
 // add reads the names of root's etc/passwd and etc/group that m does not
-// know yet.
-func (m *idMap) add(root string) error {
+// know yet. A file that cannot be read offers no names.
+func (m *idMap) add(root *tree.Root) {
 	for _, f := range []struct {
 		name string
 		dst  map[string]uint32
 	}{{"etc/passwd", m.users}, {"etc/group", m.groups}} {
-		host, err := tree.ResolveFollow(root, f.name)
-		if err != nil {
-			return err
-		}
-		b, err := os.ReadFile(host)
+		b, err := root.ReadFile(f.name)
 		if err != nil {
 			continue
 		}
@@ -588,7 +589,6 @@ func (m *idMap) add(root string) error {
 			}
 		}
 	}
-	return nil
 }
 
 // installedFromHeader builds the installed-package record from a header.

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/testenv"
@@ -42,8 +43,8 @@ func TestOwnerNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	var warnings []string
-	progress := func(p Progress) {
-		if p.Phase == "warning" {
+	progress := func(p installer.Event) {
+		if p.Kind == installer.Warning {
 			warnings = append(warnings, p.Message)
 		}
 	}
@@ -173,7 +174,7 @@ func TestInstallReproducible(t *testing.T) {
 		// The second install runs with umask 077: directories Install
 		// creates implicitly were 0700 then.
 		old := syscall.Umask(0o022 + 0o055*i)
-		err := Install(ctx, plan, root, meta, InstallOptions{Parallel: 1 + i})
+		err := Install(ctx, plan, root, meta, InstallOptions{Downloads: 1 + i})
 		syscall.Umask(old)
 		if err != nil {
 			t.Fatal(err)

@@ -2,14 +2,15 @@ package rpm
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/sxb-build/sxb/builtins/tree"
-	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
 // InstalledDBPath is where Install records the installed packages, relative
@@ -41,14 +42,22 @@ type installedDB struct {
 // ReadInstalled returns the packages recorded in the tree at root (nil when
 // it has no record).
 func ReadInstalled(root string) ([]InstalledPackage, error) {
-	// Follow symlinks inside the tree only: a package may have made a
-	// component of the path a link to the host.
-	file, err := tree.ResolveFollow(root, InstalledDBPath)
+	rt, err := tree.OpenRoot(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading installed packages: %w", err)
 	}
-	b, err := os.ReadFile(file)
-	if os.IsNotExist(err) {
+	defer rt.Close()
+	return readInstalled(rt)
+}
+
+func readInstalled(root *tree.Root) ([]InstalledPackage, error) {
+	// Symlinks are followed inside the tree only: a package may have made
+	// a component of the path a link to the host.
+	b, err := root.ReadFile(InstalledDBPath)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
@@ -56,18 +65,18 @@ func ReadInstalled(root string) ([]InstalledPackage, error) {
 	}
 	var db installedDB
 	if err := json.Unmarshal(b, &db); err != nil {
-		return nil, fmt.Errorf("reading installed packages %s: %w", filepath.Join(root, InstalledDBPath), err)
+		return nil, fmt.Errorf("reading installed packages %s: %w", filepath.Join(root.Path(), InstalledDBPath), err)
 	}
 	if db.Format != 1 {
-		return nil, fmt.Errorf("reading installed packages %s: unknown format %d", filepath.Join(root, InstalledDBPath), db.Format)
+		return nil, fmt.Errorf("reading installed packages %s: unknown format %d", filepath.Join(root.Path(), InstalledDBPath), db.Format)
 	}
 	return db.Packages, nil
 }
 
 // writeInstalled merges pkgs into the record of root (same name replaces)
 // and writes it sorted by name.
-func writeInstalled(root string, pkgs []InstalledPackage) error {
-	old, err := ReadInstalled(root)
+func writeInstalled(root *tree.Root, pkgs []InstalledPackage) error {
+	old, err := readInstalled(root)
 	if err != nil {
 		return err
 	}
@@ -87,29 +96,27 @@ func writeInstalled(root string, pkgs []InstalledPackage) error {
 	if err != nil {
 		return fmt.Errorf("writing installed packages: %w", err)
 	}
-	// Every directory on the way must be a real directory of the tree, and
-	// the record replaces (never writes through) whatever is at its path:
-	// nothing a package shipped can redirect the write onto the host.
-	dir := root
-	for _, c := range strings.Split(filepath.Dir(InstalledDBPath), "/") {
-		dir = filepath.Join(dir, c)
-		fi, err := os.Lstat(dir)
+	// The Root keeps the write inside the tree; beyond that, every
+	// directory on the way must be a real directory, not a link a package
+	// shipped to somewhere else in the tree.
+	dir := ""
+	for _, c := range strings.Split(path.Dir(InstalledDBPath), "/") {
+		dir = path.Join(dir, c)
+		fi, err := root.Lstat(dir)
 		switch {
-		case os.IsNotExist(err):
-			if err := os.Mkdir(dir, 0o755); err != nil {
+		case errors.Is(err, fs.ErrNotExist):
+			d, err := root.MkdirAll(dir)
+			if err != nil {
 				return fmt.Errorf("writing installed packages: %w", err)
 			}
-			// Not the builder's umask.
-			if err := os.Chmod(dir, 0o755); err != nil {
-				return fmt.Errorf("writing installed packages: %w", err)
-			}
+			d.Close()
 		case err != nil:
 			return fmt.Errorf("writing installed packages: %w", err)
 		case !fi.IsDir():
-			return fmt.Errorf("writing installed packages: %s is not a directory in the tree (a package shipped it as %v)", dir, fi.Mode().Type())
+			return fmt.Errorf("writing installed packages: %s is not a directory in the tree (a package shipped it as %v)", filepath.Join(root.Path(), dir), fi.Mode().Type())
 		}
 	}
-	if err := atomicfile.Write(filepath.Join(root, InstalledDBPath), append(b, '\n'), 0o644); err != nil {
+	if err := root.WriteFile(InstalledDBPath, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing installed packages: %w", err)
 	}
 	return nil

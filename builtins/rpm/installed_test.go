@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sxb-build/sxb/builtins/tree"
 )
 
 func TestInstalledRecordNeverLeavesTheTree(t *testing.T) {
@@ -14,7 +16,7 @@ func TestInstalledRecordNeverLeavesTheTree(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(root, "usr/lib/sysimage")); err != nil {
 		t.Fatal(err)
 	}
-	err := writeInstalled(root, []InstalledPackage{{Name: "x"}})
+	err := writeInstalledAt(t, root, []InstalledPackage{{Name: "x"}})
 	if err == nil || !strings.Contains(err.Error(), "not a directory in the tree") {
 		t.Errorf("err = %v", err)
 	}
@@ -27,7 +29,7 @@ func TestInstalledRecordNeverLeavesTheTree(t *testing.T) {
 	target := filepath.Join(outside, "victim")
 	os.WriteFile(target, []byte("keep"), 0o644)
 	os.Symlink(target, filepath.Join(root2, InstalledDBPath))
-	if err := writeInstalled(root2, []InstalledPackage{{Name: "x"}}); err != nil {
+	if err := writeInstalledAt(t, root2, []InstalledPackage{{Name: "x"}}); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(target); string(b) != "keep" {
@@ -37,4 +39,15 @@ func TestInstalledRecordNeverLeavesTheTree(t *testing.T) {
 	if err != nil || len(pkgs) != 1 || pkgs[0].Name != "x" {
 		t.Errorf("ReadInstalled = %v, %v", pkgs, err)
 	}
+}
+
+// writeInstalledAt runs writeInstalled on the tree at dir.
+func writeInstalledAt(t *testing.T, dir string, pkgs []InstalledPackage) error {
+	t.Helper()
+	root, err := tree.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	return writeInstalled(root, pkgs)
 }

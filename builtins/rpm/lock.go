@@ -1,18 +1,13 @@
 package rpm
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"sort"
+
+	"github.com/sxb-build/sxb/builtins/installer"
 )
 
-// Lock pins the packages of a plan: exact EVRs, URLs, sizes and SHA-256.
-// A Request with a Lock reads no repository metadata and installs exactly
-// these files; when the mirror no longer serves a locked file the install
-// fails and names it.
-//
-// On disk a lock is JSON (Marshal/ParseLock):
+// Lock pins the packages of a plan (see installer.Lock). An rpm lock
+// looks like this on disk:
 //
 //	{
 //	  "version": 1,
@@ -23,56 +18,27 @@ import (
 //	     "size": 16011936, "sha256": "…"}
 //	  ]
 //	}
-//
-// with packages sorted by name.
-type Lock struct {
-	Version      int       `json:"version"`
-	Distribution string    `json:"distribution"`
-	Release      string    `json:"release"`
-	Arch         string    `json:"arch"`
-	Packages     []Package `json:"packages"`
-}
+type Lock = installer.Lock[Package]
 
 // LockOf returns the lock pinning plan.
 func LockOf(plan *Plan) *Lock {
-	l := &Lock{Version: 1, Distribution: plan.Distribution, Release: plan.Release, Arch: plan.Arch,
-		Packages: append([]Package{}, plan.Packages...)}
-	sort.Slice(l.Packages, func(a, b int) bool { return l.Packages[a].Name < l.Packages[b].Name })
-	return l
-}
-
-// Marshal returns the on-disk form of l.
-func (l *Lock) Marshal() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(l); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return installer.NewLock(plan.Distribution, plan.Release, plan.Arch, plan.Packages)
 }
 
 // ParseLock reads the on-disk form; name is used in errors.
 func ParseLock(b []byte, name string) (*Lock, error) {
-	var l Lock
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	return installer.ParseLock[Package](b, name)
+}
+
+// LockName is the package name, which orders a lock.
+func (p Package) LockName() string { return p.Name }
+
+// CheckPinned requires what installing exactly this file takes.
+func (p Package) CheckPinned() error {
+	if p.Name == "" || p.URL == "" || len(p.SHA256) != 64 {
+		return fmt.Errorf("name, url and a sha256 are required")
 	}
-	if l.Version != 1 {
-		return nil, fmt.Errorf("%s: unknown lock version %d", name, l.Version)
-	}
-	for i, p := range l.Packages {
-		if p.Name == "" || p.URL == "" || len(p.SHA256) != 64 {
-			return nil, fmt.Errorf("%s: package %d: name, url and a sha256 are required", name, i+1)
-		}
-		if i > 0 && l.Packages[i-1].Name >= p.Name {
-			return nil, fmt.Errorf("%s: packages not sorted by name or duplicated at %q", name, p.Name)
-		}
-	}
-	return &l, nil
+	return nil
 }
 
 // planFromLock checks that the lock covers the request and turns it into a
@@ -98,6 +64,8 @@ func planFromLock(req Request, arch string, l *Lock) (*Plan, error) {
 			return nil, fmt.Errorf("requested %q but the lock pins %s", r, p.NEVRA())
 		}
 	}
-	return &Plan{Distribution: l.Distribution, Release: l.Release, Arch: l.Arch,
-		Packages: append([]Package{}, l.Packages...)}, nil
+	plan := &Plan{Distribution: l.Distribution, Release: l.Release, Arch: l.Arch,
+		Packages: append([]Package{}, l.Packages...)}
+	installer.SortPinned(plan.Packages)
+	return plan, nil
 }

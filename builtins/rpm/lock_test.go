@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/tree"
 )
 
@@ -79,12 +80,12 @@ func TestHTTPMirror(t *testing.T) {
 	cache := t.TempDir()
 	var phases []string
 	req := Request{Distribution: "opensuse", Release: "tumbleweed", Mirror: srv.URL, Keyring: fx.keyring,
-		CacheDir: cache, Packages: []string{"helm"}, Progress: func(p Progress) { phases = append(phases, p.Phase+" "+p.Package) }}
+		CacheDir: cache, Packages: []string{"helm"}, Progress: func(p installer.Event) { phases = append(phases, string(p.Kind)+" "+p.Package) }}
 	plan, err := Resolve(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "metadata " + srv.URL + "/tumbleweed/repo/oss/,metadata " + srv.URL + "/update/tumbleweed/,resolved "; strings.Join(phases, ",") != want {
+	if want := "index " + srv.URL + "/tumbleweed/repo/oss/,index " + srv.URL + "/update/tumbleweed/,resolved "; strings.Join(phases, ",") != want {
 		t.Errorf("progress %q, want %q", strings.Join(phases, ","), want)
 	}
 	if !strings.HasPrefix(plan.Packages[0].URL, srv.URL+"/") {

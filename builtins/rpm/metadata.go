@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/ulikunitz/xz"
 )
 
@@ -358,19 +359,15 @@ func storeCachedGob(dir, key string, v any) error {
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return fmt.Errorf("caching metadata: %w", err)
 	}
-	tmp, err := os.CreateTemp(d, ".tmp-*")
+	tmp, err := atomicfile.Create(filepath.Join(d, cacheVersion+"-"+key+".gob"), 0o600)
 	if err != nil {
 		return fmt.Errorf("caching metadata: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	defer tmp.Abort()
 	if err := gob.NewEncoder(tmp).Encode(v); err != nil {
-		tmp.Close()
 		return fmt.Errorf("caching metadata: %w", err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("caching metadata: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(d, cacheVersion+"-"+key+".gob")); err != nil {
+	if err := tmp.Commit(); err != nil {
 		return fmt.Errorf("caching metadata: %w", err)
 	}
 	return nil

@@ -6,12 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
 	"github.com/sxb-build/sxb/builtins/tree"

@@ -2,12 +2,13 @@ package rpm
 
 import (
 	"context"
-	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 )
 
 func simple(name, version, tags string) rpmtest.Pkg {

@@ -77,11 +77,10 @@ type dataWriter struct {
 	werr       error // set by the writer goroutine, read after writerDone
 	werrMu     sync.Mutex
 
-	frags    []*fragEntry
-	fragBuf  *[]byte
-	fragCur  *fragEntry
-	hashBuf  []byte
-	readErrs int
+	frags   []*fragEntry
+	fragBuf *[]byte
+	fragCur *fragEntry
+	hashBuf []byte
 }
 
 func newDataWriter(out *output, bs int, noFrags bool, newComp func() (compressor, error), workers int) *dataWriter {

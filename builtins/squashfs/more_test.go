@@ -31,7 +31,7 @@ func TestReproducible(t *testing.T) {
 		var first []byte
 		for _, workers := range []int{1, 2, 7, 1} {
 			m := &memImage{}
-			size, err := Write(m, root, Options{Compression: c, Workers: workers, ModTime: 1700000000})
+			size, err := Write(m, root, Options{Compression: c, Workers: workers, Epoch: 1700000000})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +138,7 @@ func TestRealTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := writeImage(t, root, Options{Compression: "zstd", Level: 3, ModTime: 1700000000})
+	img := writeImage(t, root, Options{Compression: "zstd", Level: 3, Epoch: 1700000000})
 	diffLines(t, "unsquashfs -lln", expectedListing(root), actualListing(t, img))
 	diffLines(t, "unsquashfs -pf", expectedPseudo(root), actualPseudo(t, img))
 	checkTree(t, mountImage(t, img), root, true)

@@ -53,9 +53,9 @@ type Options struct {
 	// BlockSize is the data block size, a power of two from 4096 to
 	// 1048576; 0 means 131072.
 	BlockSize int
-	// ModTime is the superblock's creation time in seconds since the epoch
-	// (callers pass SOURCE_DATE_EPOCH).
-	ModTime int64
+	// Epoch is SOURCE_DATE_EPOCH: the superblock's creation time in
+	// seconds since the epoch.
+	Epoch int64
 	// NoFragments stores the tails of files as short blocks instead of
 	// packing them into fragment blocks.
 	NoFragments bool
@@ -165,8 +165,8 @@ func Write(w io.WriterAt, root *tree.Node, opts Options) (size int64, err error)
 	if err != nil {
 		return 0, fmt.Errorf("squashfs: %w", err)
 	}
-	if opts.ModTime < 0 || opts.ModTime > math.MaxUint32 {
-		return 0, fmt.Errorf("squashfs: modification time %d out of range", opts.ModTime)
+	if opts.Epoch < 0 || opts.Epoch > math.MaxUint32 {
+		return 0, fmt.Errorf("squashfs: modification time %d out of range", opts.Epoch)
 	}
 	workers := opts.Workers
 	if workers <= 0 {
@@ -222,7 +222,7 @@ func Write(w io.WriterAt, root *tree.Node, opts Options) (size int64, err error)
 	rootRef := b.nodes[root].ref
 
 	sb := superblock{
-		inodes: b.count, mkfsTime: uint32(opts.ModTime), blockSize: uint32(bs),
+		inodes: b.count, mkfsTime: uint32(opts.Epoch), blockSize: uint32(bs),
 		fragments: uint32(len(dw.frags)), compression: cd.id,
 		blockLog: uint16(bits.TrailingZeros(uint(bs))),
 		flags:    flagDuplicates | flagExportable | flagCompOpts,

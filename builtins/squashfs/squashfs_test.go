@@ -24,7 +24,7 @@ func TestUnsquashfsListing(t *testing.T) {
 	wantLL, wantPF := expectedListing(root), expectedPseudo(root)
 	for _, c := range compressions {
 		t.Run(c, func(t *testing.T) {
-			img := writeImage(t, root, Options{Compression: c, ModTime: 1700000000})
+			img := writeImage(t, root, Options{Compression: c, Epoch: 1700000000})
 			diffLines(t, "unsquashfs -lln", wantLL, actualListing(t, img))
 			diffLines(t, "unsquashfs -pf", wantPF, actualPseudo(t, img))
 			stat := run(t, "unsquashfs", "-s", img)

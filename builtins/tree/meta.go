@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+
+	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
 // Override is what Meta records about one path. Fields left nil keep what the
@@ -123,28 +125,24 @@ type metaLine struct {
 
 // Save writes m as JSON lines sorted by path, atomically.
 func (m *Meta) Save(file string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".meta-*")
+	// The sidecar is readable by the builder only (0600).
+	tmp, err := atomicfile.Create(file, 0o600)
 	if err != nil {
 		return fmt.Errorf("saving tree metadata: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	defer tmp.Abort()
 	w := bufio.NewWriter(tmp)
 	enc := json.NewEncoder(w)
 	for _, p := range m.Paths() {
 		o, _ := m.Get(p)
 		if err := enc.Encode(metaLine{Path: p, Override: o}); err != nil {
-			tmp.Close()
 			return fmt.Errorf("saving tree metadata: %w", err)
 		}
 	}
 	if err := w.Flush(); err != nil {
-		tmp.Close()
 		return fmt.Errorf("saving tree metadata: %w", err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("saving tree metadata: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), file); err != nil {
+	if err := tmp.Commit(); err != nil {
 		return fmt.Errorf("saving tree metadata: %w", err)
 	}
 	return nil

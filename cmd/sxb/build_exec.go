@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sxb-build/sxb/builtins/fetch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/rules"
 	"github.com/sxb-build/sxb/rules/build"
@@ -133,7 +134,7 @@ func execute(ctx context.Context, env *environ, g *rules.Graph, roots []*rules.T
 		fmt.Fprintf(env.stderr, "sxb %s: %v\n", verb, err)
 		return nil, nil, exitUsage
 	}
-	remote, err := remoteClient(opts.Remote, filepath.Join(build.DefaultCacheDir(), "actions", "tmp"))
+	remote, err := remoteClient(opts.Remote, filepath.Join(fetch.DefaultCacheDir(), "actions", "tmp"))
 	if err != nil {
 		fmt.Fprintf(env.stderr, "sxb %s: %v\n", verb, err)
 		return nil, nil, exitUsage

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/pflag"
-	"github.com/sxb-build/sxb/rules/build"
+	"github.com/sxb-build/sxb/builtins/fetch"
 	"github.com/sxb-build/sxb/starlark/workspace"
 )
 
@@ -50,7 +50,7 @@ func runClean(ctx context.Context, env *environ, args []string) int {
 	}
 	fmt.Fprintln(env.stderr, "removed", dir)
 	if *cache {
-		c := build.DefaultCacheDir()
+		c := fetch.DefaultCacheDir()
 		if err := os.RemoveAll(c); err != nil {
 			fmt.Fprintln(env.stderr, "sxb clean:", err)
 			return exitError

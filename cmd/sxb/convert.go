@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/pflag"
 
 	"github.com/sxb-build/sxb/builtins/mkosi"
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/internal/diag"
 )
 
@@ -66,7 +66,7 @@ func runConvert(ctx context.Context, env *environ, args []string) int {
 		return exitOK
 	}
 	out := filepath.Join(p.Dir, "BUILD.star")
-	if err := os.WriteFile(out, cv.BuildStar, 0o644); err != nil {
+	if err := atomicfile.Write(out, cv.BuildStar, 0o644); err != nil {
 		diag.RenderError(env.stderr, fmt.Errorf("writing BUILD.star: %w", err), color)
 		return exitError
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/rules"
 )
@@ -149,7 +150,7 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 	rootHashFile := ""
 	if res.RootHash != nil {
 		rootHashFile = strings.TrimSuffix(out, ".raw") + ".roothash"
-		if err := os.WriteFile(rootHashFile, []byte(hex.EncodeToString(res.RootHash)+"\n"), 0o644); err != nil {
+		if err := atomicfile.Write(rootHashFile, []byte(hex.EncodeToString(res.RootHash)+"\n"), 0o644); err != nil {
 			return fail(fmt.Errorf("writing root hash: %w", err))
 		}
 	}

@@ -17,8 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sxb-build/sxb/builtins/fetch"
 	"github.com/sxb-build/sxb/builtins/remotecache"
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -120,17 +122,6 @@ type Result struct {
 	TreeMeta string `json:"-"`
 }
 
-// DefaultCacheDir is $XDG_CACHE_HOME/sxb, else ~/.cache/sxb.
-func DefaultCacheDir() string {
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "sxb")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".cache", "sxb")
-	}
-	return filepath.Join(os.TempDir(), "sxb-cache")
-}
-
 type executor struct {
 	g       *rules.Graph
 	opts    Options
@@ -157,7 +148,7 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 		opts.OutputDir = filepath.Join(g.Workspace, "sxb-out")
 	}
 	if opts.CacheDir == "" {
-		opts.CacheDir = DefaultCacheDir()
+		opts.CacheDir = fetch.DefaultCacheDir()
 	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.NumCPU()
@@ -327,7 +318,7 @@ func (x *executor) remember(t *rules.Target, inputs any) {
 	}
 	f := x.lastInputsFile(t)
 	os.MkdirAll(filepath.Dir(f), 0o755)
-	writeFileAtomic(f, b, 0o644)
+	atomicfile.Write(f, b, 0o644)
 }
 
 func (x *executor) explain(t *rules.Target, inputs any) {

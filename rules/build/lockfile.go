@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -96,7 +97,7 @@ func writeLocks(g *rules.Graph, pins map[string][]byte) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(file, append(b, '\n'), 0o644); err != nil {
+		if err := atomicfile.Write(file, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
 	}

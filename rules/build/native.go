@@ -9,6 +9,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/deb"
 	"github.com/sxb-build/sxb/builtins/extension"
 	"github.com/sxb-build/sxb/builtins/image"
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/merge"
 	"github.com/sxb-build/sxb/builtins/rpm"
 	"github.com/sxb-build/sxb/builtins/sandbox"
@@ -40,15 +41,16 @@ func (r debResolved) Packages() []Package {
 	return out
 }
 
-func debProgress(report func(string, string)) func(deb.Event) {
-	return func(ev deb.Event) {
+// installProgress turns the events of the native installers into steps.
+func installProgress(report func(string, string)) func(installer.Event) {
+	return func(ev installer.Event) {
 		switch ev.Kind {
-		case deb.EventIndex:
+		case installer.Index:
 			report("resolving", "index "+ev.Package)
-		case deb.EventDownload:
-			report("downloading", fmt.Sprintf("%d/%d packages, %s/%s MB", ev.N, ev.Count, mb(ev.Bytes), mb(ev.Total)))
-		case deb.EventExtract:
-			report("extracting", fmt.Sprintf("%d/%d %s", ev.N, ev.Count, ev.Package))
+		case installer.Download:
+			report("downloading", fmt.Sprintf("%d/%d packages, %s/%s MB", ev.Done, ev.Count, mb(ev.Bytes), mb(ev.Total)))
+		case installer.Extract:
+			report("extracting", fmt.Sprintf("%d/%d %s", ev.Done, ev.Count, ev.Package))
 		}
 	}
 }
@@ -58,7 +60,7 @@ func (debInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Components: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
 		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
-		Progress: debProgress(report),
+		Progress: installProgress(report),
 	}
 	if len(req.Pin) > 0 {
 		l, err := deb.ParseLock(req.Pin, "pin")
@@ -75,7 +77,7 @@ func (debInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 }
 
 func (debInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(string, string)) error {
-	return deb.Install(ctx, r.(debResolved).plan, root, meta, deb.InstallOptions{WithDocs: withDocs, Progress: debProgress(report)})
+	return deb.Install(ctx, r.(debResolved).plan, root, meta, deb.InstallOptions{WithDocs: withDocs, Progress: installProgress(report)})
 }
 
 func (debInstaller) Pin(r Resolved) ([]byte, error) {
@@ -108,6 +110,7 @@ func (rpmInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Repositories: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
 		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
+		Progress: installProgress(report),
 	}
 	if len(req.Pin) > 0 {
 		l, err := rpm.ParseLock(req.Pin, "pin")
@@ -125,13 +128,7 @@ func (rpmInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 
 func (rpmInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(string, string)) error {
 	rr := r.(rpmResolved)
-	return rpm.Install(ctx, rr.plan, root, meta, rpm.InstallOptions{WithDocs: withDocs, BaseRoot: rr.baseRoot, Progress: func(p rpm.Progress) {
-		if p.Phase == "download" {
-			report("downloading", fmt.Sprintf("%d/%d packages, %s/%s MB", p.Done, p.Count, mb(p.Bytes), mb(p.Total)))
-		} else {
-			report("extracting", fmt.Sprintf("%d/%d %s", p.Done, p.Count, p.Package))
-		}
-	}})
+	return rpm.Install(ctx, rr.plan, root, meta, rpm.InstallOptions{WithDocs: withDocs, BaseRoot: rr.baseRoot, Progress: installProgress(report)})
 }
 
 // NativeImage writes extension images with package image (the default

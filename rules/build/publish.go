@@ -57,52 +57,10 @@ func lockDir(ctx context.Context, dir string, log io.Writer) (func(), error) {
 	}
 }
 
-// writeFileAtomic writes b to file through a temporary file and a rename.
-func writeFileAtomic(file string, b []byte, mode os.FileMode) error {
-	return atomicfile.Write(file, b, mode)
-}
-
 // placeFile makes dst a copy of src atomically: a hard link when both are
 // on one file system (cache and outputs usually are), else a byte copy.
 func placeFile(src, dst string) error {
-	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-"+randHex())
-	if err := os.Link(src, tmp); err != nil {
-		in, err := os.Open(src)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			os.Remove(tmp)
-			return err
-		}
-		if err := out.Close(); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-	}
-	err := os.Rename(tmp, dst)
-	// When dst is already a link to src, rename does nothing and leaves
-	// tmp (republishing an unchanged output left .<name>.tmp-* files).
-	os.Remove(tmp)
-	return err
-}
-
-func placeSymlink(target, dst string) error {
-	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-"+randHex())
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.LinkOrCopy(src, dst, 0o644)
 }
 
 // pkgOutputDir is where a target's outputs go: one directory per package,
@@ -166,7 +124,7 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 			if err != nil {
 				return nil, err
 			}
-			if err := writeFileAtomic(dst, []byte(strings.TrimSpace(string(b))), 0o644); err != nil {
+			if err := atomicfile.Write(dst, []byte(strings.TrimSpace(string(b))), 0o644); err != nil {
 				return nil, err
 			}
 			continue
@@ -197,7 +155,7 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 	switch {
 	case t.Publish != nil:
 		if l := t.Publish.Symlink; l != "" {
-			if err := placeSymlink(t.Publish.File, filepath.Join(dir, l)); err != nil {
+			if err := atomicfile.Symlink(t.Publish.File, filepath.Join(dir, l)); err != nil {
 				return nil, err
 			}
 		}
@@ -206,7 +164,7 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 		}
 	case t.Ext.Version != "":
 		link := t.Ext.Output + strings.TrimPrefix(image, name)
-		if err := placeSymlink(image, filepath.Join(dir, link)); err != nil {
+		if err := atomicfile.Symlink(image, filepath.Join(dir, link)); err != nil {
 			return nil, err
 		}
 	}
@@ -249,27 +207,21 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 	}
 	// Build the new tree beside the old one, then swap: a reader sees
 	// the old tree or the new one, never a half-copied one.
-	tmp := dst + ".tmp-" + randHex()
-	if err := linkTree(e.Path("tree"), tmp); err != nil {
-		os.RemoveAll(tmp)
+	tmp, err := atomicfile.CreateDir(dst, 0o755)
+	if err != nil {
+		return nil, err
+	}
+	defer tmp.Abort()
+	if err := linkTree(e.Path("tree"), tmp.Path()); err != nil {
 		return nil, err
 	}
 	if err := placeFile(e.Path("tree.meta.json"), tree.MetaPath(dst)); err != nil {
-		os.RemoveAll(tmp)
 		return nil, err
 	}
-	old := dst + ".old-" + randHex()
-	if _, err := os.Lstat(dst); err == nil {
-		if err := os.Rename(dst, old); err != nil {
-			os.RemoveAll(tmp)
-			return nil, err
-		}
-	}
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := tmp.Commit(); err != nil {
 		return nil, err
 	}
-	os.RemoveAll(old)
-	if err := writeFileAtomic(stamp, []byte(e.Key+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(stamp, []byte(e.Key+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	return []string{dst}, nil
@@ -306,23 +258,19 @@ func splitPartitions(img string, info json.RawMessage) ([]string, error) {
 			return nil, fmt.Errorf("bad partition record %+v", p)
 		}
 		dst := stem + "." + p.Type + ".raw"
-		tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-"+randHex())
-		out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		out, err := atomicfile.Create(dst, 0o644)
 		if err != nil {
 			return nil, err
 		}
 		n, err := io.Copy(out, io.NewSectionReader(in, p.Offset, p.Size))
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
 		if err == nil && n != p.Size {
 			err = fmt.Errorf("%s: image ends inside the partition", filepath.Base(dst))
 		}
-		if err == nil {
-			err = os.Rename(tmp, dst)
-		}
 		if err != nil {
-			os.Remove(tmp)
+			out.Abort()
+			return nil, err
+		}
+		if err := out.Commit(); err != nil {
 			return nil, err
 		}
 		outs = append(outs, dst)
@@ -367,7 +315,7 @@ func (x *executor) publishSymlink(t *rules.Target, dir string) error {
 	if t.Publish == nil || t.Publish.Symlink == "" {
 		return nil
 	}
-	return placeSymlink(t.Publish.File, filepath.Join(dir, t.Publish.Symlink))
+	return atomicfile.Symlink(t.Publish.File, filepath.Join(dir, t.Publish.Symlink))
 }
 
 // placeZstd writes src compressed with zstd to dst, atomically. The
@@ -379,12 +327,11 @@ func placeZstd(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-"+randHex())
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	out, err := atomicfile.Create(dst, 0o644)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp)
+	defer out.Abort()
 	bw := bufio.NewWriterSize(out, 1<<20)
 	zw, err := zstd.NewWriter(bw, zstd.WithEncoderConcurrency(1))
 	if err == nil {
@@ -396,16 +343,14 @@ func placeZstd(src, dst string) error {
 	if err == nil {
 		err = bw.Flush()
 	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return fmt.Errorf("compressing %s: %w", filepath.Base(dst), err)
 	}
-	return os.Rename(tmp, dst)
+	return out.Commit()
 }
 
-// linkTree recreates the directory src at dst with hard links for files.
+// linkTree recreates the directory src at dst (which may exist, empty)
+// with hard links for files.
 // Directories and symlinks, which are made anew, get the modification
 // times they have in src (they had the time of publishing, so a published
 // tree loaded without SOURCE_DATE_EPOCH differed from build to build).
@@ -427,7 +372,8 @@ func linkTree(src, dst string) error {
 		}
 		switch {
 		case fi.IsDir():
-			if err := os.Mkdir(target, 0o755); err != nil {
+			// dst itself may exist already.
+			if err := os.Mkdir(target, 0o755); err != nil && (p != src || !os.IsExist(err)) {
 				return err
 			}
 			dirs = append(dirs, dirTime{target, fi.ModTime()})
@@ -514,7 +460,7 @@ func (x *executor) writeChecksums() error {
 		sort.Slice(lines, func(i, j int) bool { return lines[i][66:] < lines[j][66:] })
 		sums := []byte(strings.Join(lines, "\n") + "\n")
 		prev, _ := os.ReadFile(filepath.Join(dir, "SHA256SUMS"))
-		if err := writeFileAtomic(filepath.Join(dir, "SHA256SUMS"), sums, 0o644); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, "SHA256SUMS"), sums, 0o644); err != nil {
 			return err
 		}
 		if err := x.signChecksums(dir, !bytes.Equal(prev, sums)); err != nil {

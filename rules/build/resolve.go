@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -79,7 +80,7 @@ func (x *executor) resolveUnrecorded(ctx context.Context, t *rules.Target, in In
 	if pin, err := in.Pin(r); err == nil && len(pin) > 0 {
 		b, _ := json.Marshal(pinRecord{Time: time.Now(), Pin: pin})
 		os.MkdirAll(filepath.Dir(file), 0o755)
-		writeFileAtomic(file, b, 0o644)
+		atomicfile.Write(file, b, 0o644)
 	}
 	return r, nil
 }

@@ -36,9 +36,9 @@ type Trace struct {
 }
 
 type traceTarget struct {
-	lane                    int
-	begin, stepBegin        time.Time
-	step, detail, lastEvent string
+	lane             int
+	begin, stepBegin time.Time
+	step, detail     string
 }
 
 // traceEvent is one entry of the trace-event format's traceEvents array.
