@@ -118,6 +118,9 @@ type BaseImage struct {
 	WithRecommends bool      `json:"with_recommends"`
 	// WithDocs defaults to true.
 	WithDocs      bool     `json:"with_docs"`
+	// NoScripts turns off running the packages' maintainer scripts and
+	// triggers (scripts = False); native stand-ins are used instead.
+	NoScripts bool `json:"no_scripts,omitempty"`
 	ExtraTrees    []Tree   `json:"extra_trees,omitempty"`
 	SkeletonTrees []Tree   `json:"skeleton_trees,omitempty"`
 	RemoveFiles   []string `json:"remove_files,omitempty"`
@@ -142,6 +145,8 @@ type Extension struct {
 	RemoveFiles    []string `json:"remove_files,omitempty"`
 	WithRecommends bool     `json:"with_recommends"`
 	WithDocs       bool     `json:"with_docs"`
+	// NoScripts: see BaseImage.NoScripts.
+	NoScripts bool `json:"no_scripts,omitempty"`
 	// Format is "erofs" (default) or "squashfs".
 	Format      string `json:"format"`
 	Compression string `json:"compression,omitempty"`

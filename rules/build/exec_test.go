@@ -47,7 +47,10 @@ func (f *fakeInstaller) Resolve(ctx context.Context, req InstallRequest, report 
 
 func (f *fakeInstaller) Pin(Resolved) ([]byte, error) { return nil, nil }
 
-func (f *fakeInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(string, string)) error {
+// ScriptRunner says the fake's scripts run natively (they do not exist).
+func (f *fakeInstaller) ScriptRunner(arch.Arch) string { return "native" }
+
+func (f *fakeInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, opts InstallOptions) (*InstallReport, error) {
 	for _, p := range r.Packages() {
 		f.mu.Lock()
 		f.installs = append(f.installs, p.Name)
@@ -62,7 +65,7 @@ func (f *fakeInstaller) Install(ctx context.Context, r Resolved, root string, me
 		os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
 		os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), []byte("Package: "+p.Name+"\n"), 0o644)
 	}
-	return nil
+	return &InstallReport{}, nil
 }
 
 // listingWriter writes the tree's listing as the "image".

@@ -43,10 +43,38 @@ type Resolved interface {
 	Packages() []Package
 }
 
+// InstallOptions adjust Installer.Install.
+type InstallOptions struct {
+	// WithDocs keeps documentation.
+	WithDocs bool
+	// Scripts runs the packages' maintainer scripts and triggers in the
+	// sandbox, where the installer can; otherwise native stand-ins apply.
+	Scripts bool
+	// BaseRoot is the base tree an extension is installed over (the
+	// scripts' lower layer).
+	BaseRoot string
+	// Epoch is SOURCE_DATE_EPOCH, which scripts see.
+	Epoch int64
+	// Report receives steps; Warn warnings.
+	Report func(step, detail string)
+	Warn   func(string)
+}
+
+// InstallReport tells what Install did besides writing the tree.
+type InstallReport struct {
+	// ScriptsNotRun lists the scripts and triggers that did not run
+	// (scripts off, or nothing could execute them), for the manifest.
+	ScriptsNotRun []string `json:"scripts_not_run,omitempty"`
+}
+
 // Installer installs distribution packages into a tree without root.
 type Installer interface {
 	Resolve(ctx context.Context, req InstallRequest, report func(step, detail string)) (Resolved, error)
-	Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(step, detail string)) error
+	Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, opts InstallOptions) (*InstallReport, error)
+	// ScriptRunner says how the packages' scripts of architecture a run
+	// here: "native", the binfmt_misc emulator, or "" when they cannot
+	// (then Install uses native stand-ins). It enters action keys.
+	ScriptRunner(a arch.Arch) string
 	// Pin returns a serialized form of r that InstallRequest.Pin accepts,
 	// or nil when the installer cannot pin (then every build resolves).
 	Pin(r Resolved) ([]byte, error)

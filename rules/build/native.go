@@ -14,6 +14,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/rpm"
 	"github.com/sxb-build/sxb/builtins/sandbox"
 	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -76,8 +77,27 @@ func (debInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 	return debResolved{plan}, nil
 }
 
-func (debInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(string, string)) error {
-	return deb.Install(ctx, r.(debResolved).plan, root, meta, deb.InstallOptions{WithDocs: withDocs, Progress: installProgress(report)})
+func (debInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, opts InstallOptions) (*InstallReport, error) {
+	rep := &InstallReport{}
+	err := deb.Install(ctx, r.(debResolved).plan, root, meta, deb.InstallOptions{
+		WithDocs: opts.WithDocs, Progress: installProgress(opts.Report),
+		Scripts: opts.Scripts, BaseRoot: opts.BaseRoot, Epoch: opts.Epoch, Warn: opts.Warn,
+		NotRun: func(s []string) { rep.ScriptsNotRun = s },
+	})
+	return rep, err
+}
+
+// ScriptRunner implements Installer: dpkg's scripts run natively, through
+// a registered emulator, or not.
+func (debInstaller) ScriptRunner(a arch.Arch) string {
+	emu, err := deb.ScriptEmulator(a.Systemd())
+	switch {
+	case err != nil:
+		return ""
+	case emu == nil:
+		return "native"
+	}
+	return emu.String()
 }
 
 func (debInstaller) Pin(r Resolved) ([]byte, error) {
@@ -126,10 +146,14 @@ func (rpmInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 	return rpmResolved{plan: plan, baseRoot: req.BaseRoot}, nil
 }
 
-func (rpmInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(string, string)) error {
+func (rpmInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, opts InstallOptions) (*InstallReport, error) {
 	rr := r.(rpmResolved)
-	return rpm.Install(ctx, rr.plan, root, meta, rpm.InstallOptions{WithDocs: withDocs, BaseRoot: rr.baseRoot, Progress: installProgress(report)})
+	return &InstallReport{}, rpm.Install(ctx, rr.plan, root, meta, rpm.InstallOptions{WithDocs: opts.WithDocs, BaseRoot: rr.baseRoot, Progress: installProgress(opts.Report)})
 }
+
+// ScriptRunner implements Installer: rpm scriptlets are not run yet (the
+// native stand-ins apply).
+func (rpmInstaller) ScriptRunner(arch.Arch) string { return "" }
 
 // NativeImage writes extension images with package image (the default
 // Options.ImageWriter).

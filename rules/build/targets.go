@@ -37,6 +37,8 @@ type baseInputs struct {
 	Trees    string           `json:"trees"`
 	Packages []Package        `json:"packages"`
 	Epoch    int64            `json:"epoch"`
+	// Scripts is how maintainer scripts run ("" = not run).
+	Scripts string `json:"scripts,omitempty"`
 }
 
 func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
@@ -59,7 +61,8 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 	if err != nil {
 		return fmt.Errorf("hashing trees: %w", err)
 	}
-	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.opts.Epoch}
+	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.opts.Epoch,
+		Scripts: scriptsKey(in, b.NoScripts, b.Architecture)}
 	return x.act(ctx, t, inputs, func(st *Staging) (*Entry, error) {
 		return x.runBase(ctx, t, st, in, res, inputs)
 	}, x.publishBase)
@@ -129,8 +132,16 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 	if err := applyTrees(root, b.SkeletonTrees, meta); err != nil {
 		return nil, fmt.Errorf("skeleton trees: %w", err)
 	}
-	if err := in.Install(ctx, res, root, meta, b.WithDocs, rep); err != nil {
+	ir, err := in.Install(ctx, res, root, meta, InstallOptions{WithDocs: b.WithDocs, Scripts: inputs.Scripts != "off",
+		Epoch: x.opts.Epoch, Report: rep, Warn: x.warner(t)})
+	if err != nil {
 		return nil, err // the installers name the step
+	}
+	if len(ir.ScriptsNotRun) > 0 {
+		b, _ := json.MarshalIndent(ir, "", "  ")
+		if err := os.WriteFile(filepath.Join(st.Out(), "scripts.json"), append(b, '\n'), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	rep("finishing", "")
 	if err := applyTrees(root, b.ExtraTrees, meta); err != nil {
@@ -172,6 +183,7 @@ type extInputs struct {
 	Base     string           `json:"base"`
 	Arch     arch.Arch        `json:"architecture"`
 	Epoch    int64            `json:"epoch"`
+	Scripts  string           `json:"scripts,omitempty"`
 }
 
 // extManifest is written next to every extension image.
@@ -189,6 +201,9 @@ type extManifest struct {
 	RootHash         string       `json:"root_hash,omitempty"`
 	ExtensionRelease string       `json:"extension_release"`
 	Image            *ImageResult `json:"image"`
+	// ScriptsNotRun lists the packages' scripts and triggers that did
+	// not run (scripts = False, or no emulator for the architecture).
+	ScriptsNotRun []string `json:"scripts_not_run,omitempty"`
 }
 
 func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
@@ -263,6 +278,9 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	attrs := *ext
 	attrs.Update = nil
 	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: &attrs, Files: digest, Packages: packagesOf(res), Arch: a, Epoch: x.opts.Epoch}
+	if res != nil {
+		inputs.Scripts = scriptsKey(in, ext.NoScripts, a)
+	}
 	if base != nil {
 		inputs.Base = base.Key
 	}
@@ -292,10 +310,14 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 		return nil, err
 	}
 	meta := tree.NewMeta()
+	var notRun []string
 	if res != nil {
-		if err := in.Install(ctx, res, root, meta, ext.WithDocs, rep); err != nil {
+		ir, err := in.Install(ctx, res, root, meta, InstallOptions{WithDocs: ext.WithDocs, Scripts: inputs.Scripts != "off",
+			BaseRoot: base.Path("tree"), Epoch: x.opts.Epoch, Report: rep, Warn: x.warner(t)})
+		if err != nil {
 			return nil, err // the installers name the step
 		}
+		notRun = ir.ScriptsNotRun
 	}
 	// Licences come from the packages' own files, before the overlay
 	// delta and pruning remove them.
@@ -362,7 +384,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	m := extManifest{
 		Label: t.Label.String(), Kind: ext.Kind, Output: ext.Output, Version: ext.Version, Architecture: inputs.Arch,
 		Packages: inputs.Packages, Files: nfiles, ContentBytes: content, ImageBytes: fi.Size(),
-		RootHash: ir.RootHash, ExtensionRelease: release, Image: ir,
+		RootHash: ir.RootHash, ExtensionRelease: release, Image: ir, ScriptsNotRun: notRun,
 	}
 	if ext.Base != nil {
 		m.Base = ext.Base.String()
@@ -473,4 +495,23 @@ func mkdirRoot(root string) error {
 		return err
 	}
 	return os.Chmod(root, 0o755)
+}
+
+// scriptsKey says, for action keys, whether and how the packages' scripts
+// run: "off" (scripts = False), "none" (nothing can execute them here: the
+// stand-ins apply and a warning lists what was skipped), "native" or the
+// emulator.
+func scriptsKey(in Installer, off bool, a arch.Arch) string {
+	if off {
+		return "off"
+	}
+	if r := in.ScriptRunner(a); r != "" {
+		return r
+	}
+	return "none"
+}
+
+// warner returns a function printing warnings about target t.
+func (x *executor) warner(t *rules.Target) func(string) {
+	return func(msg string) { fmt.Fprintf(x.opts.Log, "sxb: warning: %s: %s\n", t.Label, msg) }
 }
