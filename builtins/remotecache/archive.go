@@ -23,13 +23,16 @@ import (
 // A directory output travels as one tar stream (PAX format) cut into
 // chunks, not as an REAPI Tree of one blob per file. bench/remotecache.sh
 // moved a 125 MB, 10,000-file tree through nginx on the loopback both
-// ways: the archive uploaded 3.7 times faster (one HEAD and PUT per 16 MiB
-// chunk against one per file) and downloaded as fast (creating 10,000
-// files dominates either way; extraction writes them from 8 goroutines as
-// the Tree client does). And tar keeps what a Tree cannot: hard links,
-// FIFOs, setuid/setgid/sticky bits and nanosecond times of every entry,
-// which the image writers and the local cache's digests depend on. The
-// stream is deterministic: the same tree gives the same bytes, so machines
+// ways, on a shared 2-core machine: the archive uploaded 3.7 and 3.9 times
+// faster (one HEAD and PUT per 16 MiB chunk against one per file); the
+// downloads were even within the noise (archive 15.1 s and 18.7 s, Tree
+// 15.9 s and 12.9 s, in two runs at load 17 and 24): creating 10,000 files
+// dominates both, and extraction writes them from 8 goroutines as the
+// Tree client does.
+// Tar also keeps what a Tree cannot: hard links, FIFOs, setuid, setgid and
+// sticky bits, and nanosecond times of every entry, which the image
+// writers and the local cache's digests depend on. The stream is
+// deterministic: the same tree gives the same bytes, so machines
 // uploading it share its chunks.
 
 // WriteTree writes the directory dir as a tar stream to w: the directory
