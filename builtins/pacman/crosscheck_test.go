@@ -211,6 +211,7 @@ func TestCrossCheckPacman(t *testing.T) {
 		{"versioned", []string{"fx-lib>=2.0", "fx-epoch>1:0.4"}, true},
 		{"conflict-provides", []string{"fx-new", "fx-old"}, true},
 		{"replaced-not-upgraded", []string{"fx-old"}, true},
+		{"repository-provider", []string{"core/fx-old"}, true},
 		{"no-docs", []string{"fx-tool", "fx-lib"}, false},
 	}
 	for _, c := range cases {

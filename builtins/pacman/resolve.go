@@ -130,7 +130,8 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 			URL: db.server + "/" + p.Filename, Size: p.CSize, SHA256: p.SHA256, Signature: p.PGPSig, Explicit: c.explicit})
 	}
 	sort.Slice(plan.Packages, func(a, b int) bool { return plan.Packages[a].Name < plan.Packages[b].Name })
-	plan.Requested = targets
+	plan.Requested = append([]string{}, targets...)
+	sort.Strings(plan.Requested)
 	req.Progress(Event{Kind: EventResolved, N: len(plan.Packages)})
 	return plan, nil
 }
