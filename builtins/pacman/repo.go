@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/internal/arch"
 )
 
 // Default mirrors, as mkosi uses them: Arch Linux for x86-64, Arch Linux
@@ -162,19 +163,30 @@ func (p *Plan) Names() []string {
 	return out
 }
 
-// PacmanArch returns pacman's name for a systemd architecture name (or
-// pacman's own): x86_64, aarch64 or armv7h, the architectures mkosi builds
-// Arch images for.
-func PacmanArch(a string) (string, error) {
-	switch a {
-	case "", "x86-64", "x86_64", "amd64":
-		return "x86_64", nil
-	case "arm64", "aarch64":
-		return "aarch64", nil
-	case "arm", "armv7h", "armhf":
-		return "armv7h", nil
+// Distributions are the distributions Resolve installs from.
+var Distributions = []string{"arch"}
+
+// arches are the architectures mkosi builds Arch images for: Arch Linux's
+// x86_64, Arch Linux ARM's aarch64 and armv7h.
+var arches = []arch.Arch{arch.X86_64, arch.ARM64, arch.ARM}
+
+// SupportsArch reports whether Resolve installs packages of a.
+func SupportsArch(a arch.Arch) bool { return slices.Contains(arches, a) }
+
+// PacmanArch returns pacman's name for an architecture in any spelling
+// package arch reads ("x86-64", "aarch64", ...); "" is x86_64.
+func PacmanArch(name string) (string, error) {
+	if name == "" {
+		return arch.X86_64.Pacman(), nil
 	}
-	return "", fmt.Errorf("architecture %q is not built by Arch Linux (x86-64, arm64 and arm are)", a)
+	a, err := arch.Parse(name)
+	if err == nil && !SupportsArch(a) {
+		err = fmt.Errorf("architecture %s is not built by Arch Linux (x86-64, arm64 and arm are)", a)
+	}
+	if err != nil {
+		return "", err
+	}
+	return a.Pacman(), nil
 }
 
 func (r *Request) now() time.Time {

@@ -7,18 +7,20 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/deb"
 	"github.com/sxb-build/sxb/builtins/image"
+	"github.com/sxb-build/sxb/builtins/pacman"
 	"github.com/sxb-build/sxb/builtins/rpm"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/rules"
 )
 
 // NativeInstallers returns the installers sxb builds with by default, by
-// distribution name: the Debian family (builtins/deb) and the rpm family
-// (builtins/rpm).
+// distribution name: the Debian family (builtins/deb), the rpm family
+// (builtins/rpm) and Arch Linux (builtins/pacman).
 func NativeInstallers() map[string]Installer {
 	return map[string]Installer{
 		"debian": debInstaller{}, "ubuntu": debInstaller{},
 		"opensuse": rpmInstaller{}, "fedora": rpmInstaller{},
+		"arch": pacmanInstaller{},
 	}
 }
 
@@ -128,6 +130,72 @@ func (rpmInstaller) Install(ctx context.Context, r Resolved, root string, meta *
 			report("extracting", fmt.Sprintf("%d/%d %s", p.Done, p.Count, p.Package))
 		}
 	}})
+}
+
+type pacmanInstaller struct{}
+
+type pacmanResolved struct{ plan *pacman.Plan }
+
+func (r pacmanResolved) Packages() []Package {
+	out := make([]Package, 0, len(r.plan.Packages))
+	for _, p := range r.plan.Packages {
+		out = append(out, Package{Name: p.Name, Version: p.Version, Arch: p.Arch, URL: p.URL, SHA256: p.SHA256, Size: p.Size})
+	}
+	return out
+}
+
+func pacmanProgress(report func(string, string)) func(pacman.Event) {
+	return func(ev pacman.Event) {
+		switch ev.Kind {
+		case pacman.EventDatabase:
+			report("resolving", "database "+ev.Package)
+		case pacman.EventDownload:
+			report("downloading", fmt.Sprintf("%d/%d packages, %s/%s MB", ev.N, ev.Count, mb(ev.Bytes), mb(ev.Total)))
+		case pacman.EventExtract:
+			report("extracting", fmt.Sprintf("%d/%d %s", ev.N, ev.Count, ev.Package))
+		}
+	}
+}
+
+func (pacmanInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
+	pr := pacman.Request{
+		Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror, Repositories: req.Repositories,
+		Packages: req.Packages, BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, CacheDir: req.CacheDir,
+		Progress: pacmanProgress(report),
+	}
+	if req.Keyring != "" {
+		pr.Keyring = []string{req.Keyring}
+	}
+	if len(req.Pin) > 0 {
+		l, err := pacman.ParseLock(req.Pin, "pin")
+		if err != nil {
+			return nil, err
+		}
+		pr.Lock = l
+	}
+	plan, err := pacman.Resolve(ctx, pr)
+	if err != nil {
+		return nil, err
+	}
+	return pacmanResolved{plan}, nil
+}
+
+// Install unpacks the plan. The .INSTALL scriptlets and libalpm hooks
+// pacman would run are recorded, not run: running package code needs the
+// sandbox (pacman.InstallOptions.Scripts is the seam).
+func (pacmanInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(string, string)) error {
+	res, err := pacman.Install(ctx, r.(pacmanResolved).plan, root, meta, pacman.InstallOptions{WithDocs: withDocs, Progress: pacmanProgress(report)})
+	if err != nil {
+		return err
+	}
+	if n := len(res.Steps); n > 0 {
+		report("extracting", fmt.Sprintf("%d scriptlets and hooks not run (no sandbox)", n))
+	}
+	return nil
+}
+
+func (pacmanInstaller) Pin(r Resolved) ([]byte, error) {
+	return pacman.LockOf(r.(pacmanResolved).plan).Marshal()
 }
 
 // NativeImage writes extension images with package image (the default

@@ -127,6 +127,8 @@ gpg --homedir "$g" --batch --quiet --check-trustdb 2>/dev/null || true
 gpgconf --homedir "$g" --kill all 2>/dev/null || true
 gpgconf --homedir "$GNUPGHOME" --kill all 2>/dev/null || true
 
+rm -rf "$build"
+
 cat >"$out/pacman.conf" <<CONF
 [options]
 Architecture = x86_64
