@@ -1,6 +1,7 @@
 package pacman
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -320,7 +321,7 @@ func fetchDB(ctx context.Context, f *fetch.Fetcher, url string, kr *Keyring, lim
 	if err != nil {
 		return nil, err
 	}
-	if _, err := kr.Verify(strings.NewReader(string(raw)), sig); err != nil {
+	if _, err := kr.Verify(bytes.NewReader(raw), sig); err != nil {
 		return nil, fmt.Errorf("%s: database signature: %w", url, err)
 	}
 	return raw, nil
