@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -61,47 +62,66 @@ func sha256hex(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
+// eachDBFile calls fn with the parsed content of every
+// "<entry>/<file>" of a database whose file name is in files, in archive
+// order; entries larger than limit are an error.
+func eachDBFile(raw []byte, files []string, limit int64, fn func(dir string, d desc) error) error {
+	rd, done, err := decompress(bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	defer done()
+	tr := tar.NewReader(rd)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		dir, file := filepath.Split(strings.TrimPrefix(h.Name, "./"))
+		if h.Typeflag != tar.TypeReg || !slices.Contains(files, file) {
+			continue
+		}
+		if h.Size > limit {
+			return fmt.Errorf("%s: too large (%d bytes)", h.Name, h.Size)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return err
+		}
+		d := desc{}
+		if err := parseDesc(b, d); err != nil {
+			return fmt.Errorf("%s: %w", h.Name, err)
+		}
+		if err := fn(dir, d); err != nil {
+			return err
+		}
+	}
+}
+
 // parseDB reads a sync database (a compressed tar of "<name>-<version>/desc"
 // entries, with "depends" beside desc in databases older than pacman 4.2).
 // Packages come back sorted by name, as libalpm keeps them; of two entries
 // of one name the first is kept.
 func parseDB(raw []byte) ([]Pkg, error) {
-	rd, done, err := decompress(bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	tr := tar.NewReader(rd)
 	entries := map[string]desc{}
 	var order []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		dir, file := filepath.Split(strings.TrimPrefix(h.Name, "./"))
-		if h.Typeflag != tar.TypeReg || (file != "desc" && file != "depends") {
-			continue
-		}
-		if h.Size > 16<<20 {
-			return nil, fmt.Errorf("%s: too large (%d bytes)", h.Name, h.Size)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			return nil, err
-		}
-		d, ok := entries[dir]
+	err := eachDBFile(raw, []string{"desc", "depends"}, 16<<20, func(dir string, d desc) error {
+		e, ok := entries[dir]
 		if !ok {
-			d = desc{}
 			entries[dir] = d
 			order = append(order, dir)
+			return nil
 		}
-		if err := parseDesc(b, d); err != nil {
-			return nil, fmt.Errorf("%s: %w", h.Name, err)
+		for k, v := range d {
+			e[k] = append(e[k], v...)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	seen := map[string]bool{}
 	out := make([]Pkg, 0, len(order))
@@ -124,38 +144,9 @@ func parseDB(raw []byte) ([]Pkg, error) {
 // keeping only the paths in want (relative, no leading "/"), and returns
 // for each the names of the packages shipping it, in database order.
 func parseFilesDB(raw []byte, want map[string]bool) (map[string][]string, error) {
-	rd, done, err := decompress(bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	tr := tar.NewReader(rd)
 	names := map[string]string{} // entry directory -> package name
-	files := map[string][]string{}
 	var owners []struct{ dir, path string }
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		dir, file := filepath.Split(strings.TrimPrefix(h.Name, "./"))
-		if h.Typeflag != tar.TypeReg || (file != "desc" && file != "files") {
-			continue
-		}
-		if h.Size > 256<<20 {
-			return nil, fmt.Errorf("%s: too large (%d bytes)", h.Name, h.Size)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			return nil, err
-		}
-		d := desc{}
-		if err := parseDesc(b, d); err != nil {
-			return nil, fmt.Errorf("%s: %w", h.Name, err)
-		}
+	err := eachDBFile(raw, []string{"desc", "files"}, 256<<20, func(dir string, d desc) error {
 		if n := d.one("NAME"); n != "" {
 			names[dir] = n
 		}
@@ -164,7 +155,12 @@ func parseFilesDB(raw []byte, want map[string]bool) (map[string][]string, error)
 				owners = append(owners, struct{ dir, path string }{dir, f})
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	files := map[string][]string{}
 	for _, o := range owners {
 		if n := names[o.dir]; n != "" {
 			files[o.path] = append(files[o.path], n)

@@ -32,21 +32,30 @@ type pkgFile struct {
 	backup map[string]string
 }
 
+// openPackage returns a tar reader of a package file, decompressed, and
+// the function that closes it.
+func openPackage(file string) (*tar.Reader, func(), error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	rd, done, err := decompress(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("reading package: %w", err)
+	}
+	return tar.NewReader(rd), func() { done(); f.Close() }, nil
+}
+
 // readMeta reads the metadata entries of a package (.PKGINFO, .MTREE,
 // .INSTALL), which makepkg puts before the payload.
 func readMeta(file string) (*pkgFile, error) {
-	f, err := os.Open(file)
+	tr, done, err := openPackage(file)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	rd, done, err := decompress(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading package: %w", err)
-	}
 	defer done()
 	pf := &pkgFile{path: file}
-	tr := tar.NewReader(rd)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -219,14 +228,9 @@ func (c *dirCache) close() {
 
 // extract unpacks the payload of pf.
 func (x *extractor) extract(pf *pkgFile) error {
-	f, err := os.Open(pf.path)
+	tr, done, err := openPackage(pf.path)
 	if err != nil {
 		return err
-	}
-	defer f.Close()
-	rd, done, err := decompress(f)
-	if err != nil {
-		return fmt.Errorf("reading package: %w", err)
 	}
 	defer done()
 	backup := map[string]bool{}
@@ -237,7 +241,6 @@ func (x *extractor) extract(pf *pkgFile) error {
 	var dc dirCache
 	defer dc.close()
 	written := map[string]string{} // payload path -> resolved path, for hard links
-	tr := tar.NewReader(rd)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
