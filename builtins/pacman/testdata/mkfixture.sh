@@ -25,6 +25,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(mkdir -p "$1" && cd "$1" && pwd)
+cd "$out"
+step() { echo "mkfixture: $(date +%T) $*"; }
 export GNUPGHOME=$out/gnupg SOURCE_DATE_EPOCH=1700000000 LC_ALL=C
 mkdir -m 700 -p "$GNUPGHOME"
 gpg=(gpg --batch --quiet --pinentry-mode loopback --passphrase '')
@@ -36,6 +38,7 @@ key() { # key NAME -> prints the fingerprint of a new signing key
 certify() { # certify MASTER KEY
 	"${gpg[@]}" --yes --default-key "$1" --quick-sign-key "$2" >/dev/null 2>&1
 }
+step keys
 declare -A fpr
 for k in master1 master2 master3 packager weak revoked stranger; do
 	fpr[$k]=$(key $k)
@@ -74,6 +77,7 @@ for f in "$here"/pkgbuild/*; do
 	cp "$here"/pkgbuild/*.install "$d/"
 done
 chown -R nobody "$build"
+step makepkg
 su -s /bin/bash nobody -c '
 	set -e
 	for d in "'"$build"'"/*/; do
@@ -115,6 +119,7 @@ sign "$out/mirror/extra/os/x86_64"
 # repo-add also writes the files databases (<repo>.files).
 
 # pacman's own keyring, as pacman-key --populate would leave it.
+step pacman-key
 g=$out/pacman-gnupg
 pacman-key --gpgdir "$g" --init >/dev/null 2>&1
 pacman-key --gpgdir "$g" --add "$out/keyrings/fixture.gpg" >/dev/null 2>&1
@@ -123,7 +128,7 @@ for m in master1 master2 master3; do
 done
 gpg --homedir "$g" --batch --quiet --import-ownertrust "$out/keyrings/fixture-trusted" 2>/dev/null
 printf 'disable\nquit\n' | gpg --homedir "$g" --command-fd 0 --no-auto-check-trustdb --quiet --batch --edit-key "${fpr[revoked]}" 2>/dev/null
-gpg --homedir "$g" --batch --quiet --check-trustdb 2>/dev/null || true
+gpg --homedir "$g" --batch --quiet --check-trustdb >/dev/null 2>&1 || true
 gpgconf --homedir "$g" --kill all 2>/dev/null || true
 gpgconf --homedir "$GNUPGHOME" --kill all 2>/dev/null || true
 
