@@ -9,6 +9,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/deb"
 	"github.com/sxb-build/sxb/builtins/disk"
 	"github.com/sxb-build/sxb/builtins/image"
+	"github.com/sxb-build/sxb/builtins/pacman"
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/rpm"
 	"github.com/sxb-build/sxb/internal/arch"
@@ -55,6 +56,10 @@ func (b *BaseImage) Validate() error {
 		return attrErr("architecture", "%s has no Debian port", b.Architecture)
 	case slices.Contains(rpm.Distributions, b.Distribution) && !rpm.SupportsArch(b.Architecture):
 		return attrErr("architecture", "%s: sxb installs %s packages for %s only", b.Architecture, b.Distribution, rpmArches())
+	case slices.Contains(pacman.Distributions, b.Distribution) && b.Release != "rolling":
+		return attrErr("release", "Arch Linux has one release, \"rolling\" (got %q)", b.Release)
+	case slices.Contains(pacman.Distributions, b.Distribution) && !pacman.SupportsArch(b.Architecture):
+		return attrErr("architecture", "%s is not built by Arch Linux (x86-64, arm64 and arm are)", b.Architecture)
 	case !slices.Contains(BaseOutputs, b.Output):
 		return attrErr("output", "%s", suggest.NotOneOf(b.Output, BaseOutputs))
 	}

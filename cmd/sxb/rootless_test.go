@@ -13,9 +13,9 @@ import (
 
 // TestRootlessBuildIsIdentical builds the same workspace (a bookworm base
 // with jq on top, from the real archive, and a sysext from a local tree
-// with a setuid file) once as root and once as the unprivileged user
-// nobody, each with its own cache, and expects byte-identical images:
-// nothing in sxb needs root, and ownership never depends on who built. The
+// with a setuid file) once as root and once as an unprivileged user with a
+// subordinate id range (sxb-test-sub), each with its own cache, and expects
+// byte-identical images, maintainer scripts run: nothing in sxb needs root, and ownership never depends on who built. The
 // base is also written as a tar, whose bytes show every path, owner, mode
 // and time of the tree.
 func TestRootlessBuildIsIdentical(t *testing.T) {
@@ -23,7 +23,7 @@ func TestRootlessBuildIsIdentical(t *testing.T) {
 	testenv.NeedNetwork(t)
 	runuser := testenv.NeedTool(t, "runuser")
 	goTool := testenv.NeedTool(t, "go")
-	// A copy of sxb that nobody may run.
+	// A copy of sxb that any user may run.
 	bin, err := os.MkdirTemp("", "sxb-rootless-bin-")
 	if err != nil {
 		t.Fatal(err)
@@ -39,8 +39,11 @@ sysext(name = "jq", base = bookworm, packages = ["jq"])
 base_image(name = "bookworm-tar", distribution = "debian", release = "bookworm", packages = ["systemd", "udev"], output = "tar")
 sysext(name = "tool", extra_trees = ["tree"], extension_release = {"ID": "_any"}, format = "squashfs")
 `
+	// The unprivileged builder has a subordinate id range, so the
+	// packages' maintainer scripts can chown in the sandbox.
+	sub := testenv.User(t, "sxb-test-sub", true)
 	images := map[string][]byte{}
-	for _, who := range []string{"root", "nobody"} {
+	for _, who := range []string{"root", sub.Username} {
 		ws, err := os.MkdirTemp("", "sxb-rootless-"+who+"-")
 		if err != nil {
 			t.Fatal(err)
@@ -57,12 +60,10 @@ sysext(name = "tool", extra_trees = ["tree"], extension_release = {"ID": "_any"}
 		os.Chmod(tool, 0o755|os.ModeSetuid)
 		args := []string{sxb, "build", "--progress=plain", "//img/..."}
 		if who != "root" {
-			if out, err := exec.Command("chown", "-R", "nobody:nogroup", ws).CombinedOutput(); err != nil {
-				t.Fatalf("chown: %v\n%s", err, out)
-			}
+			testenv.Chown(t, ws, sub)
 			// chown clears the setuid bit: set it again.
 			os.Chmod(tool, 0o755|os.ModeSetuid)
-			args = append([]string{runuser, "-u", "nobody", "--"}, args...)
+			args = append([]string{runuser, "-u", sub.Username, "--"}, args...)
 		}
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Dir = ws
@@ -85,7 +86,7 @@ sysext(name = "tool", extra_trees = ["tree"], extension_release = {"ID": "_any"}
 				t.Fatal(err)
 			}
 			if prev, ok := images[name]; ok && !bytes.Equal(prev, b) {
-				t.Errorf("%s built as nobody differs from the one built as root", name)
+				t.Errorf("%s built as %s differs from the one built as root", name, sub.Username)
 			}
 			images[name] = b
 		}

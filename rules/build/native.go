@@ -5,12 +5,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/sxb-build/sxb/builtins/deb"
 	"github.com/sxb-build/sxb/builtins/extension"
 	"github.com/sxb-build/sxb/builtins/image"
 	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/merge"
+	"github.com/sxb-build/sxb/builtins/pacman"
 	"github.com/sxb-build/sxb/builtins/rpm"
 	"github.com/sxb-build/sxb/builtins/sandbox"
 	"github.com/sxb-build/sxb/builtins/tree"
@@ -19,12 +21,13 @@ import (
 )
 
 // NativeInstallers returns the installers sxb builds with by default, by
-// distribution name: the Debian family (builtins/deb) and the rpm family
-// (builtins/rpm).
+// distribution name: the Debian family (builtins/deb), the rpm family
+// (builtins/rpm) and Arch Linux (builtins/pacman).
 func NativeInstallers() map[string]Installer {
 	return map[string]Installer{
 		"debian": debInstaller{}, "ubuntu": debInstaller{},
 		"opensuse": rpmInstaller{}, "fedora": rpmInstaller{},
+		"arch": pacmanInstaller{},
 	}
 }
 
@@ -154,6 +157,88 @@ func (rpmInstaller) Install(ctx context.Context, r Resolved, root string, meta *
 // ScriptRunner implements Installer: rpm scriptlets are not run yet (the
 // native stand-ins apply).
 func (rpmInstaller) ScriptRunner(arch.Arch) string { return "" }
+
+type pacmanInstaller struct{}
+
+type pacmanResolved struct{ plan *pacman.Plan }
+
+func (r pacmanResolved) Packages() []Package {
+	out := make([]Package, 0, len(r.plan.Packages))
+	for _, p := range r.plan.Packages {
+		out = append(out, Package{Name: p.Name, Version: p.Version, Arch: p.Arch, URL: p.URL, SHA256: p.SHA256, Size: p.Size})
+	}
+	return out
+}
+
+func pacmanProgress(report func(string, string)) func(pacman.Event) {
+	return func(ev pacman.Event) {
+		switch ev.Kind {
+		case pacman.EventDatabase:
+			report("resolving", "database "+ev.Package)
+		case pacman.EventDownload:
+			report("downloading", fmt.Sprintf("%d/%d packages, %s/%s MB", ev.N, ev.Count, mb(ev.Bytes), mb(ev.Total)))
+		case pacman.EventExtract:
+			report("extracting", fmt.Sprintf("%d/%d %s", ev.N, ev.Count, ev.Package))
+		}
+	}
+}
+
+func (pacmanInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
+	pr := pacman.Request{
+		Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror, Repositories: req.Repositories,
+		Packages: req.Packages, BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, CacheDir: req.CacheDir,
+		Progress: pacmanProgress(report),
+	}
+	if req.Keyring != "" {
+		pr.Keyring = []string{req.Keyring}
+	}
+	if len(req.Pin) > 0 {
+		l, err := pacman.ParseLock(req.Pin, "pin")
+		if err != nil {
+			return nil, err
+		}
+		pr.Lock = l
+	}
+	plan, err := pacman.Resolve(ctx, pr)
+	if err != nil {
+		return nil, err
+	}
+	return pacmanResolved{plan}, nil
+}
+
+// Install unpacks the plan. The .INSTALL scriptlets and libalpm hooks
+// pacman would run are recorded, not run: running package code needs the
+// sandbox (pacman.InstallOptions.Scripts is the seam).
+func (pacmanInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, opts InstallOptions) (*InstallReport, error) {
+	res, err := pacman.Install(ctx, r.(pacmanResolved).plan, root, meta, pacman.InstallOptions{WithDocs: opts.WithDocs, Progress: pacmanProgress(opts.Report)})
+	if err != nil {
+		return nil, err
+	}
+	rep := &InstallReport{}
+	for _, s := range res.Steps {
+		rep.ScriptsNotRun = append(rep.ScriptsNotRun, s.String())
+	}
+	if len(rep.ScriptsNotRun) > 0 && opts.Scripts && opts.Warn != nil {
+		opts.Warn(fmt.Sprintf("%d pacman scriptlets and hooks were not run (not supported yet): %s", len(rep.ScriptsNotRun), summarize(rep.ScriptsNotRun, 5)))
+	}
+	return rep, nil
+}
+
+// ScriptRunner implements Installer: pacman's scriptlets and hooks are not
+// run yet (they are recorded).
+func (pacmanInstaller) ScriptRunner(arch.Arch) string { return "" }
+
+// summarize lists at most n items of l and says how many more there are.
+func summarize(l []string, n int) string {
+	if len(l) <= n {
+		return strings.Join(l, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(l[:n], ", "), len(l)-n)
+}
+
+func (pacmanInstaller) Pin(r Resolved) ([]byte, error) {
+	return pacman.LockOf(r.(pacmanResolved).plan).Marshal()
+}
 
 // NativeImage writes extension images with package image (the default
 // Options.ImageWriter).

@@ -180,8 +180,9 @@ func TestExamples(t *testing.T) {
 			matrix++
 		}
 	}
-	if matrix != 32 || n["examples/matrix/debian"] != 16 {
-		t.Errorf("examples/matrix/... has %d targets (debian %d), want 32 (4 distributions x 2 architectures x (1 base + 3 sysexts)), 16 for debian", matrix, n["examples/matrix/debian"])
+	if matrix != 40 || n["examples/matrix/debian"] != 16 || n["examples/matrix/arch"] != 8 {
+		t.Errorf("examples/matrix/... has %d targets (debian %d, arch %d), want 40 (5 releases x 2 architectures x (1 base + 3 sysexts)), 16 for debian, 8 for arch",
+			matrix, n["examples/matrix/debian"], n["examples/matrix/arch"])
 	}
 	jq := g.Target(label.Label{Pkg: "examples/debian", Name: "jq"})
 	if jq == nil || jq.Ext == nil || jq.Ext.Base == nil || jq.Ext.Base.String() != "//examples/debian:bookworm" || jq.Ext.Format != "erofs" {

@@ -170,3 +170,27 @@ func TestMainImage(t *testing.T) {
 		t.Fatalf("targets %v", ts)
 	}
 }
+
+// TestArch maps Distribution=arch: the release defaults to rolling, as in
+// mkosi, and Mirror= and Repositories= pass through to the base image.
+func TestArch(t *testing.T) {
+	dir := project(t,
+		"mkosi.conf", "[Distribution]\nDistribution=arch\nArchitecture=arm64\nMirror=http://mirror.example/archlinuxarm\nRepositories=core-testing\n[Output]\nFormat=none\nOutputDirectory=out\n",
+		"mkosi.images/base/mkosi.conf", "[Output]\nFormat=directory\n[Content]\nPackages=systemd\n",
+		"mkosi.images/tool/mkosi.conf", "[Output]\nFormat=sysext\nOverlay=yes\n[Content]\nBaseTrees=%O/base\nPackages=strace\n",
+	)
+	ts := targets(t, dir)
+	b := ts["base"].Base
+	if b.Distribution != "arch" || b.Release != "rolling" || b.Architecture.Systemd() != "arm64" || b.Mirror != "http://mirror.example/archlinuxarm" ||
+		strings.Join(b.Repositories, ",") != "core-testing" {
+		t.Errorf("base = %+v", b)
+	}
+	if err := b.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	dir = project(t, "mkosi.conf", "[Distribution]\nDistribution=arch\nRelease=2024\n[Output]\nFormat=none\n",
+		"mkosi.images/base/mkosi.conf", "[Output]\nFormat=directory\n[Content]\nPackages=systemd\n")
+	if _, err := Targets(Request{Workspace: dir, Dir: dir, Cwd: dir}); err == nil || !strings.Contains(err.Error(), `Arch Linux has one release, "rolling"`) {
+		t.Errorf("Release=2024: %v", err)
+	}
+}

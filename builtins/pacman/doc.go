@@ -1,0 +1,2 @@
+// Package pacman installs Arch Linux packages natively.
+package pacman

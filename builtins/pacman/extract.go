@@ -1,0 +1,505 @@
+package pacman
+
+import (
+	"archive/tar"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sxb-build/sxb/builtins/tree"
+)
+
+// pkgFile is one downloaded, verified package and what its metadata
+// entries say.
+type pkgFile struct {
+	pkg     Package
+	path    string // in the download cache
+	info    *pkgInfo
+	mtree   []byte // .MTREE as shipped (gzip)
+	entries map[string]mtreeEntry
+	install []byte // .INSTALL
+	// Filled by extraction: the payload's names as pacman lists them
+	// (directories end in "/"), and the MD5 of each backup file.
+	files  []string
+	backup map[string]string
+}
+
+// openPackage returns a tar reader of a package file, decompressed, and
+// the function that closes it.
+func openPackage(file string) (*tar.Reader, func(), error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	rd, done, err := decompress(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("reading package: %w", err)
+	}
+	return tar.NewReader(rd), func() { done(); f.Close() }, nil
+}
+
+// readMeta reads the metadata entries of a package (.PKGINFO, .MTREE,
+// .INSTALL), which makepkg puts before the payload.
+func readMeta(file string) (*pkgFile, error) {
+	tr, done, err := openPackage(file)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	pf := &pkgFile{path: file}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading package: %w", err)
+		}
+		name := strings.TrimPrefix(h.Name, "./")
+		if !strings.HasPrefix(name, ".") || strings.Contains(name, "/") {
+			if pf.info != nil {
+				break // the payload starts; the metadata came first
+			}
+			continue
+		}
+		if h.Typeflag != tar.TypeReg || h.Size > 64<<20 {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, fmt.Errorf("reading package: %s: %w", name, err)
+		}
+		switch name {
+		case ".PKGINFO":
+			if pf.info, err = parsePkgInfo(b); err != nil {
+				return nil, err
+			}
+		case ".MTREE":
+			pf.mtree = b
+			if pf.entries, err = parseMTree(b); err != nil {
+				return nil, err
+			}
+		case ".INSTALL":
+			pf.install = b
+		}
+	}
+	if pf.info == nil {
+		return nil, fmt.Errorf("not a pacman package: no .PKGINFO")
+	}
+	return pf, nil
+}
+
+// dirMd is the metadata of a directory the installation created.
+type dirMd struct {
+	mode     uint32
+	uid, gid uint32
+	mtime    int64
+}
+
+// extractor unpacks packages into a root, one after the other in install
+// order, as pacman does.
+type extractor struct {
+	r    *root
+	meta *tree.Meta
+	// owner names the package that placed each non-directory path (as
+	// resolved in the tree).
+	owner map[string]string
+	// dirs are the directories the installation created: the first
+	// package to create one decides its mode, owner and time, as pacman
+	// leaves an existing directory alone.
+	dirs map[string]dirMd
+	// baseFiles are the files of the base's packages (extensions).
+	baseFiles map[string]string
+	withDocs  bool
+	buf       []byte
+	// time of the entry being extracted, for directories made on the way
+	mtime int64
+}
+
+func newExtractor(r *root, meta *tree.Meta, baseFiles map[string]string, withDocs bool) *extractor {
+	x := &extractor{r: r, meta: meta, owner: map[string]string{}, dirs: map[string]dirMd{}, baseFiles: baseFiles,
+		withDocs: withDocs, buf: make([]byte, 256<<10)}
+	r.created = func(rel string) {
+		if _, ok := x.dirs[rel]; !ok {
+			x.dirs[rel] = dirMd{mode: 0o755, mtime: x.mtime}
+		}
+	}
+	return x
+}
+
+// noExtract reports whether with_docs = False leaves a payload path out:
+// mkosi's NoExtract lines for Arch (usr/share/{doc,man,groff,gtk-doc,
+// info}/*, which match the directories themselves too).
+func noExtract(name string) bool {
+	for _, p := range []string{"usr/share/doc/", "usr/share/man/", "usr/share/groff/", "usr/share/gtk-doc/", "usr/share/info/"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// mtreeType is the .MTREE type of a tar entry.
+func mtreeType(h *tar.Header) string {
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeLink:
+		return "file"
+	case tar.TypeDir:
+		return "dir"
+	case tar.TypeSymlink:
+		return "link"
+	case tar.TypeChar:
+		return "char"
+	case tar.TypeBlock:
+		return "block"
+	case tar.TypeFifo:
+		return "fifo"
+	}
+	return "?"
+}
+
+// checkMTree refuses a payload entry its package's .MTREE does not
+// describe the same way (type, mode, owner, link target, size).
+func checkMTree(pf *pkgFile, rel string, h *tar.Header) error {
+	if pf.entries == nil {
+		return nil
+	}
+	e, ok := pf.entries[rel]
+	if !ok {
+		return fmt.Errorf("payload entry /%s is not in the package's .MTREE", rel)
+	}
+	typ := mtreeType(h)
+	var diff []string
+	if e.typ != "" && e.typ != typ {
+		diff = append(diff, fmt.Sprintf("type %s, .MTREE %s", typ, e.typ))
+	}
+	if e.hasMode && typ != "link" && uint32(h.Mode)&0o7777 != e.mode {
+		diff = append(diff, fmt.Sprintf("mode %o, .MTREE %o", h.Mode&0o7777, e.mode))
+	}
+	if uint32(h.Uid) != e.uid || uint32(h.Gid) != e.gid {
+		diff = append(diff, fmt.Sprintf("owner %d:%d, .MTREE %d:%d", h.Uid, h.Gid, e.uid, e.gid))
+	}
+	if typ == "link" && h.Linkname != e.link {
+		diff = append(diff, fmt.Sprintf("target %q, .MTREE %q", h.Linkname, e.link))
+	}
+	if h.Typeflag == tar.TypeReg && h.Size != e.size {
+		diff = append(diff, fmt.Sprintf("size %d, .MTREE %d", h.Size, e.size))
+	}
+	if len(diff) > 0 {
+		return fmt.Errorf("payload entry /%s disagrees with the package's .MTREE: %s", rel, strings.Join(diff, "; "))
+	}
+	return nil
+}
+
+// dirCache keeps the descriptor of the last directory written to.
+type dirCache struct {
+	rel string
+	fd  int
+}
+
+func (c *dirCache) get(r *root, rel string) (int, error) {
+	if c.fd > 0 && c.rel == rel {
+		return c.fd, nil
+	}
+	c.close()
+	fd, err := r.mkdirAll(rel)
+	if err != nil {
+		return -1, err
+	}
+	c.rel, c.fd = rel, fd
+	return fd, nil
+}
+
+func (c *dirCache) close() {
+	if c.fd > 0 {
+		unix.Close(c.fd)
+	}
+	c.fd, c.rel = 0, ""
+}
+
+// extract unpacks the payload of pf.
+func (x *extractor) extract(pf *pkgFile) error {
+	tr, done, err := openPackage(pf.path)
+	if err != nil {
+		return err
+	}
+	defer done()
+	backup := map[string]bool{}
+	for _, b := range pf.info.Backup {
+		backup[b] = true
+	}
+	pf.backup = map[string]string{}
+	var dc dirCache
+	defer dc.close()
+	written := map[string]string{} // payload path -> resolved path, for hard links
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading package: %w", err)
+		}
+		if strings.HasPrefix(h.Name, ".") && !strings.HasPrefix(h.Name, "./") && !strings.Contains(strings.TrimSuffix(h.Name, "/"), "/") {
+			continue // .PKGINFO, .MTREE, .INSTALL, .BUILDINFO, ...
+		}
+		rel, err := tree.CleanRel(h.Name)
+		if err != nil {
+			return fmt.Errorf("refusing payload entry %q: %w", h.Name, err)
+		}
+		if rel == "" {
+			continue
+		}
+		pf.files = append(pf.files, h.Name)
+		if err := checkMTree(pf, rel, h); err != nil {
+			return err
+		}
+		if !x.withDocs && noExtract(h.Name) {
+			if backup[rel] {
+				pf.backup[rel], err = md5Of(tr)
+			}
+			continue
+		}
+		var sum hash.Hash
+		var content io.Reader = tr
+		if backup[rel] && h.Typeflag == tar.TypeReg {
+			sum = md5.New()
+			content = io.TeeReader(tr, sum)
+		}
+		x.mtime = h.ModTime.Unix()
+		if err := x.entry(pf, h, rel, content, &dc, written); err != nil {
+			return fmt.Errorf("/%s: %w", rel, err)
+		}
+		if sum != nil {
+			pf.backup[rel] = hex.EncodeToString(sum.Sum(nil))
+		}
+	}
+	return nil
+}
+
+func md5Of(r io.Reader) (string, error) {
+	h := md5.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// entry places one payload entry.
+func (x *extractor) entry(pf *pkgFile, h *tar.Header, rel string, content io.Reader, dc *dirCache, written map[string]string) error {
+	name := pf.pkg.Name
+	mode := uint32(h.Mode) & 0o7777
+	if h.Typeflag == tar.TypeDir {
+		res, err := x.r.resolveDir(rel)
+		if err != nil {
+			return err
+		}
+		if o, ok := x.owner[res]; ok {
+			return fmt.Errorf("%s ships a directory where %s has a file", name, o)
+		}
+		_, known := x.dirs[res]
+		fd, err := x.r.openDir(res)
+		exists := err == nil
+		if exists {
+			unix.Close(fd)
+		} else if err != unix.ENOENT {
+			return fmt.Errorf("%s ships a directory where the tree has something else (%v)", name, err)
+		}
+		if fd, err = x.r.mkdirAll(res); err != nil {
+			return err
+		}
+		unix.Close(fd)
+		if !exists && !known {
+			x.dirs[res] = dirMd{mode: mode, uid: uint32(h.Uid), gid: uint32(h.Gid), mtime: h.ModTime.Unix()}
+		}
+		return nil
+	}
+	parentRel := path.Dir(rel)
+	if parentRel == "." {
+		parentRel = ""
+	}
+	resParent, err := x.r.resolveDir(parentRel)
+	if err != nil {
+		return err
+	}
+	base := path.Base(rel)
+	res := base
+	if resParent != "" {
+		res = resParent + "/" + base
+	}
+	if o, ok := x.owner[res]; ok {
+		return fmt.Errorf("file conflict: %s and %s both ship it", o, name)
+	}
+	if o, ok := x.baseFiles[rel]; ok {
+		return fmt.Errorf("file conflict: %s ships it and the base's %s has it", name, o)
+	}
+	if o, ok := x.baseFiles[res]; ok {
+		return fmt.Errorf("file conflict: %s ships it and the base's %s has it", name, o)
+	}
+	if _, ok := x.dirs[res]; ok {
+		return fmt.Errorf("%s ships a file where another package has a directory", name)
+	}
+	pfd, err := dc.get(x.r, resParent)
+	if err != nil {
+		return err
+	}
+	var ov tree.Override
+	ts := unix.NsecToTimespec(h.ModTime.UnixNano())
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		perm := mode&0o777 | 0o600
+		fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		if err != nil {
+			return x.placeError(name, err)
+		}
+		out := os.NewFile(uintptr(fd), rel)
+		if h.Typeflag == tar.TypeReg {
+			if _, err := io.CopyBuffer(onlyWriter{out}, content, x.buf); err != nil {
+				out.Close()
+				unix.Unlinkat(pfd, base, 0)
+				return err
+			}
+		}
+		err = unix.Fchmod(fd, perm)
+		if err == nil {
+			err = unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			unix.Unlinkat(pfd, base, 0)
+			return err
+		}
+		if mode != perm {
+			ov.Mode = tree.Ptr(mode)
+		}
+		switch h.Typeflag {
+		case tar.TypeChar, tar.TypeBlock:
+			k := tree.CharDev
+			if h.Typeflag == tar.TypeBlock {
+				k = tree.BlockDev
+			}
+			ov.Kind, ov.Rdev, ov.Mode = &k, tree.Ptr(tree.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))), tree.Ptr(mode)
+		case tar.TypeFifo:
+			ov.Kind, ov.Mode = tree.Ptr(tree.FIFO), tree.Ptr(mode)
+		}
+		for k, v := range h.PAXRecords {
+			if a, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				if ov.Xattrs == nil {
+					ov.Xattrs = map[string][]byte{}
+				}
+				ov.Xattrs[a] = []byte(v)
+			}
+		}
+	case tar.TypeSymlink:
+		if err := unix.Symlinkat(h.Linkname, pfd, base); err != nil {
+			return x.placeError(name, err)
+		}
+		unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+	case tar.TypeLink:
+		src, err := tree.CleanRel(h.Linkname)
+		if err != nil {
+			return fmt.Errorf("refusing hard link to %q: %w", h.Linkname, err)
+		}
+		srcRes, ok := written[src]
+		if !ok {
+			return fmt.Errorf("refusing hard link to %q, which this package did not unpack before", h.Linkname)
+		}
+		sfd, err := x.r.openDir(path.Dir(srcRes))
+		if err != nil {
+			return err
+		}
+		err = unix.Linkat(sfd, path.Base(srcRes), pfd, base, 0)
+		unix.Close(sfd)
+		if err != nil {
+			return x.placeError(name, err)
+		}
+		if o, ok := x.meta.Get(srcRes); ok {
+			x.meta.Set(res, o)
+		}
+		x.owner[res] = name
+		written[rel] = res
+		return nil
+	default:
+		return fmt.Errorf("unsupported tar entry type %q", h.Typeflag)
+	}
+	if h.Uid != 0 {
+		ov.UID = tree.Ptr(uint32(h.Uid))
+	}
+	if h.Gid != 0 {
+		ov.GID = tree.Ptr(uint32(h.Gid))
+	}
+	if ov.Kind != nil || ov.Mode != nil || ov.UID != nil || ov.GID != nil || len(ov.Xattrs) > 0 {
+		x.meta.Set(res, ov)
+	} else {
+		x.meta.Delete(res)
+	}
+	x.owner[res] = name
+	written[rel] = res
+	return nil
+}
+
+// placeError words a failure to create a payload entry: something is in
+// the way that no package of the installation put there.
+func (x *extractor) placeError(pkg string, err error) error {
+	if errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("%s ships it but the tree already has it (from a skeleton tree?): pacman does not overwrite files no package owns", pkg)
+	}
+	return err
+}
+
+// onlyWriter hides ReadFrom so CopyBuffer uses the given buffer.
+type onlyWriter struct{ w io.Writer }
+
+// Write writes to the wrapped writer.
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+
+// finishDirs gives the directories the installation created their mode
+// (owner-writable on disk, the real one in meta), owner and time, deepest
+// first so that setting a parent's time is not undone.
+func (x *extractor) finishDirs() error {
+	rels := sortedKeys(x.dirs)
+	for i := len(rels) - 1; i >= 0; i-- {
+		rel := rels[i]
+		d := x.dirs[rel]
+		perm := d.mode&0o777 | 0o700
+		// Opened inside the root and not through a symlink: the chmod
+		// lands on the directory the installation made.
+		fd, err := x.r.openat2(rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+		if err != nil {
+			return fmt.Errorf("%s: %w", orDot(rel), err)
+		}
+		err = unix.Fchmod(fd, perm)
+		if err == nil {
+			err = unix.Futimes(fd, []unix.Timeval{{Sec: d.mtime}, {Sec: d.mtime}})
+		}
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("%s: %w", orDot(rel), err)
+		}
+		var ov tree.Override
+		if d.mode != perm {
+			ov.Mode = tree.Ptr(d.mode)
+		}
+		if d.uid != 0 {
+			ov.UID = tree.Ptr(d.uid)
+		}
+		if d.gid != 0 {
+			ov.GID = tree.Ptr(d.gid)
+		}
+		if ov.Mode != nil || ov.UID != nil || ov.GID != nil {
+			x.meta.Set(rel, ov)
+		}
+	}
+	return nil
+}

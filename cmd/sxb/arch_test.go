@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sxb-build/sxb/builtins/pacman/pacmantest"
+	"github.com/sxb-build/sxb/internal/testenv"
+)
+
+// TestArchFixture builds an Arch base and a sysext on it from a local
+// signed mirror laid out like an Arch mirror (the fixture of
+// builtins/pacman, made with makepkg and repo-add), then checks the
+// image, the base's local database (pacman -Q) and that a locked build
+// gives the same image.
+func TestArchFixture(t *testing.T) {
+	dissect := testenv.NeedTool(t, "systemd-dissect")
+	fx := pacmantest.Get(t)
+	mirror := fx.CopyMirror(t)
+	dir := t.TempDir()
+	ws := filepath.Join(dir, "ws")
+	os.MkdirAll(filepath.Join(ws, "arch"), 0o755)
+	os.WriteFile(filepath.Join(ws, "WORKSPACE.star"), nil, 0o644)
+	key, _ := os.ReadFile(fx.Packager)
+	os.WriteFile(filepath.Join(ws, "arch/packager.gpg"), key, 0o644)
+	build := `base = base_image(
+    name = "base",
+    distribution = "arch",
+    release = "rolling",
+    architecture = "x86-64",
+    mirror = "file://` + mirror + `",
+    keyring = "packager.gpg",
+    packages = ["fx-lib", "fx-hook"],
+)
+
+sysext(name = "tool", base = base, packages = ["fx-tool"])
+`
+	os.WriteFile(filepath.Join(ws, "arch/BUILD.star"), []byte(build), 0o644)
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	sxb := func(args ...string) (string, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), &environ{stdout: &stdout, stderr: &stderr, dir: ws}, args); code != 0 {
+			t.Fatalf("sxb %s: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
+		}
+		return stdout.String(), stderr.String()
+	}
+	out, _ := sxb("build", "--progress=plain", "//arch:tool")
+	img := filepath.Join(ws, "sxb-out/arch/tool.raw")
+	if strings.TrimSpace(out) != img {
+		t.Errorf("stdout = %q, want %q", out, img)
+	}
+	text, _ := sxb("inspect", img)
+	for _, want := range []string{"root-x86-64", "erofs", "extension-release.tool", "  ID=arch\n", "ARCHITECTURE=x86-64"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("inspect lacks %q:\n%s", want, text)
+		}
+	}
+	if out, err := exec.Command(dissect, img).CombinedOutput(); err != nil || !strings.Contains(string(out), "extension for system") {
+		t.Errorf("systemd-dissect: %v\n%s", err, out)
+	}
+	// The base has a local database pacman reads.
+	baseTree := filepath.Join(ws, "sxb-out/arch/base")
+	q, err := exec.Command("pacman", "--root", baseTree, "--dbpath", filepath.Join(baseTree, "var/lib/pacman"), "-Q").CombinedOutput()
+	if err != nil || string(q) != "filesystem 1.0-1\nfx-hook 1.0-1\nfx-lib 2.0-1\n" {
+		t.Errorf("pacman -Q in the base: %v\n%s", err, q)
+	}
+	manifest, _ := os.ReadFile(filepath.Join(ws, "sxb-out/arch/tool.manifest.json"))
+	for _, want := range []string{`"name": "fx-tool"`, `"name": "fx-impl-b"`} {
+		if !strings.Contains(string(manifest), want) {
+			t.Errorf("manifest lacks %s:\n%s", want, manifest)
+		}
+	}
+	if strings.Contains(string(manifest), `"name": "fx-lib"`) {
+		t.Errorf("manifest lists fx-lib, which the base has:\n%s", manifest)
+	}
+	first, _ := os.ReadFile(img)
+	// Pinned: sxb lock, then a build from the lock (no cache, and the
+	// mirror without databases) gives the same image.
+	sxb("lock", "//arch:tool")
+	lock, err := os.ReadFile(filepath.Join(ws, "arch/sxb.lock.json"))
+	if err != nil || !strings.Contains(string(lock), "fx-impl-b-1.0-1-any.pkg.tar.zst") {
+		t.Fatalf("sxb.lock.json: %v\n%s", err, lock)
+	}
+	sxb("clean", "--cache")
+	for _, db := range []string{"core/os/x86_64/core.db", "extra/os/x86_64/extra.db"} {
+		os.Remove(filepath.Join(mirror, db))
+	}
+	sxb("build", "--progress=plain", "//arch:tool")
+	if again, _ := os.ReadFile(img); !bytes.Equal(first, again) {
+		t.Errorf("the locked rebuild differs from the first build")
+	}
+	testenv.NeedRoot(t)
+	files := imageFiles(t, img)
+	for _, want := range []string{"\nusr/bin/fx\n", "\nusr/bin/fx-suid\n", "\nusr/share/fx-impl/b\n"} {
+		if !strings.Contains(files, want) {
+			t.Errorf("image lacks %q:\n%s", strings.TrimSpace(want), files)
+		}
+	}
+	for _, bad := range []string{"usr/lib/libfx.so.2", "usr/lib/os-release", "\netc", "\nvar"} {
+		if strings.Contains(files, bad) {
+			t.Errorf("image has %q:\n%s", bad, files)
+		}
+	}
+}
