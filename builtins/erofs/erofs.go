@@ -55,14 +55,13 @@ type Options struct {
 	// since the epoch; inodes whose mtime equals it use the compact
 	// on-disk form.
 	Epoch int64
-	// Compression names the data compression: "" or "none" store file
-	// data uncompressed. Other values are refused for now.
+	// Compression names the data compression as mkfs.erofs's -z does:
+	// "" or "none" store file data uncompressed, otherwise one of
+	// Compressions, optionally followed by ",level" (lz4hc 1..12, default
+	// 9; zstd 1..22, default 3; deflate 1..9, default 1; lzma 0..9 or
+	// 100..109, default 6; lz4 takes none).
 	Compression string
 }
-
-// Compressions are the Options.Compression values Write implements; ""
-// means "none".
-var Compressions = []string{"none"}
 
 // ErrUnsupportedCompression is returned (wrapped) for a Compression value
 // Write does not implement.
@@ -76,8 +75,13 @@ const (
 	superMagic   = 0xE0F5E1E2
 	compatChksum = 0x1
 
-	layoutFlatPlain  = 0
-	layoutFlatInline = 2
+	layoutFlatPlain         = 0
+	layoutFlatInline        = 2
+	layoutCompressedCompact = 3
+
+	incompatZeroPadding = 0x1
+	incompatComprCfgs   = 0x2
+	lz4MaxDistance      = 65535
 
 	compactSize  = 32
 	extendedSize = 64
@@ -87,40 +91,32 @@ const (
 	slotSize     = 32 // nid granularity
 )
 
-// encoder decides how the data of one inode is laid out. It is the seam for
-// compressed layouts: an lz4 encoder would return a compressed layout and
-// produce its cluster index while streaming. Only the flat encoder exists.
-type encoder interface {
-	// flat reports whether data is stored uncompressed (FLAT_PLAIN or
-	// FLAT_INLINE), the only layout implemented.
-	flat() bool
-}
-
-type plainEncoder struct{}
-
-func (plainEncoder) flat() bool { return true }
-
-func newEncoder(name string) (encoder, error) {
-	switch name {
-	case "", "none":
-		return plainEncoder{}, nil
-	}
-	return nil, fmt.Errorf("erofs: compression %q: %w (supported: none)", name, ErrUnsupportedCompression)
-}
-
 // Write writes an erofs file system holding the tree root at offset 0 of w
 // and returns its size in bytes, a multiple of BlockSize. The same tree and
 // options always give the same bytes.
 func Write(w io.WriterAt, root *tree.Node, opts Options) (size int64, err error) {
-	enc, err := newEncoder(opts.Compression)
+	alg, level, err := ParseCompression(opts.Compression)
+	if err != nil {
+		return 0, err
+	}
+	c, err := newCodec(alg, level)
 	if err != nil {
 		return 0, err
 	}
 	if len(opts.VolumeName) > 16 {
 		return 0, fmt.Errorf("erofs: volume name %q is longer than 16 bytes", opts.VolumeName)
 	}
-	img, err := plan(root, opts, enc)
+	img, err := plan(root, opts, c)
 	if err != nil {
+		return 0, err
+	}
+	dataEnd := uint32(0)
+	if c != nil {
+		if dataEnd, err = img.compressFiles(w, 1); err != nil {
+			return 0, err
+		}
+	}
+	if err := img.place(dataEnd); err != nil {
 		return 0, err
 	}
 	if err := img.write(w); err != nil {
@@ -140,9 +136,26 @@ func (img *image) superblock(block0 []byte) {
 	le.PutUint64(sb[16:], uint64(len(img.inodes)))
 	le.PutUint64(sb[24:], uint64(img.opts.Epoch))
 	le.PutUint32(sb[36:], img.blocks)
-	// meta_blkaddr and xattr_blkaddr stay 0.
+	le.PutUint32(sb[40:], img.metaBlk)
+	// xattr_blkaddr stays 0.
 	copy(sb[48:64], img.opts.UUID[:])
 	copy(sb[64:80], img.opts.VolumeName)
+	if c := img.codec; c != nil {
+		incompat := uint32(incompatZeroPadding)
+		if c.cfg != nil {
+			// A bitmap of the algorithms in use, then one record per
+			// algorithm (length-prefixed, 4-byte aligned) right after
+			// the superblock.
+			incompat |= incompatComprCfgs
+			le.PutUint16(sb[84:], 1<<c.alg)
+			rec := block0[superOffset+superSize:]
+			le.PutUint16(rec, uint16(len(c.cfg)))
+			copy(rec[2:], c.cfg)
+		} else {
+			le.PutUint16(sb[84:], lz4MaxDistance)
+		}
+		le.PutUint32(sb[80:], incompat)
+	}
 	// The kernel computes crc32c(~0, ...) over the rest of block 0 with the
 	// checksum field zeroed and without the final inversion.
 	le.PutUint32(sb[4:], 0)

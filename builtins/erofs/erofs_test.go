@@ -42,6 +42,17 @@ func content(seed uint64, n int) []byte {
 // handle, with the metadata a rootless extraction would record, and loads it.
 func fixture(t *testing.T) *tree.Node {
 	t.Helper()
+	dir, m := fixtureFiles(t)
+	root, err := tree.Load(dir, tree.Options{Meta: m, Epoch: buildTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// fixtureFiles makes fixture's directory and metadata.
+func fixtureFiles(t *testing.T) (string, *tree.Meta) {
+	t.Helper()
 	dir := t.TempDir()
 	must := func(err error) {
 		t.Helper()
@@ -133,10 +144,7 @@ func fixture(t *testing.T) *tree.Node {
 	m.Set("dev/big", tree.Override{Kind: tree.Ptr(tree.CharDev), Rdev: tree.Ptr(tree.Mkdev(300, 70000)), Mode: tree.Ptr[uint32](0o600)})
 	m.Set("dev/fifo", tree.Override{Kind: tree.Ptr(tree.FIFO), Mode: tree.Ptr[uint32](0o620)})
 	m.Set("dev/sock", tree.Override{Kind: tree.Ptr(tree.Socket), Mode: tree.Ptr[uint32](0o777)})
-
-	root, err := tree.Load(dir, tree.Options{Meta: m, Epoch: buildTime})
-	must(err)
-	return root
+	return dir, m
 }
 
 func writeImage(t *testing.T, root *tree.Node, opts Options) string {
@@ -548,8 +556,11 @@ func (w *writerAtBuf) WriteAt(p []byte, off int64) (int, error) {
 
 func TestCompactAndExtended(t *testing.T) {
 	root := fixture(t)
-	img, err := plan(root, defaultOpts, plainEncoder{})
+	img, err := plan(root, defaultOpts, nil)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.place(0); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]bool{
@@ -561,7 +572,7 @@ func TestCompactAndExtended(t *testing.T) {
 			t.Errorf("%s: extended = %v, want %v", ino.node.Path, ino.extended, w)
 		}
 		if ino.layout == layoutFlatInline {
-			in := ino.offset()%BlockSize + int64(ino.metaSize())
+			in := int64(ino.nid*slotSize%BlockSize) + int64(ino.metaSize())
 			if in%BlockSize+int64(ino.inline) > BlockSize && in != BlockSize {
 				t.Errorf("%s: inline tail crosses a block boundary", ino.node.Path)
 			}

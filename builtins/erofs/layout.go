@@ -50,6 +50,15 @@ type inode struct {
 	dataBlocks uint64 // blocks of data outside the metadata area
 	inline     int    // tail bytes stored right after the inode
 	dir        *dirInfo
+
+	// Set by compressFiles for the regular files it stored: their data
+	// is written already (prewritten), a flat file's inline tail is in
+	// tail, a compressed file's map header and indexes in zmeta and its
+	// block count in zblocks.
+	prewritten bool
+	tail       []byte
+	zmeta      []byte
+	zblocks    uint32
 }
 
 type dirEnt struct {
@@ -65,16 +74,22 @@ type dirInfo struct {
 }
 
 // image is the complete layout of a file system before it is written.
+//
+// Uncompressed images put the metadata area first (sharing block 0 with the
+// superblock) and the data after it. Compressed images put the data first
+// (see compressFiles) and the metadata area last, at metaBlk.
 type image struct {
 	opts      Options
-	enc       encoder
+	codec     *codec   // nil: uncompressed
 	inodes    []*inode // in tree walk order
 	order     []*inode // by nid
-	dataStart uint32   // first block of the data area
+	dataStart uint32   // first block of the data place assigns
+	metaBlk   uint32   // first block of the metadata area
 	blocks    uint32   // total blocks
 }
 
-func (ino *inode) metaSize() int {
+// baseSize is the size of the on-disk inode and its inline xattrs.
+func (ino *inode) baseSize() int {
 	n := compactSize
 	if ino.extended {
 		n = extendedSize
@@ -82,14 +97,19 @@ func (ino *inode) metaSize() int {
 	return n + len(ino.xattrs)
 }
 
-// offset is the byte position of the inode in the image (meta_blkaddr 0).
-func (ino *inode) offset() int64 { return int64(ino.nid) * slotSize }
+// metaSize is the metadata an inode takes besides an inline tail.
+func (ino *inode) metaSize() int {
+	if ino.zmeta != nil {
+		return alignUp8(ino.baseSize()) + len(ino.zmeta)
+	}
+	return ino.baseSize()
+}
 
-func plan(root *tree.Node, opts Options, enc encoder) (*image, error) {
+func plan(root *tree.Node, opts Options, c *codec) (*image, error) {
 	if root == nil || root.Kind != tree.Dir {
 		return nil, fmt.Errorf("erofs: the root of the tree must be a directory")
 	}
-	img := &image{opts: opts, enc: enc}
+	img := &image{opts: opts, codec: c}
 	byNode := map[*tree.Node]*inode{}
 	err := root.Walk(func(n *tree.Node) error {
 		if n.Link != nil {
@@ -118,9 +138,6 @@ func plan(root *tree.Node, opts Options, enc encoder) (*image, error) {
 		ino.extended = n.UID > math.MaxUint16 || n.GID > math.MaxUint16 ||
 			ino.nlink > math.MaxUint16 || ino.size > math.MaxUint32 ||
 			n.Mtime != opts.Epoch
-	}
-	if err := img.place(); err != nil {
-		return nil, err
 	}
 	return img, nil
 }
@@ -251,7 +268,9 @@ func checkName(name string) error {
 	return nil
 }
 
-// place assigns every inode its nid, data layout and data blocks.
+// place assigns every inode its nid, data layout and data blocks. dataEnd
+// is the block after the data compressFiles wrote (0 for an uncompressed
+// image).
 //
 // Each inode with its xattrs and inline tail is one item of at most a
 // block; items are packed best-fit into the metadata blocks (the fullest
@@ -259,19 +278,23 @@ func checkName(name string) error {
 // them. Items larger than a block (huge xattrs) start a fresh block and keep
 // their tail in a data block. Inodes are then written, and their data
 // blocks allocated, in nid order, so both areas are written front to back.
-func (img *image) place() error {
+func (img *image) place(dataEnd uint32) error {
 	var p packer
-	p.open(0, BlockSize-(superOffset+superSize))
-	p.blocks = 1
+	if img.codec == nil {
+		p.open(0, BlockSize-(superOffset+superSize))
+		p.blocks = 1
+	}
 	for _, ino := range img.inodes {
 		meta := int64(ino.metaSize())
-		ino.layout = layoutFlatPlain
-		ino.dataBlocks = (ino.size + BlockSize - 1) / BlockSize
-		if tail := int64(ino.size % BlockSize); tail > 0 && img.enc.flat() && meta+tail <= BlockSize {
-			// FLAT_INLINE: the tail follows the xattrs within the block.
-			ino.layout = layoutFlatInline
-			ino.inline = int(tail)
-			ino.dataBlocks = ino.size / BlockSize
+		if !ino.prewritten && ino.zmeta == nil {
+			ino.layout = layoutFlatPlain
+			ino.dataBlocks = (ino.size + BlockSize - 1) / BlockSize
+			if tail := int64(ino.size % BlockSize); tail > 0 && meta+tail <= BlockSize {
+				// FLAT_INLINE: the tail follows the xattrs within the block.
+				ino.layout = layoutFlatInline
+				ino.inline = int(tail)
+				ino.dataBlocks = ino.size / BlockSize
+			}
 		}
 		ino.nid = uint64(p.alloc(meta+int64(ino.inline)) / slotSize)
 	}
@@ -280,19 +303,32 @@ func (img *image) place() error {
 	}
 	img.order = slices.Clone(img.inodes)
 	slices.SortFunc(img.order, func(a, b *inode) int { return cmp.Compare(a.nid, b.nid) })
-	next := uint64(p.blocks)
+	next := uint64(dataEnd)
+	if img.codec == nil {
+		next = uint64(p.blocks)
+	}
 	img.dataStart = uint32(next)
 	for _, ino := range img.order {
-		if ino.dataBlocks > 0 {
+		if ino.dataBlocks > 0 && !ino.prewritten {
 			ino.blkaddr = uint32(next)
 			next += ino.dataBlocks
 		}
-		if next > math.MaxUint32 {
-			return fmt.Errorf("erofs: image exceeds %d blocks", uint64(math.MaxUint32))
-		}
 	}
-	img.blocks = uint32(next)
+	total := next
+	if img.codec != nil {
+		img.metaBlk = uint32(next)
+		total += uint64(p.blocks)
+	}
+	if total > math.MaxUint32 {
+		return fmt.Errorf("erofs: image exceeds %d blocks", uint64(math.MaxUint32))
+	}
+	img.blocks = uint32(total)
 	return nil
+}
+
+// offset is the byte position of the inode in the image.
+func (img *image) offset(ino *inode) int64 {
+	return int64(img.metaBlk)*BlockSize + int64(ino.nid)*slotSize
 }
 
 // packer hands out 32-byte aligned space in metadata blocks. bins[k] holds
@@ -343,8 +379,11 @@ func (ino *inode) header(buf []byte) []byte {
 		icount = uint16((len(ino.xattrs)-12)/4 + 1)
 	}
 	iu := ino.blkaddr
-	if ino.ftype == ftChrdev || ino.ftype == ftBlkdev {
+	switch {
+	case ino.ftype == ftChrdev || ino.ftype == ftBlkdev:
 		iu = ino.rdev
+	case ino.zmeta != nil:
+		iu = ino.zblocks
 	}
 	var b []byte
 	if ino.extended {

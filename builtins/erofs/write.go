@@ -113,31 +113,44 @@ func (m *metaWriter) writeAt(off int64, p []byte) error {
 var errChanged = errors.New("file changed while the image was written")
 
 func (img *image) write(w io.WriterAt) error {
-	meta := &metaWriter{rest: newSeqWriter(w, BlockSize, 256<<10)}
+	meta := &metaWriter{rest: newSeqWriter(w, max(BlockSize, int64(img.metaBlk)*BlockSize), 256<<10)}
 	data := newSeqWriter(w, int64(img.dataStart)*BlockSize, 1<<20)
 	dst, _ := w.(*os.File)
 	hdr := make([]byte, extendedSize)
 	tail := make([]byte, BlockSize)
 	for _, ino := range img.order {
+		at := img.offset(ino)
 		h := ino.header(hdr)
-		if err := meta.writeAt(ino.offset(), h); err != nil {
+		if err := meta.writeAt(at, h); err != nil {
 			return err
 		}
-		tailAt := ino.offset() + int64(len(h))
+		tailAt := at + int64(len(h))
 		var err error
-		switch ino.ftype {
-		case ftDir:
+		switch {
+		case ino.ftype == ftDir:
 			err = img.writeBytes(meta, data, ino, tailAt, ino.dir.bytes(ino.size))
-		case ftSymlink:
+		case ino.ftype == ftSymlink:
 			err = img.writeBytes(meta, data, ino, tailAt, []byte(ino.node.Target))
-		case ftReg:
+		case ino.zmeta != nil:
+			err = meta.writeAt(at+int64(alignUp8(len(h))), ino.zmeta)
+		case ino.prewritten:
+			if ino.inline > 0 {
+				err = meta.writeAt(tailAt, ino.tail)
+			}
+		case ino.ftype == ftReg:
 			err = img.writeFile(meta, data, dst, ino, tailAt, tail)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	if err := meta.rest.zeros(int64(img.dataStart) * BlockSize); err != nil {
+	// Uncompressed: metadata, then data to the end. Compressed: data,
+	// then metadata to the end.
+	metaEnd, dataEnd := int64(img.dataStart), int64(img.blocks)
+	if img.codec != nil {
+		metaEnd, dataEnd = int64(img.blocks), int64(img.metaBlk)
+	}
+	if err := meta.rest.zeros(metaEnd * BlockSize); err != nil {
 		return err
 	}
 	if err := meta.rest.flush(); err != nil {
@@ -146,8 +159,8 @@ func (img *image) write(w io.WriterAt) error {
 	if err := data.flush(); err != nil {
 		return err
 	}
-	if data.pos() != int64(img.blocks)*BlockSize {
-		return fmt.Errorf("erofs: internal error: data ends at %d, expected block %d", data.pos(), img.blocks)
+	if data.pos() != dataEnd*BlockSize {
+		return fmt.Errorf("erofs: internal error: data ends at %d, expected block %d", data.pos(), dataEnd)
 	}
 	img.superblock(meta.block0[:])
 	if _, err := w.WriteAt(meta.block0[:], 0); err != nil {
@@ -218,11 +231,7 @@ func (img *image) writeFile(meta *metaWriter, data *seqWriter, dst *os.File, ino
 			return err
 		}
 	}
-	var one [1]byte
-	if k, _ := rc.Read(one[:]); k > 0 {
-		return fmt.Errorf("erofs: %s: longer than %d bytes: %w", displayPath(n), ino.size, errChanged)
-	}
-	return nil
+	return atEOF(rc, ino)
 }
 
 // copyRange copies n bytes from the current offset of src to offset off of
