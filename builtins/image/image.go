@@ -12,6 +12,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/sxb-build/sxb/builtins/disk"
 	"github.com/sxb-build/sxb/builtins/erofs"
@@ -69,18 +70,30 @@ func Compressions(format string) []string {
 }
 
 // CheckCompression reports whether the writer of format accepts
-// compression ("" for its default) with level (a partition's
-// CompressionLevel=, "" for the default).
+// compression ("" for its default; "ALG,LEVEL" as mkfs.erofs's -z takes it)
+// with level (a partition's CompressionLevel=, "" for the default).
 func CheckCompression(format, compression, level string) error {
-	if compression != "" && !slices.Contains(Compressions(format), compression) {
-		return fmt.Errorf("%q is not a %s compression (want one of %s)", compression, format, suggest.Quote(Compressions(format)))
+	alg, lv, hasLevel := strings.Cut(compression, ",")
+	if hasLevel && level == "" {
+		level = lv
+	}
+	if alg != "" && !slices.Contains(Compressions(format), alg) {
+		return fmt.Errorf("%q is not a %s compression (want one of %s)", alg, format, suggest.Quote(Compressions(format)))
 	}
 	n, err := compressionLevel(level)
 	if err != nil {
 		return err
 	}
-	if format == "squashfs" {
-		return squashfs.CheckCompression(compression, n)
+	switch format {
+	case "erofs":
+		if alg == "" || alg == "none" || level == "" {
+			_, _, err := erofs.ParseCompression(alg)
+			return err
+		}
+		_, _, err := erofs.ParseCompression(alg + "," + level)
+		return err
+	case "squashfs":
+		return squashfs.CheckCompression(alg, n)
 	}
 	return nil
 }
@@ -105,12 +118,19 @@ func FSWriters(compression string) map[string]disk.FSWriter {
 			if c == "" {
 				c = compression
 			}
+			if p.CompressionLevel != "" && c != "" && !strings.Contains(c, ",") {
+				c += "," + p.CompressionLevel // mkfs.erofs's -z alg,level
+			}
 			return erofs.Write(w, root, erofs.Options{UUID: p.UUID, Epoch: p.Epoch, Compression: c})
 		},
 		"squashfs": func(w io.WriterAt, root *tree.Node, p disk.FSParams) (int64, error) {
 			c := p.Compression
 			if c == "" {
 				c = compression
+			}
+			c, lv, hasLevel := strings.Cut(c, ",") // sysext(compression = "zstd,19")
+			if hasLevel && p.CompressionLevel == "" {
+				p.CompressionLevel = lv
 			}
 			level, err := compressionLevel(p.CompressionLevel)
 			if err != nil {

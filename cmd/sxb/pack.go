@@ -41,7 +41,7 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 	fs.Usage = func() { fmt.Fprintln(env.stderr, packUsage); fs.PrintDefaults() }
 	kind := fs.String("kind", "sysext", "extension kind: sysext (/usr, /opt) or confext (/etc)")
 	format := fs.String("format", "erofs", "file system: erofs or squashfs")
-	compression := fs.String("compression", "", "file-system compression (squashfs: gzip, xz, zstd, lz4)")
+	compression := fs.String("compression", "", "file-system compression, optionally with a level as ALG,LEVEL (erofs: lz4, lz4hc, lzma, deflate, zstd; squashfs: gzip, xz, zstd, lz4)")
 	verityMode := fs.String("verity", "off", "dm-verity: off, hash, signed (needs --key and --certificate), or defer (signature partition reserved for sxb sign)")
 	keyFile := fs.String("key", "", "PEM private key signing the verity root hash")
 	certFile := fs.String("certificate", "", "PEM certificate of the signing key")
