@@ -71,11 +71,14 @@ func exercise(fsys FS) {
 }
 
 func FuzzInspectErofs(f *testing.F) {
-	var w buf
-	if _, err := erofs.Write(&w, fuzzTree(f), erofs.Options{}); err != nil {
-		f.Fatal(err)
+	root := fuzzTree(f)
+	for _, c := range []string{"", "lz4", "lzma", "deflate", "zstd"} {
+		var w buf
+		if _, err := erofs.Write(&w, root, erofs.Options{Compression: c}); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(w.b)
 	}
-	f.Add(w.b)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		defer watchdog()()
 		r := bytes.NewReader(data)

@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"bytes"
+	"fmt"
 	"compress/gzip"
 	"context"
 	"io"
@@ -97,6 +98,7 @@ func sampleDir(t *testing.T) string {
 		"usr/lib/extension-release.d/extension-release.x": "ID=debian\nVERSION_ID=\"12\"\n# comment\nSYSEXT_LEVEL=1.0\n",
 		"usr/bin/tool":      "tool",
 		"usr/share/big.bin": strings.Repeat("0123456789abcdef", 20000),
+		"usr/share/mixed":   mixedContent(),
 		"etc/extension-release.d/extension-release.x": "ID=_any\n",
 	}
 	for p, c := range files {
@@ -131,6 +133,62 @@ func TestReadersOnReferenceTools(t *testing.T) {
 	}
 	for _, im := range imgs {
 		t.Run(filepath.Base(im.name), func(t *testing.T) { checkReader(t, im.name, im.kind, src) })
+	}
+}
+
+// mixedContent is 300 KB of text, pseudo-random bytes and zeros: clusters
+// of every kind in a compressed image.
+func mixedContent() string {
+	var b strings.Builder
+	x := uint32(1)
+	for i := 0; b.Len() < 300000; i++ {
+		switch i % 3 {
+		case 0:
+			for range 5000 {
+				fmt.Fprintf(&b, "line %d of the text\n", x%1000)
+				x = x*1664525 + 1013904223
+			}
+		case 1:
+			for range 30000 {
+				b.WriteByte(byte(x >> 24))
+				x = x*1664525 + 1013904223
+			}
+		default:
+			b.WriteString(strings.Repeat("\x00", 20000))
+		}
+	}
+	return b.String()
+}
+
+// TestReadersOnCompressedErofs reads compressed erofs images: sxb's, with
+// every algorithm, and mkfs.erofs 1.8's, also with big physical clusters
+// (-C) and the non-compact index layout.
+func TestReadersOnCompressedErofs(t *testing.T) {
+	src := sampleDir(t)
+	root, err := tree.Load(src, tree.Options{Epoch: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, c := range erofs.Compressions {
+		e := filepath.Join(dir, c+".erofs")
+		f, _ := os.Create(e)
+		if _, err := erofs.Write(f, root, erofs.Options{Compression: c}); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		t.Run("sxb-"+c, func(t *testing.T) { checkReader(t, e, "erofs", src) })
+	}
+	mkfs := testenv.ErofsTool(t, "mkfs.erofs")
+	for i, args := range [][]string{{"-zlz4"}, {"-zlz4hc", "-C65536"}, {"-zlz4hc,12", "-Elegacy-compress"},
+		{"-zlzma"}, {"-zlzma", "-C32768"}, {"-zdeflate"}, {"-zzstd"}, {"-zzstd", "-C16384", "-Elegacy-compress"}} {
+		e := filepath.Join(dir, fmt.Sprintf("mkfs%d.erofs", i))
+		argv := append(append(append([]string(nil), mkfs...), "-T0"), args...)
+		argv = append(argv, e, src)
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("mkfs.erofs %v: %v\n%s", args, err, out)
+		}
+		t.Run("mkfs"+strings.Join(args, ""), func(t *testing.T) { checkReader(t, e, "erofs", src) })
 	}
 }
 
@@ -179,7 +237,7 @@ func checkReader(t *testing.T, image, kind, src string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"usr/lib/extension-release.d/extension-release.x", "usr/share/big.bin", "usr/bin/tool"} {
+	for _, p := range []string{"usr/lib/extension-release.d/extension-release.x", "usr/share/big.bin", "usr/bin/tool", "usr/share/mixed"} {
 		got, err := fsys.ReadFile(p)
 		if err != nil {
 			t.Fatalf("%s: %s: %v", image, p, err)
