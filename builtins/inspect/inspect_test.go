@@ -2,9 +2,9 @@ package inspect
 
 import (
 	"bytes"
-	"fmt"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
