@@ -3,6 +3,7 @@ module github.com/sxb-build/sxb
 go 1.26.8
 
 require (
+	github.com/DataDog/zstd v1.5.5
 	github.com/ProtonMail/go-crypto v1.5.2
 	github.com/bazelbuild/buildtools v0.0.0-20260904073137-eaa4d125b423
 	github.com/bazelbuild/remote-apis v0.0.0-20260908115904-76ddd98e1f92
@@ -23,7 +24,6 @@ require (
 
 require (
 	cloud.google.com/go/longrunning v0.8.0 // indirect
-	github.com/DataDog/zstd v1.5.5 // indirect
 	github.com/anchore/go-struct-converter v0.1.0 // indirect
 	github.com/cloudflare/circl v1.6.3 // indirect
 	github.com/google/uuid v1.6.0 // indirect

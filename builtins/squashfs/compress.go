@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/klauspost/compress/zlib"
-	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
 )
@@ -180,31 +179,6 @@ func (c *xzComp) compress(dst, src []byte) ([]byte, error) {
 	out := c.buf.b
 	c.buf.b = nil
 	return out, nil
-}
-
-// zstdComp writes single-segment zstd frames: the frame content size stands
-// in for the window, which therefore never exceeds the block size the kernel
-// sizes its decoder for.
-type zstdComp struct {
-	enc *zstd.Encoder
-}
-
-func newZstd(level, blockSize int) (*zstdComp, error) {
-	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderCRC(false),
-		zstd.WithWindowSize(blockSize),
-		zstd.WithSingleSegment(true),
-		zstd.WithZeroFrames(true))
-	if err != nil {
-		return nil, err
-	}
-	return &zstdComp{enc: enc}, nil
-}
-
-func (c *zstdComp) compress(dst, src []byte) ([]byte, error) {
-	return c.enc.EncodeAll(src, dst[:0]), nil
 }
 
 // lz4Comp writes raw LZ4 blocks (no frame), as the kernel expects.
