@@ -118,6 +118,14 @@ func (img *image) write(w io.WriterAt) error {
 	dst, _ := w.(*os.File)
 	hdr := make([]byte, extendedSize)
 	tail := make([]byte, BlockSize)
+	var small []*inode
+	for _, ino := range img.order {
+		if img.readsWhole(ino, dst) {
+			small = append(small, ino)
+		}
+	}
+	pf := startPrefetch(small)
+	defer pf.close()
 	for _, ino := range img.order {
 		at := img.offset(ino)
 		h := ino.header(hdr)
@@ -136,6 +144,11 @@ func (img *image) write(w io.WriterAt) error {
 		case ino.prewritten:
 			if ino.inline > 0 {
 				err = meta.writeAt(tailAt, ino.tail)
+			}
+		case img.readsWhole(ino, dst):
+			var b []byte
+			if b, err = pf.take(ino); err == nil {
+				err = img.writeBytes(meta, data, ino, tailAt, b)
 			}
 		case ino.ftype == ftReg:
 			err = img.writeFile(meta, data, dst, ino, tailAt, tail)
@@ -169,7 +182,15 @@ func (img *image) write(w io.WriterAt) error {
 	return nil
 }
 
-// writeBytes stores generated content (directory blocks, symlink target).
+// readsWhole reports whether write reads a regular file into memory (then
+// ahead, in parallel) rather than copying it in the kernel.
+func (img *image) readsWhole(ino *inode, dst *os.File) bool {
+	return ino.ftype == ftReg && !ino.prewritten && ino.zmeta == nil && ino.size > 0 &&
+		(dst == nil || int64(ino.size)-int64(ino.inline) < copyRangeMin)
+}
+
+// writeBytes stores generated content (directory blocks, symlink target)
+// or a file read whole.
 func (img *image) writeBytes(meta *metaWriter, data *seqWriter, ino *inode, tailAt int64, b []byte) error {
 	full := len(b) - ino.inline
 	if err := data.write(b[:full]); err != nil {
