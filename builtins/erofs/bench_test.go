@@ -70,6 +70,14 @@ func TestBenchHelperWrite(t *testing.T) {
 		}
 		copyRangeMin = n
 	}
+	if v := os.Getenv("SXB_EROFS_PREFETCH_MAX"); v != "" {
+		// Experiment knob: the largest file read ahead (0: none).
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefetchMax = n
+	}
 	if p := os.Getenv("SXB_EROFS_CPUPROFILE"); p != "" {
 		f, err := os.Create(p)
 		if err != nil {

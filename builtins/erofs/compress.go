@@ -24,8 +24,9 @@ import (
 // on how many workers ran.
 
 // segmentSize is the input of one compression job at most. A multiple of
-// the block size, so segments start at lcluster boundaries.
-const segmentSize = 4 << 20
+// the block size, so segments start at lcluster boundaries. (A variable so
+// that tests can cross segment boundaries with small files.)
+var segmentSize int64 = 4 << 20
 
 // zjob is one segment of one file to compress.
 type zjob struct {

@@ -47,6 +47,7 @@ func text(seed uint64, n int) []byte {
 // data (raw clusters, files stored flat) and mixtures.
 func compressFixture(t *testing.T) *tree.Node {
 	t.Helper()
+	smallSegments(t)
 	dir, m := fixtureFiles(t)
 	file := func(rel string, data []byte) {
 		t.Helper()
@@ -58,10 +59,11 @@ func compressFixture(t *testing.T) *tree.Node {
 			t.Fatal(err)
 		}
 	}
-	for i, n := range []int{4097, 5000, 8191, 8192, 8193, 12345, 65536, 100000, 1 << 20, segmentSize - 1, segmentSize, segmentSize + 4097, 2*segmentSize + 1234} {
+	seg := int(segmentSize)
+	for i, n := range []int{4097, 5000, 8191, 8192, 8193, 12345, 65536, 100000, seg - 1, seg, seg + 4097, 2*seg + 1234, 5*seg + 99} {
 		file(fmt.Sprintf("z/text%d", n), text(uint64(i+1), n))
 	}
-	file("z/zeros", make([]byte, 9<<20+17))
+	file("z/zeros", make([]byte, 9*seg+17))
 	mixed := append(text(5, 300000), content(6, 300000)...)
 	mixed = append(mixed, make([]byte, 200000)...)
 	mixed = append(mixed, text(7, 123457)...)
@@ -83,6 +85,14 @@ func runArgv(t *testing.T, argv []string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", argv[len(argv)-1], strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// smallSegments makes compression segments 256 KiB for the test, so that
+// the fixture crosses segment boundaries with little data.
+func smallSegments(t *testing.T) {
+	prev := segmentSize
+	segmentSize = 256 << 10
+	t.Cleanup(func() { segmentSize = prev })
 }
 
 // compressions are the settings every image test runs with.

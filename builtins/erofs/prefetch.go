@@ -100,7 +100,7 @@ func readWhole(ino *inode) (_ []byte, err error) {
 			err = fmt.Errorf("erofs: %s: %w", displayPath(n), cerr)
 		}
 	}()
-	b := make([]byte, ino.size)
+	b := getBuf(int(ino.size))[:ino.size]
 	if _, err := io.ReadFull(rc, b); err != nil {
 		return nil, fmt.Errorf("erofs: %s: reading %d bytes: %w (%w)", displayPath(n), ino.size, err, errChanged)
 	}

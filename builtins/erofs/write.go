@@ -120,7 +120,7 @@ func (img *image) write(w io.WriterAt) error {
 	tail := make([]byte, BlockSize)
 	var small []*inode
 	for _, ino := range img.order {
-		if img.readsWhole(ino, dst) {
+		if img.readsWhole(ino) {
 			small = append(small, ino)
 		}
 	}
@@ -145,10 +145,11 @@ func (img *image) write(w io.WriterAt) error {
 			if ino.inline > 0 {
 				err = meta.writeAt(tailAt, ino.tail)
 			}
-		case img.readsWhole(ino, dst):
+		case img.readsWhole(ino):
 			var b []byte
 			if b, err = pf.take(ino); err == nil {
 				err = img.writeBytes(meta, data, ino, tailAt, b)
+				putBuf(b)
 			}
 		case ino.ftype == ftReg:
 			err = img.writeFile(meta, data, dst, ino, tailAt, tail)
@@ -182,11 +183,15 @@ func (img *image) write(w io.WriterAt) error {
 	return nil
 }
 
-// readsWhole reports whether write reads a regular file into memory (then
-// ahead, in parallel) rather than copying it in the kernel.
-func (img *image) readsWhole(ino *inode, dst *os.File) bool {
-	return ino.ftype == ftReg && !ino.prewritten && ino.zmeta == nil && ino.size > 0 &&
-		(dst == nil || int64(ino.size)-int64(ino.inline) < copyRangeMin)
+// prefetchMax is the largest file write reads ahead: past a few blocks the
+// system calls no longer dominate, and larger files are read straight into
+// the write buffer.
+var prefetchMax uint64 = 16 << 10
+
+// readsWhole reports whether write reads a regular file ahead, in
+// parallel, rather than streaming or copying it in the kernel.
+func (img *image) readsWhole(ino *inode) bool {
+	return ino.ftype == ftReg && !ino.prewritten && ino.zmeta == nil && ino.size > 0 && ino.size <= prefetchMax
 }
 
 // writeBytes stores generated content (directory blocks, symlink target)
