@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sxb-build/sxb/builtins/erofs"
 	"github.com/sxb-build/sxb/builtins/squashfs"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/testenv"
@@ -117,23 +118,61 @@ func checkExtraction(t *testing.T, mk func(*testing.T, string), want map[string]
 	return img
 }
 
-// TestExtractCompressedErofs: compressed erofs is refused with the error
-// the decompressor seam returns, and dest is left empty.
+// TestExtractCompressedErofs extracts compressed erofs images, sxb's with
+// every algorithm and mkfs.erofs 1.8's (also with big physical clusters and
+// the non-compact index layout), and compares them with the source tree in
+// every aspect. A layout the reader does not decode (tail packing) is
+// refused with ErrCompressedErofs and leaves dest empty.
 func TestExtractCompressedErofs(t *testing.T) {
-	testenv.NeedTool(t, "mkfs.erofs")
-	src, _ := fixture(t)
-	dir := t.TempDir()
-	img := filepath.Join(dir, "z.img")
-	run(t, "mkfs.erofs", "--quiet", "-zlz4hc", img, src)
-	dest := filepath.Join(dir, "out")
-	os.Mkdir(dest, 0o755)
-	_, err := Extract(context.Background(), img, dest, nil)
-	if !errors.Is(err, ErrCompressedErofs) {
-		t.Fatalf("got %v, want ErrCompressedErofs", err)
+	testenv.NeedRoot(t)
+	mkfs := testenv.ErofsTool(t, "mkfs.erofs")
+	src, meta := fixture(t)
+	root := loadTree(t, src, meta)
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	materialize(t, root, real)
+	want := describe(t, root, allAspects)
+	mkfsImage := func(args ...string) func(*testing.T, string) {
+		return func(t *testing.T, img string) {
+			argv := append(append(append([]string(nil), mkfs...), "--quiet"), args...)
+			run(t, argv[0], append(argv[1:], img, real)...)
+		}
 	}
-	if ents, _ := os.ReadDir(dest); len(ents) != 0 {
-		t.Errorf("dest holds %d entries after the failure", len(ents))
+	images := map[string]func(*testing.T, string){}
+	for _, c := range erofs.Compressions[1:] {
+		images["sxb-"+c] = func(t *testing.T, img string) {
+			writeFile(t, img, fsCase{e: &erofs.Options{Compression: c}}.write(t, root))
+		}
 	}
+	for _, args := range [][]string{{"-zlz4"}, {"-zlz4hc", "-C65536"}, {"-zlz4hc,12", "-Elegacy-compress"},
+		{"-zlzma"}, {"-zlzma,9", "-C32768"}, {"-zdeflate"}, {"-zzstd"}, {"-zzstd", "-C16384", "-Elegacy-compress"}} {
+		images["mkfs"+strings.Join(args, "")] = mkfsImage(args...)
+	}
+	for name, mk := range images {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			img := filepath.Join(dir, "fs.img")
+			mk(t, img)
+			_, ours := extractHere(t, img, dir)
+			if d := diffDescriptions(want, describe(t, ours, allAspects)); d != "" {
+				t.Errorf("extracted tree differs from the source:\n%s", d)
+			}
+		})
+	}
+	t.Run("tailpacking", func(t *testing.T) {
+		dir := t.TempDir()
+		img := filepath.Join(dir, "z.img")
+		mkfsImage("-zlz4hc", "-Eztailpacking")(t, img)
+		dest := filepath.Join(dir, "out")
+		os.Mkdir(dest, 0o755)
+		_, err := Extract(context.Background(), img, dest, nil)
+		if !errors.Is(err, ErrCompressedErofs) {
+			t.Fatalf("got %v, want ErrCompressedErofs", err)
+		}
+		if ents, _ := os.ReadDir(dest); len(ents) != 0 {
+			t.Errorf("dest holds %d entries after the failure", len(ents))
+		}
+	})
 }
 
 func openFile(t testing.TB, p string) *os.File {
