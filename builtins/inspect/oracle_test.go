@@ -44,15 +44,7 @@ func extractHere(t testing.TB, img, dir string) (*Extracted, *tree.Node) {
 func TestExtractMatchesReferenceTools(t *testing.T) {
 	testenv.NeedRoot(t)
 	testenv.NeedTool(t, "mkfs.erofs", "fsck.erofs", "mksquashfs", "unsquashfs")
-	src, meta := fixture(t)
-	root := loadTree(t, src, meta)
-	base := t.TempDir()
-	real := filepath.Join(base, "real")
-	materialize(t, root, real)
-	want := describe(t, root, allAspects)
-	if d := diffDescriptions(want, describe(t, loadReal(t, real), allAspects)); d != "" {
-		t.Fatalf("the materialized source tree differs from the fixture:\n%s", d)
-	}
+	root, real, want := realFixture(t)
 	fsckAspects := aspects{owners: true, times: true}
 
 	erofsImages := map[string]func(t *testing.T, img string){
@@ -97,6 +89,21 @@ func TestExtractMatchesReferenceTools(t *testing.T) {
 	}
 }
 
+// realFixture loads the fixture, materializes it (as root: owners,
+// devices, xattrs) for the reference tools to read, and describes it.
+func realFixture(t *testing.T) (root *tree.Node, real string, want map[string]string) {
+	t.Helper()
+	src, meta := fixture(t)
+	root = loadTree(t, src, meta)
+	real = filepath.Join(t.TempDir(), "real")
+	materialize(t, root, real)
+	want = describe(t, root, allAspects)
+	if d := diffDescriptions(want, describe(t, loadReal(t, real), allAspects)); d != "" {
+		t.Fatalf("the materialized source tree differs from the fixture:\n%s", d)
+	}
+	return root, real, want
+}
+
 // checkExtraction makes an image with mk, extracts it and compares the
 // result with want and, in the aspects given, with what the reference
 // tool (its arguments naming OUT and IMG) extracts. It returns the image.
@@ -126,12 +133,7 @@ func checkExtraction(t *testing.T, mk func(*testing.T, string), want map[string]
 func TestExtractCompressedErofs(t *testing.T) {
 	testenv.NeedRoot(t)
 	mkfs := testenv.ErofsTool(t, "mkfs.erofs")
-	src, meta := fixture(t)
-	root := loadTree(t, src, meta)
-	base := t.TempDir()
-	real := filepath.Join(base, "real")
-	materialize(t, root, real)
-	want := describe(t, root, allAspects)
+	root, real, want := realFixture(t)
 	mkfsImage := func(args ...string) func(*testing.T, string) {
 		return func(t *testing.T, img string) {
 			argv := append(append(append([]string(nil), mkfs...), "--quiet"), args...)
