@@ -24,6 +24,9 @@ const (
 	KindSysext    = "sysext"
 	KindConfext   = "confext"
 	KindImageTest = "image_test"
+	// KindMkosiImage is an mkosi image of a format sxb has no rule for
+	// (a bootable disk, a UKI, ...): always Unbuildable.
+	KindMkosiImage = "mkosi_image"
 )
 
 // Target is one declared target.
@@ -46,6 +49,49 @@ type Target struct {
 	// instead of <output dir>/<package>/ (an mkosi project's
 	// OutputDirectory, with mkosi's artifact names).
 	Publish *Publish `json:"publish,omitempty"`
+	// Unbuildable, when not empty, says why sxb cannot build the target:
+	// one diagnostic per reason, each naming the setting, file and line (an
+	// mkosi image using a setting sxb does not support yet). Such a target
+	// is listed and can be depended on, like Bazel's incompatible targets;
+	// building it, or a target that depends on it, is an error. Base, Ext
+	// and Test may be nil then.
+	Unbuildable []*diag.Diagnostic `json:"-"`
+}
+
+// BlockedBy returns the first target, in dependency order, of t's closure
+// in g (t included) that cannot be built, or nil when all can.
+func (g *Graph) BlockedBy(l Label) *Target {
+	for _, t := range g.Closure([]Label{l}) {
+		if len(t.Unbuildable) > 0 {
+			return t
+		}
+	}
+	return nil
+}
+
+// BuildError explains why the target l cannot be built: its own reasons,
+// or, when a dependency is unbuildable, a diagnostic naming that
+// dependency followed by its reasons. nil means l can be built.
+func (g *Graph) BuildError(l Label) error {
+	b := g.BlockedBy(l)
+	if b == nil {
+		return nil
+	}
+	var out diag.ErrorList
+	if b.Label != l {
+		pos := diag.Pos{}
+		if t := g.Target(l); t != nil {
+			pos = t.Pos
+		}
+		out = append(out, diag.Errorf(pos, "%s cannot be built: it depends on %s, which cannot be built", l, b.Label))
+	}
+	for _, d := range b.Unbuildable {
+		out = append(out, d)
+	}
+	if len(out) == 1 {
+		return out[0]
+	}
+	return out
 }
 
 // ImageTest is an image_test target: a script run with /bin/sh inside
@@ -235,6 +281,11 @@ type Graph struct {
 	Targets map[string]*Target
 	// Roots are the targets the patterns matched, sorted by label.
 	Roots []Label
+	// Named holds the label strings of the roots a pattern named
+	// explicitly ("//pkg:name"), as opposed to those a wildcard ("//...",
+	// ":all") matched: an unbuildable target named explicitly is an error
+	// to build, one a wildcard matched is skipped with a note.
+	Named map[string]bool
 }
 
 // Target returns the target with label l, or nil.

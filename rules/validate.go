@@ -158,8 +158,12 @@ func (x *Extension) ValidateArchitecture() error {
 // signing is deferred).
 func (x *Extension) validateLayout(parts []*repart.Partition) error {
 	if len(parts) == 0 {
+		v := x.Verity
+		if v == "defer" {
+			v = "hash" // the signature partition is reserved, unsigned: no key
+		}
 		var err error
-		if parts, err = disk.DefaultLayout(x.Kind, x.Format, x.Verity); err != nil {
+		if parts, err = disk.DefaultLayout(x.Kind, x.Format, v); err != nil {
 			return err
 		}
 	}

@@ -94,6 +94,9 @@ type Setting struct {
 	Name  string
 	Value string
 	Pos   diag.Pos
+	// Reason, for an unsupported setting, says what sxb lacks; empty
+	// means "is not supported by sxb yet".
+	Reason string
 }
 
 // Image is the final configuration of one mkosi image, with mkosi's
@@ -220,6 +223,10 @@ func (im *Image) CheckSupported() error {
 	}
 	var errs []error
 	for _, u := range im.Unsupported {
+		if u.Reason != "" {
+			errs = append(errs, diag.Errorf(u.Pos, "image %s: %s=%s: %s", im.Name, u.Name, u.Value, u.Reason))
+			continue
+		}
 		errs = append(errs, diag.Errorf(u.Pos, "image %s: %s=%s is not supported by sxb yet", im.Name, u.Name, u.Value))
 	}
 	return errors.Join(errs...)
@@ -530,7 +537,7 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 
 func unsupported(im *Image, vals map[*setting]any) []Setting {
 	var out []Setting
-	add := func(name, value string) {
+	addWhy := func(name, value, reason string) {
 		pos := im.Pos[name]
 		if pos.File == "" {
 			// A default value: name the image's configuration.
@@ -539,8 +546,9 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 				pos.File = im.Files[0]
 			}
 		}
-		out = append(out, Setting{Name: name, Value: value, Pos: pos})
+		out = append(out, Setting{Name: name, Value: value, Pos: pos, Reason: reason})
 	}
+	add := func(name, value string) { addWhy(name, value, "") }
 	for _, s := range settings {
 		if s.How != hGap {
 			continue
@@ -555,7 +563,9 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 				add(s.Name, v)
 			}
 		case []string:
-			if len(v) > 0 {
+			if s.Kind == tScripts && len(v) > 0 {
+				addWhy(s.Name, summarizePaths(im.config, v), "scripts are not supported by sxb yet")
+			} else if len(v) > 0 {
 				add(s.Name, strings.Join(v, " "))
 			}
 		case []Tree:
@@ -595,4 +605,28 @@ func treeSources(ts []Tree) []string {
 		out = append(out, t.Source)
 	}
 	return out
+}
+
+// maxListed is how many paths an unsupported list setting shows before
+// summarising the rest.
+const maxListed = 3
+
+// summarizePaths shows paths relative to dir (when inside it), the first
+// maxListed of them and how many more there are.
+func summarizePaths(dir string, paths []string) string {
+	l := make([]string, 0, maxListed)
+	for i, p := range paths {
+		if i == maxListed {
+			break
+		}
+		if r, err := filepath.Rel(dir, p); err == nil && !strings.HasPrefix(r, "..") {
+			p = r
+		}
+		l = append(l, p)
+	}
+	s := strings.Join(l, " ")
+	if n := len(paths) - maxListed; n > 0 {
+		s += fmt.Sprintf(" (and %d more)", n)
+	}
+	return s
 }

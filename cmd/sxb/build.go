@@ -29,8 +29,8 @@ type buildOptions struct {
 	Explain   bool
 	OutputDir string
 	KeepGoing bool
-	// Profile, when set, is where a Chrome trace-event profile goes.
-	Profile string
+	// Trace, when set, is where a Chrome trace-event profile goes.
+	Trace string
 	// SignKey is an OpenPGP secret key signing every SHA256SUMS written.
 	SignKey string
 	// verb names the command in messages ("build" when empty).
@@ -50,7 +50,8 @@ func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 	fs.BoolVar(&opts.Explain, "explain", false, "say why each action runs (which input changed)")
 	fs.StringVar(&opts.OutputDir, "output-dir", "", "where outputs go (default <workspace>/sxb-out)")
 	fs.BoolVarP(&opts.KeepGoing, "keep-going", "k", false, "build as much as possible after an error")
-	fs.StringVar(&opts.Profile, "profile", "", "write a trace of the build (Chrome trace-event JSON: chrome://tracing, ui.perfetto.dev) to `FILE`")
+	fs.StringVar(&opts.Trace, "trace", "", "write a trace of the build (Chrome trace-event JSON: chrome://tracing, ui.perfetto.dev) to `FILE`")
+	profiles := profileFlag(fs)
 	fs.StringVar(&opts.SignKey, "sign-key", "", "OpenPGP secret key signing each output directory's SHA256SUMS into SHA256SUMS.gpg (passphrase: $SXB_SIGN_PASSPHRASE)")
 	addRemoteFlags(fs, &opts.Remote)
 	fs.Usage = func() {
@@ -106,14 +107,17 @@ func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 		fmt.Fprintf(env.stderr, "sxb build: unknown --progress %q (want auto or plain)\n", opts.Progress)
 		return exitUsage
 	}
-	g, code := loadGraph(ctx, env, "build", patterns)
+	g, code := loadGraph(ctx, env, "build", patterns, *profiles)
 	if g == nil {
 		return code
 	}
-	targets := g.Closure(g.Roots)
 	if *dryRun {
+		roots, code := selectRoots(env, g)
+		if roots == nil {
+			return code
+		}
 		var b strings.Builder
-		for _, t := range targets {
+		for _, t := range g.Closure(labelsOf(roots)) {
 			b.WriteString(t.Label.String())
 			b.WriteByte('\n')
 		}
@@ -128,5 +132,5 @@ func runBuildCmd(ctx context.Context, env *environ, args []string) int {
 	if opts.SignKey != "" && !filepath.IsAbs(opts.SignKey) {
 		opts.SignKey = filepath.Join(env.dir, opts.SignKey)
 	}
-	return execBuild(ctx, env, g, targets, opts)
+	return execBuild(ctx, env, g, opts)
 }

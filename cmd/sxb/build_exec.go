@@ -29,8 +29,77 @@ func sourceDateEpoch() (int64, error) {
 	return n, nil
 }
 
-func execBuild(ctx context.Context, env *environ, g *rules.Graph, targets []*rules.Target, opts buildOptions) int {
-	results, err, code := execute(ctx, env, g, g.RootTargets(), opts, nil)
+// selectRoots splits the roots of g into the targets to build and the
+// unbuildable ones (Target.Unbuildable, themselves or a dependency): one a
+// pattern named explicitly is an error, one a wildcard matched is skipped
+// with a note on stderr, as Bazel skips incompatible targets in "//...".
+// It returns the targets to build, or the exit status when there is
+// nothing to build.
+func selectRoots(env *environ, g *rules.Graph) ([]*rules.Target, int) {
+	useColor := diag.UseColor(env.stderr)
+	var roots []*rules.Target
+	var errs []error
+	skipped := 0
+	for _, t := range g.RootTargets() {
+		err := g.BuildError(t.Label)
+		switch {
+		case err == nil:
+			roots = append(roots, t)
+		case g.Named[t.Label.String()]:
+			errs = append(errs, err)
+		default:
+			skipped++
+			b := g.BlockedBy(t.Label)
+			why := b.Unbuildable[0].Msg
+			if b != t {
+				why = fmt.Sprintf("it depends on %s: %s", b.Label, why)
+			}
+			fmt.Fprintf(env.stderr, "note: skipping %s, which cannot be built: %s\n", t.Label, summarizeReason(why, len(b.Unbuildable)))
+		}
+	}
+	if len(errs) > 0 {
+		for _, e := range errs {
+			for _, x := range unwrapJoined(e) {
+				diag.RenderError(env.stderr, x, useColor)
+			}
+		}
+		return nil, exitError
+	}
+	if len(roots) == 0 && skipped > 0 {
+		what := "the target the patterns matched cannot"
+		if skipped > 1 {
+			what = fmt.Sprintf("none of the %d targets the patterns matched can", skipped)
+		}
+		fmt.Fprintf(env.stderr, "sxb: error: nothing to build: %s be built (sxb query --output=json says why)\n", what)
+		return nil, exitError
+	}
+	return roots, exitOK
+}
+
+// summarizeReason is the first reason of an unbuildable target, saying
+// how many more there are.
+func summarizeReason(first string, n int) string {
+	if n > 1 {
+		return fmt.Sprintf("%s (and %d more reasons)", first, n-1)
+	}
+	return first
+}
+
+// labelsOf returns the targets' labels.
+func labelsOf(ts []*rules.Target) []rules.Label {
+	out := make([]rules.Label, len(ts))
+	for i, t := range ts {
+		out[i] = t.Label
+	}
+	return out
+}
+
+func execBuild(ctx context.Context, env *environ, g *rules.Graph, opts buildOptions) int {
+	roots, code := selectRoots(env, g)
+	if roots == nil {
+		return code
+	}
+	results, err, code := execute(ctx, env, g, roots, opts, nil)
 	if code != exitOK {
 		return code
 	}
@@ -104,20 +173,16 @@ func execute(ctx context.Context, env *environ, g *rules.Graph, roots []*rules.T
 		tune(&probe)
 		runTests = probe.RunTests
 	}
-	labels := make([]rules.Label, len(roots))
-	for i, t := range roots {
-		labels[i] = t.Label
-	}
 	total := 0
-	for _, t := range g.Closure(labels) {
+	for _, t := range g.Closure(labelsOf(roots)) {
 		if t.Kind != rules.KindImageTest || runTests {
 			total++
 		}
 	}
 	var prog build.Progress = build.NewProgress(env.stderr, fancy, useColor, total)
 	var trace *build.Trace
-	if opts.Profile != "" {
-		profile := opts.Profile
+	if opts.Trace != "" {
+		profile := opts.Trace
 		if !filepath.IsAbs(profile) {
 			profile = filepath.Join(env.dir, profile)
 		}
@@ -154,7 +219,7 @@ func execute(ctx context.Context, env *environ, g *rules.Graph, roots []*rules.T
 		if terr := trace.Err(); terr != nil {
 			err = errors.Join(err, terr)
 		} else {
-			fmt.Fprintf(env.stderr, "profile: %s (peak memory %s)\n", opts.Profile, humanSize(trace.PeakRSS()))
+			fmt.Fprintf(env.stderr, "trace: %s (peak memory %s)\n", opts.Trace, humanSize(trace.PeakRSS()))
 		}
 	}
 	if remote != nil {

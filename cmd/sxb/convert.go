@@ -24,7 +24,7 @@ func runConvert(ctx context.Context, env *environ, args []string) int {
 	fs := pflag.NewFlagSet("convert", pflag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	write := fs.BoolP("write", "w", false, "write DIR/BUILD.star instead of printing it")
-	profiles := fs.StringSlice("profile", nil, "enable a profile (repeatable)")
+	profiles := profileFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(env.stderr, "usage: sxb convert [-w] [--profile NAME] [DIR]")
 		fs.PrintDefaults()

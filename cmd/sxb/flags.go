@@ -17,3 +17,9 @@ func parseFailed(env *environ, verb string, err error) int {
 	fmt.Fprintf(env.stderr, "sxb %s: %v (see sxb %s --help)\n", verb, err, verb)
 	return exitUsage
 }
+
+// profileFlag adds --profile NAME (repeatable, or comma-separated), the
+// mkosi profiles enabled in every mkosi project, as mkosi's --profile.
+func profileFlag(fs *pflag.FlagSet) *[]string {
+	return fs.StringSlice("profile", nil, "enable the mkosi profile `NAME` in mkosi projects (repeatable), as mkosi --profile")
+}

@@ -44,13 +44,13 @@ func runLock(ctx context.Context, env *environ, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	g, code := loadGraph(ctx, env, "lock", fs.Args())
+	g, code := loadGraph(ctx, env, "lock", fs.Args(), nil)
 	if g == nil {
 		return code
 	}
 	opts.OutputDir = filepath.Join(g.Workspace, "sxb-out")
 	opts.recordLocks = true
-	code = execBuild(ctx, env, g, g.Closure(g.Roots), opts)
+	code = execBuild(ctx, env, g, opts)
 	if code == exitOK {
 		seen := map[string]bool{}
 		for _, t := range g.Closure(g.Roots) {

@@ -45,7 +45,7 @@ func runMkosi(ctx context.Context, env *environ, args []string) int {
 	fs := pflag.NewFlagSet("mkosi summary", pflag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	asJSON := fs.Bool("json", false, "print the configuration as JSON, in the shape of mkosi --json summary")
-	profiles := fs.StringSlice("profile", nil, "enable a profile (repeatable)")
+	profiles := profileFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(env.stderr, "usage: sxb mkosi summary [--json] [--profile NAME] [DIR]")
 		fs.PrintDefaults()

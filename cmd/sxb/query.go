@@ -31,8 +31,10 @@ func init() {
 // diagnostics and returns the exit code (usage error for a malformed
 // pattern, error otherwise). SXB_MAX_STEPS overrides the per-file step
 // limit (eval.DefaultMaxSteps) for very large generated workspaces.
-func loadGraph(ctx context.Context, env *environ, verb string, patterns []string) (*rules.Graph, int) {
-	opts := eval.Options{Dir: env.dir, Patterns: patterns, Stderr: env.stderr}
+//
+// profiles are mkosi profiles enabled in every mkosi project (--profile).
+func loadGraph(ctx context.Context, env *environ, verb string, patterns, profiles []string) (*rules.Graph, int) {
+	opts := eval.Options{Dir: env.dir, Patterns: patterns, Stderr: env.stderr, Profiles: profiles}
 	if s := os.Getenv("SXB_MAX_STEPS"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil || n == 0 {
@@ -63,8 +65,9 @@ func runQuery(ctx context.Context, env *environ, args []string) int {
 	fs.SetOutput(env.stderr)
 	output := fs.String("output", "plain", "output format: plain (labels), json (targets with attributes) or dot (graph)")
 	deps := fs.Bool("deps", false, "include the transitive dependencies of the matched targets")
+	profiles := profileFlag(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: sxb query [--output=plain|json|dot] [--deps] PATTERN...")
+		fmt.Fprintln(env.stderr, "usage: sxb query [--output=plain|json|dot] [--deps] [--profile NAME]... PATTERN...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -84,7 +87,7 @@ func runQuery(ctx context.Context, env *environ, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	g, code := loadGraph(ctx, env, "query", fs.Args())
+	g, code := loadGraph(ctx, env, "query", fs.Args(), *profiles)
 	if g == nil {
 		return code
 	}
@@ -103,7 +106,7 @@ func runQuery(ctx context.Context, env *environ, args []string) int {
 		}
 		_, err = io.WriteString(env.stdout, b.String())
 	case "json":
-		err = writeQueryJSON(env.stdout, targets)
+		err = writeQueryJSON(env.stdout, g, targets)
 	case "dot":
 		err = writeQueryDot(env.stdout, targets)
 	}
@@ -121,16 +124,37 @@ type queryTarget struct {
 	Location   string   `json:"location"`
 	Attributes any      `json:"attributes"`
 	Deps       []string `json:"deps"`
+	// Buildable is false when the target, or one of its dependencies,
+	// cannot be built; Unbuildable then says why.
+	Buildable   bool          `json:"buildable"`
+	Unbuildable []queryReason `json:"unbuildable,omitempty"`
 }
 
-func writeQueryJSON(w io.Writer, targets []*rules.Target) error {
+// queryReason is one reason a target cannot be built.
+type queryReason struct {
+	// Target is the unbuildable target: this one or a dependency.
+	Target   string `json:"target"`
+	Location string `json:"location"`
+	Reason   string `json:"reason"`
+}
+
+func writeQueryJSON(w io.Writer, g *rules.Graph, targets []*rules.Target) error {
 	out := make([]queryTarget, 0, len(targets))
 	for _, t := range targets {
-		q := queryTarget{Label: t.Label.String(), Kind: t.Kind, Location: t.Pos.String(), Deps: []string{}}
-		if t.Base != nil {
+		q := queryTarget{Label: t.Label.String(), Kind: t.Kind, Location: t.Pos.String(), Deps: []string{}, Buildable: true}
+		switch {
+		case t.Base != nil:
 			q.Attributes = t.Base
-		} else {
+		case t.Ext != nil:
 			q.Attributes = t.Ext
+		case t.Test != nil:
+			q.Attributes = t.Test
+		}
+		if b := g.BlockedBy(t.Label); b != nil {
+			q.Buildable = false
+			for _, d := range b.Unbuildable {
+				q.Unbuildable = append(q.Unbuildable, queryReason{Target: b.Label.String(), Location: d.Pos.String(), Reason: d.Msg})
+			}
 		}
 		for _, d := range t.Deps {
 			q.Deps = append(q.Deps, d.String())
@@ -154,7 +178,11 @@ func writeQueryDot(w io.Writer, targets []*rules.Target) error {
 		if t.Kind == rules.KindBaseImage {
 			shape = "box3d"
 		}
-		fmt.Fprintf(&b, "  %q [label = %q, shape = %q];\n", t.Label.String(), t.Kind+"\n"+t.Label.String(), shape)
+		style := ""
+		if len(t.Unbuildable) > 0 {
+			style = ", style = \"dashed\"" // cannot be built
+		}
+		fmt.Fprintf(&b, "  %q [label = %q, shape = %q%s];\n", t.Label.String(), t.Kind+"\n"+t.Label.String(), shape, style)
 	}
 	for _, t := range targets {
 		for _, d := range t.Deps {

@@ -83,7 +83,7 @@ func runMerged(ctx context.Context, env *environ, verb string, args []string) in
 			return exitUsage
 		}
 	}
-	g, code := loadGraph(ctx, env, verb, patterns)
+	g, code := loadGraph(ctx, env, verb, patterns, nil)
 	if code != exitOK {
 		return code
 	}

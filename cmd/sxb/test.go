@@ -50,7 +50,7 @@ func runTestCmd(ctx context.Context, env *environ, args []string) int {
 	if len(patterns) == 0 {
 		patterns = []string{":all"}
 	}
-	g, code := loadGraph(ctx, env, "test", patterns)
+	g, code := loadGraph(ctx, env, "test", patterns, nil)
 	if code != exitOK {
 		return code
 	}

@@ -175,6 +175,13 @@ func Build(ctx context.Context, g *rules.Graph, targets []*rules.Target, opts Op
 	if !opts.RunTests {
 		order = slices.DeleteFunc(order, func(t *rules.Target) bool { return t.Kind == rules.KindImageTest })
 	}
+	// What sxb cannot build is refused before anything runs (callers
+	// choose the buildable targets; see rules.Graph.BuildError).
+	for _, t := range targets {
+		if err := g.BuildError(t.Label); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Progress == nil {
 		opts.Progress = NewProgress(io.Discard, false, false, len(order))
 	}

@@ -54,6 +54,9 @@ type Options struct {
 	// mkosi_project() and packages that are mkosi project directories);
 	// nil means mkosiproject.Targets.
 	MkosiProject func(mkosiproject.Request) ([]*rules.Target, error)
+	// Profiles are mkosi profiles enabled in every mkosi project loaded,
+	// in addition to the configured ones (mkosi --profile).
+	Profiles []string
 }
 
 // fileOptions is the sxb Starlark dialect.
@@ -115,6 +118,7 @@ type loader struct {
 	maxSteps uint64
 	jobs     int
 	mkosi    func(mkosiproject.Request) ([]*rules.Target, error)
+	profiles []string
 
 	printMu sync.Mutex
 
@@ -171,6 +175,7 @@ func newLoader(ctx context.Context, opts Options, root, cwd string) *loader {
 		maxSteps: opts.MaxSteps,
 		jobs:     opts.Jobs,
 		mkosi:    opts.MkosiProject,
+		profiles: opts.Profiles,
 		modules:  map[string]*module{},
 		files:    map[string]*syntax.File{},
 		srcs:     map[string][]byte{},
@@ -248,6 +253,7 @@ func (l *loader) run(pats []label.Pattern) (*rules.Graph, error) {
 	// Roots.
 	var roots []label.Label
 	rootSeen := map[string]bool{}
+	named := map[string]bool{}
 	for _, p := range pats {
 		matched := false
 		pkgs := []string{p.Pkg}
@@ -259,6 +265,9 @@ func (l *loader) run(pats []label.Pattern) (*rules.Graph, error) {
 			for _, d := range ps.decls {
 				if p.Matches(d.t.Label) {
 					matched = true
+					if !p.Recursive && !p.All {
+						named[d.t.Label.String()] = true
+					}
 					if k := d.t.Label.String(); !rootSeen[k] {
 						rootSeen[k] = true
 						roots = append(roots, d.t.Label)
@@ -280,7 +289,7 @@ func (l *loader) run(pats []label.Pattern) (*rules.Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.Roots = roots
+	g.Roots, g.Named = roots, named
 	return g, nil
 }
 

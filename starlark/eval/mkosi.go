@@ -52,7 +52,7 @@ func mkosiBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, 
 }
 
 func (l *loader) mkosiRequest(ps *pkgState, dir string) mkosiproject.Request {
-	return mkosiproject.Request{Workspace: l.root, Package: ps.name, Dir: dir, Cwd: l.cwd, Warn: func(d *diag.Diagnostic) {
+	return mkosiproject.Request{Workspace: l.root, Package: ps.name, Dir: dir, Cwd: l.cwd, Profiles: l.profiles, Warn: func(d *diag.Diagnostic) {
 		l.printMu.Lock()
 		defer l.printMu.Unlock()
 		diag.Render(l.stderr, d, diag.UseColor(l.stderr))

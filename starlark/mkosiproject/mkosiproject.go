@@ -48,40 +48,106 @@ type Request struct {
 	// Warn receives warnings about the configuration (unknown settings,
 	// ...); nil drops them.
 	Warn func(*diag.Diagnostic)
+	// Profiles are enabled in addition to the configured ones, as with
+	// mkosi --profile.
+	Profiles []string
 }
 
 // Targets reads the mkosi project in req.Dir and returns one target per
 // image that mkosi would build, in mkosi's build order. Each target has
 // Label.Name, Kind and Base or Ext set; labels in Ext.Base are fully
 // qualified. The caller fills in Label.Pkg, Pos (when empty) and Deps.
+//
+// An image sxb cannot build (a setting it does not support yet) is still
+// a target: its Unbuildable diagnostics name the setting, file and line,
+// and it keeps its dependencies, so that listing the project works and
+// only building that image (or what depends on it) fails. Only a project
+// mkosi itself could not read is an error.
 func Targets(req Request) ([]*rules.Target, error) {
 	c := &conv{req: req}
 	warn := req.Warn
 	if warn == nil {
 		warn = func(*diag.Diagnostic) {}
 	}
-	p, err := mkosi.Load(req.Dir, mkosi.LoadOptions{Warn: func(d *diag.Diagnostic) { warn(c.relDiag(d)) }})
+	p, err := mkosi.Load(req.Dir, mkosi.LoadOptions{Profiles: req.Profiles, Warn: func(d *diag.Diagnostic) { warn(c.relDiag(d)) }})
 	if err != nil {
 		return nil, c.relErr(err)
 	}
 	c.p = p
 	var out []*rules.Target
-	var errs []error
 	for _, im := range p.Images {
 		if !im.Builds() {
 			continue
 		}
-		t, err := c.target(im)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, t)
-	}
-	if len(errs) > 0 {
-		return nil, c.relErr(errors.Join(errs...))
+		out = append(out, c.targetOf(im))
 	}
 	return out, nil
+}
+
+// targetOf is im's target, or, when sxb cannot build it, an unbuildable
+// target of the kind the image would have, with its dependencies and the
+// reasons.
+func (c *conv) targetOf(im *mkosi.Image) *rules.Target {
+	t, err := c.target(im)
+	if err == nil {
+		return t
+	}
+	return &rules.Target{
+		Label: c.label(im), Kind: kindOf(im), Pos: c.rel(pos(im, "Format")), Deps: c.deps(im),
+		Unbuildable: c.diags(im, err),
+	}
+}
+
+// kindOf is the rule kind an image maps to, or rules.KindMkosiImage for
+// formats sxb has no rule for.
+func kindOf(im *mkosi.Image) string {
+	switch {
+	case im.Format == "directory" || im.Format == "tar":
+		return rules.KindBaseImage
+	case im.Format == "sysext" || im.Format == "confext":
+		return im.Format
+	case im.Format == "disk" && im.Overlay:
+		if confextTree(im) {
+			return rules.KindConfext
+		}
+		return rules.KindSysext
+	}
+	return rules.KindMkosiImage
+}
+
+// deps are the targets im needs built first: the images its
+// Dependencies= name that build, and the image its BaseTrees= names.
+func (c *conv) deps(im *mkosi.Image) []label.Label {
+	out := []label.Label{}
+	add := func(dep *mkosi.Image) {
+		if dep == nil || dep == im || !dep.Builds() {
+			return // an image that only carries settings
+		}
+		if l := c.label(dep); !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	for _, b := range im.BaseTrees {
+		add(c.p.ImageAt(b))
+	}
+	for _, d := range im.Dependencies {
+		add(c.p.Image(d))
+	}
+	return out
+}
+
+// diags flattens err into diagnostics with relative file names; an error
+// without a position is placed at the image's Format= (or first file).
+func (c *conv) diags(im *mkosi.Image, err error) []*diag.Diagnostic {
+	var out []*diag.Diagnostic
+	for _, e := range c.flatten(err) {
+		d, ok := e.(*diag.Diagnostic)
+		if !ok {
+			d = c.relDiag(diag.Errorf(pos(im, "Format"), "image %s: %v", im.Name, e))
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 type conv struct {
@@ -173,12 +239,8 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 	if l, _, ok := im.OutputSymlink(); ok {
 		t.Publish.Symlink = l
 	}
-	for _, d := range im.Dependencies {
-		dep := c.p.Image(d)
-		if dep == nil || !dep.Builds() {
-			continue // an image that only carries settings
-		}
-		if l := c.label(dep); !slices.Contains(t.Deps, l) {
+	for _, l := range c.deps(im) {
+		if !slices.Contains(t.Deps, l) {
 			t.Deps = append(t.Deps, l)
 		}
 	}
@@ -464,6 +526,16 @@ func (c *conv) relDiag(d *diag.Diagnostic) *diag.Diagnostic {
 // relErr turns err into diagnostics with relative file names: one
 // diagnostic, or an diag.ErrorList for several.
 func (c *conv) relErr(err error) error {
+	flat := c.flatten(err)
+	if len(flat) == 1 {
+		return flat[0]
+	}
+	return diag.ErrorList(flat)
+}
+
+// flatten unwraps joined errors, showing the file names of diagnostics
+// relative to the working directory.
+func (c *conv) flatten(err error) []error {
 	var flat []error
 	var walk func(e error)
 	walk = func(e error) {
@@ -480,8 +552,5 @@ func (c *conv) relErr(err error) error {
 		flat = append(flat, e)
 	}
 	walk(err)
-	if len(flat) == 1 {
-		return flat[0]
-	}
-	return diag.ErrorList(flat)
+	return flat
 }

@@ -40,6 +40,21 @@ func targets(t *testing.T, dir string) map[string]*rules.Target {
 	return out
 }
 
+// why returns the reasons target name of the project in dir cannot be
+// built, one diagnostic a line ("" when it can be built).
+func why(t *testing.T, dir, name string) string {
+	t.Helper()
+	tg := targets(t, dir)[name]
+	if tg == nil {
+		t.Fatalf("no target %s", name)
+	}
+	var l []string
+	for _, d := range tg.Unbuildable {
+		l = append(l, d.Error())
+	}
+	return strings.Join(l, "\n")
+}
+
 func TestExtensionSettings(t *testing.T) {
 	dir := project(t,
 		"mkosi.conf", distro+"[Output]\nFormat=none\nOutputDirectory=out\nImageVersion=1.2\n",
@@ -131,9 +146,8 @@ func TestGaps(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := project(t, "mkosi.conf", distro, "mkosi.images/a/mkosi.conf", tc.conf)
-			_, err := Targets(Request{Workspace: dir, Dir: dir, Cwd: dir})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("err = %v\nwant %s", err, tc.want)
+			if got := why(t, dir, "a"); !strings.Contains(got, tc.want) {
+				t.Errorf("unbuildable = %v\nwant %s", got, tc.want)
 			}
 		})
 	}
@@ -148,17 +162,15 @@ func TestSplitPartitions(t *testing.T) {
 	dir = project(t,
 		"mkosi.conf", distro+"[Output]\nFormat=disk\nOverlay=yes\nSplitArtifacts=partitions\n[Content]\nExtraTrees=tree\n", "tree/usr/lib/x", "x",
 		"mkosi.repart/10-root.conf", "[Partition]\nType=root\nSplitName=-\n")
-	_, err := Targets(Request{Workspace: dir, Dir: dir, Cwd: dir})
-	if err == nil || !strings.Contains(err.Error(), "mkosi.conf:8:1: error: image main: SplitArtifacts=partitions with SplitName=- in") {
-		t.Errorf("err = %v", err)
+	if got := why(t, dir, "image"); !strings.Contains(got, "mkosi.conf:8:1: error: image main: SplitArtifacts=partitions with SplitName=- in") {
+		t.Errorf("unbuildable = %v", got)
 	}
 }
 
 func TestSourceDateEpochGap(t *testing.T) {
 	dir := project(t, "mkosi.conf", distro+"[Content]\nSourceDateEpoch=5\n", "mkosi.images/a/mkosi.conf", "[Output]\nFormat=sysext\n")
-	_, err := Targets(Request{Workspace: dir, Dir: dir, Cwd: dir})
-	if err == nil || !strings.Contains(err.Error(), "mkosi.conf:6:1: error: image a: SourceDateEpoch= is not supported") {
-		t.Errorf("err = %v", err)
+	if got := why(t, dir, "a"); !strings.Contains(got, "mkosi.conf:6:1: error: image a: SourceDateEpoch= is not supported") {
+		t.Errorf("unbuildable = %v", got)
 	}
 }
 
@@ -190,7 +202,41 @@ func TestArch(t *testing.T) {
 	}
 	dir = project(t, "mkosi.conf", "[Distribution]\nDistribution=arch\nRelease=2024\n[Output]\nFormat=none\n",
 		"mkosi.images/base/mkosi.conf", "[Output]\nFormat=directory\n[Content]\nPackages=systemd\n")
-	if _, err := Targets(Request{Workspace: dir, Dir: dir, Cwd: dir}); err == nil || !strings.Contains(err.Error(), `Arch Linux has one release, "rolling"`) {
-		t.Errorf("Release=2024: %v", err)
+	if got := why(t, dir, "base"); !strings.Contains(got, `Arch Linux has one release, "rolling"`) {
+		t.Errorf("Release=2024: %v", got)
+	}
+}
+
+// TestUnbuildableImages checks that images sxb cannot build are targets
+// of their own, with their dependencies and reasons, while the others
+// convert as usual.
+func TestUnbuildableImages(t *testing.T) {
+	dir := project(t,
+		"mkosi.conf", distro+"[Output]\nFormat=none\nOutputDirectory=out\n",
+		"mkosi.images/base/mkosi.conf", "[Output]\nFormat=directory\n[Content]\nPackages=systemd\n",
+		"mkosi.images/base/mkosi.postinst", "#!/bin/sh\n",
+		"mkosi.images/tool/mkosi.conf", "[Config]\nDependencies=base\n[Output]\nFormat=sysext\nOverlay=yes\n[Content]\nBaseTrees=%O/base\nPackages=jq\n",
+		"mkosi.images/vm/mkosi.conf", "[Output]\nFormat=disk\n[Content]\nBootable=yes\nPackages=linux-image-amd64\n",
+		"mkosi.images/plain/mkosi.conf", "[Output]\nFormat=sysext\n[Content]\nExtraTrees=tree\n",
+		"mkosi.images/plain/tree/usr/lib/extension-release.d/extension-release.plain", "ID=_any\n",
+	)
+	ts := targets(t, dir)
+	if len(ts) != 4 {
+		t.Fatalf("targets %v", ts)
+	}
+	if ts["plain"].Unbuildable != nil || ts["tool"].Unbuildable != nil {
+		t.Errorf("plain %v, tool %v: want buildable", ts["plain"].Unbuildable, ts["tool"].Unbuildable)
+	}
+	base := ts["base"]
+	if base.Kind != rules.KindBaseImage || len(base.Unbuildable) != 1 || !strings.Contains(base.Unbuildable[0].Error(), "mkosi.images/base/mkosi.postinst: error: image base: PostInstallationScripts=mkosi.images/base/mkosi.postinst: scripts are not supported by sxb yet") ||
+		!strings.Contains(base.Unbuildable[0].Msg, "scripts are not supported") {
+		t.Errorf("base: kind %s, %v", base.Kind, base.Unbuildable)
+	}
+	vm := ts["vm"]
+	if vm.Kind != rules.KindMkosiImage || len(vm.Unbuildable) == 0 || len(vm.Deps) != 0 {
+		t.Errorf("vm: kind %s deps %v, %v", vm.Kind, vm.Deps, vm.Unbuildable)
+	}
+	if d := ts["tool"].Deps; len(d) != 1 || d[0].Name != "base" {
+		t.Errorf("tool deps %v", d)
 	}
 }
