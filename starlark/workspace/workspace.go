@@ -12,7 +12,9 @@
 // the mkosi/ subdirectory layout) without one: such a package behaves as if
 // its BUILD.star were `mkosi_project(directory = ".")`. Directories an mkosi
 // project owns (those named mkosi.*, and the mkosi/ configuration
-// subdirectory) are never packages of their own. Recursive patterns
+// subdirectory) are never packages of their own, and no directory inside
+// an mkosi project is an mkosi project of its own (the fragments a project
+// Include=s from shared/ are not projects). Recursive patterns
 // ("//...") visit every package under a directory but do not descend into
 // directories whose name starts with "." or "_", directories named
 // "testdata" or "sxb-out", directories an mkosi project owns, symbolic
@@ -112,7 +114,20 @@ func IsMkosiPackage(root, pkg string) bool {
 			}
 		}
 	}
-	return isMkosiDir(dir)
+	return isMkosiDir(dir) && !insideMkosiProject(root, dir)
+}
+
+// insideMkosiProject reports whether a directory above dir, up to the
+// workspace root, is an mkosi project: its subdirectories (configuration
+// fragments it Include=s, trees, scripts) are never projects of their own.
+func insideMkosiProject(root, dir string) bool {
+	for d := dir; d != root && strings.HasPrefix(d, root+"/"); {
+		d = filepath.Dir(d)
+		if mkosi.IsProject(d) {
+			return true
+		}
+	}
+	return false
 }
 
 // isMkosiDir reports whether dir is an mkosi project that is not part of
@@ -163,6 +178,19 @@ func Packages(root, pkg string) ([]string, error) {
 		return nil, fmt.Errorf("//%s is not a directory", pkg)
 	}
 	var out []string
+	// The mkosi projects met so far: nothing below one is a project.
+	var projects []string
+	if insideMkosiProject(root, start) {
+		projects = append(projects, filepath.Dir(start))
+	}
+	under := func(p string) bool {
+		for _, q := range projects {
+			if strings.HasPrefix(p, q+"/") {
+				return true
+			}
+		}
+		return false
+	}
 	err = filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == start {
@@ -181,7 +209,11 @@ func Packages(root, pkg string) ([]string, error) {
 				return filepath.SkipDir
 			}
 		}
-		if isFile(filepath.Join(p, BuildFile)) || isMkosiDir(p) {
+		mk := isMkosiDir(p) && !under(p)
+		if mk {
+			projects = append(projects, p)
+		}
+		if isFile(filepath.Join(p, BuildFile)) || mk {
 			rel, _ := filepath.Rel(root, p)
 			if rel == "." {
 				rel = ""

@@ -88,19 +88,24 @@ func TestMkosiPackages(t *testing.T) {
 		"ws/sub/mkosi/mkosi.conf", "ws/sub/mkosi/mkosi.images/a.conf",
 		"ws/dropins/mkosi.conf.d/10.conf",
 		"ws/both/BUILD.star", "ws/both/mkosi.conf",
-		"alone/mkosi.conf", "alone/mkosi.images/base/mkosi.conf", "alone/deep/x.txt")
+		"alone/mkosi.conf", "alone/mkosi.images/base/mkosi.conf", "alone/deep/x.txt",
+		// Fragments a project Include=s are not projects; BUILD.star
+		// packages inside a project still are.
+		"ws/proj/shared/packages/x/mkosi.conf", "ws/proj/shared/base/mkosi.conf.d/a.conf", "ws/both/inner/mkosi.conf",
+		"ws/proj/star/BUILD.star")
 	ws := filepath.Join(tmp, "ws")
 	got, err := Packages(ws, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"", "both", "dropins", "proj", "sub"}
+	want := []string{"", "both", "dropins", "proj", "proj/star", "sub"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("Packages = %q, want %q", got, want)
 	}
 	for pkg, want := range map[string]bool{
 		"proj": true, "sub": true, "dropins": true, "both": false,
 		"proj/mkosi.images/jq": false, "sub/mkosi": false, "proj/mkosi.output/o": false, "nothing": false,
+		"proj/shared/packages/x": false, "proj/shared/base": false, "both/inner": false,
 	} {
 		if got := IsMkosiPackage(ws, pkg); got != want {
 			t.Errorf("IsMkosiPackage(%q) = %v, want %v", pkg, got, want)
@@ -108,6 +113,9 @@ func TestMkosiPackages(t *testing.T) {
 	}
 	if !IsPackage(ws, "both") || !IsPackage(ws, "proj") || IsPackage(ws, "proj/mkosi.images/jq") {
 		t.Errorf("IsPackage disagrees with the package rules")
+	}
+	if got, err := Packages(ws, "proj/shared"); err != nil || len(got) != 0 {
+		t.Errorf("Packages(proj/shared) = %q, %v; want none", got, err)
 	}
 	if f := PackageFile(ws, "proj"); f != filepath.Join(ws, "proj/mkosi.conf") {
 		t.Errorf("PackageFile(proj) = %s", f)
