@@ -182,16 +182,21 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 			rule = "confext"
 		}
 		consumed["Overlay"] = true
+	default:
+		// No rule builds this format: the image still becomes a rule,
+		// the tree it is made of, marked as not what mkosi builds.
+		rule = "base_image"
 	}
 	name := im.Name
 	if isMain {
 		name = im.Output
 	}
-	if rule == "" {
-		todo := c.todos(im, func(n string) bool { return !isMain && !c.own(im, n) }, false)
-		fmt.Fprintf(b, "# TODO(mkosi): image %q (Format=%s, Overlay=%v) has no Starlark equivalent.\n", name, im.Format, im.Overlay)
-		b.WriteString(strings.Join(todo, ""))
-		return
+	if rule == "base_image" && im.Format != "directory" && im.Format != "tar" {
+		what := fmt.Sprintf("Format=%s", im.Format)
+		if im.Format == "disk" {
+			what += fmt.Sprintf(" (Overlay=%s)", yesNo(im.Overlay))
+		}
+		c.mark(b, im, "Format", what, "has no Starlark equivalent: converted to a base_image of the image's tree, not the image mkosi builds")
 	}
 	add("", "name", q(name))
 	if rule == "base_image" {
@@ -234,7 +239,11 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 		add("RemoveFiles", "remove_files", qlist(im.RemoveFiles))
 	}
 	if rule == "base_image" {
-		add("", "output", q(im.Format))
+		out := im.Format
+		if out != "tar" {
+			out = "directory"
+		}
+		add("", "output", q(out))
 	} else {
 		if len(im.RepartDirs) > 0 {
 			var globs []string
@@ -300,7 +309,7 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 	for _, a := range attrs {
 		if a.setting != "" {
 			for _, cm := range im.Comments[a.setting] {
-				fmt.Fprintf(b, "    # %s\n", cm)
+				b.WriteString(indent(comment(cm)))
 			}
 		}
 		fmt.Fprintf(b, "    %s = %s,\n", a.name, a.value)
@@ -386,22 +395,59 @@ func (c *converter) todos(im *Image, handled func(string) bool, mainOnly bool) [
 		s := Setting{Name: n, Value: v, Pos: pos}
 		c.conv.TODO = append(c.conv.TODO, s)
 		for _, cm := range im.Comments[n] {
-			out = append(out, fmt.Sprintf("# %s\n", cm))
+			out = append(out, comment(cm))
 		}
-		out = append(out, fmt.Sprintf("# TODO(mkosi): %s=%s\n", n, v))
+		out = append(out, comment(fmt.Sprintf("TODO(mkosi): %s=%s", n, v)))
 	}
 	return out
 }
 
+// comment renders text as Starlark comment lines: every line of a
+// multi-line value (mkosi's continuation lines) gets its own "#".
+func comment(text string) string {
+	var b strings.Builder
+	for i, line := range strings.Split(text, "\n") {
+		if i > 0 {
+			line = "    " + strings.TrimSpace(line)
+		}
+		b.WriteString(strings.TrimRight("# "+line, " ") + "\n")
+	}
+	return b.String()
+}
+
+// mark writes a TODO comment about im's setting that the rule below does
+// not do as mkosi does, and records it.
+func (c *converter) mark(b *strings.Builder, im *Image, setting, what, why string) {
+	pos, ok := im.Pos[setting]
+	if !ok && len(im.Files) > 0 {
+		pos.File = im.Files[0]
+	}
+	c.conv.TODO = append(c.conv.TODO, Setting{Name: setting, Value: strings.TrimPrefix(what, setting+"="), Pos: pos, Reason: why})
+	b.WriteString(comment(fmt.Sprintf("TODO(mkosi): %s %s", what, why)))
+}
+
+// indent indents comment lines to sit inside a rule call.
+func indent(lines string) string {
+	return "    " + strings.ReplaceAll(strings.TrimSuffix(lines, "\n"), "\n", "\n    ") + "\n"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
 func (c *converter) render(im *Image, name string) string {
-	switch v := im.values[settingByName[name]].(type) {
+	st := settingByName[name]
+	if l, ok := im.values[st].([]string); ok && st.Kind == tScripts {
+		return summarizePaths(c.p.Dir, l)
+	}
+	switch v := im.values[st].(type) {
 	case nil:
 		return ""
 	case bool:
-		if v {
-			return "yes"
-		}
-		return "no"
+		return yesNo(v)
 	case []string:
 		l := make([]string, len(v))
 		for i, s := range v {

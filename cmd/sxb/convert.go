@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -59,7 +60,11 @@ func runConvert(ctx context.Context, env *environ, args []string) int {
 		if rel, err := filepath.Rel(p.Dir, t.Pos.File); err == nil && t.Pos.File != "" {
 			where = (diag.Pos{File: rel, Line: t.Pos.Line}).String()
 		}
-		fmt.Fprintf(env.stderr, "sxb convert: %s: %s=%s has no Starlark equivalent; kept as a TODO(mkosi) comment\n", where, t.Name, t.Value)
+		if t.Reason != "" {
+			fmt.Fprintf(env.stderr, "sxb convert: %s: %s=%s %s; marked with a TODO(mkosi) comment\n", where, t.Name, oneLine(t.Value), t.Reason)
+			continue
+		}
+		fmt.Fprintf(env.stderr, "sxb convert: %s: %s=%s has no Starlark equivalent; kept as a TODO(mkosi) comment\n", where, t.Name, oneLine(t.Value))
 	}
 	if !*write {
 		env.stdout.Write(cv.BuildStar)
@@ -73,3 +78,6 @@ func runConvert(ctx context.Context, env *environ, args []string) int {
 	fmt.Fprintln(env.stdout, out)
 	return exitOK
 }
+
+// oneLine shows a multi-line value on one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
