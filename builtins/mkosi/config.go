@@ -32,6 +32,9 @@ type pctx struct {
 	// active holds the directories being parsed (device, inode), so a
 	// symlink back to one of them is refused instead of re-parsed.
 	active map[[2]uint64]bool
+	// missing are the built-in configurations the image Include=s that no
+	// installed mkosi provides: the image cannot be built.
+	missing []Setting
 }
 
 func newCtx(l *loader, image string) *pctx {

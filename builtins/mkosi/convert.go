@@ -169,6 +169,9 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 	case im.Format == "none":
 		c.conv.Notes = append(c.conv.Notes, fmt.Sprintf("image %s has Format=none: its settings are inherited by the other images", im.Name))
 		return
+	case im.Name == defaultInitrdName:
+		c.conv.Notes = append(c.conv.Notes, "image default-initrd is the initrd mkosi builds for a bootable image with a kernel: not converted")
+		return
 	case isMain && !im.HasContent():
 		c.conv.Notes = append(c.conv.Notes, fmt.Sprintf("main image (Format=%s) installs nothing: not converted", im.Format))
 		return

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/sxb-build/sxb/internal/diag"
 )
@@ -33,6 +35,10 @@ type LoadOptions struct {
 	// Warn receives warnings (unknown settings, wrong sections, unset
 	// specifiers). nil drops them.
 	Warn func(*diag.Diagnostic)
+	// Resources is the resources directory of an installed mkosi, where
+	// its built-in configurations (mkosi-initrd/, mkosi-vm/, ...) live;
+	// "" means look for one, NoResources means there is none.
+	Resources string
 }
 
 // Project is a parsed mkosi project.
@@ -233,8 +239,10 @@ func (im *Image) CheckSupported() error {
 }
 
 type loader struct {
-	dir  string
-	opts LoadOptions
+	dir     string
+	opts    LoadOptions
+	resOnce sync.Once
+	res     string
 }
 
 // FindConfigDir returns the directory holding mkosi.conf for dir: dir
@@ -369,11 +377,43 @@ func Load(dir string, opts LoadOptions) (*Project, error) {
 		mainVals[depSet] = defaultDeps
 	}
 	main := newImage(c, mainVals, configdir, configdir)
+	if err := l.addDefaultInitrd(c, mainVals, configdir, main, &subs); err != nil {
+		return nil, err
+	}
 	ordered, err := resolveDeps(subs, main)
 	if err != nil {
 		return nil, err
 	}
 	return &Project{Dir: abs, ConfigDir: configdir, Images: append(ordered, main)}, nil
+}
+
+// addDefaultInitrd adds the "default-initrd" image mkosi synthesizes when
+// an image is bootable with a kernel, as a dependency of those images.
+func (l *loader) addDefaultInitrd(c *pctx, mainVals map[*setting]any, configdir string, main *Image, subs *[]*Image) error {
+	var want []*Image
+	for _, im := range append(append([]*Image{}, *subs...), main) {
+		if wantDefaultInitrd(im) {
+			want = append(want, im)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	at := want[0].Pos["Bootable"]
+	if at.File == "" {
+		at = want[0].Pos["Packages"]
+	}
+	initrd, err := l.defaultInitrd(mainVals, c, configdir, at)
+	if err != nil {
+		return err
+	}
+	dep := settingByName["Dependencies"]
+	for _, im := range want {
+		im.Dependencies = append(im.Dependencies, initrd.Name)
+		im.values[dep] = slices.Clone(im.Dependencies)
+	}
+	*subs = append(*subs, initrd)
+	return nil
 }
 
 // resolveDeps keeps the subimages main depends on (transitively) and
@@ -531,7 +571,7 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 			im.Environment[k] = v
 		}
 	}
-	im.Unsupported = unsupported(im, vals)
+	im.Unsupported = append(unsupported(im, vals), c.missing...)
 	return im
 }
 
@@ -585,6 +625,9 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 	}
 	if im.Bootable == "enabled" {
 		add("Bootable", "yes")
+	}
+	if (im.Format == "directory" || im.Format == "tar") && vals[settingByName["CleanPackageMetadata"]] == "enabled" {
+		addWhy("CleanPackageMetadata", "yes", "removing the package manager's metadata from a base tree is not supported by sxb yet (extensions never carry it)")
 	}
 	for _, t := range append(append([]Tree{}, im.SkeletonTrees...), im.ExtraTrees...) {
 		if exists(t.Source) && !isDir(t.Source) {

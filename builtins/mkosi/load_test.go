@@ -42,8 +42,8 @@ func testOpts(w *[]*diag.Diagnostic) LoadOptions {
 	return LoadOptions{
 		Environment:      map[string]string{"HOME": "/home/u", "FOO": "foo"},
 		HostDistribution: "debian", HostRelease: "trixie", HostArchitecture: "x86-64",
-		SystemdVersion: "257.4",
-		Warn:           func(d *diag.Diagnostic) { *w = append(*w, d) },
+		SystemdVersion: "257.4", Resources: NoResources,
+		Warn: func(d *diag.Diagnostic) { *w = append(*w, d) },
 	}
 }
 
@@ -475,9 +475,22 @@ func TestIncludes(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "mkosi.conf"), []byte("[Include]\nInclude=incdir\n"), 0o644)
 	eq(t, "directory include", mustLoad(t, dir).Main().Packages, []string{"incdir", "incdir-dropin"})
 
-	err := loadErr(t, writeProject(t, map[string]string{"mkosi.conf": "[Include]\nInclude=mkosi-vm\n"}))
-	if !strings.Contains(err.Error(), "built-in configurations are not supported") || !strings.Contains(err.Error(), "mkosi.conf:2") {
+	// mkosi's built-in configurations: read from an installed mkosi, or
+	// the image is unbuildable (loading still succeeds).
+	dir = writeProject(t, map[string]string{"mkosi.conf": "[Include]\nInclude=mkosi-vm\n[Content]\nPackages=own\n"})
+	err := mustLoad(t, dir).Main().CheckSupported()
+	if err == nil || !strings.Contains(err.Error(), "mkosi.conf:2:1: error: image main: Include=mkosi-vm: mkosi's built-in configuration; no installed mkosi") ||
+		strings.Count(err.Error(), "Include=") != 1 {
 		t.Errorf("error %v", err)
+	}
+	res := writeProject(t, map[string]string{"mkosi-vm/mkosi.conf": "[Content]\nPackages=from-vm\n",
+		"mkosi-vm/mkosi.conf.d/x.conf": "[Match]\nDistribution=debian\n[Content]\nPackages=debian-vm\n"})
+	vm := mustLoad(t, dir, func(o *LoadOptions) { o.Resources = res }).Main()
+	eq(t, "mkosi-vm packages", vm.Packages, []string{"debian-vm", "from-vm", "own"})
+	for _, u := range vm.Unsupported {
+		if u.Name == "Include" {
+			t.Errorf("unsupported %v with mkosi-vm installed", u)
+		}
 	}
 	// An include of itself is parsed once.
 	dir = writeProject(t, map[string]string{"mkosi.conf": "[Include]\nInclude=mkosi.conf\n[Content]\nPackages=a\n"})
@@ -755,6 +768,8 @@ func TestUnsupported(t *testing.T) {
 		"b":    {"Format@mkosi.images/b/mkosi.conf:2:1"},
 		"c":    {"BuildScripts@mkosi.images/c/mkosi.build.d/x"},
 		"main": {"Checksum@mkosi.conf:5:1"},
+		// a is bootable: mkosi adds its default initrd.
+		"default-initrd": {"Format@mkosi.images/a/mkosi.conf:4:1", "Include@mkosi.images/a/mkosi.conf:4:1"},
 	})
 	err := l.Image("a").CheckSupported()
 	if err == nil || !strings.Contains(err.Error(), "mkosi.images/a/mkosi.conf:4:1: error: image a: Bootable=yes is not supported by sxb yet") {
@@ -832,5 +847,41 @@ func TestBuilds(t *testing.T) {
 	full := l.Image("full")
 	if len(full.Unsupported) != 1 || full.Unsupported[0].Name != "Format" {
 		t.Errorf("full disk image without repart: %v", full.Unsupported)
+	}
+}
+
+// TestDefaultInitrd checks the image mkosi synthesizes for a bootable
+// image with a kernel: settings forced and inherited from the main image,
+// then mkosi-initrd from the resources, as a dependency of that image.
+func TestDefaultInitrd(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"mkosi.conf": "[Distribution]\nDistribution=debian\nRelease=trixie\n[Output]\nImageVersion=3\n" +
+			"[Content]\nPackages=linux-image-amd64\nInitrdPackages=extra-initrd\n",
+		"mkosi.images/base/mkosi.conf": "[Output]\nFormat=directory\n",
+	})
+	res := writeProject(t, map[string]string{"mkosi-initrd/mkosi.conf": "[Output]\nOutput=initrd\nFormat=cpio\n[Content]\nBootable=no\nPackages=systemd\n"})
+	l := mustLoad(t, dir, func(o *LoadOptions) { o.Resources = res })
+	var names []string
+	for _, im := range l.Images {
+		names = append(names, im.Name)
+	}
+	eq(t, "images", names, []string{"base", "default-initrd", "main"})
+	initrd := l.Image("default-initrd")
+	eq(t, "initrd", []any{initrd.Format, initrd.Output, initrd.Release, initrd.ImageVersion, initrd.Packages},
+		[]any{"cpio", "initrd", "trixie", "3", []string{"extra-initrd", "systemd"}})
+	eq(t, "main deps", l.Main().Dependencies, []string{"base", "default-initrd"})
+	if err := initrd.CheckSupported(); err == nil || !strings.Contains(err.Error(), "mkosi.conf:7:1: error: image default-initrd: Format=cpio: the default initrd") {
+		t.Errorf("initrd: %v", err)
+	}
+	js, err := l.SummaryJSON()
+	if err != nil || !strings.Contains(string(js), `"Image": "default-initrd"`) {
+		t.Errorf("summary: %v\n%s", err, js)
+	}
+	// Not bootable without a kernel package, nor with Bootable=no.
+	for _, conf := range []string{"[Content]\nPackages=systemd\n", "[Content]\nBootable=no\nPackages=linux-image-amd64\n", "[Output]\nFormat=sysext\n[Content]\nPackages=linux-image-amd64\n"} {
+		dir := writeProject(t, map[string]string{"mkosi.conf": "[Distribution]\nDistribution=debian\n" + conf})
+		if im := mustLoad(t, dir).Project.Image("default-initrd"); im != nil {
+			t.Errorf("%q: default initrd", conf)
+		}
 	}
 }

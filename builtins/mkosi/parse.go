@@ -272,6 +272,11 @@ func (c *pctx) parseIncludes(pos diag.Pos) error {
 		all = append(all, l...)
 	}
 	for _, p := range all {
+		if slices.Contains(builtinConfigs, p) {
+			if p = c.builtinInclude(p, pos); p == "" {
+				continue
+			}
+		}
 		var st syscall.Stat_t
 		if err := syscall.Stat(p, &st); err != nil {
 			return diag.Errorf(pos, "Include=%s: %v", p, err)

@@ -164,7 +164,7 @@ var settings = []*setting{
 	{Name: "ExtraTrees", Section: "Content", Kind: tTrees, Files: []string{"extra", "extra.tar"}},
 	{Name: "RemovePackages", Section: "Content", Kind: tList, How: hGap},
 	{Name: "RemoveFiles", Section: "Content", Kind: tList},
-	{Name: "CleanPackageMetadata", Section: "Content", Kind: tRaw, How: hIgnore},
+	{Name: "CleanPackageMetadata", Section: "Content", Kind: tFeature, How: hIgnore},
 	{Name: "SourceDateEpoch", Section: "Content", Scope: scMultiversal, Kind: tEpoch, DefaultFn: defaultEpoch},
 	{Name: "SyncScripts", Section: "Content", Kind: tScripts, How: hGap, Files: []string{"sync"}, DirFiles: []string{"sync.d/*"}},
 	{Name: "PrepareScripts", Section: "Content", Kind: tScripts, How: hGap, Files: []string{"prepare", "prepare.chroot"}, DirFiles: []string{"prepare.d/*"}, Compat: []string{"PrepareScript"}},

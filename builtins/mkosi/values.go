@@ -269,11 +269,11 @@ func itemPath(required bool) func(c *pctx, v string) (string, error) {
 	return func(c *pctx, v string) (string, error) { return c.path(v, required, true) }
 }
 
-var builtinConfigs = []string{"mkosi-tools", "mkosi-initrd", "mkosi-vm", "mkosi-addon", "mkosi-obs"}
-
+// itemInclude resolves an Include= path; the names of mkosi's built-in
+// configurations stay as they are (parseIncludes looks them up).
 func itemInclude(c *pctx, v string) (string, error) {
 	if slices.Contains(builtinConfigs, v) {
-		return "", fmt.Errorf("Include=%s: mkosi's built-in configurations are not supported by sxb", v)
+		return v, nil
 	}
 	return c.path(v, true, true)
 }

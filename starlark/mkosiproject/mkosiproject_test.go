@@ -221,7 +221,7 @@ func TestUnbuildableImages(t *testing.T) {
 		"mkosi.images/plain/tree/usr/lib/extension-release.d/extension-release.plain", "ID=_any\n",
 	)
 	ts := targets(t, dir)
-	if len(ts) != 4 {
+	if len(ts) != 5 {
 		t.Fatalf("targets %v", ts)
 	}
 	if ts["plain"].Unbuildable != nil || ts["tool"].Unbuildable != nil {
@@ -232,9 +232,14 @@ func TestUnbuildableImages(t *testing.T) {
 		!strings.Contains(base.Unbuildable[0].Msg, "scripts are not supported") {
 		t.Errorf("base: kind %s, %v", base.Kind, base.Unbuildable)
 	}
-	vm := ts["vm"]
-	if vm.Kind != rules.KindMkosiImage || len(vm.Unbuildable) == 0 || len(vm.Deps) != 0 {
+	// A bootable image with a kernel gets mkosi's default initrd, an
+	// unbuildable target it depends on.
+	vm, initrd := ts["vm"], ts["default-initrd"]
+	if vm.Kind != rules.KindMkosiImage || len(vm.Unbuildable) == 0 || len(vm.Deps) != 1 || vm.Deps[0].Name != "default-initrd" {
 		t.Errorf("vm: kind %s deps %v, %v", vm.Kind, vm.Deps, vm.Unbuildable)
+	}
+	if initrd.Kind != rules.KindMkosiImage || len(initrd.Unbuildable) == 0 || !strings.Contains(initrd.Unbuildable[0].Msg, "the default initrd") {
+		t.Errorf("default-initrd: kind %s, %v", initrd.Kind, initrd.Unbuildable)
 	}
 	if d := ts["tool"].Deps; len(d) != 1 || d[0].Name != "base" {
 		t.Errorf("tool deps %v", d)
