@@ -228,6 +228,10 @@ type Extension struct {
 	// image and may sign the directory's SHA256SUMS. It does not change the
 	// image.
 	Update *Update `json:"update,omitempty"`
+	// Seed is the UUID every partition UUID and the verity salt derive
+	// from, as systemd-repart --seed (mkosi's Seed=); "" derives it from
+	// Output.
+	Seed string `json:"seed,omitempty"`
 }
 
 // Update is how an extension is shipped to hosts running

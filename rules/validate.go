@@ -122,6 +122,11 @@ func (x *Extension) validateAttrs() error {
 	case x.Verity != "signed" && x.Certificate != "":
 		return attrErr("certificate", "a certificate is only used with verity = \"signed\"")
 	}
+	if x.Seed != "" {
+		if _, err := repart.ParseID128(x.Seed); err != nil {
+			return attrErr("seed", "%v", err)
+		}
+	}
 	if x.Version != "" && strings.ContainsAny(x.Version, " \t") {
 		return attrErr("version", "%q must not contain spaces", x.Version)
 	}

@@ -65,6 +65,7 @@ func TestExtensionValidate(t *testing.T) {
 		{"key without signed", func(x *Extension) { x.Key = "/k" }, "key", "only used with verity"},
 		{"version spaces", func(x *Extension) { x.Version = "1 2" }, "version", "must not contain spaces"},
 		{"version slash", func(x *Extension) { x.Version = "1/2" }, "version", `must not contain "/"`},
+		{"seed", func(x *Extension) { x.Seed = "not-a-uuid" }, "seed", `invalid UUID "not-a-uuid"`},
 		{"image id", func(x *Extension) { x.ImageID = "a b" }, "image_id", "only letters"},
 		{"scope", func(x *Extension) { x.Scope = "system host" }, "scope", `"host" is not a scope`},
 		{"output", func(x *Extension) { x.Output = "../x" }, "output", "not a valid file name"},

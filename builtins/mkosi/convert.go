@@ -274,6 +274,13 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 		if im.ImageID != "" {
 			add("ImageId", "image_id", q(im.ImageID))
 		}
+		switch im.Seed {
+		case "":
+		case "random":
+			consumed["Seed"] = true // sxb's UUIDs are reproducible
+		default:
+			add("Seed", "seed", q(im.Seed))
+		}
 		scopeKey := strings.ToUpper(rule) + "_SCOPE"
 		if sc, ok := im.Environment[scopeKey]; ok {
 			add("", "scope", q(sc))

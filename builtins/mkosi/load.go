@@ -143,8 +143,11 @@ type Image struct {
 	CompressLevel   int64
 	ImageID         string
 	ImageVersion    string
-	SplitArtifacts  []string
-	RepartDirs      []string
+	// Seed is Seed=: the UUID systemd-repart derives partition UUIDs and
+	// the verity salt from, "random", or "" when not set.
+	Seed           string
+	SplitArtifacts []string
+	RepartDirs     []string
 
 	Verity                string // "disabled", "hash", "signed", "defer", "auto"
 	VerityKey             string
@@ -553,7 +556,7 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 		RemoveFiles: list("RemoveFiles"), Bootable: str("Bootable"), Overlay: boolean("Overlay"),
 		Output: str("Output"), OutputExtension: str("OutputExtension"), OutputDirectory: str("OutputDirectory"),
 		CacheDirectory: str("CacheDirectory"), CompressOutput: str("CompressOutput"),
-		ImageID: str("ImageId"), ImageVersion: str("ImageVersion"), SplitArtifacts: list("SplitArtifacts"),
+		ImageID: str("ImageId"), ImageVersion: str("ImageVersion"), Seed: str("Seed"), SplitArtifacts: list("SplitArtifacts"),
 		RepartDirs: list("RepartDirectories"), Verity: str("Verity"), VerityKey: str("VerityKey"),
 		VerityCertificate: str("VerityCertificate"), SecureBootKey: str("SecureBootKey"),
 		SecureBootCertificate: str("SecureBootCertificate"), PassEnvironment: list("PassEnvironment"),

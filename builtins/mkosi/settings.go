@@ -64,6 +64,9 @@ type setting struct {
 	DefaultFn func(c *pctx) (any, error)
 	// Neutral are raw values of a gap setting that mean "off".
 	Neutral []string
+	// Hidden settings are not printed by the summary (mkosi prints a
+	// random default for them).
+	Hidden bool
 }
 
 var (
@@ -93,6 +96,7 @@ var (
 	tVersion  = &kind{name: "string", parse: parseString, nullable: true, match: matchVersion}
 	tImageID  = &kind{name: "string", parse: parseString, nullable: true, match: matchGlob}
 	tRaw      = &kind{name: "raw", parse: parseRaw, nullable: true}
+	tSeed     = &kind{name: "uuid", parse: parseSeed, nullable: true}
 
 	tDistribution = enumKind("Distribution", distributions, nil, "")
 	tArch         = enumKind("Architecture", architectures, nil, "")
@@ -145,7 +149,7 @@ var settings = []*setting{
 	{Name: "RepartDirectories", Section: "Output", Kind: tPaths, Files: []string{"repart"}},
 	{Name: "SectorSize", Section: "Output", Scope: scInherit, Kind: tRaw, How: hGap},
 	{Name: "Overlay", Section: "Output", Kind: tBool},
-	{Name: "Seed", Section: "Output", Kind: tRaw, How: hGap, Files: []string{"seed"}, ReadFile: true},
+	{Name: "Seed", Section: "Output", Kind: tSeed, Files: []string{"seed"}, ReadFile: true, Hidden: true},
 	{Name: "ElTorito", Section: "Output", Kind: tRaw, How: hGap, Neutral: neutralFeature},
 	{Name: "ElToritoSystem", Section: "Output", Kind: tRaw, How: hIgnore},
 	{Name: "ElToritoVolume", Section: "Output", Kind: tRaw, How: hIgnore},

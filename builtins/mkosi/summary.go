@@ -10,7 +10,7 @@ import (
 func (im *Image) Summary() map[string]any {
 	out := map[string]any{"Image": im.Name}
 	for _, s := range settings {
-		if s.Kind == tRaw || s.Name == "Include" {
+		if s.Kind == tRaw || s.Hidden || s.Name == "Include" {
 			continue
 		}
 		out[s.Name] = jsonValue(im.values[s])

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/sxb-build/sxb/builtins/repart"
 )
 
 // kind is the type of a setting: how a raw value is parsed and merged with
@@ -93,6 +95,27 @@ func parseString(c *pctx, raw string, old any) (any, error) {
 }
 
 func parseRaw(c *pctx, raw string, old any) (any, error) { return parseString(c, raw, old) }
+
+// parseSeed reads Seed=: a UUID (normalised to lower case with dashes),
+// or "random".
+func parseSeed(c *pctx, raw string, old any) (any, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" || raw == "random" {
+		return nullIfEmpty(raw), nil
+	}
+	id, err := repart.ParseID128(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a valid UUID", raw)
+	}
+	return id.String(), nil
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
 
 func parseBool(c *pctx, raw string, old any) (any, error) {
 	if raw == "" {

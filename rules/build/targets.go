@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sxb-build/sxb/builtins/extension"
+	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/sbom"
 	"github.com/sxb-build/sxb/builtins/sysupdate"
 	"github.com/sxb-build/sxb/builtins/tree"
@@ -372,7 +373,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	ir, err := x.opts.ImageWriter(ctx, img, ImageRequest{
 		Kind: ext.Kind, Root: node, Partitions: ext.Partitions, Format: ext.Format, Compression: ext.Compression,
 		Verity: ext.Verity, Key: ext.Key, Cert: ext.Certificate, Architecture: inputs.Arch,
-		Seed: seedFor(ext.Output), Epoch: x.opts.Epoch,
+		Seed: seedOf(ext), Epoch: x.opts.Epoch,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("writing image: %w", err)
@@ -473,6 +474,17 @@ func readRelease(root, relPath string) (string, error) {
 		return "", nil
 	}
 	return string(b), err
+}
+
+// seedOf is the image's UUID seed: its Seed, else derived from its output
+// name (see seedFor). Validate checked Seed.
+func seedOf(ext *rules.Extension) [16]byte {
+	if ext.Seed != "" {
+		if id, err := repart.ParseID128(ext.Seed); err == nil {
+			return id
+		}
+	}
+	return seedFor(ext.Output)
 }
 
 // seedFor derives the UUID seed of an image from its output name, so that

@@ -206,6 +206,7 @@ func (a *args) extension(name, kind string) (*rules.Extension, string, error) {
 		return e
 	})
 	set(func() (e error) { x.CompressOutput, x.Update, e = a.shipping(x); return })
+	set(func() (e error) { x.Seed, e = a.str("seed", ""); return })
 	if err != nil {
 		return nil, "", err
 	}

@@ -72,6 +72,7 @@ var extAttrs = []attrSpec{
 	{name: "compress_output", kind: kEnum, enum: []string{"none", "zstd", "xz"}},
 	{name: "update_url", kind: kString},
 	{name: "sysupdate", kind: kDict},
+	{name: "seed", kind: kString},
 }
 
 var releaseKeyRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)

@@ -359,6 +359,11 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 	if im.CompressOutput == "zstd" || im.CompressOutput == "xz" {
 		x.CompressOutput = im.CompressOutput
 	}
+	// Seed=random asks for fresh UUIDs on every build; sxb keeps them
+	// reproducible (derived from the output name) instead.
+	if im.Seed != "random" {
+		x.Seed = im.Seed
+	}
 	// mkosi.sysupdate/ (SysupdateDirectory=) is published beside the
 	// images: the transfer definitions systemd-sysupdate reads.
 	if d := c.p.SysupdateDir(); d != "" {
