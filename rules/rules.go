@@ -273,6 +273,10 @@ type Partition struct {
 	Pos  diag.Pos `json:"-"`
 	File string   `json:"file,omitempty"`
 	Keys []KV     `json:"keys,omitempty"`
+	// Env are the SYSTEMD_REPART_OVERRIDE_* variables systemd-repart
+	// reads the definition under (mkosi passes its Environment=), in
+	// order.
+	Env []KV `json:"env,omitempty"`
 }
 
 // Graph is the set of loaded targets.

@@ -201,14 +201,22 @@ func Definitions(partitions []Partition) ([]*repart.Partition, error) {
 	for i, p := range partitions {
 		var rp *repart.Partition
 		var err error
+		getenv := func(k string) (string, bool) {
+			for _, kv := range p.Env {
+				if kv.Key == k {
+					return kv.Value, true
+				}
+			}
+			return "", false
+		}
 		if p.File != "" {
-			rp, err = repart.ParseFile(p.File)
+			rp, err = repart.ParseFileEnv(p.File, getenv)
 		} else {
 			kvs := make([]repart.KV, len(p.Keys))
 			for j, kv := range p.Keys {
 				kvs[j] = repart.KV{Key: kv.Key, Value: kv.Value}
 			}
-			rp, err = repart.FromKeys(p.Pos, fmt.Sprintf("%02d-partition.conf", (i+1)*10), kvs)
+			rp, err = repart.FromKeysEnv(p.Pos, fmt.Sprintf("%02d-partition.conf", (i+1)*10), kvs, getenv)
 		}
 		if err != nil {
 			return nil, err

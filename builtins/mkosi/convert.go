@@ -179,7 +179,7 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 		rule = "base_image"
 	case im.Format == "sysext" || im.Format == "confext":
 		rule = im.Format
-	case im.Format == "disk" && im.Overlay && len(im.RepartDirs) > 0:
+	case im.Format == "disk" && im.Overlay:
 		rule = "sysext"
 		if c.confextTree(im) {
 			rule = "confext"
@@ -248,12 +248,25 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 		}
 		add("", "output", q(out))
 	} else {
-		if len(im.RepartDirs) > 0 {
+		overrides := im.RepartOverrides()
+		switch {
+		case len(im.RepartDirs) > 0:
 			var globs []string
 			for _, d := range im.RepartDirs {
 				globs = append(globs, c.rel(filepath.Join(d, "*.conf")))
 			}
 			add("RepartDirectories", "partitions", "glob("+qlist(globs)+")")
+			if len(overrides) > 0 {
+				c.mark(b, im, "Environment", strings.Join(overrides, " "), "applies to the repart.d files when mkosi runs systemd-repart; edit their Format= instead")
+			}
+		case im.Format == "disk":
+			// mkosi's default definition for a disk without mkosi.repart/.
+			if fs := im.RootFilesystem(); fs != "erofs" && fs != "squashfs" {
+				c.mark(b, im, "Format", "disk", fmt.Sprintf("without mkosi.repart/ has a %s root partition, which sxb does not write: set format to erofs or squashfs", fs))
+			}
+			add("Format", "partitions", fmt.Sprintf("[partition(type = \"root\", format = %s, copy_files = [\"/\"], minimize = \"guess\")]", q(im.RootFilesystem())))
+		case im.RootFilesystem() != "erofs":
+			add("", "format", q(im.RootFilesystem()))
 		}
 		add("Verity", "verity", q(im.EffectiveVerity()))
 		if im.EffectiveVerity() == "signed" {
@@ -335,10 +348,11 @@ func starBool(b bool) string {
 }
 
 // envConsumed reports whether Environment= holds nothing but the
-// extension scope, which maps to scope=.
+// extension scope, which maps to scope=, and the repart overrides, which
+// shape format or partitions.
 func (c *converter) envConsumed(im *Image, rule string) bool {
 	for k := range im.Environment {
-		if k != strings.ToUpper(rule)+"_SCOPE" {
+		if k != strings.ToUpper(rule)+"_SCOPE" && !strings.HasPrefix(k, repartOverridePrefix) {
 			return false
 		}
 	}

@@ -623,7 +623,7 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 	case "cpio", "esp", "portable", "uki", "oci", "addon":
 		add("Format", im.Format)
 	}
-	if im.Format == "disk" && len(im.RepartDirs) == 0 && !(im.Name == "main" && !im.HasContent()) {
+	if im.Format == "disk" && !im.Overlay && len(im.RepartDirs) == 0 && !(im.Name == "main" && !im.HasContent()) {
 		add("Format", "disk (without mkosi.repart/, mkosi's default partition layout)")
 	}
 	if im.Bootable == "enabled" {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/internal/diag"
 )
 
@@ -219,4 +220,40 @@ func isRPMKernel(p string) bool { return p == "kernel" || p == "kernel-core" }
 func isKernelPackage(dist, p string) bool {
 	f := kernelPackages[dist]
 	return f != nil && f(p)
+}
+
+// repartOverridePrefix starts the environment variables systemd-repart
+// reads to override partition settings; mkosi runs repart with the
+// image's Environment=.
+const repartOverridePrefix = "SYSTEMD_REPART_OVERRIDE_"
+
+// RepartOverrides returns the SYSTEMD_REPART_OVERRIDE_* variables of the
+// image's Environment=, sorted by name.
+func (im *Image) RepartOverrides() []string {
+	var out []string
+	for k := range im.Environment {
+		if strings.HasPrefix(k, repartOverridePrefix) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RootFilesystem is the file system systemd-repart gives the root
+// partition of mkosi's default partition definitions for the image:
+// Format=erofs for extensions, the distribution's file system (ext4,
+// btrfs, xfs) for Format=disk, unless Environment= overrides it
+// (SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT=squashfs).
+func (im *Image) RootFilesystem() string {
+	fs := "erofs"
+	if im.Format == "disk" {
+		fs = distFilesystem(im.Distribution)
+	}
+	t, _ := repart.ParseType(repart.Root)
+	getenv := func(k string) (string, bool) { v, ok := im.Environment[k]; return v, ok }
+	if o := repart.FSTypeOverride(&repart.Partition{Type: t, Format: fs}, getenv); o != "" {
+		return o
+	}
+	return fs
 }

@@ -431,6 +431,13 @@ func ParseSize(s string) (uint64, error) {
 
 // Parse reads one repart.d file's content; name is used for positions.
 func Parse(file string, content []byte) (*Partition, error) {
+	return ParseEnv(file, content, nil)
+}
+
+// ParseEnv is Parse under an environment: getenv (nil for none) supplies
+// the SYSTEMD_REPART_OVERRIDE_FSTYPE variables systemd-repart honours (see
+// FSTypeOverride).
+func ParseEnv(file string, content []byte, getenv func(string) (string, bool)) (*Partition, error) {
 	p := newPartition(diag.Pos{File: file, Line: 1}, filepath.Base(file))
 	sc := bufio.NewScanner(bytes.NewReader(content))
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
@@ -493,32 +500,40 @@ func Parse(file string, content []byte) (*Partition, error) {
 	if !sawSection {
 		return nil, diag.Errorf(p.Pos, "no [Partition] section")
 	}
-	if err := p.finish(); err != nil {
+	if err := p.finish(getenv); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
 // ParseFile reads and parses one repart.d file.
-func ParseFile(file string) (*Partition, error) {
+func ParseFile(file string) (*Partition, error) { return ParseFileEnv(file, nil) }
+
+// ParseFileEnv is ParseFile under an environment (see ParseEnv).
+func ParseFileEnv(file string, getenv func(string) (string, bool)) (*Partition, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading partition definition: %w", err)
 	}
-	return Parse(file, b)
+	return ParseEnv(file, b, getenv)
 }
 
 // FromKeys builds a partition from settings given as key/value pairs (a
 // Starlark partition() value), all reported at pos, and checks it like a
 // file.
 func FromKeys(pos diag.Pos, name string, keys []KV) (*Partition, error) {
+	return FromKeysEnv(pos, name, keys, nil)
+}
+
+// FromKeysEnv is FromKeys under an environment (see ParseEnv).
+func FromKeysEnv(pos diag.Pos, name string, keys []KV, getenv func(string) (string, bool)) (*Partition, error) {
 	p := newPartition(pos, name)
 	for _, kv := range keys {
 		if err := p.set(pos, pos, kv.Key, kv.Value); err != nil {
 			return nil, err
 		}
 	}
-	if err := p.finish(); err != nil {
+	if err := p.finish(getenv); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -583,10 +598,16 @@ var SupportedFormats = []string{"erofs", "squashfs"}
 // MakeDirectories=).
 func (p *Partition) Populates() bool { return len(p.CopyFiles) > 0 || len(p.MakeDirectories) > 0 }
 
-// finish applies repart's defaults and per-definition checks
-// (partition_read_definition in repart.c), then sxb's own limits.
-func (p *Partition) finish() error {
+// finish applies the environment's file system overrides, repart's
+// defaults and per-definition checks (partition_read_definition in
+// repart.c), then sxb's own limits.
+func (p *Partition) finish(getenv func(string) (string, bool)) error {
 	at := p.Pos
+	if getenv != nil {
+		if fs := FSTypeOverride(p, getenv); fs != "" {
+			p.Format = fs
+		}
+	}
 	if p.SizeMinBytes != Unset && p.SizeMaxBytes != Unset && p.SizeMinBytes > p.SizeMaxBytes {
 		return diag.Errorf(p.KeyPos("SizeMinBytes"), "SizeMinBytes= larger than SizeMaxBytes=, refusing.")
 	}

@@ -251,3 +251,47 @@ func TestFromKeys(t *testing.T) {
 		t.Errorf("FromKeys error: %v", err)
 	}
 }
+
+// TestFSTypeOverride checks systemd-repart's SYSTEMD_REPART_OVERRIDE_FSTYPE
+// variables: global for any Format=, per designator for types with a file
+// system (the later wins), never for verity or swap partitions; applied
+// before the definition is checked, so Format=ext4 becomes squashfs.
+func TestFSTypeOverride(t *testing.T) {
+	env := func(kv ...string) func(string) (string, bool) {
+		return func(k string) (string, bool) {
+			for i := 0; i < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1], true
+				}
+			}
+			return "", false
+		}
+	}
+	const root = "[Partition]\nType=root\nFormat=ext4\nCopyFiles=/\n"
+	for _, tc := range []struct {
+		conf string
+		env  func(string) (string, bool)
+		want string
+	}{
+		{root, env("SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT", "squashfs"), "squashfs"},
+		{root, env("SYSTEMD_REPART_OVERRIDE_FSTYPE", "erofs"), "erofs"},
+		{root, env("SYSTEMD_REPART_OVERRIDE_FSTYPE", "erofs", "SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT", "squashfs"), "squashfs"},
+		{"[Partition]\nType=root\nFormat=erofs\nCopyFiles=/\n", env("SYSTEMD_REPART_OVERRIDE_FSTYPE_USR", "squashfs"), "erofs"},
+		{"[Partition]\nType=usr-arm64\nCopyFiles=/usr\n", env("SYSTEMD_REPART_OVERRIDE_FSTYPE_USR", "squashfs"), "squashfs"},
+		{"[Partition]\nType=linux-generic\nFormat=ext4\nCopyFiles=/\n", env("SYSTEMD_REPART_OVERRIDE_FSTYPE_LINUX_GENERIC", "erofs"), "erofs"},
+		{"[Partition]\nType=root-verity\nVerity=hash\nVerityMatchKey=r\n", env("SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT_VERITY", "ext4", "SYSTEMD_REPART_OVERRIDE_FSTYPE", "ext4"), ""},
+	} {
+		p, err := ParseEnv("x.conf", []byte(tc.conf), tc.env)
+		if err != nil {
+			t.Errorf("%q: %v", tc.conf, err)
+			continue
+		}
+		if p.Format != tc.want {
+			t.Errorf("%q: Format %q, want %q", tc.conf, p.Format, tc.want)
+		}
+	}
+	// Without the variable, ext4 is still refused.
+	if _, err := ParseEnv("x.conf", []byte(root), env("SYSTEMD_REPART_OVERRIDE_FSTYPE_USR", "squashfs")); err == nil {
+		t.Error("Format=ext4 accepted")
+	}
+}

@@ -22,8 +22,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sxb-build/sxb/builtins/image"
 	"github.com/sxb-build/sxb/builtins/mkosi"
-	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
@@ -350,9 +350,17 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 	if err != nil {
 		return nil, err
 	}
+	format := "erofs"
+	if im.Format != "disk" {
+		// mkosi's sysext/confext definitions: one root partition, Format=erofs.
+		if format = im.RootFilesystem(); !slices.Contains(image.Formats(), format) {
+			return nil, gap(im, "Environment", "the root file system %s (from %s) is not one sxb writes (%s)", format,
+				strings.Join(im.RepartOverrides(), " "), strings.Join(image.Formats(), ", "))
+		}
+	}
 	x := &rules.Extension{
 		Name: name(im), Kind: kind, Packages: im.Packages, ExtraTrees: trees(im.ExtraTrees), RemoveFiles: im.RemoveFiles,
-		WithRecommends: im.WithRecommends, WithDocs: im.WithDocs, Format: "erofs", Verity: im.EffectiveVerity(),
+		WithRecommends: im.WithRecommends, WithDocs: im.WithDocs, Format: format, Verity: im.EffectiveVerity(),
 		Version: im.ImageVersion, ImageID: im.ImageID, Architecture: a,
 		ReleaseFromTrees: im.Format == "disk",
 	}
@@ -438,6 +446,21 @@ func imageArch(im *mkosi.Image) (arch.Arch, error) {
 // partitions lists the repart.d files of the image's RepartDirectories=,
 // by file name as systemd-repart reads them.
 func (c *conv) partitions(im *mkosi.Image) ([]rules.Partition, error) {
+	var env []rules.KV
+	for _, k := range im.RepartOverrides() {
+		env = append(env, rules.KV{Key: k, Value: im.Environment[k]})
+	}
+	if len(im.RepartDirs) == 0 {
+		// mkosi's default definitions for a disk without mkosi.repart/ (not
+		// bootable): one root partition of the distribution's file system.
+		fs := im.RootFilesystem()
+		if !slices.Contains(image.Formats(), fs) {
+			return nil, gap(im, "Format", "Format=disk without mkosi.repart/ makes mkosi's default root partition of %s (Distribution=%s), which sxb does not write; "+
+				"set Environment=SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT=erofs or squashfs, or add mkosi.repart/", fs, im.Distribution)
+		}
+		keys := []rules.KV{{Key: "Type", Value: "root"}, {Key: "Format", Value: fs}, {Key: "CopyFiles", Value: "/"}, {Key: "Minimize", Value: "guess"}}
+		return []rules.Partition{{Pos: c.rel(pos(im, "Format")), Keys: keys}}, nil
+	}
 	byName := map[string]string{}
 	for _, d := range im.RepartDirs {
 		ents, err := os.ReadDir(d)
@@ -464,7 +487,7 @@ func (c *conv) partitions(im *mkosi.Image) ([]rules.Partition, error) {
 	}
 	out := make([]rules.Partition, len(names))
 	for i, n := range names {
-		out[i] = rules.Partition{Pos: diag.Pos{File: byName[n]}, File: byName[n]}
+		out[i] = rules.Partition{Pos: diag.Pos{File: byName[n]}, File: byName[n], Env: env}
 		out[i].Pos = c.rel(out[i].Pos)
 	}
 	return out, nil
@@ -473,17 +496,17 @@ func (c *conv) partitions(im *mkosi.Image) ([]rules.Partition, error) {
 // splitNames refuses repart.d files whose SplitName= is not the default
 // "%t" (the partition type), the only split name sxb writes.
 func splitNames(im *mkosi.Image, x *rules.Extension) error {
-	for _, p := range x.Partitions {
-		rp, err := repart.ParseFile(p.File)
-		if err != nil {
-			return err
-		}
+	parts, err := rules.Definitions(x.Partitions)
+	if err != nil {
+		return err
+	}
+	for _, rp := range parts {
 		if rp.SplitName != "%t" {
 			name := rp.SplitName
 			if name == "" {
 				name = "-"
 			}
-			return gap(im, "SplitArtifacts", "SplitArtifacts=partitions with SplitName=%s in %s is not supported by sxb yet (only the default %%t)", name, p.File)
+			return gap(im, "SplitArtifacts", "SplitArtifacts=partitions with SplitName=%s in %s is not supported by sxb yet (only the default %%t)", name, rp.Pos.File)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package mkosiproject
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -243,5 +244,45 @@ func TestUnbuildableImages(t *testing.T) {
 	}
 	if d := ts["tool"].Deps; len(d) != 1 || d[0].Name != "base" {
 		t.Errorf("tool deps %v", d)
+	}
+}
+
+// TestDefaultDiskLayout checks Format=disk with Overlay=yes and no
+// mkosi.repart/: mkosi's default root partition, of the distribution's
+// file system unless SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT= in Environment=
+// says otherwise, which also applies to Format=sysext and repart files.
+func TestDefaultDiskLayout(t *testing.T) {
+	const tree = "[Content]\nExtraTrees=tree\n"
+	files := []string{"tree/usr/lib/extension-release.d/extension-release.image", "ID=_any\n"}
+	dir := project(t, append([]string{"mkosi.conf", distro + "[Output]\nFormat=disk\nOverlay=yes\n" + tree}, files...)...)
+	if got := why(t, dir, "image"); !strings.Contains(got, "mkosi's default root partition of ext4 (Distribution=debian), which sxb does not write; set Environment=SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT=") {
+		t.Errorf("ext4 default: %s", got)
+	}
+	dir = project(t, append([]string{"mkosi.conf", distro + "[Output]\nFormat=disk\nOverlay=yes\n" + tree +
+		"[Build]\nEnvironment=SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT=squashfs\n"}, files...)...)
+	x := targets(t, dir)["image"].Ext
+	if x == nil || len(x.Partitions) != 1 || !x.ReleaseFromTrees {
+		t.Fatalf("disk: %+v", x)
+	}
+	if k := x.Partitions[0].Keys; fmt.Sprint(k) != "[{Type root} {Format squashfs} {CopyFiles /} {Minimize guess}]" {
+		t.Errorf("default partition %v", k)
+	}
+	dir = project(t, append([]string{"mkosi.conf", distro + "[Output]\nFormat=sysext\n" + tree +
+		"[Build]\nEnvironment=SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT=squashfs\n"}, files...)...)
+	if x := targets(t, dir)["image"].Ext; x == nil || x.Format != "squashfs" {
+		t.Errorf("sysext: %+v", x)
+	}
+	dir = project(t, append([]string{"mkosi.conf", distro + "[Output]\nFormat=sysext\n" + tree +
+		"[Build]\nEnvironment=SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT=btrfs\n"}, files...)...)
+	if got := why(t, dir, "image"); !strings.Contains(got, "mkosi.conf:10:1: error: image main: the root file system btrfs (from SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT) is not one sxb writes") {
+		t.Errorf("btrfs: %s", got)
+	}
+	// repart.d files are read under the same variables.
+	dir = project(t, append([]string{"mkosi.conf", distro + "[Output]\nFormat=disk\nOverlay=yes\n" + tree +
+		"[Build]\nEnvironment=SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT=squashfs\n",
+		"mkosi.repart/10-root.conf", "[Partition]\nType=root\nFormat=ext4\nCopyFiles=/\n"}, files...)...)
+	tg := targets(t, dir)["image"]
+	if tg.Unbuildable != nil || len(tg.Ext.Partitions) != 1 || fmt.Sprint(tg.Ext.Partitions[0].Env) != "[{SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT squashfs}]" {
+		t.Errorf("repart files: %v %+v", tg.Unbuildable, tg.Ext)
 	}
 }
