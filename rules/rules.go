@@ -134,6 +134,34 @@ type Publish struct {
 	// file, "<File without .raw>.<partition type>.raw", as
 	// systemd-repart --split=yes names them (extensions only).
 	SplitPartitions bool `json:"split_partitions,omitempty"`
+	// MkosiManifest, when set, also writes mkosi's package manifest
+	// (ManifestFormat=json).
+	MkosiManifest *MkosiManifest `json:"mkosi_manifest,omitempty"`
+}
+
+// MkosiManifest is what mkosi's <Output>.manifest says about the image
+// besides its packages.
+type MkosiManifest struct {
+	// File is the manifest's name in Publish.Dir ("<Output>.manifest").
+	File string `json:"file"`
+	// PackageType is "deb", "rpm" or "pkg": the type of every package.
+	PackageType string `json:"package_type"`
+	// Config is the manifest's "config" object.
+	Config MkosiManifestConfig `json:"config"`
+}
+
+// MkosiManifestConfig is the "config" object of mkosi's manifest
+// (manifest_version 1), its fields in mkosi's order.
+type MkosiManifestConfig struct {
+	// Name is ImageId= or "image"; Distribution, Architecture (mkosi's
+	// spelling), OutputFormat, Version (ImageVersion=, may be empty) and
+	// Release describe the image.
+	Name         string `json:"name"`
+	Distribution string `json:"distribution"`
+	Architecture string `json:"architecture"`
+	OutputFormat string `json:"output_format"`
+	Version      string `json:"version,omitempty"`
+	Release      string `json:"release,omitempty"`
 }
 
 // Tree is a host directory (or file) copied into an image.

@@ -147,6 +147,9 @@ type Image struct {
 	// the verity salt from, "random", or "" when not set.
 	Seed           string
 	SplitArtifacts []string
+	// ManifestFormat lists "json" and "changelog": the manifests mkosi
+	// writes beside the image.
+	ManifestFormat []string
 	RepartDirs     []string
 
 	Verity                string // "disabled", "hash", "signed", "defer", "auto"
@@ -556,7 +559,7 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 		RemoveFiles: list("RemoveFiles"), Bootable: str("Bootable"), Overlay: boolean("Overlay"),
 		Output: str("Output"), OutputExtension: str("OutputExtension"), OutputDirectory: str("OutputDirectory"),
 		CacheDirectory: str("CacheDirectory"), CompressOutput: str("CompressOutput"),
-		ImageID: str("ImageId"), ImageVersion: str("ImageVersion"), Seed: str("Seed"), SplitArtifacts: list("SplitArtifacts"),
+		ImageID: str("ImageId"), ImageVersion: str("ImageVersion"), Seed: str("Seed"), SplitArtifacts: list("SplitArtifacts"), ManifestFormat: list("ManifestFormat"),
 		RepartDirs: list("RepartDirectories"), Verity: str("Verity"), VerityKey: str("VerityKey"),
 		VerityCertificate: str("VerityCertificate"), SecureBootKey: str("SecureBootKey"),
 		SecureBootCertificate: str("SecureBootCertificate"), PassEnvironment: list("PassEnvironment"),
@@ -628,6 +631,9 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 	}
 	if im.Bootable == "enabled" {
 		add("Bootable", "yes")
+	}
+	if contains(im.ManifestFormat, "changelog") {
+		addWhy("ManifestFormat", strings.Join(im.ManifestFormat, ","), "the changelog report (<output>.changelog) is not supported by sxb yet")
 	}
 	if (im.Format == "directory" || im.Format == "tar") && vals[settingByName["CleanPackageMetadata"]] == "enabled" {
 		addWhy("CleanPackageMetadata", "yes", "removing the package manager's metadata from a base tree is not supported by sxb yet (extensions never carry it)")

@@ -215,6 +215,19 @@ var kernelPackages = map[string]func(p string) bool{
 
 func isRPMKernel(p string) bool { return p == "kernel" || p == "kernel-core" }
 
+// packageTypes is the package format of each distribution, as mkosi's
+// manifest names it.
+var packageTypes = map[string]string{
+	"debian": "deb", "ubuntu": "deb", "kali": "deb",
+	"fedora": "rpm", "centos": "rpm", "rhel": "rpm", "rhel-ubi": "rpm", "rocky": "rpm", "alma": "rpm",
+	"azure": "rpm", "opensuse": "rpm", "mageia": "rpm", "openmandriva": "rpm",
+	"arch": "pkg", "postmarketos": "apk",
+}
+
+// PackageType is the package format of the image's distribution ("deb",
+// "rpm", "pkg", "apk"), or "" for none (custom).
+func (im *Image) PackageType() string { return packageTypes[im.Distribution] }
+
 // isKernelPackage reports whether the distribution's installer counts p
 // as a kernel package.
 func isKernelPackage(dist, p string) bool {

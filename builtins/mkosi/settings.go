@@ -97,6 +97,7 @@ var (
 	tImageID  = &kind{name: "string", parse: parseString, nullable: true, match: matchGlob}
 	tRaw      = &kind{name: "raw", parse: parseRaw, nullable: true}
 	tSeed     = &kind{name: "uuid", parse: parseSeed, nullable: true}
+	tManifest = &kind{name: "list", parse: listParser(listOpts{delim: ",", item: parseManifestFormat}), nullable: true, empty: []string{}}
 
 	tDistribution = enumKind("Distribution", distributions, nil, "")
 	tArch         = enumKind("Architecture", architectures, nil, "")
@@ -133,7 +134,7 @@ var settings = []*setting{
 	{Name: "Repositories", Section: "Distribution", Scope: scUniversal, Kind: tList},
 
 	{Name: "Format", Section: "Output", Kind: tFormat, Spec: 't', Default: "disk"},
-	{Name: "ManifestFormat", Section: "Output", Kind: tRaw, How: hGap},
+	{Name: "ManifestFormat", Section: "Output", Kind: tManifest},
 	{Name: "Output", Section: "Output", Kind: tFilename, Spec: 'o', DefaultFn: defaultOutput},
 	{Name: "OutputExtension", Section: "Output", Kind: tFilename, DefaultFn: defaultExtension},
 	{Name: "OutputSize", Section: "Output", Kind: tBytes, How: hGap},

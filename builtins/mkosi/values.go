@@ -96,6 +96,15 @@ func parseString(c *pctx, raw string, old any) (any, error) {
 
 func parseRaw(c *pctx, raw string, old any) (any, error) { return parseString(c, raw, old) }
 
+// parseManifestFormat checks one ManifestFormat= value.
+func parseManifestFormat(c *pctx, v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if v != "json" && v != "changelog" {
+		return "", fmt.Errorf("'%s' is not a valid ManifestFormat", v)
+	}
+	return v, nil
+}
+
 // parseSeed reads Seed=: a UUID (normalised to lower case with dashes),
 // or "random".
 func parseSeed(c *pctx, raw string, old any) (any, error) {

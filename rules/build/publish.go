@@ -70,7 +70,11 @@ func (x *executor) pkgOutputDir(t *rules.Target) (string, error) {
 	if p := t.Publish; p != nil {
 		d = p.Dir
 		// Published names are names in Dir, never paths out of it.
-		for _, n := range []string{p.File, p.Symlink, p.Manifest, p.Roothash} {
+		names := []string{p.File, p.Symlink, p.Manifest, p.Roothash}
+		if p.MkosiManifest != nil {
+			names = append(names, p.MkosiManifest.File)
+		}
+		for _, n := range names {
 			if n == "." || n == ".." || strings.ContainsAny(n, "/\x00") || n == "" && p.File == "" {
 				return "", fmt.Errorf("publishing: %q is not a file name", n)
 			}
@@ -152,6 +156,11 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 		return nil, err
 	}
 	placed = append(placed, defs...)
+	if mf, err := x.publishMkosiManifest(t, dir, e); err != nil {
+		return nil, err
+	} else if mf != "" {
+		placed = append(placed, mf)
+	}
 	switch {
 	case t.Publish != nil:
 		if l := t.Publish.Symlink; l != "" {
@@ -179,6 +188,9 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 	name, tarName := t.Base.Name, t.Base.Name+".tar"
 	if t.Publish != nil {
 		name, tarName = t.Publish.File, t.Publish.File
+	}
+	if _, err := x.publishMkosiManifest(t, dir, e); err != nil {
+		return nil, err
 	}
 	if t.Base.Output == "tar" {
 		dst := filepath.Join(dir, tarName)

@@ -47,14 +47,17 @@ func TestPublishLocation(t *testing.T) {
 	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{}}
 	g.Targets[bl.String()] = &rules.Target{Label: bl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{
 		Name: "base", Distribution: "fake", Release: "1", Architecture: arch.X86_64, Packages: []string{"base-files"}, Output: "directory"},
-		Publish: &rules.Publish{Dir: out, File: "base"}}
+		Publish: &rules.Publish{Dir: out, File: "base", MkosiManifest: &rules.MkosiManifest{File: "base.manifest", PackageType: "deb",
+			Config: rules.MkosiManifestConfig{Name: "os", Distribution: "debian", Architecture: "x86-64", OutputFormat: "directory"}}}}
 	g.Targets[tl.String()] = &rules.Target{Label: tl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{
 		Name: "tb", Distribution: "fake", Release: "1", Architecture: arch.X86_64, Packages: []string{"base-files"}, Output: "tar"},
 		Publish: &rules.Publish{Dir: out, File: "tb.tar.zst", Symlink: "tb"}}
 	g.Targets[xl.String()] = &rules.Target{Label: xl, Kind: rules.KindSysext, Deps: []label.Label{bl}, Ext: &rules.Extension{
 		Name: "tool", Kind: "sysext", Base: &bl, Packages: []string{"jq"}, Format: "erofs", Verity: "hash", Output: "tool", Version: "2",
 		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/extra"), Target: "/"}}, ReleaseFromTrees: true},
-		Publish: &rules.Publish{Dir: out, File: "tool_2.raw", Symlink: "tool_2", Manifest: "tool_2.manifest.json", Roothash: "tool_2.roothash", SplitPartitions: true}}
+		Publish: &rules.Publish{Dir: out, File: "tool_2.raw", Symlink: "tool_2", Manifest: "tool_2.manifest.json", Roothash: "tool_2.roothash", SplitPartitions: true,
+			MkosiManifest: &rules.MkosiManifest{File: "tool_2.manifest", PackageType: "deb", Config: rules.MkosiManifestConfig{Name: "image",
+				Distribution: "debian", Architecture: "x86-64", OutputFormat: "sysext", Version: "2", Release: "trixie"}}}}
 	g.Targets[nl.String()] = &rules.Target{Label: nl, Kind: rules.KindSysext, Ext: &rules.Extension{
 		Name: "bare", Kind: "sysext", Format: "erofs", Verity: "off", Output: "bare", Architecture: arch.X86_64,
 		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/bare"), Target: "/"}}, ReleaseFromTrees: true},
@@ -93,6 +96,33 @@ func TestPublishLocation(t *testing.T) {
 	}
 	if m, err := os.ReadFile(filepath.Join(out, "tool_2.manifest.json")); err != nil || !strings.Contains(string(m), `"extension_release": "ID=_any\n"`) {
 		t.Errorf("manifest: %s %v", m, err)
+	}
+	// mkosi's manifest (ManifestFormat=json), as its json.dump(indent=2)
+	// writes it: the extension lists the packages it installed.
+	want := `{
+  "manifest_version": 1,
+  "config": {
+    "name": "image",
+    "distribution": "debian",
+    "architecture": "x86-64",
+    "output_format": "sysext",
+    "version": "2",
+    "release": "trixie"
+  },
+  "packages": [
+    {
+      "type": "deb",
+      "name": "jq",
+      "version": "1",
+      "architecture": "x86-64"
+    }
+  ]
+}`
+	if m, err := os.ReadFile(filepath.Join(out, "tool_2.manifest")); err != nil || string(m) != want {
+		t.Errorf("mkosi manifest: %v\n%s\nwant\n%s", err, m, want)
+	}
+	if m, err := os.ReadFile(filepath.Join(out, "base.manifest")); err != nil || !strings.Contains(string(m), `"name": "base-files"`) || strings.Contains(string(m), `"version": ""`) {
+		t.Errorf("base manifest: %v\n%s", err, m)
 	}
 	// Without a file in the trees there is none in the image.
 	if img, _ := os.ReadFile(filepath.Join(out, "bare.raw")); strings.Contains(string(img), "extension-release") || !strings.Contains(string(img), "usr/bin/x") {

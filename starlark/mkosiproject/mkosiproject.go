@@ -239,6 +239,9 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 	if l, _, ok := im.OutputSymlink(); ok {
 		t.Publish.Symlink = l
 	}
+	if slices.Contains(im.ManifestFormat, "json") {
+		t.Publish.MkosiManifest = mkosiManifest(im)
+	}
 	for _, l := range c.deps(im) {
 		if !slices.Contains(t.Deps, l) {
 			t.Deps = append(t.Deps, l)
@@ -251,6 +254,19 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// mkosiManifest describes the <Output>.manifest mkosi writes with
+// ManifestFormat=json.
+func mkosiManifest(im *mkosi.Image) *rules.MkosiManifest {
+	name := im.ImageID
+	if name == "" {
+		name = "image"
+	}
+	return &rules.MkosiManifest{File: im.Output + ".manifest", PackageType: im.PackageType(), Config: rules.MkosiManifestConfig{
+		Name: name, Distribution: im.Distribution, Architecture: im.Architecture,
+		OutputFormat: im.Format, Version: im.ImageVersion, Release: im.Release,
+	}}
 }
 
 // settingOf names the mkosi setting behind each attribute the rule schema

@@ -286,3 +286,18 @@ func TestDefaultDiskLayout(t *testing.T) {
 		t.Errorf("repart files: %v %+v", tg.Unbuildable, tg.Ext)
 	}
 }
+
+// TestManifestFormat checks that ManifestFormat=json publishes mkosi's
+// <Output>.manifest and that changelog reports make the image unbuildable.
+func TestManifestFormat(t *testing.T) {
+	dir := project(t, "mkosi.conf", distro+"[Output]\nFormat=sysext\nOutput=tools\nManifestFormat=json\nImageVersion=3\n[Content]\nExtraTrees=tree\n", "tree/usr/lib/x", "x")
+	m := targets(t, dir)["tools"].Publish.MkosiManifest
+	if m == nil || *m != (rules.MkosiManifest{File: "tools.manifest", PackageType: "deb", Config: rules.MkosiManifestConfig{Name: "image",
+		Distribution: "debian", Architecture: "x86-64", OutputFormat: "sysext", Version: "3", Release: "bookworm"}}) {
+		t.Errorf("manifest %+v", m)
+	}
+	dir = project(t, "mkosi.conf", distro+"[Output]\nFormat=sysext\nOutput=tools\nManifestFormat=json,changelog\n[Content]\nExtraTrees=tree\n", "tree/usr/lib/x", "x")
+	if got := why(t, dir, "tools"); !strings.Contains(got, "ManifestFormat=json,changelog: the changelog report") {
+		t.Errorf("changelog: %s", got)
+	}
+}
