@@ -256,10 +256,34 @@ type Extension struct {
 	// image and may sign the directory's SHA256SUMS. It does not change the
 	// image.
 	Update *Update `json:"update,omitempty"`
+	// BaseTree, when set (Base is then nil), is a tree sxb did not build
+	// that the extension is built on: a directory such as a prebuilt root
+	// kept in the workspace or an mkosi BaseTrees= path.
+	BaseTree *TreeBase `json:"base_tree,omitempty"`
 	// Seed is the UUID every partition UUID and the verity salt derive
 	// from, as systemd-repart --seed (mkosi's Seed=); "" derives it from
 	// Output.
 	Seed string `json:"seed,omitempty"`
+}
+
+// TreeBase is a directory tree an extension is built on: its installed
+// packages (dpkg status, rpm database) satisfy the extension's
+// dependencies, its files are left out of the extension, its os-release
+// completes the extension-release file.
+type TreeBase struct {
+	// Path is the absolute directory.
+	Path string `json:"path"`
+	// Distribution, Release, Mirror and Repositories say where the
+	// extension's packages come from; empty Distribution and Release are
+	// read from the tree's os-release (ID, VERSION_CODENAME or
+	// VERSION_ID).
+	Distribution string   `json:"distribution,omitempty"`
+	Release      string   `json:"release,omitempty"`
+	Mirror       string   `json:"mirror,omitempty"`
+	Repositories []string `json:"repositories,omitempty"`
+	// Architecture is the packages' architecture; arch.None means the
+	// extension's, else the host's.
+	Architecture arch.Arch `json:"architecture,omitempty"`
 }
 
 // Update is how an extension is shipped to hosts running

@@ -101,8 +101,11 @@ func (x *Extension) validateAttrs() error {
 	if x.ReleaseFromTrees && len(x.ExtensionRelease) > 0 {
 		return attrErr("extension_release", "extension_release needs generate_release = True (with False the file comes from extra_trees as written)")
 	}
-	if len(x.Packages) > 0 && x.Base == nil {
+	if len(x.Packages) > 0 && x.Base == nil && x.BaseTree == nil {
 		return attrErr("packages", "packages need a base image to be installed on (set base = ...)")
+	}
+	if x.Base != nil && x.BaseTree != nil {
+		return attrErr("base", "a base target and a base tree at once")
 	}
 	if !slices.Contains(image.Formats(), x.Format) {
 		return attrErr("format", "%s", suggest.NotOneOf(x.Format, image.Formats()))

@@ -370,13 +370,20 @@ func (c *converter) confextTree(im *Image) bool {
 	return false
 }
 
-// baseLabel maps BaseTrees=%O/<image> to ":<image>".
+// baseLabel maps BaseTrees=%O/<image> to ":<image>" and a directory no
+// image writes to "<dir>/".
 func (c *converter) baseLabel(im *Image) string {
 	if len(im.BaseTrees) != 1 {
 		return ""
 	}
-	if other := c.p.ImageAt(im.BaseTrees[0]); other != nil && other != im && (other.Format == "directory" || other.Format == "tar") {
+	other := c.p.ImageAt(im.BaseTrees[0])
+	switch {
+	case other != nil && other != im && (other.Format == "directory" || other.Format == "tar"):
 		return ":" + other.Name
+	case other == nil && isDir(im.BaseTrees[0]):
+		// A tree no image builds: a directory base, written with a
+		// trailing slash.
+		return c.rel(im.BaseTrees[0]) + "/"
 	}
 	return ""
 }

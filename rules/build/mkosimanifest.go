@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -67,5 +68,5 @@ func (x *executor) publishMkosiManifest(t *rules.Target, dir string, e *Entry) (
 	}
 	dst := filepath.Join(dir, m.File)
 	x.notePublished(dst, "")
-	return m.File, writeFileAtomic(dst, b, 0o644)
+	return m.File, atomicfile.Write(dst, b, 0o644)
 }

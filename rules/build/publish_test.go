@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -195,5 +196,49 @@ func TestPublishLocation(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, n)); err != nil {
 			t.Errorf("%s: %v", n, err)
 		}
+	}
+}
+
+// TestTreeBase checks an extension built on a directory sxb did not build:
+// packages the tree has are not installed again, its os-release completes
+// the extension-release, and a change in the tree rebuilds the image.
+func TestTreeBase(t *testing.T) {
+	ws := t.TempDir()
+	base := filepath.Join(ws, "prebuilt")
+	for p, c := range map[string]string{"usr/share/libc/libc": "libc", "usr/lib/os-release": "ID=fake\nVERSION_ID=7\n"} {
+		os.MkdirAll(filepath.Join(base, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(base, p), []byte(c), 0o644)
+	}
+	xl := label.Label{Pkg: "p", Name: "tool"}
+	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{xl.String(): {Label: xl, Kind: rules.KindSysext, Ext: &rules.Extension{
+		Name: "tool", Kind: "sysext", BaseTree: &rules.TreeBase{Path: base, Distribution: "fake"}, Packages: []string{"jq", "libc"},
+		Format: "erofs", Verity: "off", Output: "tool", Architecture: arch.X86_64}}}}
+	fake := &fakeInstaller{}
+	cache := t.TempDir()
+	build := func() []*Result {
+		t.Helper()
+		res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: cache, Installers: map[string]Installer{"fake": fake}, ImageWriter: listingWriter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := build()
+	img, _ := os.ReadFile(res[0].Outputs[0])
+	if !strings.Contains(string(img), "usr/share/jq/jq") || strings.Contains(string(img), "usr/share/libc") ||
+		!strings.Contains(string(img), `"ID=fake\nVERSION_ID=7\n`) {
+		t.Errorf("image:\n%s", img)
+	}
+	if fmt.Sprint(fake.installs) != "[jq]" {
+		t.Errorf("installed %v", fake.installs)
+	}
+	if res := build(); !res[0].Cached {
+		t.Error("second build not cached")
+	}
+	os.WriteFile(filepath.Join(base, "usr/lib/os-release"), []byte("ID=fake\nVERSION_ID=8\n"), 0o644)
+	res = build()
+	img, _ = os.ReadFile(res[0].Outputs[0])
+	if res[0].Cached || !strings.Contains(string(img), "VERSION_ID=8") {
+		t.Errorf("changed tree: cached %v\n%s", res[0].Cached, img)
 	}
 }

@@ -217,20 +217,30 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 		}
 	}
 	rep := x.reporter(t)
-	var base *Entry
+	// The tree below: a base_image's cache entry, or a tree sxb did not
+	// build; baseKey identifies its content in the action key.
+	var baseRoot, baseKey string
 	var info baseInfo
-	if ext.Base != nil {
+	switch {
+	case ext.Base != nil:
 		bt := x.g.Target(*ext.Base)
 		if bt == nil || bt.Kind != rules.KindBaseImage {
 			return fmt.Errorf("base %s: only base_image targets can be bases for now", ext.Base)
 		}
-		base = x.entry(ext.Base.String())
+		base := x.entry(ext.Base.String())
 		if base == nil {
 			return fmt.Errorf("base %s was not built", ext.Base)
 		}
 		if err := json.Unmarshal(base.Info, &info); err != nil {
 			return fmt.Errorf("base %s: reading its record: %w", ext.Base, err)
 		}
+		baseRoot, baseKey = base.Path("tree"), base.Key
+	case ext.BaseTree != nil:
+		var err error
+		if info, baseKey, err = treeBaseInfo(ext.BaseTree); err != nil {
+			return err
+		}
+		baseRoot = ext.BaseTree.Path
 	}
 	a := ext.Architecture
 	if a == arch.None {
@@ -242,7 +252,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	var res Resolved
 	var in Installer
 	if len(ext.Packages) > 0 {
-		if base == nil {
+		if baseRoot == "" {
 			return fmt.Errorf("packages need a base image to resolve against (set base)")
 		}
 		var err error
@@ -253,7 +263,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 		res, err = x.resolve(ctx, t, in, InstallRequest{
 			Distribution: info.Distribution, Release: info.Release, Architecture: a, Mirror: info.Mirror,
 			Repositories: info.Repositories, Packages: ext.Packages, WithRecommends: ext.WithRecommends,
-			BaseRoot: base.Path("tree"), Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
+			BaseRoot: baseRoot, Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
 		}, rep)
 		if err != nil {
 			return fmt.Errorf("resolving packages: %w", err)
@@ -282,11 +292,9 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	if res != nil {
 		inputs.Scripts = scriptsKey(in, ext.NoScripts, a)
 	}
-	if base != nil {
-		inputs.Base = base.Key
-	}
+	inputs.Base = baseKey
 	return x.act(ctx, t, inputs, func(st *Staging) (*Entry, error) {
-		return x.runExtension(ctx, t, st, base, info, in, res, inputs)
+		return x.runExtension(ctx, t, st, baseRoot, info, in, res, inputs)
 	}, x.publishExtension)
 }
 
@@ -298,7 +306,7 @@ func outputName(ext *rules.Extension) string {
 	return ext.Output
 }
 
-func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Staging, base *Entry, info baseInfo, in Installer, res Resolved, inputs extInputs) (*Entry, error) {
+func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Staging, baseRoot string, info baseInfo, in Installer, res Resolved, inputs extInputs) (*Entry, error) {
 	ext := t.Ext
 	rep := x.reporter(t)
 	kind := extension.Kind(ext.Kind)
@@ -314,7 +322,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	var notRun []string
 	if res != nil {
 		ir, err := in.Install(ctx, res, root, meta, InstallOptions{WithDocs: ext.WithDocs, Scripts: inputs.Scripts != "off",
-			BaseRoot: base.Path("tree"), Epoch: x.opts.Epoch, Report: rep, Warn: x.warner(t)})
+			BaseRoot: baseRoot, Epoch: x.opts.Epoch, Report: rep, Warn: x.warner(t)})
 		if err != nil {
 			return nil, err // the installers name the step
 		}
@@ -327,8 +335,8 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 		lic = l.Licenses(root, inputs.Packages)
 	}
 	rep("assembling tree", "")
-	if base != nil {
-		if _, err := extension.DropExisting(root, meta, base.Path("tree")); err != nil {
+	if baseRoot != "" {
+		if _, err := extension.DropExisting(root, meta, baseRoot); err != nil {
 			return nil, err
 		}
 	}
@@ -346,7 +354,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 		if err != nil {
 			return nil, err
 		}
-	} else if release, err = x.writeRelease(root, relPath, meta, ext, base, info, inputs); err != nil {
+	} else if release, err = x.writeRelease(root, relPath, meta, ext, baseRoot != "", info, inputs); err != nil {
 		return nil, err
 	}
 	if err := extension.Prune(root, meta, kind); err != nil {
@@ -417,7 +425,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 
 // writeRelease completes the extension-release file at relPath from the
 // base, the attributes and what the trees already hold, and writes it.
-func (x *executor) writeRelease(root, relPath string, meta *tree.Meta, ext *rules.Extension, base *Entry, info baseInfo, inputs extInputs) (string, error) {
+func (x *executor) writeRelease(root, relPath string, meta *tree.Meta, ext *rules.Extension, hasBase bool, info baseInfo, inputs extInputs) (string, error) {
 	kind := extension.Kind(ext.Kind)
 	// The trees may hold the file behind symlinks: follow them inside the
 	// tree only, never onto the host.
@@ -432,7 +440,7 @@ func (x *executor) writeRelease(root, relPath string, meta *tree.Meta, ext *rule
 	for _, kv := range ext.ExtensionRelease {
 		given.Set(kv.Key, kv.Value)
 	}
-	if base == nil {
+	if !hasBase {
 		if _, ok := given.Get("ID"); !ok {
 			return "", fmt.Errorf("an extension without base needs extension_release with ID (for example {\"ID\": \"_any\"}); in an mkosi project: BaseTrees=, or an extension-release file in ExtraTrees=")
 		}

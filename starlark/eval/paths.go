@@ -11,6 +11,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/sxb-build/sxb/internal/diag"
+	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -61,6 +62,24 @@ func (a *args) path(k string) (string, error) {
 		return "", a.errf(k, "%v", err)
 	}
 	return p, nil
+}
+
+// baseAttr reads an extension's base: a label or Target, or, written with
+// a trailing slash ("prebuilt/root/", "//trees/debian/", an absolute
+// path), a directory tree sxb does not build.
+func (a *args) baseAttr() (*label.Label, *rules.TreeBase, string, error) {
+	if s, ok := a.vals["base"].(starlark.String); ok && strings.HasSuffix(string(s), "/") {
+		p, err := a.l.resolvePath(a.ps, strings.TrimSuffix(string(s), "/"))
+		if err != nil {
+			return nil, nil, "", a.errf("base", "%v", err)
+		}
+		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+			return nil, nil, "", a.errf("base", "%s is not a directory", s)
+		}
+		return nil, &rules.TreeBase{Path: p}, "", nil
+	}
+	l, text, err := a.labelAttr("base")
+	return l, nil, text, err
 }
 
 func (a *args) trees(k string) ([]rules.Tree, error) {

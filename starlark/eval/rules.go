@@ -181,7 +181,7 @@ func (a *args) extension(name, kind string) (*rules.Extension, string, error) {
 			err = f()
 		}
 	}
-	set(func() (e error) { x.Base, baseText, e = a.labelAttr("base"); return })
+	set(func() (e error) { x.Base, x.BaseTree, baseText, e = a.baseAttr(); return })
 	set(func() (e error) { x.Packages, e = a.strings("packages"); return })
 	set(func() (e error) { x.ExtraTrees, e = a.trees("extra_trees"); return })
 	set(func() (e error) { x.RemoveFiles, e = a.imagePaths("remove_files"); return })

@@ -407,15 +407,31 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 			return nil, gap(im, "Packages", "Packages= on an extension needs BaseTrees= naming a Format=directory or tar image of this project to install on")
 		}
 	case 1:
-		other := c.p.ImageAt(im.BaseTrees[0])
-		if other == nil || other == im || (other.Format != "directory" && other.Format != "tar") {
-			return nil, gap(im, "BaseTrees", "BaseTrees=%s: sxb can only build on a Format=directory or tar image of the same project", im.BaseTrees[0])
-		}
 		if !im.Overlay {
 			return nil, gap(im, "Overlay|BaseTrees", "BaseTrees= without Overlay=yes would ship the whole base tree in the image; sxb builds only what the extension adds (set Overlay=yes)")
 		}
-		l := c.label(other)
-		x.Base = &l
+		bt := im.BaseTrees[0]
+		other := c.p.ImageAt(bt)
+		switch {
+		case other == im:
+			return nil, gap(im, "BaseTrees", "BaseTrees=%s names the image itself", bt)
+		case other != nil && other.Format != "directory" && other.Format != "tar":
+			return nil, gap(im, "BaseTrees", "BaseTrees=%s: building on the Format=%s image %s is not supported by sxb yet (only on Format=directory or tar images and directories)", bt, other.Format, other.Name)
+		case other != nil:
+			l := c.label(other)
+			x.Base = &l
+		case isDir(bt):
+			// A tree sxb does not build: a prebuilt root in the repository
+			// or a path outside it. Packages come from the distribution
+			// the project configures.
+			x.BaseTree = &rules.TreeBase{Path: bt, Distribution: im.Distribution, Release: im.Release, Mirror: im.Mirror,
+				Repositories: im.Repositories, Architecture: a}
+		default:
+			if _, err := os.Stat(bt); err == nil {
+				return nil, gap(im, "BaseTrees", "BaseTrees=%s: archives are not supported as bases by sxb yet (only directories)", bt)
+			}
+			return nil, gap(im, "BaseTrees", "BaseTrees=%s: no such directory, and no image of the project writes it", bt)
+		}
 	default:
 		return nil, gap(im, "BaseTrees", "BaseTrees= with %d trees is not supported by sxb yet (only one)", len(im.BaseTrees))
 	}
@@ -449,6 +465,8 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 	}
 	return x, nil
 }
+
+func isDir(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
 
 // imageArch is the image's Architecture=.
 func imageArch(im *mkosi.Image) (arch.Arch, error) {
@@ -532,7 +550,6 @@ func splitNames(im *mkosi.Image, x *rules.Extension) error {
 // etc/extension-release.d/ file (a hand-written confext), as sxb convert
 // decides.
 func confextTree(im *mkosi.Image) bool {
-	isDir := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
 	for _, t := range im.ExtraTrees {
 		if isDir(filepath.Join(t.Source, "etc/extension-release.d")) && !isDir(filepath.Join(t.Source, "usr/lib/extension-release.d")) {
 			return true
