@@ -212,7 +212,13 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 	}
 	dst := filepath.Join(dir, name)
 	stamp := filepath.Join(dir, "."+name+".sxb-key")
-	if b, err := os.ReadFile(stamp); err == nil && strings.TrimSpace(string(b)) == e.Key {
+	// The stamp says which entry the tree is and whether its metadata
+	// is on disk (published by root).
+	stampVal := e.Key
+	if os.Geteuid() == 0 {
+		stampVal += " materialized"
+	}
+	if b, err := os.ReadFile(stamp); err == nil && strings.TrimSpace(string(b)) == stampVal {
 		if _, err := os.Stat(dst); err == nil {
 			return []string{dst}, nil
 		}
@@ -230,10 +236,22 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 	if err := placeFile(e.Path("tree.meta.json"), tree.MetaPath(dst)); err != nil {
 		return nil, err
 	}
+	// As root, the published tree carries on disk what the sidecar
+	// records (owners, setuid bits, device nodes, capabilities), as
+	// mkosi's trees do; rootless builds leave it to the sidecar.
+	if os.Geteuid() == 0 {
+		meta, err := tree.LoadMeta(e.Path("tree.meta.json"))
+		if err == nil {
+			err = tree.Materialize(tmp.Path(), meta)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("applying the tree's metadata: %w", err)
+		}
+	}
 	if err := tmp.Commit(); err != nil {
 		return nil, err
 	}
-	if err := atomicfile.Write(stamp, []byte(e.Key+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(stamp, []byte(stampVal+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	return []string{dst}, nil

@@ -12,9 +12,12 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
+	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/label"
+	"github.com/sxb-build/sxb/internal/testenv"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -240,5 +243,56 @@ func TestTreeBase(t *testing.T) {
 	img, _ = os.ReadFile(res[0].Outputs[0])
 	if res[0].Cached || !strings.Contains(string(img), "VERSION_ID=8") {
 		t.Errorf("changed tree: cached %v\n%s", res[0].Cached, img)
+	}
+}
+
+// metaInstaller is fakeInstaller recording, as rootless extraction does,
+// a setuid root file and a device node in the sidecar.
+type metaInstaller struct{ fakeInstaller }
+
+func (m *metaInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, opts InstallOptions) (*InstallReport, error) {
+	rep, err := m.fakeInstaller.Install(ctx, r, root, meta, opts)
+	if err != nil {
+		return nil, err
+	}
+	os.MkdirAll(filepath.Join(root, "dev"), 0o755)
+	os.WriteFile(filepath.Join(root, "dev/null"), nil, 0o644)
+	meta.Set("dev/null", tree.Override{Kind: tree.Ptr(tree.CharDev), Mode: tree.Ptr[uint32](0o666), Rdev: tree.Ptr(tree.Mkdev(1, 3))})
+	meta.Set("usr/share/base-files/base-files", tree.Override{Mode: tree.Ptr[uint32](04755), UID: tree.Ptr[uint32](7), GID: tree.Ptr[uint32](8)})
+	return rep, nil
+}
+
+// TestPublishTreeAsRoot checks that a directory base published by root
+// carries the sidecar's owners, setuid bits and device nodes on disk,
+// while the cache entry it is linked from keeps its own.
+func TestPublishTreeAsRoot(t *testing.T) {
+	testenv.NeedRoot(t)
+	ws := t.TempDir()
+	bl := label.Label{Pkg: "p", Name: "base"}
+	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{bl.String(): {Label: bl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{
+		Name: "base", Distribution: "fake", Release: "1", Architecture: arch.X86_64, Packages: []string{"base-files"}, Output: "directory"}}}}
+	cache := t.TempDir()
+	res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: cache, Installers: map[string]Installer{"fake": &metaInstaller{}}, ImageWriter: listingWriter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := res[0].Outputs[0]
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(out, "usr/share/base-files/base-files"), &st); err != nil || st.Mode&0o7777 != 04755 || st.Uid != 7 || st.Gid != 8 {
+		t.Errorf("setuid file: mode %o owner %d:%d %v", st.Mode&0o7777, st.Uid, st.Gid, err)
+	}
+	if err := unix.Lstat(filepath.Join(out, "dev/null"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+		t.Errorf("dev/null: mode %o %v", st.Mode, err)
+	}
+	// The cache's copy is untouched: the image built from it is the same
+	// as a rootless build's.
+	matches, _ := filepath.Glob(filepath.Join(cache, "actions/*/*/out/tree/usr/share/base-files/base-files"))
+	for _, m := range matches {
+		if err := unix.Lstat(m, &st); err != nil || st.Mode&0o7777 == 04755 || st.Uid == 7 {
+			t.Errorf("cache entry %s changed: mode %o uid %d", m, st.Mode&0o7777, st.Uid)
+		}
+	}
+	if len(matches) == 0 {
+		t.Errorf("no cache entry found under %s", cache)
 	}
 }
