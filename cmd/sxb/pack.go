@@ -122,7 +122,10 @@ func runPack(ctx context.Context, env *environ, args []string) int {
 		}
 		return fail(err)
 	}
-	topts := tree.Options{Epoch: -1}
+	// As root the tree's owners are kept, as systemd-repart --make-ddi
+	// does; rootless, the files are root's (the builder's uid means
+	// nothing in the image), and the sidecar says otherwise where needed.
+	topts := tree.Options{Epoch: -1, KeepOwner: os.Geteuid() == 0}
 	if os.Getenv("SOURCE_DATE_EPOCH") != "" {
 		topts.Epoch = epoch
 	}
