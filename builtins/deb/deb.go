@@ -52,6 +52,11 @@ type Request struct {
 	Suites []string
 	// Components default to ["main"].
 	Components []string
+	// Sources are more repositories to read, each with its own URI,
+	// suites, components and keyring, as apt's sources.list entries
+	// (see ParseSources); NoDefaultSources reads only them.
+	Sources          []Source
+	NoDefaultSources bool
 	// Packages are the package names to install.
 	Packages []string
 	// WithRecommends also installs Recommends.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +22,10 @@ type source struct {
 	base     string // mirror URL without trailing slash
 	suite    string
 	optional bool // a missing suite (no -updates for sid) is skipped
+	// comps and keyring, when set, replace the request's components and
+	// keyring (a Source's).
+	comps   []string
+	keyring string
 }
 
 // defaultMirror returns the default mirror and security mirror for a
@@ -42,6 +47,23 @@ func defaultMirror(distribution, arch string) (mirror, security string) {
 // than <release> are optional: a mirror that does not carry them (a local
 // test mirror, sid) is read without them.
 func (r *Request) sources(arch string) []source {
+	var extra []source
+	for _, s := range r.Sources {
+		if len(s.Architectures) > 0 && !slices.Contains(s.Architectures, arch) {
+			continue
+		}
+		for _, suite := range s.Suites {
+			extra = append(extra, source{base: strings.TrimRight(s.URI, "/"), suite: suite, comps: s.Components, keyring: s.Keyring})
+		}
+	}
+	if r.NoDefaultSources {
+		return extra
+	}
+	return append(r.defaultSources(arch), extra...)
+}
+
+// defaultSources are the suites read without Sources.
+func (r *Request) defaultSources(arch string) []source {
 	if len(r.Suites) > 0 {
 		var out []source
 		for _, s := range r.Suites {
@@ -195,18 +217,33 @@ type universe struct {
 
 // loadUniverse fetches, verifies and parses every index of the request.
 func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetcher, progress func(installer.Event)) (*universe, error) {
-	var kr openpgp.EntityList
-	if !req.Insecure {
-		var err error
-		if kr, err = req.keyring(); err != nil {
-			return nil, err
-		}
-	}
 	comps := req.Components
 	if len(comps) == 0 {
 		comps = []string{"main"}
 	}
 	srcs := req.sources(arch)
+	if len(srcs) == 0 {
+		return nil, fmt.Errorf("no repositories to read")
+	}
+	var kr openpgp.EntityList
+	if !req.Insecure && slices.ContainsFunc(srcs, func(s source) bool { return s.keyring == "" }) {
+		var err error
+		if kr, err = req.keyring(); err != nil {
+			return nil, err
+		}
+	}
+	// Keyrings of sources that name their own (Signed-By=).
+	keyrings := map[string]openpgp.EntityList{}
+	for _, s := range srcs {
+		if s.keyring == "" || req.Insecure || keyrings[s.keyring] != nil {
+			continue
+		}
+		k, err := loadKeyring(s.keyring)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.base, err)
+		}
+		keyrings[s.keyring] = k
+	}
 	now := req.now()
 	type result struct {
 		pkgs     []Pkg
@@ -220,12 +257,19 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 		wg.Add(1)
 		go func(i int, src source) {
 			defer wg.Done()
-			rel, err := fetchRelease(ctx, f, src, kr, req.Insecure, now)
+			skr, scomps := kr, comps
+			if src.keyring != "" {
+				skr = keyrings[src.keyring]
+			}
+			if len(src.comps) > 0 {
+				scomps = src.comps
+			}
+			rel, err := fetchRelease(ctx, f, src, skr, req.Insecure, now)
 			if err != nil || rel == nil {
 				results[i].err = err
 				return
 			}
-			for _, comp := range comps {
+			for _, comp := range scomps {
 				name, sum, ok := indexFile(rel, comp, arch)
 				if !ok {
 					if src.optional {
