@@ -10,6 +10,8 @@ package rules
 import (
 	"sort"
 
+	"github.com/sxb-build/sxb/builtins/deb"
+
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
@@ -200,6 +202,11 @@ type BaseImage struct {
 	RemoveFiles   []string `json:"remove_files,omitempty"`
 	// Keyring is an absolute path, or "" for the distribution's default.
 	Keyring string `json:"keyring,omitempty"`
+	// AptSources are more apt repositories to install from (an mkosi
+	// project's sandbox sources.list.d); NoDefaultSources installs from
+	// them only (mkosi.sources replaces mkosi's default repositories).
+	AptSources       []deb.Source `json:"apt_sources,omitempty"`
+	NoDefaultSources bool         `json:"no_default_sources,omitempty"`
 	// Output is "directory" (default) or "tar".
 	Output string `json:"output"`
 }
@@ -281,6 +288,9 @@ type TreeBase struct {
 	Release      string   `json:"release,omitempty"`
 	Mirror       string   `json:"mirror,omitempty"`
 	Repositories []string `json:"repositories,omitempty"`
+	// AptSources and NoDefaultSources are as for a BaseImage.
+	AptSources       []deb.Source `json:"apt_sources,omitempty"`
+	NoDefaultSources bool         `json:"no_default_sources,omitempty"`
 	// Architecture is the packages' architecture; arch.None means the
 	// extension's, else the host's.
 	Architecture arch.Arch `json:"architecture,omitempty"`

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sxb-build/sxb/builtins/deb"
 	"github.com/sxb-build/sxb/internal/diag"
 )
 
@@ -133,6 +134,12 @@ type Image struct {
 	ExtraTrees     []Tree
 	RemoveFiles    []string
 	Bootable       string // "auto", "enabled" or "disabled"
+	// SandboxTrees configure the package manager (mkosi.sandbox/,
+	// mkosi.pkgmngr/); AptSources are the apt repositories they add and
+	// NoDefaultSources says they replace mkosi's default ones.
+	SandboxTrees     []Tree
+	AptSources       []deb.Source
+	NoDefaultSources bool
 
 	Overlay         bool
 	Output          string // base name without extension
@@ -556,7 +563,7 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 		Repositories: list("Repositories"), Packages: list("Packages"), BuildPackages: list("BuildPackages"),
 		RemovePackages: list("RemovePackages"), WithDocs: boolean("WithDocs"), WithRecommends: boolean("WithRecommends"),
 		BaseTrees: list("BaseTrees"), SkeletonTrees: trees("SkeletonTrees"), ExtraTrees: trees("ExtraTrees"),
-		RemoveFiles: list("RemoveFiles"), Bootable: str("Bootable"), Overlay: boolean("Overlay"),
+		RemoveFiles: list("RemoveFiles"), Bootable: str("Bootable"), Overlay: boolean("Overlay"), SandboxTrees: trees("SandboxTrees"),
 		Output: str("Output"), OutputExtension: str("OutputExtension"), OutputDirectory: str("OutputDirectory"),
 		CacheDirectory: str("CacheDirectory"), CompressOutput: str("CompressOutput"),
 		ImageID: str("ImageId"), ImageVersion: str("ImageVersion"), Seed: str("Seed"), SplitArtifacts: list("SplitArtifacts"), ManifestFormat: list("ManifestFormat"),
@@ -577,7 +584,7 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 			im.Environment[k] = v
 		}
 	}
-	im.Unsupported = append(unsupported(im, vals), c.missing...)
+	im.Unsupported = append(append(unsupported(im, vals), c.missing...), im.readSandbox()...)
 	return im
 }
 

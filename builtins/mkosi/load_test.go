@@ -885,3 +885,59 @@ func TestDefaultInitrd(t *testing.T) {
 		}
 	}
 }
+
+// TestSandboxTrees checks the apt repositories of mkosi.sandbox/ (and its
+// older names): sources extend mkosi's defaults, mkosi.sources replaces
+// them, Signed-By resolves in the sandbox; what sxb cannot honour makes
+// the image unbuildable.
+func TestSandboxTrees(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"mkosi.conf": "[Distribution]\nDistribution=debian\nRelease=trixie\n[Output]\nFormat=directory\n",
+		"mkosi.sandbox/etc/apt/sources.list.d/extra.list":    "deb [signed-by=/usr/share/keyrings/extra.gpg] https://extra.example/debian trixie main\n",
+		"mkosi.sandbox/usr/share/keyrings/extra.gpg":         "key",
+		"mkosi.sandbox/etc/apt/sources.list.d/plain.sources": "Types: deb\nURIs: https://plain.example/\nSuites: trixie\nComponents: main contrib\n",
+		"mkosi.sandbox/etc/apt/trusted.gpg.d/plain.gpg":      "key",
+		"mkosi.sandbox/etc/apt/apt.conf.d/10proxy":           "Acquire::http::Proxy \"x\";\n",
+	})
+	im := mustLoad(t, dir).Main()
+	if len(im.AptSources) != 2 || im.NoDefaultSources || len(im.Unsupported) != 0 {
+		t.Fatalf("sources %+v replace %v unsupported %v", im.AptSources, im.NoDefaultSources, im.Unsupported)
+	}
+	eq(t, "extra keyring", im.AptSources[0].Keyring, filepath.Join(dir, "mkosi.sandbox/usr/share/keyrings/extra.gpg"))
+	eq(t, "trusted.gpg.d", im.AptSources[1].Keyring, filepath.Join(dir, "mkosi.sandbox/etc/apt/trusted.gpg.d"))
+	eq(t, "components", im.AptSources[1].Components, []string{"main", "contrib"})
+
+	// mkosi.sources replaces mkosi's own; mkosi.pkgmngr/ is the old name.
+	dir = writeProject(t, map[string]string{
+		"mkosi.conf": "[Distribution]\nDistribution=debian\nRelease=trixie\n[Output]\nFormat=directory\n",
+		"mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources":          "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+		"mkosi.pkgmngr/usr/share/keyrings/debian-archive-keyring.gpg": "key",
+	})
+	im = mustLoad(t, dir).Main()
+	if len(im.AptSources) != 1 || !im.NoDefaultSources {
+		t.Errorf("mkosi.sources: %+v replace %v", im.AptSources, im.NoDefaultSources)
+	}
+	dir = writeProject(t, map[string]string{
+		"mkosi.conf":              "[Distribution]\nDistribution=debian\nRelease=trixie\n[Output]\nFormat=directory\n[Build]\nPackageManagerTrees=pm\n",
+		"pm/etc/apt/sources.list": "deb http://x.example/ trixie main\n",
+	})
+	if im = mustLoad(t, dir).Main(); len(im.AptSources) != 1 || im.AptSources[0].URI != "http://x.example/" {
+		t.Errorf("PackageManagerTrees=: %+v", im.AptSources)
+	}
+
+	for name, tc := range map[string]struct{ files map[string]string }{
+		"pinning":   {map[string]string{"mkosi.sandbox/etc/apt/preferences.d/pin": "Package: *\n"}},
+		"no key":    {map[string]string{"mkosi.sandbox/etc/apt/sources.list": "deb [signed-by=/nonexistent/k.gpg] http://x/ trixie main\n"}},
+		"flat":      {map[string]string{"mkosi.sandbox/etc/apt/sources.list": "deb http://x/ ./\n"}},
+		"yum repos": {map[string]string{"mkosi.sandbox/etc/yum.repos.d/x.repo": "[x]\n", "mkosi.conf.d/f.conf": "[Distribution]\nDistribution=fedora\n"}},
+	} {
+		files := map[string]string{"mkosi.conf": "[Distribution]\nDistribution=debian\nRelease=trixie\n[Output]\nFormat=directory\n"}
+		for k, v := range tc.files {
+			files[k] = v
+		}
+		err := mustLoad(t, writeProject(t, files)).Main().CheckSupported()
+		if err == nil || !strings.Contains(err.Error(), "image main: SandboxTrees=") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

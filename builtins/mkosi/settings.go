@@ -253,7 +253,7 @@ var settings = []*setting{
 	{Name: "ExtraSearchPaths", Section: "Build", Scope: scUniversal, Kind: tRaw, How: hIgnore},
 	{Name: "Incremental", Section: "Build", Scope: scUniversal, Kind: tRaw, How: hIgnore},
 	{Name: "CacheOnly", Section: "Build", Scope: scInherit, Kind: tRaw, How: hIgnore},
-	{Name: "SandboxTrees", Section: "Build", Scope: scUniversal, Kind: tRaw, How: hGap, Files: []string{"sandbox", "sandbox.tar", "pkgmngr", "pkgmngr.tar"}, Compat: []string{"PackageManagerTrees"}},
+	{Name: "SandboxTrees", Section: "Build", Scope: scUniversal, Kind: tTreesReq, Files: []string{"sandbox", "sandbox.tar", "pkgmngr", "pkgmngr.tar"}, Compat: []string{"PackageManagerTrees"}},
 	{Name: "WorkspaceDirectory", Section: "Build", Scope: scMultiversal, Kind: tRaw, How: hIgnore},
 	{Name: "CacheDirectory", Section: "Build", Scope: scUniversal, Kind: tPath, Files: []string{"cache"}},
 	{Name: "CacheKey", Section: "Build", Scope: scInherit, Kind: tRaw, How: hIgnore},

@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 
+	"github.com/sxb-build/sxb/builtins/deb"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/rules"
@@ -31,7 +32,11 @@ type InstallRequest struct {
 	// BaseRoot is a tree whose installed packages satisfy dependencies.
 	BaseRoot string
 	Keyring  string
-	CacheDir string
+	// AptSources are more apt repositories; NoDefaultSources reads only
+	// them (Debian and Ubuntu).
+	AptSources       []deb.Source
+	NoDefaultSources bool
+	CacheDir         string
 	// Pin, when not empty, is a pin an Installer made earlier (Installer.Pin):
 	// Resolve must then return exactly its packages, without the network.
 	Pin []byte

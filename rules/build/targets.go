@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sxb-build/sxb/builtins/deb"
 	"github.com/sxb-build/sxb/builtins/extension"
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/sbom"
@@ -21,14 +22,18 @@ import (
 // baseInfo is what a base image's cache entry records for the extensions
 // built on it.
 type baseInfo struct {
-	Distribution string        `json:"distribution"`
-	Release      string        `json:"release"`
-	Architecture arch.Arch     `json:"architecture"`
-	Mirror       string        `json:"mirror,omitempty"`
-	Repositories []string      `json:"repositories,omitempty"`
-	Keyring      string        `json:"keyring,omitempty"`
-	OSRelease    extension.Env `json:"os_release"`
-	Packages     []Package     `json:"packages"`
+	Distribution string    `json:"distribution"`
+	Release      string    `json:"release"`
+	Architecture arch.Arch `json:"architecture"`
+	Mirror       string    `json:"mirror,omitempty"`
+	Repositories []string  `json:"repositories,omitempty"`
+	Keyring      string    `json:"keyring,omitempty"`
+	// AptSources and NoDefaultSources are the base's repositories
+	// besides (or instead of) the distribution's.
+	AptSources       []deb.Source  `json:"apt_sources,omitempty"`
+	NoDefaultSources bool          `json:"no_default_sources,omitempty"`
+	OSRelease        extension.Env `json:"os_release"`
+	Packages         []Package     `json:"packages"`
 }
 
 type baseInputs struct {
@@ -54,6 +59,7 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 		Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
 		Repositories: b.Repositories, Packages: b.Packages, WithRecommends: b.WithRecommends,
 		BaseImage: true, Keyring: b.Keyring, CacheDir: x.opts.CacheDir,
+		AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources,
 	}, rep)
 	if err != nil {
 		return fmt.Errorf("resolving packages: %w", err)
@@ -161,6 +167,7 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 	info := baseInfo{
 		Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
 		Repositories: b.Repositories, Keyring: b.Keyring, OSRelease: osr, Packages: inputs.Packages,
+		AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources,
 	}
 	if b.Output == "tar" {
 		rep("writing tar", "")
@@ -264,6 +271,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 			Distribution: info.Distribution, Release: info.Release, Architecture: a, Mirror: info.Mirror,
 			Repositories: info.Repositories, Packages: ext.Packages, WithRecommends: ext.WithRecommends,
 			BaseRoot: baseRoot, Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
+			AptSources: info.AptSources, NoDefaultSources: info.NoDefaultSources,
 		}, rep)
 		if err != nil {
 			return fmt.Errorf("resolving packages: %w", err)

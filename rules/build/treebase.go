@@ -26,7 +26,7 @@ func treeBaseInfo(b *rules.TreeBase) (baseInfo, string, error) {
 		return baseInfo{}, "", fmt.Errorf("base tree %s: reading os-release: %w", b.Path, err)
 	}
 	info := baseInfo{Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
-		Repositories: b.Repositories, OSRelease: osr}
+		Repositories: b.Repositories, OSRelease: osr, AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources}
 	if info.Distribution == "" {
 		if id, _ := osr.Get("ID"); slices.Contains(rules.Distributions, id) {
 			info.Distribution = id

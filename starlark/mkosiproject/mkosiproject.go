@@ -332,7 +332,7 @@ func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
 		Name: name(im), Distribution: im.Distribution, Release: im.Release, Architecture: a,
 		Mirror: im.Mirror, Repositories: im.Repositories, Packages: im.Packages, WithRecommends: im.WithRecommends,
 		WithDocs: im.WithDocs, ExtraTrees: trees(im.ExtraTrees), SkeletonTrees: trees(im.SkeletonTrees),
-		RemoveFiles: im.RemoveFiles, Output: im.Format,
+		RemoveFiles: im.RemoveFiles, Output: im.Format, AptSources: im.AptSources, NoDefaultSources: im.NoDefaultSources,
 	}
 	if b.Packages == nil {
 		b.Packages = []string{}
@@ -425,7 +425,7 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 			// or a path outside it. Packages come from the distribution
 			// the project configures.
 			x.BaseTree = &rules.TreeBase{Path: bt, Distribution: im.Distribution, Release: im.Release, Mirror: im.Mirror,
-				Repositories: im.Repositories, Architecture: a}
+				Repositories: im.Repositories, Architecture: a, AptSources: im.AptSources, NoDefaultSources: im.NoDefaultSources}
 		default:
 			if _, err := os.Stat(bt); err == nil {
 				return nil, gap(im, "BaseTrees", "BaseTrees=%s: archives are not supported as bases by sxb yet (only directories)", bt)

@@ -301,3 +301,14 @@ func TestManifestFormat(t *testing.T) {
 		t.Errorf("changelog: %s", got)
 	}
 }
+
+// TestSandboxSources checks that the sandbox's apt sources reach the base
+// image, whose extensions resolve against the same repositories.
+func TestSandboxSources(t *testing.T) {
+	dir := project(t, "mkosi.conf", distro+"[Output]\nFormat=directory\n[Content]\nPackages=systemd\n",
+		"mkosi.sandbox/etc/apt/sources.list.d/mkosi.sources", "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\nComponents: main\n")
+	b := targets(t, dir)["image"].Base
+	if b == nil || !b.NoDefaultSources || len(b.AptSources) != 1 || b.AptSources[0].URI != "http://mirror.example/debian" {
+		t.Errorf("base %+v", b)
+	}
+}
