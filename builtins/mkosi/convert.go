@@ -378,7 +378,11 @@ func (c *converter) baseLabel(im *Image) string {
 	}
 	other := c.p.ImageAt(im.BaseTrees[0])
 	switch {
-	case other != nil && other != im && (other.Format == "directory" || other.Format == "tar"):
+	case other != nil && other != im && (other.Format == "directory" || other.Format == "tar" || other.Format == "sysext" ||
+		other.Format == "confext" || other.Format == "disk" && other.Overlay):
+		if other.Name == "main" {
+			return ":" + other.Output
+		}
 		return ":" + other.Name
 	case other == nil && isDir(im.BaseTrees[0]):
 		// A tree no image builds: a directory base, written with a

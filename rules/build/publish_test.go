@@ -296,3 +296,76 @@ func TestPublishTreeAsRoot(t *testing.T) {
 		t.Errorf("no cache entry found under %s", cache)
 	}
 }
+
+// statusInstaller is fakeInstaller keeping a dpkg-like database: packages
+// listed in the base's var/lib/dpkg/status are not installed again.
+type statusInstaller struct{ fakeInstaller }
+
+func (s *statusInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
+	installed := map[string]bool{}
+	if b, err := os.ReadFile(filepath.Join(req.BaseRoot, "var/lib/dpkg/status")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if n, ok := strings.CutPrefix(line, "Package: "); ok {
+				installed[n] = true
+			}
+		}
+	}
+	var set fakeSet
+	for _, p := range req.Packages {
+		if !installed[p] {
+			set = append(set, Package{Name: p, Version: "1", Arch: req.Architecture.Systemd(), SHA256: strings.Repeat("0", 64)})
+		}
+	}
+	return set, nil
+}
+
+func (s *statusInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(string, string)) error {
+	var status strings.Builder
+	for _, p := range r.Packages() {
+		d := filepath.Join(root, "usr/share", p.Name)
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, p.Name), []byte(p.Name), 0o644)
+		if p.Name == "base-files" {
+			os.MkdirAll(filepath.Join(root, "usr/lib"), 0o755)
+			os.WriteFile(filepath.Join(root, "usr/lib/os-release"), []byte("ID=fake\nVERSION_ID=1\n"), 0o644)
+		}
+		fmt.Fprintf(&status, "Package: %s\nStatus: install ok installed\n\n", p.Name)
+	}
+	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
+	return os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), []byte(status.String()), 0o644)
+}
+
+// TestExtensionOnExtension checks an extension whose base is another
+// extension: what the lower extension installed counts as installed, the
+// base image below completes the extension-release.
+func TestExtensionOnExtension(t *testing.T) {
+	ws := t.TempDir()
+	bl, l1, l2 := label.Label{Pkg: "p", Name: "base"}, label.Label{Pkg: "p", Name: "libs"}, label.Label{Pkg: "p", Name: "tool"}
+	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{
+		bl.String(): {Label: bl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{Name: "base", Distribution: "fake", Release: "1",
+			Architecture: arch.X86_64, Packages: []string{"base-files", "libc"}, Output: "directory"}},
+		l1.String(): {Label: l1, Kind: rules.KindSysext, Deps: []label.Label{bl}, Ext: &rules.Extension{Name: "libs", Kind: "sysext",
+			Base: &bl, Packages: []string{"libc", "lib1"}, Format: "erofs", Verity: "off", Output: "libs"}},
+		l2.String(): {Label: l2, Kind: rules.KindSysext, Deps: []label.Label{l1}, Ext: &rules.Extension{Name: "tool", Kind: "sysext",
+			Base: &l1, Packages: []string{"lib1", "tool"}, Format: "erofs", Verity: "off", Output: "tool"}},
+	}}
+	res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Installers: map[string]Installer{"fake": &statusInstaller{}}, ImageWriter: listingWriter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Label != "//p:tool" {
+			continue
+		}
+		img, _ := os.ReadFile(r.Outputs[0])
+		if !strings.Contains(string(img), "usr/share/tool/tool") || strings.Contains(string(img), "usr/share/lib1") ||
+			strings.Contains(string(img), "usr/share/libc") || !strings.Contains(string(img), `"ID=fake\nVERSION_ID=1\n`) {
+			t.Errorf("tool image:\n%s", img)
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(r.Outputs[0]), extStatusFile)); err == nil {
+			t.Error("the extension's package database was published")
+		}
+		return
+	}
+	t.Fatalf("no result for //p:tool in %v", res)
+}

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -228,20 +229,18 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	// build; baseKey identifies its content in the action key.
 	var baseRoot, baseKey string
 	var info baseInfo
+	// resolveRoot is where packages are resolved against: baseRoot, or
+	// for an extension on an extension a database of both.
+	var resolveRoot string
 	switch {
 	case ext.Base != nil:
-		bt := x.g.Target(*ext.Base)
-		if bt == nil || bt.Kind != rules.KindBaseImage {
-			return fmt.Errorf("base %s: only base_image targets can be bases for now", ext.Base)
+		var err error
+		if baseRoot, resolveRoot, baseKey, info, err = x.extBase(*ext.Base); err != nil {
+			return err
 		}
-		base := x.entry(ext.Base.String())
-		if base == nil {
-			return fmt.Errorf("base %s was not built", ext.Base)
+		if bt := x.g.Target(*ext.Base); bt.Ext != nil && resolveRoot == "" && len(ext.Packages) > 0 {
+			return fmt.Errorf("base %s: packages in an extension on an extension need a dpkg database below (Debian, Ubuntu) for now", ext.Base)
 		}
-		if err := json.Unmarshal(base.Info, &info); err != nil {
-			return fmt.Errorf("base %s: reading its record: %w", ext.Base, err)
-		}
-		baseRoot, baseKey = base.Path("tree"), base.Key
 	case ext.BaseTree != nil:
 		var err error
 		if info, baseKey, err = treeBaseInfo(ext.BaseTree); err != nil {
@@ -270,7 +269,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 		res, err = x.resolve(ctx, t, in, InstallRequest{
 			Distribution: info.Distribution, Release: info.Release, Architecture: a, Mirror: info.Mirror,
 			Repositories: info.Repositories, Packages: ext.Packages, WithRecommends: ext.WithRecommends,
-			BaseRoot: baseRoot, Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
+			BaseRoot: cmp.Or(resolveRoot, baseRoot), Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
 			AptSources: info.AptSources, NoDefaultSources: info.NoDefaultSources,
 		}, rep)
 		if err != nil {
@@ -335,6 +334,12 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 			return nil, err // the installers name the step
 		}
 		notRun = ir.ScriptsNotRun
+		// Kept for extensions built on this one (see extBase).
+		if b, err := os.ReadFile(filepath.Join(root, "var/lib/dpkg/status")); err == nil {
+			if err := os.WriteFile(filepath.Join(st.Out(), extStatusFile), b, 0o644); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// Licences come from the packages' own files, before the overlay
 	// delta and pruning remove them.

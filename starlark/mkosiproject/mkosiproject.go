@@ -415,8 +415,8 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 		switch {
 		case other == im:
 			return nil, gap(im, "BaseTrees", "BaseTrees=%s names the image itself", bt)
-		case other != nil && other.Format != "directory" && other.Format != "tar":
-			return nil, gap(im, "BaseTrees", "BaseTrees=%s: building on the Format=%s image %s is not supported by sxb yet (only on Format=directory or tar images and directories)", bt, other.Format, other.Name)
+		case other != nil && kindOf(other) == rules.KindMkosiImage:
+			return nil, gap(im, "BaseTrees", "BaseTrees=%s: building on the Format=%s image %s is not supported by sxb yet (only on base trees and extensions)", bt, other.Format, other.Name)
 		case other != nil:
 			l := c.label(other)
 			x.Base = &l

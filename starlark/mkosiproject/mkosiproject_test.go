@@ -312,3 +312,18 @@ func TestSandboxSources(t *testing.T) {
 		t.Errorf("base %+v", b)
 	}
 }
+
+// TestExtensionBase checks BaseTrees= naming another extension of the
+// project: the extension is built on it.
+func TestExtensionBase(t *testing.T) {
+	dir := project(t,
+		"mkosi.conf", distro+"[Output]\nFormat=none\nOutputDirectory=out\n",
+		"mkosi.images/base/mkosi.conf", "[Output]\nFormat=directory\n[Content]\nPackages=systemd\n",
+		"mkosi.images/libs/mkosi.conf", "[Config]\nDependencies=base\n[Output]\nFormat=sysext\nOverlay=yes\n[Content]\nBaseTrees=%O/base\nPackages=libfoo\n",
+		"mkosi.images/tool/mkosi.conf", "[Config]\nDependencies=libs\n[Output]\nFormat=sysext\nOverlay=yes\n[Content]\nBaseTrees=%O/libs.raw\nPackages=tool\n",
+	)
+	tool := targets(t, dir)["tool"]
+	if tool.Unbuildable != nil || tool.Ext.Base == nil || tool.Ext.Base.Name != "libs" {
+		t.Errorf("tool: %v %+v", tool.Unbuildable, tool.Ext)
+	}
+}
