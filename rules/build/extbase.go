@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/rules"
 )
 
@@ -81,7 +82,7 @@ func (x *executor) extBase(l rules.Label) (root, resolveRoot, key string, info b
 	if err := os.MkdirAll(filepath.Dir(db), 0o755); err != nil {
 		return "", "", "", info, err
 	}
-	if err := writeFileAtomic(db, both, 0o644); err != nil {
+	if err := atomicfile.Write(db, both, 0o644); err != nil {
 		return "", "", "", info, err
 	}
 	return root, resolveRoot, e.Key, info, nil

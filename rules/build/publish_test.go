@@ -319,16 +319,16 @@ func (s *statusInstaller) Resolve(ctx context.Context, req InstallRequest, repor
 	return set, nil
 }
 
-func (s *statusInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, withDocs bool, report func(string, string)) error {
-	if err := s.fakeInstaller.Install(ctx, r, root, meta, withDocs, report); err != nil {
-		return err
+func (s *statusInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, opts InstallOptions) (*InstallReport, error) {
+	if _, err := s.fakeInstaller.Install(ctx, r, root, meta, opts); err != nil {
+		return nil, err
 	}
 	var status strings.Builder
 	for _, p := range r.Packages() {
 		fmt.Fprintf(&status, "Package: %s\nStatus: install ok installed\n\n", p.Name)
 	}
 	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
-	return os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), []byte(status.String()), 0o644)
+	return &InstallReport{}, os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), []byte(status.String()), 0o644)
 }
 
 // TestExtensionOnExtension checks an extension whose base is another
