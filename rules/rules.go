@@ -193,10 +193,10 @@ type BaseImage struct {
 	Packages       []string  `json:"packages"`
 	WithRecommends bool      `json:"with_recommends"`
 	// WithDocs defaults to true.
-	WithDocs      bool     `json:"with_docs"`
+	WithDocs bool `json:"with_docs"`
 	// NoScripts turns off running the packages' maintainer scripts and
 	// triggers (scripts = False); native stand-ins are used instead.
-	NoScripts bool `json:"no_scripts,omitempty"`
+	NoScripts     bool     `json:"no_scripts,omitempty"`
 	ExtraTrees    []Tree   `json:"extra_trees,omitempty"`
 	SkeletonTrees []Tree   `json:"skeleton_trees,omitempty"`
 	RemoveFiles   []string `json:"remove_files,omitempty"`
