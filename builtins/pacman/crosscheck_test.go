@@ -213,6 +213,7 @@ func TestCrossCheckPacman(t *testing.T) {
 		{"replaced-not-upgraded", []string{"fx-old"}, true},
 		{"repository-provider", []string{"core/fx-old"}, true},
 		{"no-docs", []string{"fx-tool", "fx-lib"}, false},
+		{"base-layout", []string{"filesystem", "fx-tool"}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -236,3 +237,24 @@ func TestCrossCheckPacman(t *testing.T) {
 }
 
 var _ = time.Now
+
+// TestFileConflictsLikePacman installs a package whose directory usr/sbin
+// is a symlink in filesystem, in one transaction and on a base that has
+// filesystem: pacman refuses both as file conflicts, and so must sxb.
+func TestFileConflictsLikePacman(t *testing.T) {
+	fx := pacmantest.Get(t)
+	if _, out, err := oracle(t, fx.PacmanConf, fx.PacmanGnuPG, []string{"filesystem", "fx-sbin"}); err == nil || !strings.Contains(out, "exists in both") {
+		t.Fatalf("pacman did not refuse the transaction: %v\n%s", err, out)
+	}
+	err := refused(t, fixtureRequest(t, fx, fx.Mirror, "filesystem", "fx-sbin"))
+	if err == nil || !strings.Contains(err.Error(), "/usr/sbin: file conflict: it exists in both filesystem and fx-sbin") {
+		t.Errorf("one transaction: %v", err)
+	}
+	base, _, _, _ := sxbInstall(t, fixtureRequest(t, fx, fx.Mirror, "filesystem"), true)
+	req := fixtureRequest(t, fx, fx.Mirror, "fx-sbin")
+	req.BaseRoot = base
+	err = refused(t, req)
+	if err == nil || !strings.Contains(err.Error(), "/usr/sbin: file conflict: fx-sbin ships it and the base's filesystem has it") {
+		t.Errorf("on a base: %v", err)
+	}
+}

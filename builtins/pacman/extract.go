@@ -98,6 +98,45 @@ func readMeta(file string) (*pkgFile, error) {
 	return pf, nil
 }
 
+type namedPath struct {
+	pkg string
+	dir bool
+}
+
+// checkNamed refuses a payload path another package of the installation
+// (or of the base) ships in a way that conflicts, as pacman's file
+// conflict check does: only directories may be shared.
+func (x *extractor) checkNamed(pkg, rel string, dir bool) error {
+	if o, ok := x.named[rel]; ok && o.pkg != pkg && !(o.dir && dir) {
+		return fmt.Errorf("file conflict: it exists in both %s and %s", o.pkg, pkg)
+	}
+	if o, ok := x.baseFiles[rel]; ok {
+		return fmt.Errorf("file conflict: %s ships it and the base's %s has it", pkg, o)
+	}
+	if _, ok := x.named[rel]; !ok {
+		x.named[rel] = namedPath{pkg: pkg, dir: dir}
+	}
+	return nil
+}
+
+// checkConflicts runs checkNamed over every path the packages' .MTREE
+// files list, in install order, before anything is unpacked: pacman's
+// "checking for file conflicts" step. Extraction checks again (packages
+// without an .MTREE, paths that only conflict through symlinks).
+func (x *extractor) checkConflicts(pfs []*pkgFile) error {
+	for _, pf := range pfs {
+		for _, rel := range sortedKeys(pf.entries) {
+			if rel == "." || strings.HasPrefix(rel, ".") && !strings.Contains(rel, "/") {
+				continue // the metadata entries
+			}
+			if err := x.checkNamed(pf.pkg.Name, rel, pf.entries[rel].typ == "dir"); err != nil {
+				return fmt.Errorf("installing %s %s: /%s: %w", pf.pkg.Name, pf.pkg.Version, rel, err)
+			}
+		}
+	}
+	return nil
+}
+
 // dirMd is the metadata of a directory the installation created.
 type dirMd struct {
 	mode     uint32
@@ -113,6 +152,11 @@ type extractor struct {
 	// owner names the package that placed each non-directory path (as
 	// resolved in the tree).
 	owner map[string]string
+	// named records, per path as the packages name it, who ships it and
+	// whether as a directory: pacman's file conflict check compares the
+	// packages' file lists, so a directory where another package has a
+	// symlink conflicts even though it would resolve through it.
+	named map[string]namedPath
 	// dirs are the directories the installation created: the first
 	// package to create one decides its mode, owner and time, as pacman
 	// leaves an existing directory alone.
@@ -126,7 +170,7 @@ type extractor struct {
 }
 
 func newExtractor(r *root, meta *tree.Meta, baseFiles map[string]string, withDocs bool) *extractor {
-	x := &extractor{r: r, meta: meta, owner: map[string]string{}, dirs: map[string]dirMd{}, baseFiles: baseFiles,
+	x := &extractor{r: r, meta: meta, owner: map[string]string{}, named: map[string]namedPath{}, dirs: map[string]dirMd{}, baseFiles: baseFiles,
 		withDocs: withDocs, buf: make([]byte, 256<<10)}
 	r.created = func(rel string) {
 		if _, ok := x.dirs[rel]; !ok {
@@ -298,6 +342,9 @@ func md5Of(r io.Reader) (string, error) {
 func (x *extractor) entry(pf *pkgFile, h *tar.Header, rel string, content io.Reader, dc *dirCache, written map[string]string) error {
 	name := pf.pkg.Name
 	mode := uint32(h.Mode) & 0o7777
+	if err := x.checkNamed(name, rel, h.Typeflag == tar.TypeDir); err != nil {
+		return err
+	}
 	if h.Typeflag == tar.TypeDir {
 		res, err := x.r.resolveDir(rel)
 		if err != nil {
@@ -337,10 +384,7 @@ func (x *extractor) entry(pf *pkgFile, h *tar.Header, rel string, content io.Rea
 		res = resParent + "/" + base
 	}
 	if o, ok := x.owner[res]; ok {
-		return fmt.Errorf("file conflict: %s and %s both ship it", o, name)
-	}
-	if o, ok := x.baseFiles[rel]; ok {
-		return fmt.Errorf("file conflict: %s ships it and the base's %s has it", name, o)
+		return fmt.Errorf("file conflict: it exists in both %s and %s", o, name)
 	}
 	if o, ok := x.baseFiles[res]; ok {
 		return fmt.Errorf("file conflict: %s ships it and the base's %s has it", name, o)

@@ -139,7 +139,7 @@ func TestHostilePackages(t *testing.T) {
 				dir("usr/"), member{name: "usr/x", typ: tar.TypeReg, mode: 0o4755, content: "x"})}},
 		{name: "payload not in .MTREE", want: "not in the package's .MTREE",
 			pkgs: map[string][]byte{"evil": handPkg(t, "evil", "evil", "./usr type=dir mode=755\n", dir("usr/"), reg("usr/x"))}},
-		{name: "file conflict", want: "file conflict: a and b both ship it", targets: []string{"a", "b"},
+		{name: "file conflict", want: "file conflict: it exists in both a and b", targets: []string{"a", "b"},
 			pkgs: map[string][]byte{"a": handPkg(t, "a", "a", "", dir("usr/"), reg("usr/x")), "b": handPkg(t, "b", "b", "", dir("usr/"), reg("usr/x"))}},
 	}
 	for _, c := range cases {

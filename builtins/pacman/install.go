@@ -120,6 +120,9 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	}
 	res.Steps = append(res.Steps, pre...)
 	x := newExtractor(r, meta, baseFiles, opts.WithDocs)
+	if err := x.checkConflicts(pfs); err != nil {
+		return nil, err
+	}
 	for i, pf := range pfs {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("installing packages: %w", err)
