@@ -1,7 +1,6 @@
 package pacman
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"strconv"
@@ -16,13 +15,15 @@ type desc map[string][]string
 // parseDesc reads a desc-format file. Lines before the first header and
 // unknown sections are kept as they are; a header must be "%UPPER%".
 func parseDesc(b []byte, d desc) error {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	key := ""
-	line := 0
-	for sc.Scan() {
-		line++
-		l := strings.TrimSuffix(sc.Text(), "\r")
+	for line := 1; len(b) > 0; line++ {
+		var raw []byte
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			raw, b = b[:i], b[i+1:]
+		} else {
+			raw, b = b, nil
+		}
+		l := string(bytes.TrimSuffix(raw, []byte("\r")))
 		switch {
 		case l == "":
 			key = ""
@@ -37,7 +38,7 @@ func parseDesc(b []byte, d desc) error {
 			d[key] = append(d[key], l)
 		}
 	}
-	return sc.Err()
+	return nil
 }
 
 // one returns the single value of a section ("" when absent).
