@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,6 +181,13 @@ func writeSynthRepo(tb testing.TB, dir string) *synthRepo {
 	return r
 }
 
+// cpuTime is the CPU time (user + system) the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkCoreExtra resolves and installs a base-like set of packages
 // from a generated mirror the size of core + extra, with signature checks,
 // and runs pacman on the same mirror in the same run: resolution cold
@@ -201,33 +209,44 @@ func BenchmarkCoreExtra(b *testing.B) {
 	req := func(cache string) Request {
 		return Request{Mirror: "file://" + r.mirror, KeyringDir: "none", Keyring: []string{r.keyFile}, CacheDir: cache, Packages: targets}
 	}
-	var cold, warm, inst time.Duration
+	// Wall time and CPU time (user + system) of each step: the machine may
+	// be shared, and CPU time is what contention disturbs least.
+	type cost struct{ wall, cpu time.Duration }
+	measure := func(c *cost, f func()) {
+		c0, t0 := cpuTime(), time.Now()
+		f()
+		c.wall += time.Since(t0)
+		c.cpu += cpuTime() - c0
+	}
+	var cold, warm, inst cost
 	var plan *Plan
 	for i := 0; i < b.N; i++ {
 		cache := b.TempDir()
-		t0 := time.Now()
-		p, err := Resolve(ctx, req(cache))
+		var err error
+		measure(&cold, func() { _, err = Resolve(ctx, req(cache)) })
 		if err != nil {
 			b.Fatal(err)
 		}
-		cold += time.Since(t0)
-		t0 = time.Now()
-		if plan, err = Resolve(ctx, req(cache)); err != nil {
+		measure(&warm, func() { plan, err = Resolve(ctx, req(cache)) })
+		if err != nil {
 			b.Fatal(err)
 		}
-		warm += time.Since(t0)
-		_ = p
-		t0 = time.Now()
-		if _, err := Install(ctx, plan, filepath.Join(b.TempDir(), "root"), tree.NewMeta(), InstallOptions{WithDocs: true}); err != nil {
+		measure(&inst, func() {
+			_, err = Install(ctx, plan, filepath.Join(b.TempDir(), "root"), tree.NewMeta(), InstallOptions{WithDocs: true})
+		})
+		if err != nil {
 			b.Fatal(err)
 		}
-		inst += time.Since(t0)
 	}
 	n := float64(b.N)
 	b.ReportMetric(float64(len(plan.Packages)), "packages")
-	b.ReportMetric(float64(cold.Milliseconds())/n, "ms/resolve-cold")
-	b.ReportMetric(float64(warm.Milliseconds())/n, "ms/resolve-warm")
-	b.ReportMetric(float64(inst.Milliseconds())/n, "ms/install")
+	report := func(c cost, what string) {
+		b.ReportMetric(float64(c.wall.Milliseconds())/n, "ms/"+what)
+		b.ReportMetric(float64(c.cpu.Milliseconds())/n, "cpu-ms/"+what)
+	}
+	report(cold, "resolve-cold")
+	report(warm, "resolve-warm")
+	report(inst, "install")
 	if _, err := exec.LookPath("pacman"); err != nil || os.Geteuid() != 0 {
 		b.Logf("pacman (as root) not available: no comparison")
 		return
@@ -248,27 +267,31 @@ func BenchmarkCoreExtra(b *testing.B) {
 	conf := filepath.Join(dir, "pacman.conf")
 	os.WriteFile(conf, []byte("[options]\nArchitecture = x86_64\nSigLevel = Required DatabaseOptional\n\n[core]\nServer = file://"+r.mirror+
 		"/$repo/os/$arch\n\n[extra]\nServer = file://"+r.mirror+"/$repo/os/$arch\n"), 0o644)
-	var pcold, pwarm, pinst time.Duration
+	var pcold, pwarm, pinst cost
 	for i := 0; i < b.N; i++ {
 		root := filepath.Join(b.TempDir(), "root")
 		os.MkdirAll(filepath.Join(root, "var/lib/pacman"), 0o755)
-		pac := func(args ...string) time.Duration {
+		pac := func(args ...string) cost {
 			all := append([]string{"--root", root, "--dbpath", filepath.Join(root, "var/lib/pacman"), "--config", conf, "--gpgdir", gnupg,
 				"--cachedir", filepath.Join(root, "..", "cache"), "--logfile", "/dev/null", "--hookdir", filepath.Join(root, "etc/pacman.d/hooks"),
 				"--noconfirm", "--noprogressbar"}, args...)
+			cmd := exec.Command("pacman", append(all, targets...)...)
 			t0 := time.Now()
-			if out, err := exec.Command("pacman", append(all, targets...)...).CombinedOutput(); err != nil {
+			if out, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("pacman %v: %v\n%s", args, err, out)
 			}
-			return time.Since(t0)
+			return cost{time.Since(t0), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 		}
-		pcold += pac("-Syp")
-		pwarm += pac("-Sp")
-		pinst += pac("-S", "--noscriptlet")
+		add := func(c *cost, d cost) { c.wall += d.wall; c.cpu += d.cpu }
+		add(&pcold, pac("-Syp"))
+		add(&pwarm, pac("-Sp"))
+		add(&pinst, pac("-S", "--noscriptlet"))
 	}
-	b.ReportMetric(float64(pcold.Milliseconds())/n, "ms/pacman-resolve-cold")
-	b.ReportMetric(float64(pwarm.Milliseconds())/n, "ms/pacman-resolve-warm")
-	b.ReportMetric(float64(pinst.Milliseconds())/n, "ms/pacman-install")
-	b.Logf("%d packages; sxb/pacman time ratio: resolve cold %.2f, resolve warm %.2f, install %.2f", len(plan.Packages),
-		float64(cold)/float64(pcold), float64(warm)/float64(pwarm), float64(inst)/float64(pinst))
+	report(pcold, "pacman-resolve-cold")
+	report(pwarm, "pacman-resolve-warm")
+	report(pinst, "pacman-install")
+	ratio := func(a, b time.Duration) float64 { return float64(a) / float64(b) }
+	b.Logf("%d packages; sxb/pacman time ratio (wall, cpu): resolve cold %.2f, %.2f; resolve warm %.2f, %.2f; install %.2f, %.2f",
+		len(plan.Packages), ratio(cold.wall, pcold.wall), ratio(cold.cpu, pcold.cpu), ratio(warm.wall, pwarm.wall), ratio(warm.cpu, pwarm.cpu),
+		ratio(inst.wall, pinst.wall), ratio(inst.cpu, pinst.cpu))
 }

@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/gob"
 	"encoding/hex"
@@ -18,6 +17,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
@@ -62,10 +62,10 @@ func sha256hex(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// eachDBFile calls fn with the parsed content of every
-// "<entry>/<file>" of a database whose file name is in files, in archive
-// order; entries larger than limit are an error.
-func eachDBFile(raw []byte, files []string, limit int64, fn func(dir string, d desc) error) error {
+// eachDBFile calls fn with the content of every "<entry>/<file>" of a
+// database whose file name is in files, in archive order; entries larger
+// than limit are an error.
+func eachDBFile(raw []byte, files []string, limit int64, fn func(dir, file string, b []byte) error) error {
 	rd, done, err := decompress(bytes.NewReader(raw))
 	if err != nil {
 		return err
@@ -87,16 +87,12 @@ func eachDBFile(raw []byte, files []string, limit int64, fn func(dir string, d d
 		if h.Size > limit {
 			return fmt.Errorf("%s: too large (%d bytes)", h.Name, h.Size)
 		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
+		b := make([]byte, h.Size)
+		if _, err := io.ReadFull(tr, b); err != nil {
 			return err
 		}
-		d := desc{}
-		if err := parseDesc(b, d); err != nil {
+		if err := fn(dir, file, b); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
-		}
-		if err := fn(dir, d); err != nil {
-			return err
 		}
 	}
 }
@@ -106,35 +102,31 @@ func eachDBFile(raw []byte, files []string, limit int64, fn func(dir string, d d
 // Packages come back sorted by name, as libalpm keeps them; of two entries
 // of one name the first is kept.
 func parseDB(raw []byte) ([]Pkg, error) {
-	entries := map[string]desc{}
-	var order []string
-	err := eachDBFile(raw, []string{"desc", "depends"}, 16<<20, func(dir string, d desc) error {
+	entries := map[string]*syncEntry{}
+	var order []*syncEntry
+	err := eachDBFile(raw, []string{"desc", "depends"}, 16<<20, func(dir, _ string, b []byte) error {
 		e, ok := entries[dir]
 		if !ok {
-			entries[dir] = d
-			order = append(order, dir)
-			return nil
+			e = &syncEntry{dir: dir}
+			entries[dir] = e
+			order = append(order, e)
 		}
-		for k, v := range d {
-			e[k] = append(e[k], v...)
-		}
-		return nil
+		return e.parse(b)
 	})
 	if err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
 	out := make([]Pkg, 0, len(order))
-	for _, dir := range order {
-		p, err := pkgFromDesc(entries[dir])
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", strings.TrimSuffix(dir, "/"), err)
+	for _, e := range order {
+		if e.p.Name == "" || e.p.Version == "" {
+			return nil, fmt.Errorf("%s: entry without %%NAME%% or %%VERSION%%", strings.TrimSuffix(e.dir, "/"))
 		}
-		if seen[p.Name] {
+		if seen[e.p.Name] {
 			continue
 		}
-		seen[p.Name] = true
-		out = append(out, p)
+		seen[e.p.Name] = true
+		out = append(out, e.p)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -146,7 +138,11 @@ func parseDB(raw []byte) ([]Pkg, error) {
 func parseFilesDB(raw []byte, want map[string]bool) (map[string][]string, error) {
 	names := map[string]string{} // entry directory -> package name
 	var owners []struct{ dir, path string }
-	err := eachDBFile(raw, []string{"desc", "files"}, 256<<20, func(dir string, d desc) error {
+	err := eachDBFile(raw, []string{"desc", "files"}, 256<<20, func(dir, _ string, b []byte) error {
+		d := desc{}
+		if err := parseDesc(b, d); err != nil {
+			return err
+		}
 		if n := d.one("NAME"); n != "" {
 			names[dir] = n
 		}

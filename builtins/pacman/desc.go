@@ -86,32 +86,82 @@ type Pkg struct {
 	Depends, Provides, Conflicts, Replaces []Dep
 }
 
-// pkgFromDesc builds a Pkg from the desc (and, in old databases, depends)
-// sections of one database entry.
-func pkgFromDesc(d desc) (Pkg, error) {
-	p := Pkg{Name: d.one("NAME"), Base: d.one("BASE"), Version: d.one("VERSION"), Desc: d.one("DESC"),
-		Arch: d.one("ARCH"), Filename: d.one("FILENAME"), SHA256: strings.ToLower(d.one("SHA256SUM")),
-		PGPSig: d.one("PGPSIG"), Groups: d["GROUPS"]}
-	if p.Name == "" || p.Version == "" {
-		return Pkg{}, fmt.Errorf("entry without %%NAME%% or %%VERSION%%")
-	}
-	var err error
-	if p.CSize, err = d.int("CSIZE"); err != nil {
-		return Pkg{}, err
-	}
-	if p.ISize, err = d.int("ISIZE"); err != nil {
-		return Pkg{}, err
-	}
-	if p.BuildDate, err = d.int("BUILDDATE"); err != nil {
-		return Pkg{}, err
-	}
-	for _, f := range []struct {
-		key string
-		dst *[]Dep
-	}{{"DEPENDS", &p.Depends}, {"PROVIDES", &p.Provides}, {"CONFLICTS", &p.Conflicts}, {"REPLACES", &p.Replaces}} {
-		if *f.dst, err = parseDeps(d[f.key], "%"+f.key+"%"); err != nil {
-			return Pkg{}, err
+// syncEntry is one package entry of a sync database being read.
+type syncEntry struct {
+	dir string
+	p   Pkg
+}
+
+// parse reads a desc (or old-style depends) file of the entry straight
+// into its Pkg: a database has tens of thousands of entries, and a map
+// per entry costs more than the parsing.
+func (e *syncEntry) parse(b []byte) error {
+	p := &e.p
+	key := ""
+	for line := 1; len(b) > 0; line++ {
+		var raw []byte
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			raw, b = b[:i], b[i+1:]
+		} else {
+			raw, b = b, nil
+		}
+		raw = bytes.TrimSuffix(raw, []byte("\r"))
+		switch {
+		case len(raw) == 0:
+			key = ""
+			continue
+		case key == "" && len(raw) > 2 && raw[0] == '%' && raw[len(raw)-1] == '%':
+			key = string(raw[1 : len(raw)-1])
+			continue
+		case key == "":
+			return fmt.Errorf("line %d: value %q outside a %%SECTION%%", line, truncate(string(raw)))
+		}
+		v := string(raw)
+		var err error
+		switch key {
+		case "NAME":
+			p.Name = v
+		case "BASE":
+			p.Base = v
+		case "VERSION":
+			p.Version = v
+		case "DESC":
+			p.Desc = v
+		case "ARCH":
+			p.Arch = v
+		case "FILENAME":
+			p.Filename = v
+		case "SHA256SUM":
+			p.SHA256 = strings.ToLower(v)
+		case "PGPSIG":
+			p.PGPSig = v
+		case "GROUPS":
+			p.Groups = append(p.Groups, v)
+		case "CSIZE":
+			p.CSize, err = strconv.ParseInt(v, 10, 64)
+		case "ISIZE":
+			p.ISize, err = strconv.ParseInt(v, 10, 64)
+		case "BUILDDATE":
+			p.BuildDate, err = strconv.ParseInt(v, 10, 64)
+		case "DEPENDS", "PROVIDES", "CONFLICTS", "REPLACES":
+			d, derr := ParseDep(v)
+			if derr != nil {
+				return fmt.Errorf("%%%s%%: %w", key, derr)
+			}
+			switch key {
+			case "DEPENDS":
+				p.Depends = append(p.Depends, d)
+			case "PROVIDES":
+				p.Provides = append(p.Provides, d)
+			case "CONFLICTS":
+				p.Conflicts = append(p.Conflicts, d)
+			default:
+				p.Replaces = append(p.Replaces, d)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%%%s%%: %q is not a number", key, v)
 		}
 	}
-	return p, nil
+	return nil
 }
