@@ -12,9 +12,9 @@ import (
 // database store package records.
 type desc map[string][]string
 
-// parseDesc reads a desc-format file. Lines before the first header and
-// unknown sections are kept as they are; a header must be "%UPPER%".
-func parseDesc(b []byte, d desc) error {
+// eachDescValue calls fn with every value of a desc-format file and the
+// section it is in; fn also sees each section header with value nil.
+func eachDescValue(b []byte, fn func(key string, value []byte) error) error {
 	key := ""
 	for line := 1; len(b) > 0; line++ {
 		var raw []byte
@@ -23,22 +23,38 @@ func parseDesc(b []byte, d desc) error {
 		} else {
 			raw, b = b, nil
 		}
-		l := string(bytes.TrimSuffix(raw, []byte("\r")))
+		raw = bytes.TrimSuffix(raw, []byte("\r"))
+		var err error
 		switch {
-		case l == "":
+		case len(raw) == 0:
 			key = ""
-		case key == "" && len(l) > 2 && l[0] == '%' && l[len(l)-1] == '%':
-			key = l[1 : len(l)-1]
-			if _, ok := d[key]; !ok {
-				d[key] = nil
-			}
+		case key == "" && len(raw) > 2 && raw[0] == '%' && raw[len(raw)-1] == '%':
+			key = string(raw[1 : len(raw)-1])
+			err = fn(key, nil)
 		case key == "":
-			return fmt.Errorf("line %d: value %q outside a %%SECTION%%", line, truncate(l))
+			return fmt.Errorf("line %d: value %q outside a %%SECTION%%", line, truncate(string(raw)))
 		default:
-			d[key] = append(d[key], l)
+			err = fn(key, raw)
+		}
+		if err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
 		}
 	}
 	return nil
+}
+
+// parseDesc reads a desc-format file into d; a header must be "%UPPER%".
+func parseDesc(b []byte, d desc) error {
+	return eachDescValue(b, func(key string, v []byte) error {
+		if v == nil {
+			if _, ok := d[key]; !ok {
+				d[key] = nil
+			}
+			return nil
+		}
+		d[key] = append(d[key], string(v))
+		return nil
+	})
 }
 
 // one returns the single value of a section ("" when absent).
@@ -47,18 +63,6 @@ func (d desc) one(k string) string {
 		return v[0]
 	}
 	return ""
-}
-
-func (d desc) int(k string) (int64, error) {
-	s := d.one(k)
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%%%s%%: %q is not a number", k, s)
-	}
-	return n, nil
 }
 
 // truncate shortens s for an error message.
@@ -97,24 +101,9 @@ type syncEntry struct {
 // per entry costs more than the parsing.
 func (e *syncEntry) parse(b []byte) error {
 	p := &e.p
-	key := ""
-	for line := 1; len(b) > 0; line++ {
-		var raw []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			raw, b = b[:i], b[i+1:]
-		} else {
-			raw, b = b, nil
-		}
-		raw = bytes.TrimSuffix(raw, []byte("\r"))
-		switch {
-		case len(raw) == 0:
-			key = ""
-			continue
-		case key == "" && len(raw) > 2 && raw[0] == '%' && raw[len(raw)-1] == '%':
-			key = string(raw[1 : len(raw)-1])
-			continue
-		case key == "":
-			return fmt.Errorf("line %d: value %q outside a %%SECTION%%", line, truncate(string(raw)))
+	return eachDescValue(b, func(key string, raw []byte) error {
+		if raw == nil {
+			return nil
 		}
 		v := string(raw)
 		var err error
@@ -162,6 +151,6 @@ func (e *syncEntry) parse(b []byte) error {
 		if err != nil {
 			return fmt.Errorf("%%%s%%: %q is not a number", key, v)
 		}
-	}
-	return nil
+		return nil
+	})
 }
