@@ -254,6 +254,7 @@ func BenchmarkCoreExtra(b *testing.B) {
 	// pacman's keyring: a local master key that lsigns the bench key.
 	gnupg := filepath.Join(dir, "gnupg")
 	os.MkdirAll(gnupg, 0o700)
+	defer exec.Command("gpgconf", "--homedir", gnupg, "--kill", "all").Run()
 	for _, args := range [][]string{
 		{"--quick-gen-key", "local <local@sxb.invalid>", "ed25519", "sign", "never"},
 		{"--import", r.keyFile},

@@ -90,6 +90,7 @@ func TestArchKeyringMatchesGnuPG(t *testing.T) {
 		}
 	}
 	home := t.TempDir()
+	t.Cleanup(func() { exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run() })
 	gpg := func(stdin string, args ...string) {
 		t.Helper()
 		cmd := exec.Command("gpg", append([]string{"--homedir", home, "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)

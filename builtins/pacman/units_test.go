@@ -1,8 +1,19 @@
 package pacman
 
 import (
+	"os"
 	"testing"
+
+	"github.com/sxb-build/sxb/builtins/pacman/pacmantest"
 )
+
+// TestMain stops the GnuPG daemons the tests started in the fixture's
+// key homes.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pacmantest.StopAgents()
+	os.Exit(code)
+}
 
 func TestParseDep(t *testing.T) {
 	cases := map[string]Dep{

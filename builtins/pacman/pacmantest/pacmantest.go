@@ -126,6 +126,18 @@ func build() (*Fixture, string) {
 	return f, ""
 }
 
+// StopAgents stops the gpg-agent and dirmngr processes that gpg and
+// pacman started for the fixture's key homes (a test binary calls it when
+// it is done, so that no daemon outlives the tests).
+func StopAgents() {
+	if built == nil {
+		return
+	}
+	for _, home := range []string{built.GnuPG, built.PacmanGnuPG} {
+		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+	}
+}
+
 // CopyMirror copies the fixture's mirror to a new temporary directory,
 // for a test that changes it, and returns the copy's root.
 func (f *Fixture) CopyMirror(t testing.TB) string {
