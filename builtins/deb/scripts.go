@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -288,7 +289,7 @@ func (r *root) runScripts(ctx context.Context, sp *scriptPlan, base string, opts
 func (r *root) dpkgVersion(base string) string {
 	b, err := r.readFile("var/lib/dpkg/status")
 	if err != nil && base != "" {
-		b, err = os.ReadFile(filepath.Join(base, "var/lib/dpkg/status"))
+		b, err = readTreeFile(base, "var/lib/dpkg/status")
 	}
 	v := ""
 	if err == nil {
@@ -310,23 +311,17 @@ func (r *root) dpkgVersion(base string) string {
 // machines, and the first boot fills it.
 func (r *root) scrubScriptOutput() error {
 	for _, rel := range []string{"var/log/alternatives.log", "var/log/dpkg.log", "var/cache/ldconfig/aux-cache"} {
-		p, err := tree.Resolve(r.t.Path(), rel)
-		if err != nil {
-			return err
-		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := r.t.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		r.meta.Delete(rel)
 	}
-	p, err := tree.Resolve(r.t.Path(), "etc/machine-id")
-	if err != nil {
-		return err
-	}
-	if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() && st.Size() > 0 {
-		if err := os.Truncate(p, 0); err != nil {
+	if st, err := r.t.Lstat("etc/machine-id"); err == nil && st.Mode().IsRegular() && st.Size() > 0 {
+		f, err := r.t.OpenFile("etc/machine-id", os.O_WRONLY|os.O_TRUNC)
+		if err != nil {
 			return err
 		}
+		f.Close()
 	}
 	return nil
 }
@@ -417,10 +412,6 @@ func baseInfoReader(base string) func(string) ([]byte, error) {
 		return nil
 	}
 	return func(name string) ([]byte, error) {
-		p, err := tree.Resolve(base, "var/lib/dpkg/info/"+name)
-		if err != nil {
-			return nil, err
-		}
-		return os.ReadFile(p)
+		return readTreeFile(base, "var/lib/dpkg/info/"+name)
 	}
 }

@@ -144,6 +144,37 @@ func (r *Root) Open(rel string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), rel), nil
 }
 
+// OpenFile opens the existing file rel of the tree with flag (os.O_RDONLY,
+// os.O_WRONLY or os.O_RDWR, with os.O_APPEND or os.O_TRUNC), never
+// following a symlink in its last component and never creating it
+// (Create does).
+func (r *Root) OpenFile(rel string, flag int) (*os.File, error) {
+	d, base, err := r.parent(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	if err := checkName(base); err != nil {
+		return nil, err
+	}
+	flag &^= os.O_CREATE | os.O_EXCL
+	fd, err := unix.Openat(d.fd, base, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: rel, Err: err}
+	}
+	return os.NewFile(uintptr(fd), rel), nil
+}
+
+// Remove removes rel (a file, a symlink itself or an empty directory).
+func (r *Root) Remove(rel string) error {
+	d, base, err := r.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Remove(base)
+}
+
 // ReadDir lists the directory rel of the tree, sorted by name.
 func (r *Root) ReadDir(rel string) ([]fs.DirEntry, error) {
 	fd, err := r.openat2(rel, unix.O_RDONLY|unix.O_DIRECTORY)

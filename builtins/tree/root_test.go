@@ -171,6 +171,21 @@ func TestRootReplacesLastSymlink(t *testing.T) {
 	if err := h.root.Chmod("etc/secret", 0o666); err == nil {
 		t.Error("Root.Chmod of a symlink succeeded")
 	}
+	// OpenFile never opens through a symlink, nor creates.
+	if f, err := h.root.OpenFile("etc/relvict", os.O_WRONLY|os.O_TRUNC); err == nil {
+		f.Close()
+		t.Error("OpenFile opened through a symlink")
+	}
+	if f, err := h.root.OpenFile("etc/new", os.O_WRONLY|os.O_CREATE); err == nil {
+		f.Close()
+		t.Error("OpenFile created a file")
+	}
+	// Remove through a symlink to the host finds nothing to remove.
+	for _, rel := range []string{"abs/victim", "up/victim", "usr/up/victim"} {
+		if err := h.root.Remove(rel); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Remove(%q) = %v", rel, err)
+		}
+	}
 	// Chtimes changes the symlink itself.
 	when := time.Unix(1234567890, 0)
 	if err := h.root.Chtimes("etc/relvict", when); err != nil {
@@ -340,6 +355,15 @@ func TestRootModesIgnoreUmask(t *testing.T) {
 		}
 	}
 	if err := h.root.Chmod("var/lib/dpkg/status", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err = h.root.OpenFile("var/lib/dpkg/status", os.O_WRONLY|os.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("y")
+	f.Close()
+	if err := h.root.Remove("var/lib/dpkg/info"); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := d.Lstat("status")
