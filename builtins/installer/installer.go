@@ -25,8 +25,6 @@ const (
 	// Extract: Package was unpacked (Debian) or is being unpacked (rpm);
 	// Done of Count.
 	Extract Kind = "extract"
-	// Warning: Message says what went less well than it should.
-	Warning Kind = "warning"
 	// Done: all Count packages are installed.
 	Done Kind = "done"
 )
@@ -35,7 +33,6 @@ const (
 type Event struct {
 	Kind        Kind
 	Package     string
-	Message     string
 	Done, Count int
 	// Bytes and Total count downloaded and expected bytes.
 	Bytes, Total int64

@@ -25,9 +25,10 @@ import (
 type InstallOptions struct {
 	// WithDocs keeps files marked %doc (licenses are always kept).
 	WithDocs bool
-	// Progress, when set, receives download, extraction and warning
-	// events.
+	// Progress, when set, receives download and extraction events.
 	Progress func(installer.Event)
+	// Warn receives warnings (owner names the trees do not know).
+	Warn func(string)
 	// Downloads bounds simultaneous downloads; 0 means 8.
 	Downloads int
 	// BaseRoot, when set, is the base tree an extension is installed for:
@@ -114,8 +115,8 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 		}
 	}
 	warn := func(msg string) {
-		if opts.Progress != nil {
-			opts.Progress(installer.Event{Kind: installer.Warning, Message: msg})
+		if opts.Warn != nil {
+			opts.Warn(msg)
 		}
 	}
 	unknown := map[string]bool{}

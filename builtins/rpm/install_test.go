@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/testenv"
@@ -43,13 +42,9 @@ func TestOwnerNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	var warnings []string
-	progress := func(p installer.Event) {
-		if p.Kind == installer.Warning {
-			warnings = append(warnings, p.Message)
-		}
-	}
+	warn := func(msg string) { warnings = append(warnings, msg) }
 	meta := tree.NewMeta()
-	if err := Install(ctx, plan, t.TempDir(), meta, InstallOptions{Progress: progress}); err != nil {
+	if err := Install(ctx, plan, t.TempDir(), meta, InstallOptions{Warn: warn}); err != nil {
 		t.Fatal(err)
 	}
 	o, _ := meta.Get("usr/share/fx/owned")
@@ -62,7 +57,7 @@ func TestOwnerNames(t *testing.T) {
 	os.WriteFile(filepath.Join(base, "etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\nsvc:x:481:480::/:/sbin/nologin\n"), 0o644)
 	os.WriteFile(filepath.Join(base, "etc/group"), []byte("root:x:0:\nsvcgrp:x:480:\n"), 0o644)
 	meta, warnings = tree.NewMeta(), nil
-	if err := Install(ctx, plan, t.TempDir(), meta, InstallOptions{Progress: progress, BaseRoot: base}); err != nil {
+	if err := Install(ctx, plan, t.TempDir(), meta, InstallOptions{Warn: warn, BaseRoot: base}); err != nil {
 		t.Fatal(err)
 	}
 	o, _ = meta.Get("usr/share/fx/owned")
