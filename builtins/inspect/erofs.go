@@ -305,11 +305,11 @@ func (d *flatData) ReadAt(p []byte, off int64) (int, error) {
 // chunkData is chunk-based content: a table of block addresses, one per
 // chunk of 2^bits bytes, after the inode and its xattrs.
 type chunkData struct {
-	e                *erofsFS
-	nid              uint64
-	size, table      int64
-	bits, unit       int64
-	lastChunk, start int64
+	e           *erofsFS
+	nid         uint64
+	size, table int64
+	bits, unit  int64
+	lastChunk   int64
 }
 
 func (e *erofsFS) chunked(in *erofsInode) (erofsData, error) {
@@ -484,8 +484,5 @@ func copyData(d erofsData, size int64, w io.WriterAt) error {
 	}
 	return nil
 }
-
-// fragment is never called for erofs: its content has no fragment tails.
-func (e *erofsFS) fragment(uint32) ([]byte, error) { return nil, errors.New("erofs: no fragments") }
 
 func (e *erofsFS) writeTail(*fragTail, io.WriterAt) error { return errors.New("erofs: no fragments") }
