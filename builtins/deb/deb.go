@@ -18,9 +18,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -173,7 +171,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	plan := &Plan{Distribution: req.Distribution, Release: req.Release, Arch: arch, CacheDir: req.CacheDir}
 	var base []*node
 	if req.BaseRoot != "" {
-		b, err := readTreeFile(req.BaseRoot, "var/lib/dpkg/status")
+		b, err := tree.ReadFile(req.BaseRoot, "var/lib/dpkg/status")
 		if err != nil {
 			return nil, fmt.Errorf("reading base packages: %w", err)
 		}
@@ -296,22 +294,4 @@ func parseStatus(b []byte, arch string) ([]*node, error) {
 		return nil
 	})
 	return out, err
-}
-
-// readTreeFile reads rel in the tree at dir, following symlinks inside the
-// tree only: a package of the base may have made a component of the path a
-// link to the host.
-func readTreeFile(dir, rel string) ([]byte, error) {
-	root, err := tree.OpenRoot(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-	b, err := root.ReadFile(rel)
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		// Name the file on the host, not in the tree.
-		return nil, &fs.PathError{Op: pe.Op, Path: filepath.Join(dir, rel), Err: pe.Err}
-	}
-	return b, err
 }

@@ -302,32 +302,6 @@ func (r *root) readControl(rd io.Reader, name string, idx int, u *unpacked) erro
 	return done()
 }
 
-// dirCache keeps the last directory written to open.
-type dirCache struct {
-	rel string
-	d   *tree.DirHandle
-}
-
-func (c *dirCache) get(r *root, rel string) (*tree.DirHandle, error) {
-	if c.d != nil && c.rel == rel {
-		return c.d, nil
-	}
-	c.close()
-	d, err := r.t.MkdirAll(rel)
-	if err != nil {
-		return nil, err
-	}
-	c.rel, c.d = rel, d
-	return d, nil
-}
-
-func (c *dirCache) close() {
-	if c.d != nil {
-		c.d.Close()
-	}
-	c.d, c.rel = nil, ""
-}
-
 func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u *unpacked, tarCache string) error {
 	if tarCache != "" {
 		// The uncompressed payload is used only when it still has the
@@ -386,8 +360,8 @@ func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u 
 
 // extractTar unpacks an uncompressed data.tar stream.
 func (r *root) extractTar(src io.Reader, idx int, withDocs bool, u *unpacked) error {
-	var dc dirCache
-	defer dc.close()
+	dc := tree.DirCache{Root: r.t}
+	defer dc.Close()
 	tr := tar.NewReader(src)
 	written := map[string]string{} // payload path -> resolved path, for hard links
 	buf := make([]byte, 256<<10)
@@ -454,7 +428,7 @@ func (r *root) resolveDir(rel string) (string, error) {
 	return res, nil
 }
 
-func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byte, dc *dirCache, written map[string]string) error {
+func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byte, dc *tree.DirCache, written map[string]string) error {
 	mode := h.Mode & 07777
 	if h.Typeflag == tar.TypeDir {
 		if !strings.Contains(rel, "/") && mergedName.MatchString(rel) {
@@ -530,7 +504,7 @@ func (r *root) entry(h *tar.Header, rel string, idx int, tr io.Reader, buf []byt
 		return nil
 	}
 	r.mu.Unlock()
-	pd, err := dc.get(r, orDot(resParent))
+	pd, err := dc.Get(orDot(resParent))
 	if err != nil {
 		return err
 	}

@@ -289,7 +289,7 @@ func (r *root) runScripts(ctx context.Context, sp *scriptPlan, base string, opts
 func (r *root) dpkgVersion(base string) string {
 	b, err := r.readFile("var/lib/dpkg/status")
 	if err != nil && base != "" {
-		b, err = readTreeFile(base, "var/lib/dpkg/status")
+		b, err = tree.ReadFile(base, "var/lib/dpkg/status")
 	}
 	v := ""
 	if err == nil {
@@ -412,6 +412,6 @@ func baseInfoReader(base string) func(string) ([]byte, error) {
 		return nil
 	}
 	return func(name string) ([]byte, error) {
-		return readTreeFile(base, "var/lib/dpkg/info/"+name)
+		return tree.ReadFile(base, "var/lib/dpkg/info/"+name)
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -244,32 +246,6 @@ func checkMTree(pf *pkgFile, rel string, h *tar.Header) error {
 	return nil
 }
 
-// dirCache keeps the descriptor of the last directory written to.
-type dirCache struct {
-	rel string
-	fd  int
-}
-
-func (c *dirCache) get(r *root, rel string) (int, error) {
-	if c.fd > 0 && c.rel == rel {
-		return c.fd, nil
-	}
-	c.close()
-	fd, err := r.mkdirAll(rel)
-	if err != nil {
-		return -1, err
-	}
-	c.rel, c.fd = rel, fd
-	return fd, nil
-}
-
-func (c *dirCache) close() {
-	if c.fd > 0 {
-		unix.Close(c.fd)
-	}
-	c.fd, c.rel = 0, ""
-}
-
 // extract unpacks the payload of pf.
 func (x *extractor) extract(pf *pkgFile) error {
 	tr, done, err := openPackage(pf.path)
@@ -282,8 +258,8 @@ func (x *extractor) extract(pf *pkgFile) error {
 		backup[b] = true
 	}
 	pf.backup = map[string]string{}
-	var dc dirCache
-	defer dc.close()
+	dc := tree.DirCache{Root: x.r.t, Made: x.r.created}
+	defer dc.Close()
 	written := map[string]string{} // payload path -> resolved path, for hard links
 	for {
 		h, err := tr.Next()
@@ -339,7 +315,7 @@ func md5Of(r io.Reader) (string, error) {
 }
 
 // entry places one payload entry.
-func (x *extractor) entry(pf *pkgFile, h *tar.Header, rel string, content io.Reader, dc *dirCache, written map[string]string) error {
+func (x *extractor) entry(pf *pkgFile, h *tar.Header, rel string, content io.Reader, dc *tree.DirCache, written map[string]string) error {
 	name := pf.pkg.Name
 	mode := uint32(h.Mode) & 0o7777
 	if err := x.checkNamed(name, rel, h.Typeflag == tar.TypeDir); err != nil {
@@ -354,17 +330,17 @@ func (x *extractor) entry(pf *pkgFile, h *tar.Header, rel string, content io.Rea
 			return fmt.Errorf("%s ships a directory where %s has a file", name, o)
 		}
 		_, known := x.dirs[res]
-		fd, err := x.r.openDir(res)
+		d, err := x.r.t.OpenDir(orDot(res))
 		exists := err == nil
 		if exists {
-			unix.Close(fd)
-		} else if err != unix.ENOENT {
-			return fmt.Errorf("%s ships a directory where the tree has something else (%v)", name, err)
+			d.Close()
+		} else if !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("%s ships a directory where the tree has something else (%v)", name, errors.Unwrap(err))
 		}
-		if fd, err = x.r.mkdirAll(res); err != nil {
+		if d, err = x.r.mkdirAll(res); err != nil {
 			return err
 		}
-		unix.Close(fd)
+		d.Close()
 		if !exists && !known {
 			x.dirs[res] = dirMd{mode: mode, uid: uint32(h.Uid), gid: uint32(h.Gid), mtime: h.ModTime.Unix()}
 		}
@@ -392,36 +368,31 @@ func (x *extractor) entry(pf *pkgFile, h *tar.Header, rel string, content io.Rea
 	if _, ok := x.dirs[res]; ok {
 		return fmt.Errorf("%s ships a file where another package has a directory", name)
 	}
-	pfd, err := dc.get(x.r, resParent)
+	pd, err := dc.Get(orDot(resParent))
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", orDot(resParent), err)
 	}
 	var ov tree.Override
-	ts := unix.NsecToTimespec(h.ModTime.UnixNano())
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		perm := mode&0o777 | 0o600
-		fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		out, err := pd.Create(base, fs.FileMode(perm))
 		if err != nil {
 			return x.placeError(name, err)
 		}
-		out := os.NewFile(uintptr(fd), rel)
 		if h.Typeflag == tar.TypeReg {
 			if _, err := io.CopyBuffer(onlyWriter{out}, content, x.buf); err != nil {
 				out.Close()
-				unix.Unlinkat(pfd, base, 0)
+				pd.Remove(base)
 				return err
 			}
 		}
-		err = unix.Fchmod(fd, perm)
-		if err == nil {
-			err = unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
-		}
+		err = pd.Chtimes(base, h.ModTime)
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			unix.Unlinkat(pfd, base, 0)
+			pd.Remove(base)
 			return err
 		}
 		if mode != perm {
@@ -446,10 +417,10 @@ func (x *extractor) entry(pf *pkgFile, h *tar.Header, rel string, content io.Rea
 			}
 		}
 	case tar.TypeSymlink:
-		if err := unix.Symlinkat(h.Linkname, pfd, base); err != nil {
+		if err := pd.Symlink(h.Linkname, base); err != nil {
 			return x.placeError(name, err)
 		}
-		unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+		pd.Chtimes(base, h.ModTime)
 	case tar.TypeLink:
 		src, err := tree.CleanRel(h.Linkname)
 		if err != nil {
@@ -459,12 +430,12 @@ func (x *extractor) entry(pf *pkgFile, h *tar.Header, rel string, content io.Rea
 		if !ok {
 			return fmt.Errorf("refusing hard link to %q, which this package did not unpack before", h.Linkname)
 		}
-		sfd, err := x.r.openDir(path.Dir(srcRes))
+		sd, err := x.r.t.OpenDir(path.Dir(srcRes))
 		if err != nil {
 			return err
 		}
-		err = unix.Linkat(sfd, path.Base(srcRes), pfd, base, 0)
-		unix.Close(sfd)
+		err = pd.Link(sd, path.Base(srcRes), base)
+		sd.Close()
 		if err != nil {
 			return x.placeError(name, err)
 		}
@@ -517,17 +488,12 @@ func (x *extractor) finishDirs() error {
 		rel := rels[i]
 		d := x.dirs[rel]
 		perm := d.mode&0o777 | 0o700
-		// Opened inside the root and not through a symlink: the chmod
+		// Resolved inside the root and not through a symlink: the chmod
 		// lands on the directory the installation made.
-		fd, err := x.r.openat2(rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
-		if err != nil {
-			return fmt.Errorf("%s: %w", orDot(rel), err)
-		}
-		err = unix.Fchmod(fd, perm)
+		err := x.r.t.Chmod(orDot(rel), fs.FileMode(perm))
 		if err == nil {
-			err = unix.Futimes(fd, []unix.Timeval{{Sec: d.mtime}, {Sec: d.mtime}})
+			err = x.r.t.Chtimes(orDot(rel), time.Unix(d.mtime, 0))
 		}
-		unix.Close(fd)
 		if err != nil {
 			return fmt.Errorf("%s: %w", orDot(rel), err)
 		}

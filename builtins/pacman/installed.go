@@ -27,11 +27,7 @@ type installed struct {
 // root (none when it has no database), sorted by name. Paths are resolved
 // inside the tree: a symlink in it cannot make sxb read the host.
 func readLocalDB(root string) ([]*installed, error) {
-	dir, err := tree.ResolveFollow(root, LocalDBPath)
-	if err != nil {
-		return nil, fmt.Errorf("reading installed packages: %w", err)
-	}
-	ents, err := os.ReadDir(dir)
+	ents, err := tree.ReadDir(root, LocalDBPath)
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
@@ -67,11 +63,7 @@ func readLocalDB(root string) ([]*installed, error) {
 
 // readTreeDesc reads a desc-format file of the tree at root.
 func readTreeDesc(root, rel string) (desc, error) {
-	host, err := tree.ResolveFollow(root, rel)
-	if err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(host)
+	b, err := tree.ReadFile(root, rel)
 	if err != nil {
 		return nil, err
 	}

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -153,16 +151,17 @@ func parseHook(name, rel string, b []byte) (*hook, error) {
 // is a symlink to /dev/null is masked.
 func readHooks(roots ...string) ([]*hook, error) {
 	byName := map[string]*hook{}
-	for _, root := range roots {
-		if root == "" {
+	for _, dir := range roots {
+		if dir == "" {
 			continue
 		}
+		root, err := tree.OpenRoot(dir)
+		if err != nil {
+			continue // no tree, no hooks
+		}
+		defer root.Close()
 		for _, d := range HookDirs {
-			dir, err := tree.ResolveFollow(root, d)
-			if err != nil {
-				return nil, err
-			}
-			ents, err := os.ReadDir(dir)
+			ents, err := root.ReadDir(d)
 			if err != nil {
 				continue
 			}
@@ -171,15 +170,11 @@ func readHooks(roots ...string) ([]*hook, error) {
 					continue
 				}
 				rel := d + "/" + e.Name()
-				if t, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && t == "/dev/null" {
+				if t, err := root.Readlink(rel); err == nil && t == "/dev/null" {
 					delete(byName, e.Name())
 					continue
 				}
-				host, err := tree.ResolveFollow(root, rel)
-				if err != nil {
-					return nil, err
-				}
-				b, err := os.ReadFile(host)
+				b, err := root.ReadFile(rel)
 				if err != nil {
 					continue
 				}

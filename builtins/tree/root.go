@@ -51,6 +51,39 @@ func OpenRoot(dir string) (*Root, error) {
 	return &Root{dir: abs, fd: fd}, nil
 }
 
+// ReadFile reads the file rel of the tree at dir through a Root: symlinks
+// are followed inside the tree only. Errors name the file on the host.
+func ReadFile(dir, rel string) ([]byte, error) {
+	r, err := OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := r.ReadFile(rel)
+	return b, r.hostError(err, rel)
+}
+
+// ReadDir lists the directory rel of the tree at dir through a Root,
+// sorted by name. Errors name the directory on the host.
+func ReadDir(dir, rel string) ([]fs.DirEntry, error) {
+	r, err := OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	ents, err := r.ReadDir(rel)
+	return ents, r.hostError(err, rel)
+}
+
+// hostError makes a *fs.PathError about rel name it on the host.
+func (r *Root) hostError(err error, rel string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &fs.PathError{Op: pe.Op, Path: filepath.Join(r.dir, rel), Err: pe.Err}
+	}
+	return err
+}
+
 // Close releases the root's directory descriptor.
 func (r *Root) Close() error { return unix.Close(r.fd) }
 
@@ -101,6 +134,12 @@ func (r *Root) OpenDir(rel string) (*DirHandle, error) {
 // way is followed inside the root, also when it dangles: MkdirAll then
 // fails rather than creating its target.
 func (r *Root) MkdirAll(rel string) (*DirHandle, error) {
+	return r.MkdirAllFunc(rel, nil)
+}
+
+// MkdirAllFunc is MkdirAll calling made (when not nil) with the path of
+// every directory it creates, parents first, as found in rel.
+func (r *Root) MkdirAllFunc(rel string, made func(rel string)) (*DirHandle, error) {
 	d, err := r.OpenDir(rel)
 	if !errors.Is(err, unix.ENOENT) {
 		return d, err
@@ -109,13 +148,16 @@ func (r *Root) MkdirAll(rel string) (*DirHandle, error) {
 	if base == "" {
 		return nil, err
 	}
-	p, err := r.MkdirAll(parent)
+	p, err := r.MkdirAllFunc(parent, made)
 	if err != nil {
 		return nil, err
 	}
 	err = p.Mkdir(base, 0o755)
 	p.Close()
-	if err != nil && !errors.Is(err, fs.ErrExist) {
+	switch {
+	case err == nil && made != nil:
+		made(rel)
+	case err != nil && !errors.Is(err, fs.ErrExist):
 		return nil, err
 	}
 	return r.OpenDir(rel)
@@ -163,6 +205,28 @@ func (r *Root) OpenFile(rel string, flag int) (*os.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: rel, Err: err}
 	}
 	return os.NewFile(uintptr(fd), rel), nil
+}
+
+// Readlink returns the target of the symlink rel.
+func (r *Root) Readlink(rel string) (string, error) {
+	d, base, err := r.parent(rel)
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	if err := checkName(base); err != nil {
+		return "", err
+	}
+	for size := 256; ; size *= 2 {
+		b := make([]byte, size)
+		n, err := unix.Readlinkat(d.fd, base, b)
+		if err != nil {
+			return "", &fs.PathError{Op: "readlink", Path: rel, Err: err}
+		}
+		if n < size {
+			return string(b[:n]), nil
+		}
+	}
 }
 
 // Remove removes rel (a file, a symlink itself or an empty directory).
@@ -457,6 +521,42 @@ func (d *DirHandle) chtimes(name string, mtime time.Time) error {
 		return &fs.PathError{Op: "chtimes", Path: name, Err: err}
 	}
 	return nil
+}
+
+// DirCache keeps open the directory an extractor last wrote to: archive
+// entries come directory by directory, and opening the parent of each
+// entry anew would resolve the same path again and again.
+type DirCache struct {
+	// Root is the tree; Made, when set, is told about every directory
+	// Get creates (see MkdirAllFunc).
+	Root *Root
+	Made func(rel string)
+
+	rel string
+	d   *DirHandle
+}
+
+// Get opens the directory rel, creating it as MkdirAll does. The handle
+// stays valid until the next Get or Close.
+func (c *DirCache) Get(rel string) (*DirHandle, error) {
+	if c.d != nil && c.rel == rel {
+		return c.d, nil
+	}
+	c.Close()
+	d, err := c.Root.MkdirAllFunc(rel, c.Made)
+	if err != nil {
+		return nil, err
+	}
+	c.rel, c.d = rel, d
+	return d, nil
+}
+
+// Close releases the open directory.
+func (c *DirCache) Close() {
+	if c.d != nil {
+		c.d.Close()
+	}
+	c.d, c.rel = nil, ""
 }
 
 // fileInfo is the fs.FileInfo of an fstatat result.

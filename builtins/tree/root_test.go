@@ -395,3 +395,68 @@ func TestRootResolveNamesWhereKernelWrites(t *testing.T) {
 	}
 	h.untouched(t)
 }
+
+func TestRootMkdirAllFuncReadlinkDirCache(t *testing.T) {
+	h := newHostileRoot(t)
+	var made []string
+	d, err := h.root.MkdirAllFunc("bin/a/b", func(rel string) { made = append(made, rel) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	// bin is the merged-/usr link: a and b are made in usr/bin, and
+	// reported by the path given.
+	if strings.Join(made, ",") != "bin/a,bin/a/b" {
+		t.Errorf("made %q", made)
+	}
+	if fi, err := os.Stat(filepath.Join(h.dir, "usr/bin/a/b")); err != nil || !fi.IsDir() {
+		t.Errorf("usr/bin/a/b: %v", err)
+	}
+	for rel, want := range map[string]string{"sbin": "/usr/bin", "usr/dotdot/etc/secret": filepath.Join(h.outside, "secret")} {
+		if got, err := h.root.Readlink(rel); err != nil || got != want {
+			t.Errorf("Readlink(%q) = %q, %v; want %q", rel, got, err, want)
+		}
+	}
+	if _, err := h.root.Readlink("abs/victim"); err == nil {
+		t.Error("Readlink through a symlink to the host succeeded")
+	}
+	made = nil
+	dc := DirCache{Root: h.root, Made: func(rel string) { made = append(made, rel) }}
+	defer dc.Close()
+	a, err := dc.Get("opt/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := dc.Get("opt/x"); err != nil || b != a {
+		t.Errorf("second Get: %v %v", b, err)
+	}
+	if _, err := dc.Get("up/x"); err == nil {
+		t.Error("DirCache created a directory through a symlink to the host")
+	}
+	if strings.Join(made, ",") != "opt,opt/x" {
+		t.Errorf("made %q", made)
+	}
+	h.untouched(t)
+}
+
+func TestReadFileReadDir(t *testing.T) {
+	h := newHostileRoot(t)
+	os.WriteFile(filepath.Join(h.dir, "usr/bin/tool"), []byte("x"), 0o755)
+	if b, err := ReadFile(h.dir, "bin/tool"); err != nil || string(b) != "x" {
+		t.Errorf("ReadFile(bin/tool) = %q, %v", b, err)
+	}
+	if _, err := ReadFile(h.dir, "etc/secret"); err == nil {
+		t.Error("ReadFile followed a symlink to the host")
+	} else if !strings.Contains(err.Error(), filepath.Join(h.dir, "etc/secret")) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("error %v does not name the host path or lost its cause", err)
+	}
+	if ents, err := ReadDir(h.dir, "sbin"); err != nil || len(ents) != 1 || ents[0].Name() != "tool" {
+		t.Errorf("ReadDir(sbin) = %v, %v", ents, err)
+	}
+	if _, err := ReadDir(h.dir, "abs"); err == nil {
+		t.Error("ReadDir followed a symlink to the host")
+	}
+	if _, err := ReadFile(filepath.Join(h.dir, "missing"), "x"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing tree: %v", err)
+	}
+}
