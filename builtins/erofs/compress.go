@@ -254,7 +254,8 @@ func getBuf(n int) []byte {
 
 func putBuf(b []byte) {
 	if cap(b) > 0 {
-		bufPool.Put(b[:0]) //nolint:staticcheck // a slice header per put is fine
+		//lint:ignore SA6002 a slice header per put is fine
+		bufPool.Put(b[:0])
 	}
 }
 

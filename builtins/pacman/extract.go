@@ -285,7 +285,9 @@ func (x *extractor) extract(pf *pkgFile) error {
 		}
 		if !x.withDocs && noExtract(h.Name) {
 			if backup[rel] {
-				pf.backup[rel], err = md5Of(tr)
+				if pf.backup[rel], err = md5Of(tr); err != nil {
+					return fmt.Errorf("/%s: %w", rel, err)
+				}
 			}
 			continue
 		}
