@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -46,21 +44,18 @@ func TestMain(m *testing.M) {
 // loaded with the saved metadata, gives the original images.
 func TestExtractRootless(t *testing.T) {
 	testenv.NeedRoot(t)
-	runuser := testenv.NeedTool(t, "runuser")
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Fatal(err)
 	}
 	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
 	dir, err := os.MkdirTemp("", "sxb-extract-rootless-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "inspect.test")
-	copyExecutable(t, os.Args[0], bin)
+	bin := testenv.PortableBinary(t)
 
 	src, meta := fixture(t)
 	root := loadTree(t, src, meta)
@@ -75,13 +70,9 @@ func TestExtractRootless(t *testing.T) {
 			if err := os.Mkdir(work, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			os.Chown(work, uid, gid)
+			testenv.Chown(t, work, nobody)
 			dest, metaFile := filepath.Join(work, "out"), filepath.Join(work, "out.meta.json")
-			cmd := exec.Command(runuser, "-u", "nobody", "--", bin)
-			cmd.Env = append(os.Environ(), helperEnv+"="+img+":"+dest+":"+metaFile)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("extracting as nobody: %v\n%s", err, out)
-			}
+			testenv.RunAs(t, nobody, []string{helperEnv + "=" + img + ":" + dest + ":" + metaFile}, bin)
 			var st syscall.Stat_t
 			if err := syscall.Lstat(filepath.Join(dest, "usr/bin/tool"), &st); err != nil || int(st.Uid) != uid || st.Mode&syscall.S_ISUID != 0 {
 				t.Fatalf("usr/bin/tool: uid %d mode %o (%v); want nobody's file without setuid", st.Uid, st.Mode, err)
@@ -94,24 +85,5 @@ func TestExtractRootless(t *testing.T) {
 				t.Fatal("re-writing what nobody extracted gives another image")
 			}
 		})
-	}
-}
-
-func copyExecutable(t *testing.T, from, to string) {
-	t.Helper()
-	in, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
