@@ -99,7 +99,7 @@ func execBuild(ctx context.Context, env *environ, g *rules.Graph, opts buildOpti
 	if roots == nil {
 		return code
 	}
-	results, err, code := execute(ctx, env, g, roots, opts, nil)
+	results, code, err := execute(ctx, env, g, roots, opts, nil)
 	if code != exitOK {
 		return code
 	}
@@ -150,10 +150,10 @@ func reportErr(ctx context.Context, env *environ, verb string, err error) int {
 
 // execute builds roots (and what they need) with the executor as the
 // flags in opts say; tune, when set, adjusts the executor's options. It
-// returns the results and the build error, or an exit code other than
-// exitOK when the build could not start (the problem printed). Progress,
+// returns the results, exitOK and the build error, or an exit code other
+// than exitOK when the build could not start (the problem printed). Progress,
 // the profile and the remote cache's summary go to stderr.
-func execute(ctx context.Context, env *environ, g *rules.Graph, roots []*rules.Target, opts buildOptions, tune func(*build.Options)) ([]*build.Result, error, int) {
+func execute(ctx context.Context, env *environ, g *rules.Graph, roots []*rules.Target, opts buildOptions, tune func(*build.Options)) ([]*build.Result, int, error) {
 	verb := opts.verb
 	if verb == "" {
 		verb = "build"
@@ -161,7 +161,7 @@ func execute(ctx context.Context, env *environ, g *rules.Graph, roots []*rules.T
 	epoch, err := sourceDateEpoch()
 	if err != nil {
 		fmt.Fprintf(env.stderr, "sxb %s: %v\n", verb, err)
-		return nil, nil, exitUsage
+		return nil, exitUsage, nil
 	}
 	useColor := diag.UseColor(env.stderr)
 	fancy := opts.Progress == "auto" && isTerminal(env.stderr)
@@ -192,17 +192,17 @@ func execute(ctx context.Context, env *environ, g *rules.Graph, roots []*rules.T
 	locks, err := build.ReadLocks(g)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "sxb %s: reading lock files: %v\n", verb, err)
-		return nil, nil, exitError
+		return nil, exitError, nil
 	}
 	refresh, err := refreshInterval()
 	if err != nil {
 		fmt.Fprintf(env.stderr, "sxb %s: %v\n", verb, err)
-		return nil, nil, exitUsage
+		return nil, exitUsage, nil
 	}
 	remote, err := remoteClient(opts.Remote, filepath.Join(fetch.DefaultCacheDir(), "actions", "tmp"))
 	if err != nil {
 		fmt.Fprintf(env.stderr, "sxb %s: %v\n", verb, err)
-		return nil, nil, exitUsage
+		return nil, exitUsage, nil
 	}
 	var sum build.Summary
 	bo := build.Options{
@@ -227,7 +227,7 @@ func execute(ctx context.Context, env *environ, g *rules.Graph, roots []*rules.T
 		fmt.Fprintf(env.stderr, "remote cache: %d of %d actions from %s (%s downloaded), %d uploaded (%s)\n",
 			sum.Remote, sum.Actions, remote.URL(), humanSize(st.Downloaded.Load()), sum.Uploaded, humanSize(st.Uploaded.Load()))
 	}
-	return results, err, exitOK
+	return results, exitOK, err
 }
 
 // refreshInterval is how long resolved package sets are reused without

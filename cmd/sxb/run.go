@@ -93,7 +93,7 @@ func runMerged(ctx context.Context, env *environ, verb string, args []string) in
 		fmt.Fprintf(env.stderr, "sxb %s: %v\n", verb, err)
 		return exitUsage
 	}
-	results, err, code := execute(ctx, env, g, append(roots, base), opts, nil)
+	results, code, err := execute(ctx, env, g, append(roots, base), opts, nil)
 	if code != exitOK {
 		return code
 	}

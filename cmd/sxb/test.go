@@ -65,7 +65,7 @@ func runTestCmd(ctx context.Context, env *environ, args []string) int {
 		return exitError
 	}
 	opts.KeepGoing = true // one failing test does not stop the others
-	results, err, code := execute(ctx, env, g, tests, opts, func(bo *build.Options) {
+	results, code, err := execute(ctx, env, g, tests, opts, func(bo *build.Options) {
 		bo.RunTests, bo.RerunTests = true, *cacheResults == "no"
 	})
 	if code != exitOK {
