@@ -33,8 +33,25 @@ type InstallOptions struct {
 	Downloads int
 	// BaseRoot, when set, is the base tree an extension is installed for:
 	// owner names missing from the tree's etc/passwd and etc/group are
-	// looked up in the base's.
+	// looked up in the base's, its packages' triggers fire and scriptlets
+	// see it beneath the new tree.
 	BaseRoot string
+
+	// Scripts runs the packages' scriptlets and the triggers they set off
+	// in a sandbox (see scripts.go; the program must call sandbox.Init).
+	// When the tree's executables cannot run here (another architecture
+	// without a binfmt_misc emulator), nothing runs and Warn says what
+	// was skipped.
+	Scripts bool
+	// Epoch is the SOURCE_DATE_EPOCH scriptlets see.
+	Epoch int64
+	// ScriptOutput receives what the scriptlets print.
+	ScriptOutput io.Writer
+	// NotRun receives the scriptlets and triggers that did not run
+	// (Scripts false, no way to run them, or ones only rpm can run:
+	// lua and macro-expanded ones), as "<package> %post" and the like,
+	// for the manifest.
+	NotRun func([]string)
 }
 
 // RPM header tags not named by go-rpmutils.
@@ -46,8 +63,9 @@ const (
 // the SHA-256 from the repository metadata, into the shared cache), checks
 // their header signatures when plan.CheckSignatures, and unpacks them into
 // root without privileges: owners, modes with setuid bits, mtimes and file
-// capabilities (security.capability) are recorded in meta. Scriptlets are
-// not run. The installed set is recorded at InstalledDBPath.
+// capabilities (security.capability) are recorded in meta. Scriptlets and
+// triggers run only with opts.Scripts (see scripts.go). The installed set
+// is recorded at InstalledDBPath.
 func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts InstallOptions) error {
 	if meta == nil {
 		return errors.New("installing rpm packages: no tree metadata given")
@@ -88,6 +106,7 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 	}
 	defer rt.Close()
 	var inst []InstalledPackage
+	var sps []*scriptPkg
 	owners := map[string][2]string{}
 	claims := map[string]claim{}
 	for i, p := range plan.Packages {
@@ -97,54 +116,89 @@ func Install(ctx context.Context, plan *Plan, root string, meta *tree.Meta, opts
 		if opts.Progress != nil {
 			opts.Progress(installer.Event{Kind: installer.Extract, Package: p.NEVRA(), Done: i, Count: len(plan.Packages)})
 		}
-		ip, err := installOne(paths[i], rt, meta, owners, claims, p.NEVRA(), keys, plan.CheckSignatures, opts)
+		ip, sp, err := installOne(paths[i], rt, meta, owners, claims, p.NEVRA(), keys, plan.CheckSignatures, opts)
 		if err != nil {
 			return fmt.Errorf("installing %s: %w", p.NEVRA(), err)
 		}
 		inst = append(inst, *ip)
+		sps = append(sps, sp)
 	}
 	// Owners are mapped once everything is unpacked, so that the tree's
-	// own etc/passwd and etc/group (from any package) are known.
-	ids := loadIDs(rt)
-	if opts.BaseRoot != "" {
-		// A base that cannot be opened has no names to offer, like one
-		// without etc/passwd.
-		if base, err := tree.OpenRoot(opts.BaseRoot); err == nil {
-			ids.add(base)
-			base.Close()
-		}
+	// own etc/passwd and etc/group (from any package) are known; names
+	// they lack are mapped again after the scriptlets, which may add them
+	// (%pre running useradd), as rpm maps them after %pre.
+	pending := mapOwners(rt, meta, owners, opts.BaseRoot, nil)
+	if err := writeInstalled(rt, inst); err != nil {
+		return err
+	}
+	if err := writeFileLists(rt, sps); err != nil {
+		return err
+	}
+	if err := runScripts(ctx, rt, meta, plan, sps, opts); err != nil {
+		return fmt.Errorf("installing rpm packages: %w", err)
 	}
 	warn := func(msg string) {
 		if opts.Warn != nil {
 			opts.Warn(msg)
 		}
 	}
+	// Names still unknown stay root, as with rpm.
+	mapOwners(rt, meta, pending, opts.BaseRoot, warn)
+	if opts.Progress != nil {
+		opts.Progress(installer.Event{Kind: installer.Done, Done: len(plan.Packages), Count: len(plan.Packages)})
+	}
+	return nil
+}
+
+// mapOwners sets the ids of owners' paths in meta from the names the
+// tree's (then the base's) etc/passwd and etc/group know, and returns the
+// paths with a name they do not know (mapped to root). With warn, each
+// unknown name is reported once. A path no longer in meta (a scriptlet
+// removed it) is left out; one whose owner is no longer root (a scriptlet
+// changed it) is kept as it is.
+func mapOwners(rt *tree.Root, meta *tree.Meta, owners ownerMap, baseRoot string, warn func(string)) ownerMap {
+	ids := loadIDs(rt)
+	if baseRoot != "" {
+		// A base that cannot be opened has no names to offer, like one
+		// without etc/passwd.
+		if base, err := tree.OpenRoot(baseRoot); err == nil {
+			ids.add(base)
+			base.Close()
+		}
+	}
 	unknown := map[string]bool{}
+	left := ownerMap{}
 	rels := make([]string, 0, len(owners))
 	for rel := range owners {
 		rels = append(rels, rel)
 	}
 	sort.Strings(rels)
 	for _, rel := range rels {
-		o, _ := meta.Get(rel)
+		o, ok := meta.Get(rel)
+		if !ok {
+			continue
+		}
+		if (o.UID != nil && *o.UID != 0) || (o.GID != nil && *o.GID != 0) {
+			continue
+		}
 		u, g := owners[rel][0], owners[rel][1]
 		uid, uok := ids.user(u)
 		gid, gok := ids.group(g)
-		if !uok && !unknown["user "+u] {
+		if !uok || !gok {
+			left[rel] = owners[rel]
+		}
+		if !uok && !unknown["user "+u] && warn != nil {
 			unknown["user "+u] = true
 			warn(fmt.Sprintf("unknown user %q (first on /%s), using root", u, rel))
 		}
-		if !gok && !unknown["group "+g] {
+		if !gok && !unknown["group "+g] && warn != nil {
 			unknown["group "+g] = true
 			warn(fmt.Sprintf("unknown group %q (first on /%s), using root", g, rel))
 		}
 		o.UID, o.GID = tree.Ptr(uid), tree.Ptr(gid)
 		meta.Set(rel, o)
 	}
-	if opts.Progress != nil {
-		opts.Progress(installer.Event{Kind: installer.Done, Done: len(plan.Packages), Count: len(plan.Packages)})
-	}
-	return writeInstalled(rt, inst)
+	return left
 }
 
 // VerifyPackage checks the header signature (and the payload digest) of
@@ -191,48 +245,51 @@ type claim struct {
 	what string // "file <digest> <mode>" or "link <target>"
 }
 
-func installOne(path string, root *tree.Root, meta *tree.Meta, ids ownerMap, claims map[string]claim, nevra string, keys openpgp.EntityList, checkSig bool, opts InstallOptions) (*InstalledPackage, error) {
+func installOne(path string, root *tree.Root, meta *tree.Meta, ids ownerMap, claims map[string]claim, nevra string, keys openpgp.EntityList, checkSig bool, opts InstallOptions) (ip *InstalledPackage, sp *scriptPkg, err error) {
 	if checkSig {
 		if err := VerifyPackage(path, keys); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	fh, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer fh.Close()
 	r, err := rpmutils.ReadRpm(bufio.NewReaderSize(fh, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("reading header: %w", err)
+		return nil, nil, fmt.Errorf("reading header: %w", err)
 	}
 	hdr := r.Header
-	ip, err := installedFromHeader(hdr)
-	if err != nil {
-		return nil, err
+	if ip, err = installedFromHeader(hdr); err != nil {
+		return nil, nil, err
 	}
 	if err := checkRpmlib(hdr); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	if sp, err = scriptPkgFromHeader(hdr, ip); err != nil {
+		return nil, nil, err
+	}
+	ip.Triggers, ip.FileTriggers = sp.scripts.triggers, sp.scripts.fileTriggers
 	infos, err := hdr.GetFiles()
 	if err != nil {
-		return nil, fmt.Errorf("reading file list: %w", err)
+		return nil, nil, fmt.Errorf("reading file list: %w", err)
 	}
 	// go-rpmutils joins (and so cleans) directory and base names: check
 	// the names as stored, refusing any that would climb out of the root.
 	if err := checkRawNames(hdr); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var rdevs []uint32
 	if hdr.HasTag(rpmutils.FILERDEVS) {
 		if rdevs, err = hdr.GetUint32s(rpmutils.FILERDEVS); err != nil {
-			return nil, fmt.Errorf("reading device numbers: %w", err)
+			return nil, nil, fmt.Errorf("reading device numbers: %w", err)
 		}
 	}
 	var caps []string
 	if hdr.HasTag(tagFileCaps) {
 		if caps, err = hdr.GetStrings(tagFileCaps); err != nil {
-			return nil, fmt.Errorf("reading file capabilities: %w", err)
+			return nil, nil, fmt.Errorf("reading file capabilities: %w", err)
 		}
 	}
 	entries := map[string]*fileEntry{}
@@ -241,7 +298,7 @@ func installOne(path string, root *tree.Root, meta *tree.Meta, ids ownerMap, cla
 	for i, fi := range infos {
 		rel, err := tree.CleanRel(fi.Name())
 		if err != nil {
-			return nil, fmt.Errorf("file %q: %w", fi.Name(), err)
+			return nil, nil, fmt.Errorf("file %q: %w", fi.Name(), err)
 		}
 		e := &fileEntry{rel: rel, mode: uint32(fi.Mode()), flags: fi.Flags(), user: fi.UserName(), group: fi.GroupName(),
 			mtime: int64(fi.Mtime()), link: fi.Linkname(), inode: [2]int{fi.Device(), fi.Inode()}}
@@ -267,19 +324,24 @@ func installOne(path string, root *tree.Root, meta *tree.Meta, ids ownerMap, cla
 				key = r
 			}
 			if c, ok := claims[key]; ok && c.pkg != nevra && c.what != what {
-				return nil, fmt.Errorf("file /%s conflicts with the one from %s", rel, c.pkg)
+				return nil, nil, fmt.Errorf("file /%s conflicts with the one from %s", rel, c.pkg)
 			}
 			claims[key] = claim{pkg: nevra, what: what}
 		}
 		entries[fi.Name()] = e
 		ordered = append(ordered, e)
+		// Files rpm would not lay down (documentation left out) set
+		// off no trigger; %ghost files do.
+		if rel != "" && (opts.WithDocs || fi.Flags()&rpmutils.RPMFILE_DOC == 0) {
+			sp.files = append(sp.files, "/"+rel)
+		}
 		if e.mode&0o170000 == 0o100000 && e.inode[1] != 0 {
 			groups[e.inode] = append(groups[e.inode], e)
 		}
 	}
 	pr, err := r.PayloadReaderExtended()
 	if err != nil {
-		return nil, fmt.Errorf("reading payload: %w", err)
+		return nil, nil, fmt.Errorf("reading payload: %w", err)
 	}
 	done := map[*fileEntry]bool{}
 	for {
@@ -288,11 +350,11 @@ func installOne(path string, root *tree.Root, meta *tree.Meta, ids ownerMap, cla
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading payload: %w", err)
+			return nil, nil, fmt.Errorf("reading payload: %w", err)
 		}
 		e := entries[fi.Name()]
 		if e == nil {
-			return nil, fmt.Errorf("payload file %q is not in the header", fi.Name())
+			return nil, nil, fmt.Errorf("payload file %q is not in the header", fi.Name())
 		}
 		done[e] = true
 		if pr.IsLink() {
@@ -300,7 +362,7 @@ func installOne(path string, root *tree.Root, meta *tree.Meta, ids ownerMap, cla
 		}
 		if e.mode&0o170000 == 0o100000 && len(groups[e.inode]) > 1 {
 			if err := writeLinkGroup(root, meta, ids, groups[e.inode], pr); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			continue
 		}
@@ -308,7 +370,7 @@ func installOne(path string, root *tree.Root, meta *tree.Meta, ids ownerMap, cla
 			continue
 		}
 		if err := place(root, meta, ids, e, pr); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// rpm leaves only %ghost files out of the payload; directories and
@@ -321,13 +383,13 @@ func installOne(path string, root *tree.Root, meta *tree.Meta, ids ownerMap, cla
 		switch e.mode & 0o170000 {
 		case 0o040000, 0o120000:
 			if err := place(root, meta, ids, e, nil); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		default:
-			return nil, fmt.Errorf("file /%s is missing from the payload", e.rel)
+			return nil, nil, fmt.Errorf("file /%s is missing from the payload", e.rel)
 		}
 	}
-	return ip, nil
+	return ip, sp, nil
 }
 
 // writeLinkGroup writes the content once, to the first wanted member, and

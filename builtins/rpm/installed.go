@@ -32,6 +32,10 @@ type InstalledPackage struct {
 	Provides  []Dep  `json:"provides,omitempty"`
 	Conflicts []Dep  `json:"conflicts,omitempty"`
 	Obsoletes []Dep  `json:"obsoletes,omitempty"`
+	// Triggers and FileTriggers are the package's, kept so that they
+	// fire when an extension built on this tree installs what they watch.
+	Triggers     []Trigger     `json:"triggers,omitempty"`
+	FileTriggers []FileTrigger `json:"file_triggers,omitempty"`
 }
 
 type installedDB struct {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
+	"github.com/sxb-build/sxb/builtins/sandbox"
 	"github.com/sxb-build/sxb/builtins/tree"
 )
 
@@ -55,6 +56,7 @@ func seedRepo(t testing.TB) *seedFixture {
 }
 
 func TestMain(m *testing.M) {
+	sandbox.Init()
 	code := m.Run()
 	if seedDir != "" {
 		os.RemoveAll(seedDir)

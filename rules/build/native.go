@@ -93,7 +93,12 @@ func (debInstaller) Install(ctx context.Context, r Resolved, root string, meta *
 // ScriptRunner implements Installer: dpkg's scripts run natively, through
 // a registered emulator, or not.
 func (debInstaller) ScriptRunner(a arch.Arch) string {
-	emu, err := deb.ScriptEmulator(a.Systemd())
+	return scriptRunner(deb.ScriptEmulator(a.Systemd()))
+}
+
+// scriptRunner names, for action keys, how an installer's scripts run:
+// "native", the emulator, or "" when they cannot.
+func scriptRunner(emu *sandbox.Emulator, err error) string {
 	switch {
 	case err != nil:
 		return ""
@@ -151,12 +156,24 @@ func (rpmInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 
 func (rpmInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, opts InstallOptions) (*InstallReport, error) {
 	rr := r.(rpmResolved)
-	return &InstallReport{}, rpm.Install(ctx, rr.plan, root, meta, rpm.InstallOptions{WithDocs: opts.WithDocs, BaseRoot: rr.baseRoot, Progress: installProgress(opts.Report)})
+	base := opts.BaseRoot
+	if base == "" {
+		base = rr.baseRoot
+	}
+	rep := &InstallReport{}
+	err := rpm.Install(ctx, rr.plan, root, meta, rpm.InstallOptions{
+		WithDocs: opts.WithDocs, BaseRoot: base, Progress: installProgress(opts.Report),
+		Scripts: opts.Scripts, Epoch: opts.Epoch, Warn: opts.Warn,
+		NotRun: func(s []string) { rep.ScriptsNotRun = s },
+	})
+	return rep, err
 }
 
-// ScriptRunner implements Installer: rpm scriptlets are not run yet (the
-// native stand-ins apply).
-func (rpmInstaller) ScriptRunner(arch.Arch) string { return "" }
+// ScriptRunner implements Installer: rpm scriptlets run natively, through
+// a registered emulator, or not.
+func (rpmInstaller) ScriptRunner(a arch.Arch) string {
+	return scriptRunner(rpm.ScriptEmulator(a.Systemd()))
+}
 
 type pacmanInstaller struct{}
 

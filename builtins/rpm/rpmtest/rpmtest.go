@@ -32,6 +32,9 @@ type Pkg struct {
 	Tags string
 	// Install is the %install script; Files the body of %files.
 	Install, Files string
+	// Scripts are more spec sections after %files: scriptlets and
+	// triggers ("%post\necho hi\n").
+	Scripts string
 	// Unsigned leaves the package without a header signature.
 	Unsigned bool
 	// Payload is rpm's _binary_payload ("w19.zstdio" when empty;
@@ -116,8 +119,8 @@ func (e *Env) Build(t testing.TB, repoDir string, pkgs []Pkg) {
 			rel = "1"
 		}
 		files := p.Files
-		spec := fmt.Sprintf("Name: %s\nVersion: %s\nRelease: %s\nSummary: fixture %s\nLicense: MIT\nBuildArch: %s\nAutoReqProv: no\n%s\n%%description\nfixture\n%%install\nmkdir -p %%{buildroot}\n%s\n%%files\n%s\n",
-			p.Name, p.Version, rel, p.Name, arch, p.Tags, p.Install, files)
+		spec := fmt.Sprintf("Name: %s\nVersion: %s\nRelease: %s\nSummary: fixture %s\nLicense: MIT\nBuildArch: %s\nAutoReqProv: no\n%s\n%%description\nfixture\n%%install\nmkdir -p %%{buildroot}\n%s\n%%files\n%s\n%s\n",
+			p.Name, p.Version, rel, p.Name, arch, p.Tags, p.Install, files, p.Scripts)
 		sp := filepath.Join(e.dir, p.Name+".spec")
 		if err := os.WriteFile(sp, []byte(spec), 0o644); err != nil {
 			t.Fatal(err)
