@@ -94,7 +94,9 @@
 // %ghost files are not created, %doc files only with WithDocs; hard links
 // stay hard links; file names that would leave the root are refused, and
 // every write goes through tree.Root, so symlinks in the tree (merged /usr)
-// are followed but confined. Scriptlets and triggers are
-// not run. The installed set is written to InstalledDBPath (sxb's own
-// JSON record; no rpm database is created).
+// are followed but confined. With InstallOptions.Scripts, scriptlets and
+// triggers then run in the sandbox (scriptplan.go says in which order,
+// scripts.go how). The installed set is written to InstalledDBPath (sxb's
+// own JSON record, with each package's triggers; no rpm database is
+// created) and the packages' file lists to FileListsPath.
 package rpm

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sxb-build/sxb/builtins/inspect"
+	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
+	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/arch"
+)
+
+// scriptedOSS is a Tumbleweed-shaped repository whose base package
+// (mime-db, standing in for shared-mime-info) compiles a cache with a
+// %transfiletriggerin, as openSUSE's does, and whose extension package
+// ships a definition under the watched directory.
+func scriptedOSS() []rpmtest.Pkg {
+	return []rpmtest.Pkg{
+		{Name: "filesystem", Version: "84.87", Arch: arch.Native().RPM(), Tags: "Provides: /bin/sh",
+			Install: `mkdir -p %{buildroot}/usr/bin %{buildroot}/usr/share %{buildroot}/etc
+cp /bin/busybox %{buildroot}/usr/bin/busybox
+for a in sh cat sort; do ln -s busybox %{buildroot}/usr/bin/$a; done
+ln -s usr/bin %{buildroot}/bin
+printf 'root:x:0:0:root:/root:/bin/sh\n' > %{buildroot}/etc/passwd
+printf 'root:x:0:\n' > %{buildroot}/etc/group`,
+			Files: "%dir /usr\n%dir /usr/share\n/bin\n/usr/bin\n/etc/passwd\n/etc/group"},
+		{Name: "openSUSE-release", Version: "20241101", Release: "1981.1", Tags: "Provides: distribution-release",
+			Install: `mkdir -p %{buildroot}/usr/lib
+printf 'NAME="openSUSE Tumbleweed"\nID="opensuse-tumbleweed"\nVERSION_ID="20241101"\n' > %{buildroot}/usr/lib/os-release`,
+			Files: "/usr/lib/os-release"},
+		{Name: "mime-db", Version: "2.4", Tags: "Requires: filesystem\nRequires(post): /bin/sh",
+			Install: "mkdir -p %{buildroot}/usr/share/mime/packages\necho base > %{buildroot}/usr/share/mime/packages/base.xml",
+			Files:   "/usr/share/mime",
+			Scripts: "%post\nsort /usr/share/mime/packages/*.xml > /usr/share/mime/mime.cache\n" +
+				"%transfiletriggerin -- /usr/share/mime/packages\n{ echo \"cache $1\"; cat; sort /usr/share/mime/packages/*.xml; } > /usr/share/mime/mime.cache\n"},
+		{Name: "mime-extra", Version: "1", Tags: "Requires: mime-db",
+			Install: "mkdir -p %{buildroot}/usr/share/mime/packages\necho extra > %{buildroot}/usr/share/mime/packages/extra.xml",
+			Files:   "/usr/share/mime/packages/extra.xml"},
+	}
+}
+
+// TestOpenSUSEScriptlets builds a Tumbleweed-shaped base whose package
+// has a %post and a %transfiletriggerin, and a sysext adding a file the
+// trigger watches: the cache the base's trigger rewrites lands in the
+// image. With scripts = False the image has no cache and the manifest
+// names the trigger that did not run.
+func TestOpenSUSEScriptlets(t *testing.T) {
+	dir := t.TempDir()
+	env := rpmtest.NewEnv(t, filepath.Join(dir, "fixture"), "fixture@example.invalid")
+	mirror := filepath.Join(dir, "mirror")
+	oss := filepath.Join(mirror, "tumbleweed/repo/oss")
+	upd := filepath.Join(mirror, "update/tumbleweed")
+	env.Build(t, filepath.Join(oss, arch.Native().RPM()), scriptedOSS())
+	env.CreateRepo(t, oss, true, true)
+	env.Build(t, filepath.Join(upd, "noarch"), []rpmtest.Pkg{{Name: "placeholder", Version: "1", Files: ""}})
+	env.CreateRepo(t, upd, true, true)
+	ws := filepath.Join(dir, "ws")
+	os.MkdirAll(filepath.Join(ws, "mime"), 0o755)
+	os.WriteFile(filepath.Join(ws, "WORKSPACE.star"), nil, 0o644)
+	build := `base = base_image(
+    name = "base",
+    distribution = "opensuse",
+    release = "tumbleweed",
+    mirror = "file://` + mirror + `",
+    keyring = "` + env.Keyring + `",
+    packages = ["filesystem", "mime-db", "openSUSE-release"],
+)
+
+sysext(name = "mime", base = base, packages = ["mime-extra"])
+
+sysext(name = "mime-noscripts", base = base, packages = ["mime-extra"], scripts = False)
+`
+	os.WriteFile(filepath.Join(ws, "mime/BUILD.star"), []byte(build), 0o644)
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), &environ{stdout: &stdout, stderr: &stderr, dir: ws}, []string{"build", "--progress=plain", "//mime:mime", "//mime:mime-noscripts"}); code != 0 {
+		t.Fatalf("sxb build: exit %d\n%s", code, stderr.String())
+	}
+	cache := func(name string) (string, bool) {
+		t.Helper()
+		dest := filepath.Join(dir, "x-"+name)
+		if _, err := inspect.Extract(context.Background(), filepath.Join(ws, "sxb-out/mime", name+".raw"), dest, tree.NewMeta()); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dest, "usr/share/mime/mime.cache"))
+		return string(b), err == nil
+	}
+	// The base's %transfiletriggerin ran over the new file, with the
+	// base's file beneath the extension's.
+	if got, ok := cache("mime"); !ok || got != "cache 1\n/usr/share/mime/packages/extra.xml\nbase\nextra\n" {
+		t.Errorf("mime.cache in the scripted image = %q (present %v)", got, ok)
+	}
+	manifest, _ := os.ReadFile(filepath.Join(ws, "sxb-out/mime/mime.manifest.json"))
+	if strings.Contains(string(manifest), "scripts_not_run") {
+		t.Errorf("the scripted image's manifest lists scripts not run:\n%s", manifest)
+	}
+	if got, ok := cache("mime-noscripts"); ok {
+		t.Errorf("scripts = False: mime.cache in the image: %q", got)
+	}
+	manifest, _ = os.ReadFile(filepath.Join(ws, "sxb-out/mime/mime-noscripts.manifest.json"))
+	if !strings.Contains(string(manifest), "mime-db %transfiletriggerin") {
+		t.Errorf("scripts = False: the manifest does not list the trigger:\n%s", manifest)
+	}
+}
