@@ -2,6 +2,7 @@ package rpm
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
+	"github.com/sxb-build/sxb/builtins/sandbox"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/testenv"
@@ -245,5 +247,30 @@ func TestLuaScriptletsReported(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(ext, "usr/share/fx-log")); string(b) != "luapkg %posttrans 1:1\n" {
 		t.Errorf("log %q", b)
+	}
+}
+
+// TestScriptletsNoEmulator: when the tree's executables cannot run here,
+// nothing runs, one warning lists what was skipped and NotRun gets it.
+func TestScriptletsNoEmulator(t *testing.T) {
+	old := findEmulator
+	findEmulator = func(a arch.Arch) (*sandbox.Emulator, error) {
+		return nil, fmt.Errorf("%s: %w", a, sandbox.ErrNoEmulator)
+	}
+	defer func() { findEmulator = old }()
+	var notRun, warnings []string
+	opts := InstallOptions{Scripts: true, NotRun: func(l []string) { notRun = l }, Warn: func(s string) { warnings = append(warnings, s) }}
+	dir := filepath.Join(t.TempDir(), "tree")
+	if _, err := installScripted(t, dir, "", opts, "sh", "trig", "alpha"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "usr/share/fx-log")); err == nil {
+		t.Error("scriptlets ran without an emulator")
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "no binfmt_misc emulator") || !strings.Contains(warnings[0], "alpha %post") {
+		t.Errorf("warnings %q", warnings)
+	}
+	if got := strings.Join(notRun, ", "); !strings.Contains(got, "trig %filetriggerin") || !strings.Contains(got, "alpha %pretrans") {
+		t.Errorf("not run: %q", got)
 	}
 }

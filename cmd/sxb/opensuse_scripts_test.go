@@ -50,14 +50,8 @@ printf 'NAME="openSUSE Tumbleweed"\nID="opensuse-tumbleweed"\nVERSION_ID="202411
 // names the trigger that did not run.
 func TestOpenSUSEScriptlets(t *testing.T) {
 	dir := t.TempDir()
-	env := rpmtest.NewEnv(t, filepath.Join(dir, "fixture"), "fixture@example.invalid")
-	mirror := filepath.Join(dir, "mirror")
-	oss := filepath.Join(mirror, "tumbleweed/repo/oss")
-	upd := filepath.Join(mirror, "update/tumbleweed")
-	env.Build(t, filepath.Join(oss, arch.Native().RPM()), scriptedOSS())
-	env.CreateRepo(t, oss, true, true)
-	env.Build(t, filepath.Join(upd, "noarch"), []rpmtest.Pkg{{Name: "placeholder", Version: "1", Files: ""}})
-	env.CreateRepo(t, upd, true, true)
+	env, mirror := rpmtest.TumbleweedMirror(t, filepath.Join(dir, "fixture"), scriptedOSS(),
+		[]rpmtest.Pkg{{Name: "placeholder", Version: "1"}})
 	ws := filepath.Join(dir, "ws")
 	os.MkdirAll(filepath.Join(ws, "mime"), 0o755)
 	os.WriteFile(filepath.Join(ws, "WORKSPACE.star"), nil, 0o644)

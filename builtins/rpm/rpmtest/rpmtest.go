@@ -270,13 +270,23 @@ var SeedUpdate = []Pkg{
 // distribution "opensuse", release "tumbleweed", arch x86-64.
 func SeedMirror(t testing.TB, dir string) (*Env, string) {
 	t.Helper()
+	return TumbleweedMirror(t, dir, SeedOSS, SeedUpdate)
+}
+
+// TumbleweedMirror builds, below dir, a mirror laid out like
+// download.opensuse.org with the packages oss in tumbleweed/repo/oss and
+// update in update/tumbleweed (zstd metadata, signed repomd.xml), and
+// returns the fixture environment and the mirror directory.
+func TumbleweedMirror(t testing.TB, dir string, oss, update []Pkg) (*Env, string) {
+	t.Helper()
 	env := NewEnv(t, dir, "fixture@example.invalid")
 	mirror := filepath.Join(dir, "mirror")
-	oss := filepath.Join(mirror, "tumbleweed/repo/oss")
-	upd := filepath.Join(mirror, "update/tumbleweed")
-	env.Build(t, filepath.Join(oss, "x86_64"), SeedOSS)
-	env.CreateRepo(t, oss, true, true)
-	env.Build(t, filepath.Join(upd, "x86_64"), SeedUpdate)
-	env.CreateRepo(t, upd, true, true)
+	for _, r := range []struct {
+		dir  string
+		pkgs []Pkg
+	}{{filepath.Join(mirror, "tumbleweed/repo/oss"), oss}, {filepath.Join(mirror, "update/tumbleweed"), update}} {
+		env.Build(t, filepath.Join(r.dir, "x86_64"), r.pkgs)
+		env.CreateRepo(t, r.dir, true, true)
+	}
 	return env, mirror
 }
