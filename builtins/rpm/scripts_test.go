@@ -66,6 +66,10 @@ ln -s usr/bin %{buildroot}/bin`,
 		Install: "mkdir -p %{buildroot}/usr/share/fx\necho f > %{buildroot}/usr/share/fx/failing",
 		Files:   "/usr/share/fx/failing",
 		Scripts: "%post\necho 'cannot frobnicate' >&2\nexit 3\n"},
+	{Name: "svcpkg", Version: "1", Tags: "Requires(pre): sh",
+		Install: "mkdir -p %{buildroot}/usr/share/fx\necho s > %{buildroot}/usr/share/fx/svc-owned",
+		Files:   "%attr(0640,svc,svc) /usr/share/fx/svc-owned",
+		Scripts: "%pre\nmkdir -p /etc\necho 'svc:x:481:482::/:/sbin/nologin' >> /etc/passwd\necho 'svc:x:482:' >> /etc/group\n"},
 	{Name: "luapkg", Version: "1", Tags: "Requires(post): sh",
 		Install: "mkdir -p %{buildroot}/usr/share/fx\necho l > %{buildroot}/usr/share/fx/lua",
 		Files:   "/usr/share/fx/lua",
@@ -272,5 +276,33 @@ func TestScriptletsNoEmulator(t *testing.T) {
 	}
 	if got := strings.Join(notRun, ", "); !strings.Contains(got, "trig %filetriggerin") || !strings.Contains(got, "alpha %pretrans") {
 		t.Errorf("not run: %q", got)
+	}
+}
+
+// TestScriptletUsers: owner names a %pre adds (useradd) map to their ids,
+// as rpm maps them after %pre; without scripts they stay root, with a
+// warning.
+func TestScriptletUsers(t *testing.T) {
+	testenv.NeedRoot(t)
+	work := t.TempDir()
+	base := filepath.Join(work, "base")
+	if _, err := installScripted(t, base, "", InstallOptions{Scripts: true}, "sh"); err != nil {
+		t.Fatal(err)
+	}
+	for _, scripts := range []bool{true, false} {
+		var warnings []string
+		opts := InstallOptions{Scripts: scripts, Warn: func(s string) { warnings = append(warnings, s) }}
+		meta, err := installScripted(t, filepath.Join(work, fmt.Sprint("ext", scripts)), base, opts, "svcpkg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := meta.Get("usr/share/fx/svc-owned")
+		uid, gid := *o.UID, *o.GID
+		switch {
+		case scripts && (uid != 481 || gid != 482 || len(warnings) != 0):
+			t.Errorf("scripts: owner %d:%d, warnings %q; want 481:482 and none", uid, gid, warnings)
+		case !scripts && (uid != 0 || gid != 0 || len(warnings) != 2):
+			t.Errorf("no scripts: owner %d:%d, warnings %q; want root and two warnings", uid, gid, warnings)
+		}
 	}
 }
