@@ -1,9 +1,11 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
+	"github.com/sxb-build/sxb/internal/testenv"
 )
 
 // scriptedOSS is a Tumbleweed-shaped repository whose base package
@@ -23,7 +26,7 @@ func scriptedOSS() []rpmtest.Pkg {
 		{Name: "filesystem", Version: "84.87", Arch: arch.Native().RPM(), Tags: "Provides: /bin/sh",
 			Install: `mkdir -p %{buildroot}/usr/bin %{buildroot}/usr/share %{buildroot}/etc
 cp /bin/busybox %{buildroot}/usr/bin/busybox
-for a in sh cat sort; do ln -s busybox %{buildroot}/usr/bin/$a; done
+for a in sh cat sort chown; do ln -s busybox %{buildroot}/usr/bin/$a; done
 ln -s usr/bin %{buildroot}/bin
 printf 'root:x:0:0:root:/root:/bin/sh\n' > %{buildroot}/etc/passwd
 printf 'root:x:0:\n' > %{buildroot}/etc/group`,
@@ -35,7 +38,7 @@ printf 'NAME="openSUSE Tumbleweed"\nID="opensuse-tumbleweed"\nVERSION_ID="202411
 		{Name: "mime-db", Version: "2.4", Tags: "Requires: filesystem\nRequires(post): /bin/sh",
 			Install: "mkdir -p %{buildroot}/usr/share/mime/packages\necho base > %{buildroot}/usr/share/mime/packages/base.xml",
 			Files:   "/usr/share/mime",
-			Scripts: "%post\nsort /usr/share/mime/packages/*.xml > /usr/share/mime/mime.cache\n" +
+			Scripts: "%post\nsort /usr/share/mime/packages/*.xml > /usr/share/mime/mime.cache\nchown 7:7 /usr/share/mime/mime.cache\n" +
 				"%transfiletriggerin -- /usr/share/mime/packages\n{ echo \"cache $1\"; cat; sort /usr/share/mime/packages/*.xml; } > /usr/share/mime/mime.cache\n"},
 		{Name: "mime-extra", Version: "1", Tags: "Requires: mime-db",
 			Install: "mkdir -p %{buildroot}/usr/share/mime/packages\necho extra > %{buildroot}/usr/share/mime/packages/extra.xml",
@@ -98,5 +101,85 @@ sysext(name = "mime-noscripts", base = base, packages = ["mime-extra"], scripts 
 	manifest, _ = os.ReadFile(filepath.Join(ws, "sxb-out/mime/mime-noscripts.manifest.json"))
 	if !strings.Contains(string(manifest), "mime-db %transfiletriggerin") {
 		t.Errorf("scripts = False: the manifest does not list the trigger:\n%s", manifest)
+	}
+}
+
+// TestOpenSUSEScriptletsRootless builds the scripted workspace of
+// TestOpenSUSEScriptlets (a %post chowns the cache to another user) as
+// root and as an unprivileged user with a subordinate id range: the base
+// (as a tar, showing every owner) and the sysext are byte-identical.
+func TestOpenSUSEScriptletsRootless(t *testing.T) {
+	testenv.NeedRoot(t)
+	runuser := testenv.NeedTool(t, "runuser")
+	sub := testenv.User(t, "sxb-test-sub", true)
+	sxb := sxbForAnyone(t)
+	dir, err := os.MkdirTemp("", "sxb-rpm-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	fixture := filepath.Join(dir, "fixture")
+	env, mirror := rpmtest.TumbleweedMirror(t, fixture, scriptedOSS(), []rpmtest.Pkg{{Name: "placeholder", Version: "1"}})
+	os.Chmod(fixture, 0o755)
+	build := `base = base_image(
+    name = "base",
+    distribution = "opensuse",
+    release = "tumbleweed",
+    mirror = "file://` + mirror + `",
+    keyring = "` + env.Keyring + `",
+    packages = ["filesystem", "mime-db", "openSUSE-release"],
+    output = "tar",
+)
+
+sysext(name = "mime", base = base, packages = ["mime-extra"])
+`
+	outputs := map[string][]byte{}
+	for _, who := range []string{"root", sub.Username} {
+		ws := filepath.Join(dir, "ws-"+who)
+		os.MkdirAll(filepath.Join(ws, "mime"), 0o755)
+		os.WriteFile(filepath.Join(ws, "WORKSPACE.star"), nil, 0o644)
+		os.WriteFile(filepath.Join(ws, "mime/BUILD.star"), []byte(build), 0o644)
+		args := []string{sxb, "build", "--progress=plain", "//mime:base", "//mime:mime"}
+		if who != "root" {
+			testenv.Chown(t, ws, sub)
+			args = append([]string{runuser, "-u", sub.Username, "--"}, args...)
+		}
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = ws
+		cmd.Env = append(os.Environ(), "HOME="+ws, "XDG_CACHE_HOME="+filepath.Join(ws, ".cache"), "SOURCE_DATE_EPOCH=1700000000")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("build as %s: %v\n%s", who, err, stderr.String())
+		}
+		for _, name := range []string{"base.tar", "mime.raw"} {
+			b, err := os.ReadFile(filepath.Join(ws, "sxb-out/mime", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if prev, ok := outputs[name]; ok && !bytes.Equal(prev, b) {
+				t.Errorf("%s built as %s differs from the one built as root", name, who)
+			}
+			outputs[name] = b
+		}
+	}
+	// The %post's chown reached the image.
+	tr := tar.NewReader(bytes.NewReader(outputs["base.tar"]))
+	found := false
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if strings.TrimPrefix(h.Name, "./") == "usr/share/mime/mime.cache" {
+			found = true
+			if h.Uid != 7 || h.Gid != 7 {
+				t.Errorf("mime.cache owner %d:%d, want 7:7 (the %%post's chown)", h.Uid, h.Gid)
+			}
+		}
+	}
+	if !found {
+		t.Error("the base has no mime.cache")
 	}
 }

@@ -22,18 +22,7 @@ func TestRootlessBuildIsIdentical(t *testing.T) {
 	testenv.NeedRoot(t)
 	testenv.NeedNetwork(t)
 	runuser := testenv.NeedTool(t, "runuser")
-	goTool := testenv.NeedTool(t, "go")
-	// A copy of sxb that any user may run.
-	bin, err := os.MkdirTemp("", "sxb-rootless-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(bin)
-	os.Chmod(bin, 0o755)
-	sxb := filepath.Join(bin, "sxb")
-	if out, err := exec.Command(goTool, "build", "-o", sxb, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	sxb := sxbForAnyone(t)
 	build := `bookworm = base_image(name = "bookworm", distribution = "debian", release = "bookworm", packages = ["systemd", "udev"])
 sysext(name = "jq", base = bookworm, packages = ["jq"])
 base_image(name = "bookworm-tar", distribution = "debian", release = "bookworm", packages = ["systemd", "udev"], output = "tar")
@@ -91,4 +80,22 @@ sysext(name = "tool", extra_trees = ["tree"], extension_release = {"ID": "_any"}
 			images[name] = b
 		}
 	}
+}
+
+// sxbForAnyone builds a copy of sxb that any user may run (removed when
+// the test ends).
+func sxbForAnyone(t *testing.T) string {
+	t.Helper()
+	goTool := testenv.NeedTool(t, "go")
+	bin, err := os.MkdirTemp("", "sxb-rootless-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(bin) })
+	os.Chmod(bin, 0o755)
+	sxb := filepath.Join(bin, "sxb")
+	if out, err := exec.Command(goTool, "build", "-o", sxb, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return sxb
 }
