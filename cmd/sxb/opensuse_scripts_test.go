@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,6 +45,22 @@ printf 'NAME="openSUSE Tumbleweed"\nID="opensuse-tumbleweed"\nVERSION_ID="202411
 	}
 }
 
+// mimeBuild is the BUILD.star of the scripted workspace: a base from
+// mirror (with more attributes, each a line) and the "mime" sysext.
+func mimeBuild(mirror, keyring, more string) string {
+	return `base = base_image(
+    name = "base",
+    distribution = "opensuse",
+    release = "tumbleweed",
+    mirror = "file://` + mirror + `",
+    keyring = "` + keyring + `",
+    packages = ["filesystem", "mime-db", "openSUSE-release"],
+` + more + `)
+
+sysext(name = "mime", base = base, packages = ["mime-extra"])
+`
+}
+
 // TestOpenSUSEScriptlets builds a Tumbleweed-shaped base whose package
 // has a %post and a %transfiletriggerin, and a sysext adding a file the
 // trigger watches: the cache the base's trigger rewrites lands in the
@@ -58,17 +73,7 @@ func TestOpenSUSEScriptlets(t *testing.T) {
 	ws := filepath.Join(dir, "ws")
 	os.MkdirAll(filepath.Join(ws, "mime"), 0o755)
 	os.WriteFile(filepath.Join(ws, "WORKSPACE.star"), nil, 0o644)
-	build := `base = base_image(
-    name = "base",
-    distribution = "opensuse",
-    release = "tumbleweed",
-    mirror = "file://` + mirror + `",
-    keyring = "` + env.Keyring + `",
-    packages = ["filesystem", "mime-db", "openSUSE-release"],
-)
-
-sysext(name = "mime", base = base, packages = ["mime-extra"])
-
+	build := mimeBuild(mirror, env.Keyring, "") + `
 sysext(name = "mime-noscripts", base = base, packages = ["mime-extra"], scripts = False)
 `
 	os.WriteFile(filepath.Join(ws, "mime/BUILD.star"), []byte(build), 0o644)
@@ -122,18 +127,8 @@ func TestOpenSUSEScriptletsRootless(t *testing.T) {
 	fixture := filepath.Join(dir, "fixture")
 	env, mirror := rpmtest.TumbleweedMirror(t, fixture, scriptedOSS(), []rpmtest.Pkg{{Name: "placeholder", Version: "1"}})
 	os.Chmod(fixture, 0o755)
-	build := `base = base_image(
-    name = "base",
-    distribution = "opensuse",
-    release = "tumbleweed",
-    mirror = "file://` + mirror + `",
-    keyring = "` + env.Keyring + `",
-    packages = ["filesystem", "mime-db", "openSUSE-release"],
-    output = "tar",
-)
-
-sysext(name = "mime", base = base, packages = ["mime-extra"])
-`
+	build := mimeBuild(mirror, env.Keyring, `    output = "tar",
+`)
 	outputs := map[string][]byte{}
 	for _, who := range []string{"root", sub.Username} {
 		ws := filepath.Join(dir, "ws-"+who)
@@ -145,14 +140,7 @@ sysext(name = "mime", base = base, packages = ["mime-extra"])
 			testenv.Chown(t, ws, sub)
 			args = append([]string{runuser, "-u", sub.Username, "--"}, args...)
 		}
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = ws
-		cmd.Env = append(os.Environ(), "HOME="+ws, "XDG_CACHE_HOME="+filepath.Join(ws, ".cache"), "SOURCE_DATE_EPOCH=1700000000")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("build as %s: %v\n%s", who, err, stderr.String())
-		}
+		buildAs(t, who, ws, args)
 		for _, name := range []string{"base.tar", "mime.raw"} {
 			b, err := os.ReadFile(filepath.Join(ws, "sxb-out/mime", name))
 			if err != nil {

@@ -54,18 +54,11 @@ sysext(name = "tool", extra_trees = ["tree"], extension_release = {"ID": "_any"}
 			os.Chmod(tool, 0o755|os.ModeSetuid)
 			args = append([]string{runuser, "-u", sub.Username, "--"}, args...)
 		}
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = ws
-		cmd.Env = append(os.Environ(), "HOME="+ws, "XDG_CACHE_HOME="+filepath.Join(ws, ".cache"), "SOURCE_DATE_EPOCH=1700000000")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("build as %s: %v\n%s", who, err, stderr.String())
-		}
+		env := buildAs(t, who, ws, args)
 		// sxb run needs no root either: jq runs on its merged base.
 		runArgs := append(slices.Clone(args[:len(args)-3]), "run", "--progress=plain", "//img:jq", "--", "jq", "-n", "1+1")
 		run := exec.Command(runArgs[0], runArgs[1:]...)
-		run.Dir, run.Env = ws, cmd.Env
+		run.Dir, run.Env = ws, env
 		if out, err := run.Output(); err != nil || string(out) != "2\n" {
 			t.Errorf("sxb run as %s: %v, stdout %q", who, err, out)
 		}
@@ -98,4 +91,21 @@ func sxbForAnyone(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return sxb
+}
+
+// buildAs runs the sxb command line args (through runuser for another
+// user) in ws, with ws as HOME, its own cache and a fixed
+// SOURCE_DATE_EPOCH, failing the test when it fails; it returns the
+// environment it used.
+func buildAs(t *testing.T, who, ws string, args []string) []string {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = ws
+	cmd.Env = append(os.Environ(), "HOME="+ws, "XDG_CACHE_HOME="+filepath.Join(ws, ".cache"), "SOURCE_DATE_EPOCH=1700000000")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("build as %s: %v\n%s", who, err, stderr.String())
+	}
+	return cmd.Env
 }
