@@ -3,6 +3,7 @@ package rpm
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +36,7 @@ var scriptPackages = []rpmtest.Pkg{
 	{Name: "sh", Version: "1", Arch: arch.Native().RPM(), Tags: "Provides: /bin/sh",
 		Install: `mkdir -p %{buildroot}/usr/bin %{buildroot}/usr/share
 cp /bin/busybox %{buildroot}/usr/bin/busybox
-for a in sh cat mkdir touch; do ln -s busybox %{buildroot}/usr/bin/$a; done
+for a in sh cat mkdir touch ln nc; do ln -s busybox %{buildroot}/usr/bin/$a; done
 ln -s usr/bin %{buildroot}/bin`,
 		Files: "/bin\n/usr/bin/*\n%dir /usr/share"},
 	{Name: "trig", Version: "1", Tags: "Requires(post): sh",
@@ -70,6 +71,18 @@ ln -s usr/bin %{buildroot}/bin`,
 		Install: "mkdir -p %{buildroot}/usr/share/fx\necho s > %{buildroot}/usr/share/fx/svc-owned",
 		Files:   "%attr(0640,svc,svc) /usr/share/fx/svc-owned",
 		Scripts: "%pre\nmkdir -p /etc\necho 'svc:x:481:482::/:/sbin/nologin' >> /etc/passwd\necho 'svc:x:482:' >> /etc/group\n"},
+	{Name: "hostile", Version: "1", Tags: "Requires(post): sh",
+		Install: "mkdir -p %{buildroot}/usr/share/fx\necho h > %{buildroot}/usr/share/fx/hostile",
+		Files:   "/usr/share/fx/hostile",
+		Scripts: `%post
+t=$(cat /etc/hostile-target); p=$(cat /etc/hostile-port)
+mkdir -p "$t"; echo pwned > "$t/abs"
+ln -s "../../../../../../../../../..$t/link" /usr/share/fx/esc; echo pwned > /usr/share/fx/esc
+cat /proc/1/environ > /usr/share/fx/environ
+echo hello | nc -w 1 127.0.0.1 "$p"
+echo "nc $?" > /usr/share/fx/nc
+exit 0
+`},
 	{Name: "luapkg", Version: "1", Tags: "Requires(post): sh",
 		Install: "mkdir -p %{buildroot}/usr/share/fx\necho l > %{buildroot}/usr/share/fx/lua",
 		Files:   "/usr/share/fx/lua",
@@ -304,5 +317,59 @@ func TestScriptletUsers(t *testing.T) {
 		case !scripts && (uid != 0 || gid != 0 || len(warnings) != 2):
 			t.Errorf("no scripts: owner %d:%d, warnings %q; want root and two warnings", uid, gid, warnings)
 		}
+	}
+}
+
+// TestHostileScriptlet: a %post writing to absolute host paths and
+// through ".." symlinks, reading /proc/1/environ and connecting to a
+// listener on the host's loopback changes nothing on the host, sees none
+// of the builder's environment and reaches no host socket.
+func TestHostileScriptlet(t *testing.T) {
+	testenv.NeedRoot(t)
+	t.Setenv("SXB_TEST_SECRET", "hunter2")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	connected := make(chan struct{}, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			connected <- struct{}{}
+			c.Close()
+		}
+	}()
+	work := t.TempDir()
+	target := filepath.Join(work, "host")
+	base := filepath.Join(work, "base")
+	if _, err := installScripted(t, base, "", InstallOptions{Scripts: true}, "sh"); err != nil {
+		t.Fatal(err)
+	}
+	// The scriptlet learns where to aim from the base.
+	os.MkdirAll(filepath.Join(base, "etc"), 0o755)
+	os.WriteFile(filepath.Join(base, "etc/hostile-target"), []byte(target+"\n"), 0o644)
+	os.WriteFile(filepath.Join(base, "etc/hostile-port"), []byte(fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)+"\n"), 0o644)
+	ext := filepath.Join(work, "ext")
+	if _, err := installScripted(t, ext, base, InstallOptions{Scripts: true}, "hostile"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(target); err == nil {
+		t.Errorf("the scriptlet created %s on the host", target)
+	}
+	if b, err := os.ReadFile(filepath.Join(ext, "usr/share/fx/nc")); err != nil || string(b) == "nc 0\n" {
+		t.Errorf("nc in the sandbox: %q, %v", b, err)
+	}
+	select {
+	case <-connected:
+		t.Error("the scriptlet reached a listener on the host's loopback")
+	default:
+	}
+	if b, err := os.ReadFile(filepath.Join(ext, "usr/share/fx/environ")); err != nil || strings.Contains(string(b), "hunter2") {
+		t.Errorf("/proc/1/environ in the sandbox: %q, %v", b, err)
+	}
+	// It ran: its link is in the tree (what it wrote through it went to
+	// the sandbox's own /tmp, like the absolute write).
+	if _, err := os.Lstat(filepath.Join(ext, "usr/share/fx/esc")); err != nil {
+		t.Errorf("the scriptlet's link: %v", err)
 	}
 }
