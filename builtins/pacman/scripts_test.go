@@ -89,9 +89,9 @@ func withoutScriptTimes(snap map[string]entry, made map[string]bool) map[string]
 // there before the transaction, fx-dep.hook lacks its dependency,
 // fx-remove.hook is for removals, fx-masked.hook is masked and the
 // /etc fx-override.hook replaces the one in /usr/share.
-const wantTrace = `pre_install fx-scripted 1.0-1
+const wantTrace = `post_install fx-failing 1.0-1
+pre_install fx-scripted 1.0-1
 post_install fx-scripted 1.0-1 umask 0022 in /
-post_install fx-failing 1.0-1
 fx.hook usr/share/fx-scripted/
 fx.hook usr/share/fx-scripted/a b
 fx.hook usr/share/fx-scripted/data
