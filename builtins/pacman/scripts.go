@@ -238,6 +238,7 @@ run() { # run N STDIN PATH ARGV0 ARGS...
 			b.WriteString("\n")
 		}
 	}
+	b.WriteString("exit 0\n") // failures are in $out/failed
 	return b.Bytes()
 }
 

@@ -221,3 +221,50 @@ func TestAbortingHook(t *testing.T) {
 		t.Errorf("the refused transaction unpacked fx-scripted")
 	}
 }
+
+// TestHostileHook runs hooks that try to reach the build machine: one
+// leaves its log as a symlink to a host file (sxb reads what commands
+// leave confined to their output directory, so the file's content must
+// not show up in the failure it reports), one writes to absolute paths
+// of the host's; nothing on the host changes.
+func TestHostileHook(t *testing.T) {
+	fx := pacmantest.Get(t)
+	dir, meta, _, _ := sxbInstall(t, fixtureRequest(t, fx, fx.Mirror, "filesystem", "fx-bash"), true)
+	// The fixture's tree has bash but no ln: the host's (it needs libc
+	// only, which fx-bash ships).
+	ln, err := os.ReadFile("/bin/ln")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "usr/bin/ln"), ln, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	secretDir := t.TempDir()
+	secret := filepath.Join(secretDir, "secret")
+	if err := os.WriteFile(secret, []byte("host secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(secretDir, "written")
+	sr := &scriptRun{dir: dir, meta: meta}
+	fails, err := sr.runSteps(context.Background(), []Step{
+		{Kind: "hook", Hook: "leak.hook", When: "PostTransaction", Argv: []string{"/usr/bin/bash", "-c",
+			"echo visible; ln -sf " + secret + " " + stepsOutDir + "/0.log; exit 7"}},
+		{Kind: "hook", Hook: "write.hook", When: "PostTransaction", Argv: []string{"/usr/bin/bash", "-c",
+			"echo x > " + marker + "; echo y > " + secret}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both fail: the first as it says, the second as the host's paths
+	// do not exist inside.
+	if len(fails) != 2 || fails[0].status != 7 || fails[1].status != 1 ||
+		strings.Contains(fails[0].Error()+fails[1].Error(), "host secret") {
+		t.Errorf("failures %v", fails)
+	}
+	if b, _ := os.ReadFile(secret); string(b) != "host secret\n" {
+		t.Errorf("the host file was changed: %q", b)
+	}
+	if _, err := os.Lstat(marker); err == nil {
+		t.Errorf("a hook wrote %s on the host", marker)
+	}
+}
