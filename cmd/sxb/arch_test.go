@@ -108,3 +108,53 @@ sysext(name = "tool", base = base, packages = ["fx-tool"])
 		}
 	}
 }
+
+// TestArchScripts builds an Arch base and a sysext whose packages have
+// .INSTALL scriptlets and libalpm hooks: they run (the base's tree holds
+// the trace they write; a failing scriptlet is a warning, as pacman goes
+// on), and with scripts = False the manifest lists what did not run.
+func TestArchScripts(t *testing.T) {
+	fx := pacmantest.Get(t)
+	dir := t.TempDir()
+	ws := filepath.Join(dir, "ws")
+	os.MkdirAll(filepath.Join(ws, "arch"), 0o755)
+	os.WriteFile(filepath.Join(ws, "WORKSPACE.star"), nil, 0o644)
+	key, _ := os.ReadFile(fx.Packager)
+	os.WriteFile(filepath.Join(ws, "arch/packager.gpg"), key, 0o644)
+	build := `base = base_image(
+    name = "base",
+    distribution = "arch",
+    release = "rolling",
+    architecture = "x86-64",
+    mirror = "file://` + fx.Mirror + `",
+    keyring = "packager.gpg",
+    packages = ["fx-bash", "fx-hooks", "fx-failing"],
+)
+
+sysext(name = "scripted", base = base, packages = ["fx-scripted"])
+sysext(name = "unscripted", base = base, packages = ["fx-scripted"], scripts = False)
+`
+	os.WriteFile(filepath.Join(ws, "arch/BUILD.star"), []byte(build), 0o644)
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), &environ{stdout: &stdout, stderr: &stderr, dir: ws}, []string{"build", "--progress=plain", "//arch:all"}); code != 0 {
+		t.Fatalf("sxb build: exit %d\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "post_install of fx-failing failed (exit status 3): fx-failing: cannot set things up") {
+		t.Errorf("no warning about fx-failing's post_install:\n%s", stderr.String())
+	}
+	trace, err := os.ReadFile(filepath.Join(ws, "sxb-out/arch/base/var/lib/fx-trace"))
+	if err != nil || !strings.Contains(string(trace), "post_install fx-failing 1.0-1\n") || !strings.Contains(string(trace), "fx-b.hook fx-hooks\n") {
+		t.Errorf("the base's trace: %v\n%s", err, trace)
+	}
+	scripted, _ := os.ReadFile(filepath.Join(ws, "sxb-out/arch/scripted.manifest.json"))
+	if strings.Contains(string(scripted), "scripts_not_run") {
+		t.Errorf("scripted's manifest lists scripts not run:\n%s", scripted)
+	}
+	unscripted, _ := os.ReadFile(filepath.Join(ws, "sxb-out/arch/unscripted.manifest.json"))
+	for _, want := range []string{`"pre_install of fx-scripted"`, `"post_install of fx-scripted"`, `"ldconfig"`, `"hook fx.hook (PostTransaction)"`} {
+		if !strings.Contains(string(unscripted), want) {
+			t.Errorf("unscripted's manifest lacks %s:\n%s", want, unscripted)
+		}
+	}
+}
