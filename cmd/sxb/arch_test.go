@@ -13,15 +13,12 @@ import (
 	"github.com/sxb-build/sxb/internal/testenv"
 )
 
-// TestArchFixture builds an Arch base and a sysext on it from a local
-// signed mirror laid out like an Arch mirror (the fixture of
-// builtins/pacman, made with makepkg and repo-add), then checks the
-// image, the base's local database (pacman -Q) and that a locked build
-// gives the same image.
-func TestArchFixture(t *testing.T) {
-	dissect := testenv.NeedTool(t, "systemd-dissect")
-	fx := pacmantest.Get(t)
-	mirror := fx.CopyMirror(t)
+// archWorkspace writes a workspace whose package arch has a base_image
+// of packages from mirror (the fixture's keyring trusted) followed by
+// rest, points the cache into the test's directory and returns the
+// workspace.
+func archWorkspace(t *testing.T, fx *pacmantest.Fixture, mirror string, packages []string, rest string) string {
+	t.Helper()
 	dir := t.TempDir()
 	ws := filepath.Join(dir, "ws")
 	os.MkdirAll(filepath.Join(ws, "arch"), 0o755)
@@ -35,13 +32,26 @@ func TestArchFixture(t *testing.T) {
     architecture = "x86-64",
     mirror = "file://` + mirror + `",
     keyring = "packager.gpg",
-    packages = ["fx-lib", "fx-hook"],
+    packages = ["` + strings.Join(packages, `", "`) + `"],
 )
-
-sysext(name = "tool", base = base, packages = ["fx-tool"])
-`
+` + rest
 	os.WriteFile(filepath.Join(ws, "arch/BUILD.star"), []byte(build), 0o644)
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	return ws
+}
+
+// TestArchFixture builds an Arch base and a sysext on it from a local
+// signed mirror laid out like an Arch mirror (the fixture of
+// builtins/pacman, made with makepkg and repo-add), then checks the
+// image, the base's local database (pacman -Q) and that a locked build
+// gives the same image.
+func TestArchFixture(t *testing.T) {
+	dissect := testenv.NeedTool(t, "systemd-dissect")
+	fx := pacmantest.Get(t)
+	mirror := fx.CopyMirror(t)
+	ws := archWorkspace(t, fx, mirror, []string{"fx-lib", "fx-hook"}, `
+sysext(name = "tool", base = base, packages = ["fx-tool"])
+`)
 	sxb := func(args ...string) (string, string) {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
@@ -115,27 +125,10 @@ sysext(name = "tool", base = base, packages = ["fx-tool"])
 // on), and with scripts = False the manifest lists what did not run.
 func TestArchScripts(t *testing.T) {
 	fx := pacmantest.Get(t)
-	dir := t.TempDir()
-	ws := filepath.Join(dir, "ws")
-	os.MkdirAll(filepath.Join(ws, "arch"), 0o755)
-	os.WriteFile(filepath.Join(ws, "WORKSPACE.star"), nil, 0o644)
-	key, _ := os.ReadFile(fx.Packager)
-	os.WriteFile(filepath.Join(ws, "arch/packager.gpg"), key, 0o644)
-	build := `base = base_image(
-    name = "base",
-    distribution = "arch",
-    release = "rolling",
-    architecture = "x86-64",
-    mirror = "file://` + fx.Mirror + `",
-    keyring = "packager.gpg",
-    packages = ["fx-bash", "fx-hooks", "fx-failing"],
-)
-
+	ws := archWorkspace(t, fx, fx.Mirror, []string{"fx-bash", "fx-hooks", "fx-failing"}, `
 sysext(name = "scripted", base = base, packages = ["fx-scripted"])
 sysext(name = "unscripted", base = base, packages = ["fx-scripted"], scripts = False)
-`
-	os.WriteFile(filepath.Join(ws, "arch/BUILD.star"), []byte(build), 0o644)
-	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+`)
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), &environ{stdout: &stdout, stderr: &stderr, dir: ws}, []string{"build", "--progress=plain", "//arch:all"}); code != 0 {
 		t.Fatalf("sxb build: exit %d\n%s", code, stderr.String())
