@@ -42,7 +42,7 @@ type InstallOptions struct {
 	// they set off in a sandbox (see scripts.go; the program must call
 	// sandbox.Init), instead of the native stand-ins. When the tree's
 	// executables cannot run here (another architecture without a
-	// binfmt_misc emulator, see ScriptEmulator), the stand-ins are used
+	// binfmt_misc emulator, see sandbox.EmulatorForArch), the stand-ins are used
 	// and Warn says what was not run.
 	Scripts bool
 	// BaseRoot is the base tree of an extension (default: the one the plan

@@ -3,10 +3,8 @@ package deb
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/sandbox"
 	"github.com/sxb-build/sxb/builtins/tree"
-	"github.com/sxb-build/sxb/internal/arch"
 )
 
 // Maintainer scripts and triggers. With InstallOptions.Scripts, Install
@@ -34,21 +31,11 @@ import (
 // themselves, exactly. The merged-/usr links and the dpkg database are
 // still written natively (the scripts need them).
 
-// ScriptEmulator tells how the maintainer scripts of an architecture (in any
-// spelling internal/arch reads) run on this host: natively (nil, nil),
-// through the returned binfmt_misc emulator, or not at all (an error
-// wrapping sandbox.ErrNoEmulator). Builds put the answer in their cache
-// keys.
-func ScriptEmulator(name string) (*sandbox.Emulator, error) {
-	a, err := arch.Parse(name)
-	if err != nil {
-		return nil, err
-	}
-	return sandbox.EmulatorForArch(a)
-}
-
-// findScriptEmulator is ScriptEmulator (tests replace it).
-var findScriptEmulator = ScriptEmulator
+// findScriptEmulator says how the maintainer scripts of an architecture run on
+// this host: natively (nil, nil), through the returned binfmt_misc
+// emulator, or not at all (an error wrapping sandbox.ErrNoEmulator).
+// Tests replace it.
+var findScriptEmulator = sandbox.EmulatorForArchName
 
 // scriptPlan is what runScripts needs to know about the packages.
 type scriptPlan struct {
@@ -303,27 +290,11 @@ func (r *root) dpkgVersion(base string) string {
 	return v
 }
 
-// scrubScriptOutput removes what maintainer scripts leave that differs from
-// run to run and has no place in an image, as mmdebstrap does: logs with
-// the time of the run and ldconfig's auxiliary cache (inode numbers and
-// times). /etc/machine-id, which systemd's postinst fills with a random
-// id, is left empty: machine-id(5) asks that of an image meant for many
-// machines, and the first boot fills it.
+// scrubScriptOutput removes what maintainer scripts leave that differs
+// from run to run (see sandbox.Scrub): dpkg's and update-alternatives'
+// logs and ldconfig's auxiliary cache; /etc/machine-id is left empty.
 func (r *root) scrubScriptOutput() error {
-	for _, rel := range []string{"var/log/alternatives.log", "var/log/dpkg.log", "var/cache/ldconfig/aux-cache"} {
-		if err := r.t.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		r.meta.Delete(rel)
-	}
-	if st, err := r.t.Lstat("etc/machine-id"); err == nil && st.Mode().IsRegular() && st.Size() > 0 {
-		f, err := r.t.OpenFile("etc/machine-id", os.O_WRONLY|os.O_TRUNC)
-		if err != nil {
-			return err
-		}
-		f.Close()
-	}
-	return nil
+	return sandbox.Scrub(r.t, r.meta, "var/log/alternatives.log", "var/log/dpkg.log", "var/cache/ldconfig/aux-cache")
 }
 
 // scriptLog keeps what the scripts print for an error message: the last

@@ -295,7 +295,7 @@ func TestScriptsNotRun(t *testing.T) {
 			findScriptEmulator = func(string) (*sandbox.Emulator, error) {
 				return nil, fmt.Errorf("%w (test)", sandbox.ErrNoEmulator)
 			}
-			defer func() { findScriptEmulator = ScriptEmulator }()
+			defer func() { findScriptEmulator = sandbox.EmulatorForArchName }()
 		}
 		req := r.request(t, "fix", pkgs...)
 		plan, err := Resolve(ctx, req)

@@ -1,5 +1,5 @@
 // Package installer holds what the native package installers
-// (builtins/deb, builtins/rpm) share, so that they have one shape: the
+// (builtins/deb, builtins/rpm, builtins/pacman) share, so that they have one shape: the
 // progress events they report and the lock files that pin their plans.
 package installer
 
@@ -70,6 +70,10 @@ type Lock[P Pinned] struct {
 	Release      string `json:"release"`
 	Arch         string `json:"arch"`
 	Packages     []P    `json:"packages"`
+	// Requested lists what the request asked for, when the installer
+	// needs it to check a request against the lock without indexes
+	// (pacman: names, virtual names, groups), sorted.
+	Requested []string `json:"requested,omitempty"`
 }
 
 // NewLock returns the lock of packages, sorted by name.

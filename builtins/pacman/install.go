@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/tree"
 )
 
@@ -23,19 +25,35 @@ type InstallOptions struct {
 	// pacman's does).
 	WithDocs bool
 	// Progress, when set, receives events; calls are serialized.
-	Progress func(Event)
+	Progress func(installer.Event)
 	// CacheDir overrides the download cache of the plan's request.
 	CacheDir string
-	// Scripts, when set, runs the scriptlets and hooks pacman would run.
-	// When nil they are only recorded (Result.Steps, EventNotRun).
-	Scripts ScriptRunner
+	// Scripts runs the .INSTALL scriptlets, ldconfig and the libalpm
+	// hooks pacman would run, in a sandbox (see scripts.go; the program
+	// must call sandbox.Init). When the tree's executables cannot run
+	// here (another architecture without a binfmt_misc emulator, see
+	// sandbox.EmulatorForArch, or no /usr/bin/bash in the tree), they are not run
+	// and Warn says so.
+	Scripts bool
+	// Epoch is the SOURCE_DATE_EPOCH the scripts see.
+	Epoch int64
+	// ScriptOutput receives what the scripts print (they run with no
+	// terminal and no input).
+	ScriptOutput io.Writer
+	// Warn receives warnings: failed scriptlets and hooks (pacman goes
+	// on after them too), hooks it cannot read, what was not run.
+	Warn func(string)
+	// NotRun receives the steps that were not run (Scripts false, or no
+	// way to run them), in pacman's order, for the manifest.
+	NotRun func([]string)
 }
 
-// Result says what an installation left to do.
+// Result says what an installation ran.
 type Result struct {
-	// Steps are the scriptlet functions and hooks pacman would have run,
-	// in its order: PreTransaction hooks, then per package pre_install
-	// and post_install, then PostTransaction hooks.
+	// Steps are the scriptlet functions, ldconfig and hooks pacman runs
+	// in the transaction, in its order: PreTransaction hooks, then per
+	// package pre_install and post_install, ldconfig, then
+	// PostTransaction hooks.
 	Steps []Step
 	// Ran reports whether Steps were run (InstallOptions.Scripts).
 	Ran bool
@@ -56,9 +74,10 @@ type Result struct {
 // works in the image and an extension resolves against it. The install
 // date recorded is the package's build date, so the tree is reproducible.
 //
-// .INSTALL scriptlets and libalpm hooks are not run by Install itself
-// (they need a sandbox): it returns them in Result.Steps, reports each as
-// EventNotRun, and hands them to opts.Scripts when set.
+// With opts.Scripts, the .INSTALL scriptlets, ldconfig and libalpm hooks
+// pacman would run are run in a sandbox, in pacman's order (see
+// scripts.go); otherwise they are listed in Result.Steps and reported to
+// opts.NotRun.
 //
 // On error dir is left partially filled and should be discarded.
 func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts InstallOptions) (*Result, error) {
@@ -88,17 +107,20 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if err != nil {
 		return nil, err
 	}
+	// The base's packages: their files may not be replaced; hooks see
+	// them installed (Depends) and which packages the transaction
+	// upgrades.
 	var baseFiles map[string]string
-	upgraded := map[string]bool{}
+	upgraded := map[string]*installed{}
+	var base []*installed
 	if plan.baseRoot != "" {
-		base, err := readLocalDB(plan.baseRoot)
-		if err != nil {
+		if base, err = readLocalDB(plan.baseRoot); err != nil {
 			return nil, fmt.Errorf("installing packages: %w", err)
 		}
 		var keep []*installed
 		for _, b := range base {
 			if plan.has(b.Name) {
-				upgraded[b.Name] = true
+				upgraded[b.Name] = b
 			} else {
 				keep = append(keep, b)
 			}
@@ -113,16 +135,33 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	}
 	defer r.close()
 	pfs = installOrder(pfs)
-	res := &Result{}
-	pre, err := hookSteps([]string{plan.baseRoot, dir}, "PreTransaction", pfs, upgraded)
+	trees := []string{dir, plan.baseRoot}
+	txn, err := transaction(plan.baseRoot, base, pfs, upgraded, opts.WithDocs)
 	if err != nil {
 		return nil, fmt.Errorf("installing packages: %w", err)
 	}
+	sr, why := scriptRunner(plan, dir, meta, opts)
+	res := &Result{}
+	pre, skipped, errs := hookSteps(trees, "PreTransaction", txn, base)
 	res.Steps = append(res.Steps, pre...)
+	if sr != nil && len(pre) > 0 && !hasRunnerShell(trees) {
+		sr, why = nil, fmt.Errorf("the tree has no %s", ScriptletShell)
+	}
+	if sr != nil {
+		// libalpm aborts the transaction when a hook it is to run
+		// before it is broken.
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("installing packages: PreTransaction hooks: %w", err)
+		}
+		if err := sr.runPre(ctx, pre, skipped); err != nil {
+			return nil, fmt.Errorf("installing packages: %w", err)
+		}
+	}
 	x := newExtractor(r, meta, baseFiles, opts.WithDocs)
 	if err := x.checkConflicts(pfs); err != nil {
 		return nil, err
 	}
+	var steps []Step
 	for i, pf := range pfs {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("installing packages: %w", err)
@@ -130,13 +169,13 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 		if err := x.extract(pf); err != nil {
 			return nil, fmt.Errorf("installing %s %s: %w", pf.pkg.Name, pf.pkg.Version, err)
 		}
-		before, after := scriptletSteps(pf)
+		before, after := scriptlets(pf, txn[i].oldVersion)
 		for _, s := range []*Step{before, after} {
 			if s != nil {
-				res.Steps = append(res.Steps, *s)
+				steps = append(steps, *s)
 			}
 		}
-		progress(Event{Kind: EventExtract, Package: pf.pkg.Name, N: i + 1, Count: len(pfs)})
+		progress(installer.Event{Kind: installer.Extract, Package: pf.pkg.Name, Done: i + 1, Count: len(pfs)})
 	}
 	if err := x.finishDirs(); err != nil {
 		return nil, fmt.Errorf("installing packages: %w", err)
@@ -144,24 +183,32 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	if err := writeLocalDB(r, pfs, plan.insecure); err != nil {
 		return nil, fmt.Errorf("installing packages: %w", err)
 	}
-	post, err := hookSteps([]string{plan.baseRoot, dir}, "PostTransaction", pfs, upgraded)
-	if err != nil {
-		return nil, fmt.Errorf("installing packages: %w", err)
+	if hasLDConfig(trees) {
+		steps = append(steps, Step{Kind: "ldconfig"})
 	}
-	res.Steps = append(res.Steps, post...)
-	if opts.Scripts != nil {
-		for _, s := range res.Steps {
-			if err := opts.Scripts.Run(ctx, dir, s); err != nil {
-				return nil, fmt.Errorf("installing packages: %s: %w", s, err)
-			}
+	// The hooks after the transaction see the new packages' files (what
+	// was unpacked) and hooks.
+	for i, pf := range pfs {
+		txn[i].files = installedNames(pf.files, opts.WithDocs)
+	}
+	post, skipped, errs := hookSteps(trees, "PostTransaction", txn, afterTransaction(base, pfs, upgraded))
+	steps = append(steps, post...)
+	res.Steps = append(res.Steps, steps...)
+	if sr != nil && len(steps) > 0 && !hasRunnerShell(trees) {
+		sr, why = nil, fmt.Errorf("the tree has no %s", ScriptletShell)
+	}
+	if sr == nil {
+		notRun(res.Steps, why, opts)
+	} else {
+		for _, e := range errs {
+			sr.warn(e.Error())
+		}
+		if err := sr.runPost(ctx, steps, skipped, r); err != nil {
+			return nil, fmt.Errorf("installing packages: %w", err)
 		}
 		res.Ran = true
-	} else {
-		for _, s := range res.Steps {
-			progress(Event{Kind: EventNotRun, Package: s.Package, Detail: s.String()})
-		}
 	}
-	progress(Event{Kind: EventDone, N: len(pfs), Count: len(pfs)})
+	progress(installer.Event{Kind: installer.Done, Done: len(pfs), Count: len(pfs)})
 	return res, nil
 }
 
@@ -176,9 +223,9 @@ func (p *Plan) has(name string) bool {
 
 // fetchAndVerify downloads the packages (checked against their SHA-256),
 // then checks signatures and reads the metadata of each, in parallel.
-func fetchAndVerify(ctx context.Context, plan *Plan, cacheDir string, kr *Keyring, progress func(Event)) ([]*pkgFile, error) {
+func fetchAndVerify(ctx context.Context, plan *Plan, cacheDir string, kr *Keyring, progress func(installer.Event)) ([]*pkgFile, error) {
 	f := &fetch.Fetcher{CacheDir: cacheDir, Progress: func(p fetch.Progress) {
-		progress(Event{Kind: EventDownload, N: p.Done, Count: p.Count, Bytes: p.Bytes, Total: p.Total})
+		progress(installer.Event{Kind: installer.Download, Done: p.Done, Count: p.Count, Bytes: p.Bytes, Total: p.Total})
 	}}
 	items := make([]fetch.Item, len(plan.Packages))
 	for i, p := range plan.Packages {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/internal/arch"
 )
 
@@ -78,33 +79,11 @@ type Request struct {
 	// lock's packages (no database is read), and every requested package
 	// must be in it.
 	Lock *Lock
-	// Progress, when set, receives events; calls are serialized.
-	Progress func(Event)
+	// Progress, when set, receives events (installer.Index names each
+	// sync database read); calls are serialized.
+	Progress func(installer.Event)
 	// Now is the time signatures are checked at; zero means now.
 	Now time.Time
-}
-
-// EventKind says what an Event reports.
-type EventKind string
-
-// The events Resolve and Install report.
-const (
-	EventDatabase EventKind = "database" // a sync database was read; Package names it
-	EventResolved EventKind = "resolved" // N packages resolved
-	EventDownload EventKind = "download" // N of Count files, Bytes of Total
-	EventExtract  EventKind = "extract"  // Package was unpacked, N of Count
-	EventNotRun   EventKind = "not-run"  // a scriptlet or hook was recorded, not run; Detail says which
-	EventWarning  EventKind = "warning"  // Detail says what
-	EventDone     EventKind = "done"
-)
-
-// Event is a progress report.
-type Event struct {
-	Kind         EventKind
-	Package      string
-	Detail       string
-	N, Count     int
-	Bytes, Total int64
 }
 
 // Package is one package of a Plan.
@@ -361,7 +340,7 @@ func loadUniverse(ctx context.Context, req *Request, arch string, kr *Keyring, f
 			}
 			u.dbs[i] = db
 			if req.Progress != nil {
-				req.Progress(Event{Kind: EventDatabase, Package: rp.name, N: len(pkgs)})
+				req.Progress(installer.Event{Kind: installer.Index, Package: rp.name})
 			}
 		}()
 	}

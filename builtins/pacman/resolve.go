@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/internal/suggest"
 )
 
@@ -92,7 +93,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		req.Progress(Event{Kind: EventResolved, N: len(p.Packages)})
+		req.Progress(installer.Event{Kind: installer.Resolved, Count: len(p.Packages)})
 		return p, nil
 	}
 	var kr *Keyring
@@ -132,7 +133,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	sort.Slice(plan.Packages, func(a, b int) bool { return plan.Packages[a].Name < plan.Packages[b].Name })
 	plan.Requested = append([]string{}, targets...)
 	sort.Strings(plan.Requested)
-	req.Progress(Event{Kind: EventResolved, N: len(plan.Packages)})
+	req.Progress(installer.Event{Kind: installer.Resolved, Count: len(plan.Packages)})
 	return plan, nil
 }
 
@@ -550,12 +551,12 @@ func (s *solver) check() error {
 }
 
 // serialize returns fn wrapped so calls never overlap (a no-op for nil).
-func serialize(fn func(Event)) func(Event) {
+func serialize(fn func(installer.Event)) func(installer.Event) {
 	if fn == nil {
-		return func(Event) {}
+		return func(installer.Event) {}
 	}
 	var mu sync.Mutex
-	return func(e Event) {
+	return func(e installer.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		fn(e)

@@ -5,11 +5,14 @@ import (
 	"testing"
 
 	"github.com/sxb-build/sxb/builtins/pacman/pacmantest"
+	"github.com/sxb-build/sxb/builtins/sandbox"
 )
 
 // TestMain stops the GnuPG daemons the tests started in the fixture's
-// key homes.
+// key homes. sandbox.Init serves the sandbox's re-executions of the test
+// binary (the scriptlet tests).
 func TestMain(m *testing.M) {
+	sandbox.Init()
 	code := m.Run()
 	pacmantest.StopAgents()
 	os.Exit(code)

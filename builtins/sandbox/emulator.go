@@ -96,6 +96,17 @@ func EmulatorForArch(a arch.Arch) (*Emulator, error) {
 	return FindEmulator(h)
 }
 
+// EmulatorForArchName is EmulatorForArch for an architecture in any
+// spelling internal/arch reads (a package index's, say): nil, nil when
+// its executables run natively.
+func EmulatorForArchName(name string) (*Emulator, error) {
+	a, err := arch.Parse(name)
+	if err != nil {
+		return nil, err
+	}
+	return EmulatorForArch(a)
+}
+
 // FindEmulator is EmulatorFor for the first bytes of an ELF executable.
 func FindEmulator(header []byte) (*Emulator, error) {
 	self, err := os.Open("/proc/self/exe")

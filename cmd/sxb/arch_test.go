@@ -13,15 +13,12 @@ import (
 	"github.com/sxb-build/sxb/internal/testenv"
 )
 
-// TestArchFixture builds an Arch base and a sysext on it from a local
-// signed mirror laid out like an Arch mirror (the fixture of
-// builtins/pacman, made with makepkg and repo-add), then checks the
-// image, the base's local database (pacman -Q) and that a locked build
-// gives the same image.
-func TestArchFixture(t *testing.T) {
-	dissect := testenv.NeedTool(t, "systemd-dissect")
-	fx := pacmantest.Get(t)
-	mirror := fx.CopyMirror(t)
+// archWorkspace writes a workspace whose package arch has a base_image
+// of packages from mirror (the fixture's keyring trusted) followed by
+// rest, points the cache into the test's directory and returns the
+// workspace.
+func archWorkspace(t *testing.T, fx *pacmantest.Fixture, mirror string, packages []string, rest string) string {
+	t.Helper()
 	dir := t.TempDir()
 	ws := filepath.Join(dir, "ws")
 	os.MkdirAll(filepath.Join(ws, "arch"), 0o755)
@@ -35,13 +32,26 @@ func TestArchFixture(t *testing.T) {
     architecture = "x86-64",
     mirror = "file://` + mirror + `",
     keyring = "packager.gpg",
-    packages = ["fx-lib", "fx-hook"],
+    packages = ["` + strings.Join(packages, `", "`) + `"],
 )
-
-sysext(name = "tool", base = base, packages = ["fx-tool"])
-`
+` + rest
 	os.WriteFile(filepath.Join(ws, "arch/BUILD.star"), []byte(build), 0o644)
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	return ws
+}
+
+// TestArchFixture builds an Arch base and a sysext on it from a local
+// signed mirror laid out like an Arch mirror (the fixture of
+// builtins/pacman, made with makepkg and repo-add), then checks the
+// image, the base's local database (pacman -Q) and that a locked build
+// gives the same image.
+func TestArchFixture(t *testing.T) {
+	dissect := testenv.NeedTool(t, "systemd-dissect")
+	fx := pacmantest.Get(t)
+	mirror := fx.CopyMirror(t)
+	ws := archWorkspace(t, fx, mirror, []string{"fx-lib", "fx-hook"}, `
+sysext(name = "tool", base = base, packages = ["fx-tool"])
+`)
 	sxb := func(args ...string) (string, string) {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
@@ -105,6 +115,39 @@ sysext(name = "tool", base = base, packages = ["fx-tool"])
 	for _, bad := range []string{"usr/lib/libfx.so.2", "usr/lib/os-release", "\netc", "\nvar"} {
 		if strings.Contains(files, bad) {
 			t.Errorf("image has %q:\n%s", bad, files)
+		}
+	}
+}
+
+// TestArchScripts builds an Arch base and a sysext whose packages have
+// .INSTALL scriptlets and libalpm hooks: they run (the base's tree holds
+// the trace they write; a failing scriptlet is a warning, as pacman goes
+// on), and with scripts = False the manifest lists what did not run.
+func TestArchScripts(t *testing.T) {
+	fx := pacmantest.Get(t)
+	ws := archWorkspace(t, fx, fx.Mirror, []string{"fx-bash", "fx-hooks", "fx-failing"}, `
+sysext(name = "scripted", base = base, packages = ["fx-scripted"])
+sysext(name = "unscripted", base = base, packages = ["fx-scripted"], scripts = False)
+`)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), &environ{stdout: &stdout, stderr: &stderr, dir: ws}, []string{"build", "--progress=plain", "//arch:all"}); code != 0 {
+		t.Fatalf("sxb build: exit %d\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "post_install of fx-failing failed (exit status 3): fx-failing: cannot set things up") {
+		t.Errorf("no warning about fx-failing's post_install:\n%s", stderr.String())
+	}
+	trace, err := os.ReadFile(filepath.Join(ws, "sxb-out/arch/base/var/lib/fx-trace"))
+	if err != nil || !strings.Contains(string(trace), "post_install fx-failing 1.0-1\n") || !strings.Contains(string(trace), "fx-b.hook fx-hooks\n") {
+		t.Errorf("the base's trace: %v\n%s", err, trace)
+	}
+	scripted, _ := os.ReadFile(filepath.Join(ws, "sxb-out/arch/scripted.manifest.json"))
+	if strings.Contains(string(scripted), "scripts_not_run") {
+		t.Errorf("scripted's manifest lists scripts not run:\n%s", scripted)
+	}
+	unscripted, _ := os.ReadFile(filepath.Join(ws, "sxb-out/arch/unscripted.manifest.json"))
+	for _, want := range []string{`"pre_install of fx-scripted"`, `"post_install of fx-scripted"`, `"ldconfig"`, `"hook fx.hook (PostTransaction)"`} {
+		if !strings.Contains(string(unscripted), want) {
+			t.Errorf("unscripted's manifest lacks %s:\n%s", want, unscripted)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/sxb-build/sxb/builtins/deb"
 	"github.com/sxb-build/sxb/builtins/extension"
@@ -92,13 +91,12 @@ func (debInstaller) Install(ctx context.Context, r Resolved, root string, meta *
 
 // ScriptRunner implements Installer: dpkg's scripts run natively, through
 // a registered emulator, or not.
-func (debInstaller) ScriptRunner(a arch.Arch) string {
-	return scriptRunner(deb.ScriptEmulator(a.Systemd()))
-}
+func (debInstaller) ScriptRunner(a arch.Arch) string { return scriptRunner(a) }
 
-// scriptRunner names, for action keys, how an installer's scripts run:
-// "native", the emulator, or "" when they cannot.
-func scriptRunner(emu *sandbox.Emulator, err error) string {
+// scriptRunner says how packages' code of architecture a runs here:
+// "native", the binfmt_misc emulator, or "" when it cannot.
+func scriptRunner(a arch.Arch) string {
+	emu, err := sandbox.EmulatorForArch(a)
 	switch {
 	case err != nil:
 		return ""
@@ -172,7 +170,7 @@ func (rpmInstaller) Install(ctx context.Context, r Resolved, root string, meta *
 // ScriptRunner implements Installer: rpm scriptlets run natively, through
 // a registered emulator, or not.
 func (rpmInstaller) ScriptRunner(a arch.Arch) string {
-	return scriptRunner(rpm.ScriptEmulator(a.Systemd()))
+	return scriptRunner(a)
 }
 
 type pacmanInstaller struct{}
@@ -187,24 +185,11 @@ func (r pacmanResolved) Packages() []Package {
 	return out
 }
 
-func pacmanProgress(report func(string, string)) func(pacman.Event) {
-	return func(ev pacman.Event) {
-		switch ev.Kind {
-		case pacman.EventDatabase:
-			report("resolving", "database "+ev.Package)
-		case pacman.EventDownload:
-			report("downloading", fmt.Sprintf("%d/%d packages, %s/%s MB", ev.N, ev.Count, mb(ev.Bytes), mb(ev.Total)))
-		case pacman.EventExtract:
-			report("extracting", fmt.Sprintf("%d/%d %s", ev.N, ev.Count, ev.Package))
-		}
-	}
-}
-
 func (pacmanInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
 	pr := pacman.Request{
 		Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror, Repositories: req.Repositories,
 		Packages: req.Packages, BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, CacheDir: req.CacheDir,
-		Progress: pacmanProgress(report),
+		Progress: installProgress(report),
 	}
 	if req.Keyring != "" {
 		pr.Keyring = []string{req.Keyring}
@@ -223,35 +208,22 @@ func (pacmanInstaller) Resolve(ctx context.Context, req InstallRequest, report f
 	return pacmanResolved{plan}, nil
 }
 
-// Install unpacks the plan. The .INSTALL scriptlets and libalpm hooks
-// pacman would run are recorded, not run: running package code needs the
-// sandbox (pacman.InstallOptions.Scripts is the seam).
+// Install unpacks the plan and runs the .INSTALL scriptlets, ldconfig and
+// libalpm hooks in the sandbox as pacman would, unless scripts are off
+// or cannot run here.
 func (pacmanInstaller) Install(ctx context.Context, r Resolved, root string, meta *tree.Meta, opts InstallOptions) (*InstallReport, error) {
-	res, err := pacman.Install(ctx, r.(pacmanResolved).plan, root, meta, pacman.InstallOptions{WithDocs: opts.WithDocs, Progress: pacmanProgress(opts.Report)})
-	if err != nil {
-		return nil, err
-	}
 	rep := &InstallReport{}
-	for _, s := range res.Steps {
-		rep.ScriptsNotRun = append(rep.ScriptsNotRun, s.String())
-	}
-	if len(rep.ScriptsNotRun) > 0 && opts.Scripts && opts.Warn != nil {
-		opts.Warn(fmt.Sprintf("%d pacman scriptlets and hooks were not run (not supported yet): %s", len(rep.ScriptsNotRun), summarize(rep.ScriptsNotRun, 5)))
-	}
-	return rep, nil
+	_, err := pacman.Install(ctx, r.(pacmanResolved).plan, root, meta, pacman.InstallOptions{
+		WithDocs: opts.WithDocs, Progress: installProgress(opts.Report),
+		Scripts: opts.Scripts, Epoch: opts.Epoch, Warn: opts.Warn,
+		NotRun: func(s []string) { rep.ScriptsNotRun = s },
+	})
+	return rep, err
 }
 
-// ScriptRunner implements Installer: pacman's scriptlets and hooks are not
-// run yet (they are recorded).
-func (pacmanInstaller) ScriptRunner(arch.Arch) string { return "" }
-
-// summarize lists at most n items of l and says how many more there are.
-func summarize(l []string, n int) string {
-	if len(l) <= n {
-		return strings.Join(l, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(l[:n], ", "), len(l)-n)
-}
+// ScriptRunner implements Installer: pacman's scriptlets and hooks run
+// natively, through a registered emulator, or not.
+func (pacmanInstaller) ScriptRunner(a arch.Arch) string { return scriptRunner(a) }
 
 func (pacmanInstaller) Pin(r Resolved) ([]byte, error) {
 	return pacman.LockOf(r.(pacmanResolved).plan).Marshal()

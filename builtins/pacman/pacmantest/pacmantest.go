@@ -2,8 +2,12 @@
 // install from (builtins/pacman/testdata/mkfixture.sh: makepkg as nobody,
 // repo-add, gpg), once per machine: the result is kept in the temporary
 // directory under a name derived from the script and the PKGBUILDs, as
-// makepkg's fakeroot phase makes building take minutes. Tests that change
-// the fixture work on a copy (CopyMirror).
+// makepkg's fakeroot phase makes building take minutes (about ten for
+// all of pkgbuild/ on a loaded machine). mkfixture.sh also keeps the
+// packages of each PKGBUILD in the temporary directory
+// (sxb-pacman-pkgcache), so that after a change to one PKGBUILD only that
+// one is built again. Tests that change the fixture work on a copy
+// (CopyMirror).
 package pacmantest
 
 import (

@@ -76,16 +76,43 @@ for f in "$here"/pkgbuild/*; do
 	cp "$f" "$d/PKGBUILD"
 	cp "$here"/pkgbuild/*.install "$d/"
 done
+# makepkg's output depends on the PKGBUILD, the install files it names,
+# the configuration and the time stamp only: packages built before are
+# kept in $cache (beside OUT, or $SXB_PACMAN_PKGCACHE) under a hash of
+# those, so that changing one PKGBUILD rebuilds that one alone.
+cache=${SXB_PACMAN_PKGCACHE:-$(dirname "$out")/sxb-pacman-pkgcache}
+pkgkey() { # pkgkey DIR
+	{
+		cat "$1/PKGBUILD" "$build/makepkg.conf"
+		for i in $(sed -n 's/^ *install=//p' "$1/PKGBUILD"); do cat "$here/pkgbuild/$i"; done
+		echo "$SOURCE_DATE_EPOCH"
+	} | sha256sum | cut -c1-32
+}
+for d in "$build"/*/; do
+	c=$cache/$(pkgkey "$d")
+	if [[ -d $c ]]; then
+		cp "$c"/*.pkg.tar.* "$d/" && touch "$d/.cached"
+	fi
+done
 chown -R nobody "$build"
 step makepkg
 su -s /bin/bash nobody -c '
 	set -e
 	for d in "'"$build"'"/*/; do
+		[[ -e $d/.cached ]] && continue
 		ext=$(sed -n "s/^# pkgext //p" "$d/PKGBUILD")
 		(cd "$d" && HOME="$d" PKGEXT=$ext SOURCE_DATE_EPOCH='"$SOURCE_DATE_EPOCH"' \
 			makepkg --config ../makepkg.conf -f --nodeps >build.log 2>&1) || { cat "$d/build.log"; exit 1; }
 	done
 '
+for d in "$build"/*/; do
+	[[ -e $d/.cached ]] && continue
+	c=$cache/$(pkgkey "$d")
+	mkdir -p "$cache"
+	tmp=$(mktemp -d "$c.XXXXXX")
+	cp "$d"/*.pkg.tar.* "$tmp/"
+	mv -T "$tmp" "$c" 2>/dev/null || rm -rf "$tmp" # another build was first
+done
 signer() {
 	case $1 in
 	fx-weak) echo weak ;;
