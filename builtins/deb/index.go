@@ -3,6 +3,7 @@ package deb
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/gob"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sxb-build/sxb/builtins/fetch"
 	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
@@ -191,33 +193,55 @@ type parsedIndex struct {
 	Mentions []string
 }
 
-// loadIndex parses the index at path (compressed as name says) or reads
-// the parsed form from the cache, keyed by the index SHA256.
-func loadIndex(cacheDir, path, name, sha, origin, base string) (*parsedIndex, error) {
-	cfile := filepath.Join(cacheDir, "deb-index", sha256hex([]byte(indexCacheVersion+"\x00"+sha))+".gob")
-	setOrigin := func(pi *parsedIndex) *parsedIndex {
-		for i := range pi.Pkgs {
-			pi.Pkgs[i].Origin, pi.Pkgs[i].Base = origin, base
-		}
-		return pi
-	}
-	if f, err := os.Open(cfile); err == nil {
-		var pi parsedIndex
-		err := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20)).Decode(&pi)
-		f.Close()
-		if err == nil {
-			return setOrigin(&pi), nil
-		}
-	}
-	f, err := os.Open(path)
+// indexCachePath is where the parsed form of the index with digest sha is
+// cached.
+func indexCachePath(cacheDir, sha string) string {
+	return filepath.Join(cacheDir, "deb-index", sha256hex([]byte(indexCacheVersion+"\x00"+sha))+".gob")
+}
+
+// cachedIndex reads the parsed form of the index with digest sha from the
+// cache (nil when absent or unreadable).
+func cachedIndex(cacheDir, sha string) *parsedIndex {
+	f, err := os.Open(indexCachePath(cacheDir, sha))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
+		return nil
 	}
 	defer f.Close()
-	var rd io.Reader = f
+	var pi parsedIndex
+	if gob.NewDecoder(bufio.NewReaderSize(f, 1<<20)).Decode(&pi) != nil {
+		return nil
+	}
+	return &pi
+}
+
+// storeIndex caches the parsed form of the index with digest sha. It is
+// best effort: a failure only costs parsing next time.
+func storeIndex(cacheDir, sha string, pi *parsedIndex) {
+	cfile := indexCachePath(cacheDir, sha)
+	if err := os.MkdirAll(filepath.Dir(cfile), 0o755); err != nil {
+		return
+	}
+	tmp, err := atomicfile.Create(cfile, 0o600)
+	if err != nil {
+		return
+	}
+	defer tmp.Abort()
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	err = gob.NewEncoder(w).Encode(pi)
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	if err == nil {
+		tmp.Commit()
+	}
+}
+
+// parseIndex parses a Packages index, compressed as its name says, from rd.
+func parseIndex(rd io.Reader, name string) (*parsedIndex, error) {
 	done := func() error { return nil }
 	if strings.HasSuffix(name, ".xz") || strings.HasSuffix(name, ".gz") || strings.HasSuffix(name, ".zst") {
-		if rd, done, err = decompressor(f, name, true); err != nil {
+		var err error
+		if rd, done, err = decompressor(rd, name, true); err != nil {
 			return nil, fmt.Errorf("reading %s: %w", name, err)
 		}
 	}
@@ -228,20 +252,59 @@ func loadIndex(cacheDir, path, name, sha, origin, base string) (*parsedIndex, er
 	if err != nil {
 		return nil, fmt.Errorf("parsing %s: %w", name, err)
 	}
-	pi := &parsedIndex{Pkgs: pkgs, Mentions: mentions}
-	// Caching is best effort: a failure only costs parsing next time.
-	if err := os.MkdirAll(filepath.Dir(cfile), 0o755); err == nil {
-		if tmp, err := atomicfile.Create(cfile, 0o600); err == nil {
-			w := bufio.NewWriterSize(tmp, 1<<20)
-			err := gob.NewEncoder(w).Encode(pi)
-			if ferr := w.Flush(); err == nil {
-				err = ferr
-			}
-			if err == nil {
-				tmp.Commit()
-			}
-			tmp.Abort()
+	return &parsedIndex{Pkgs: pkgs, Mentions: mentions}, nil
+}
+
+// readIndex returns the parsed index ix: from the parsed-index cache, or
+// parsed while it downloads, or (when streaming fails) downloaded with
+// retries, then parsed.
+func readIndex(ctx context.Context, f *fetch.Fetcher, cacheDir string, ix index) (*parsedIndex, error) {
+	pi := cachedIndex(cacheDir, ix.sum.sha)
+	if pi == nil {
+		item := fetch.Item{URL: ix.url, Size: ix.sum.size, SHA256: ix.sum.sha}
+		_, err := f.Stream(ctx, item, func(r io.Reader) error {
+			var err error
+			pi, err = parseIndex(r, ix.name)
+			return err
+		})
+		if _, cached := f.Cached(item); err != nil && cached {
+			// The index arrived whole and checked: the error is the
+			// parser's.
+			return nil, fmt.Errorf("%s: %w", ix.canonical, err)
 		}
+		if err != nil {
+			if pi, err = fetchIndex(ctx, f, ix); err != nil {
+				return nil, err
+			}
+		}
+		storeIndex(cacheDir, ix.sum.sha, pi)
 	}
-	return setOrigin(pi), nil
+	for i := range pi.Pkgs {
+		pi.Pkgs[i].Origin, pi.Pkgs[i].Base = ix.origin, ix.base
+	}
+	return pi, nil
+}
+
+// fetchIndex downloads ix (with retries, from its canonical name when the
+// by-hash file is missing) and parses it.
+func fetchIndex(ctx context.Context, f *fetch.Fetcher, ix index) (*parsedIndex, error) {
+	path, err := f.Fetch(ctx, fetch.Item{URL: ix.url, Size: ix.sum.size, SHA256: ix.sum.sha})
+	if err != nil && ix.url != ix.canonical {
+		// Mirrors in the middle of a sync may lack the by-hash file;
+		// the canonical name is checked against the same hash.
+		path, err = f.Fetch(ctx, fetch.Item{URL: ix.canonical, Size: ix.sum.size, SHA256: ix.sum.sha})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetching index: %w", err)
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ix.name, err)
+	}
+	defer fh.Close()
+	pi, err := parseIndex(fh, ix.name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ix.canonical, err)
+	}
+	return pi, nil
 }
