@@ -241,7 +241,7 @@ func parseIndex(rd io.Reader, name string) (*parsedIndex, error) {
 	done := func() error { return nil }
 	if strings.HasSuffix(name, ".xz") || strings.HasSuffix(name, ".gz") || strings.HasSuffix(name, ".zst") {
 		var err error
-		if rd, done, err = decompressor(rd, name, true); err != nil {
+		if rd, done, err = decompressor(rd, name); err != nil {
 			return nil, fmt.Errorf("reading %s: %w", name, err)
 		}
 	}
