@@ -5,7 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/gob"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -39,7 +39,7 @@ type Pkg struct {
 
 // indexCacheVersion changes whenever Pkg or the parser changes, so stale
 // cache entries are not read.
-const indexCacheVersion = "deb-index-v2"
+const indexCacheVersion = "deb-index-v3"
 
 func sha256hex(b []byte) string {
 	h := sha256.Sum256(b)
@@ -196,22 +196,17 @@ type parsedIndex struct {
 // indexCachePath is where the parsed form of the index with digest sha is
 // cached.
 func indexCachePath(cacheDir, sha string) string {
-	return filepath.Join(cacheDir, "deb-index", sha256hex([]byte(indexCacheVersion+"\x00"+sha))+".gob")
+	return filepath.Join(cacheDir, "deb-index", sha256hex([]byte(indexCacheVersion+"\x00"+sha)))
 }
 
 // cachedIndex reads the parsed form of the index with digest sha from the
 // cache (nil when absent or unreadable).
 func cachedIndex(cacheDir, sha string) *parsedIndex {
-	f, err := os.Open(indexCachePath(cacheDir, sha))
+	b, err := os.ReadFile(indexCachePath(cacheDir, sha))
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
-	var pi parsedIndex
-	if gob.NewDecoder(bufio.NewReaderSize(f, 1<<20)).Decode(&pi) != nil {
-		return nil
-	}
-	return &pi
+	return decodeIndex(b)
 }
 
 // storeIndex caches the parsed form of the index with digest sha. It is
@@ -221,19 +216,94 @@ func storeIndex(cacheDir, sha string, pi *parsedIndex) {
 	if err := os.MkdirAll(filepath.Dir(cfile), 0o755); err != nil {
 		return
 	}
-	tmp, err := atomicfile.Create(cfile, 0o600)
-	if err != nil {
-		return
+	atomicfile.Write(cfile, encodeIndex(pi), 0o600)
+}
+
+// The cached form of a parsed index is a flat list of length-prefixed
+// strings (uvarints): the mentions, then per package its fields in the
+// order of pkgFields, Essential as "1" or "" and Size in decimal; decoding
+// takes every string as a slice of one copy of the file. It replaced gob,
+// whose reflection-driven decoding was most of a warm resolution (0.5 s
+// against 0.05 s for bookworm/main).
+
+// pkgFields lists the string fields of a Pkg the cache keeps (Origin and
+// Base are the reader's).
+func pkgFields(p *Pkg) []*string {
+	return []*string{&p.Name, &p.Version, &p.Arch, &p.MultiArch, &p.Priority, &p.Source, &p.Depends, &p.PreDepends,
+		&p.Recommends, &p.Provides, &p.Conflicts, &p.Breaks, &p.Filename, &p.SHA256}
+}
+
+func encodeIndex(pi *parsedIndex) []byte {
+	b := make([]byte, 0, 1<<20)
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
 	}
-	defer tmp.Abort()
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	err = gob.NewEncoder(w).Encode(pi)
-	if ferr := w.Flush(); err == nil {
-		err = ferr
+	b = binary.AppendUvarint(b, uint64(len(pi.Mentions)))
+	for _, m := range pi.Mentions {
+		str(m)
 	}
-	if err == nil {
-		tmp.Commit()
+	b = binary.AppendUvarint(b, uint64(len(pi.Pkgs)))
+	for i := range pi.Pkgs {
+		p := &pi.Pkgs[i]
+		for _, f := range pkgFields(p) {
+			str(*f)
+		}
+		str(strconv.FormatBool(p.Essential))
+		str(strconv.FormatInt(p.Size, 10))
 	}
+	return b
+}
+
+// decodeIndex reads what encodeIndex wrote (nil when it is not that).
+func decodeIndex(b []byte) *parsedIndex {
+	s := string(b)
+	pos := 0
+	bad := false
+	num := func() int {
+		v, n := binary.Uvarint(b[pos:])
+		if n <= 0 || v > uint64(len(b)) {
+			bad = true
+			return 0
+		}
+		pos += n
+		return int(v)
+	}
+	str := func() string {
+		n := num()
+		if bad || pos+n > len(s) {
+			bad = true
+			return ""
+		}
+		pos += n
+		return s[pos-n : pos]
+	}
+	pi := &parsedIndex{}
+	nm := num()
+	pi.Mentions = make([]string, 0, min(nm, len(b)))
+	for i := 0; i < nm && !bad; i++ {
+		pi.Mentions = append(pi.Mentions, str())
+	}
+	np := num()
+	pi.Pkgs = make([]Pkg, 0, min(np, len(b)/16))
+	for i := 0; i < np && !bad; i++ {
+		pi.Pkgs = append(pi.Pkgs, Pkg{})
+		p := &pi.Pkgs[len(pi.Pkgs)-1]
+		for _, f := range pkgFields(p) {
+			*f = str()
+		}
+		var err error
+		if p.Essential, err = strconv.ParseBool(str()); err != nil {
+			return nil
+		}
+		if p.Size, err = strconv.ParseInt(str(), 10, 64); err != nil {
+			return nil
+		}
+	}
+	if bad || pos != len(b) {
+		return nil
+	}
+	return pi
 }
 
 // parseIndex parses a Packages index, compressed as its name says, from rd.
