@@ -377,6 +377,7 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 					}
 					u.pkgs = append(u.pkgs, p)
 				}
+				r.pkgs[j] = nil // copied: the collector may take it
 			}
 		}
 		return u.index(read), nil
