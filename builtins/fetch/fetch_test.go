@@ -283,7 +283,7 @@ func TestStream(t *testing.T) {
 	it2.URL += "?2"
 	os.Remove(p)
 	boom := errors.New("boom")
-	p, err = f.Stream(ctx, it2, func(r io.Reader) error {
+	_, err = f.Stream(ctx, it2, func(r io.Reader) error {
 		r.Read(make([]byte, 10))
 		return boom
 	})
