@@ -7,7 +7,9 @@
 # sysext(base=..., packages=["jq"]).
 #
 # Scenarios (each tool in turn, same machine, same network):
-#   a  cold            empty caches, everything downloaded
+#   a  cold            empty caches, everything downloaded (sxb writes a
+#                      --trace, logs/sxb.a.trace.json; its peak memory is
+#                      reported)
 #   b  warm            rebuild with nothing changed (RUNS runs, hyperfine)
 #   c  change          the sysext's packages change: jq -> jq,htop
 #   d  cold, debs kept output/action caches dropped, package downloads and
@@ -281,7 +283,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 jq_conf jq
 build_star jq
 sxb_cold
-timed sxb.a $FRESH_SXB
+timed sxb.a $FRESH_SXB --trace="$W/logs/sxb.a.trace.json"
 mkosi_cold
 timed mkosi.a $FRESH_MKOSI -f build
 SXB_IMG_SIZE=$(size "$S/sxb-out/jq.raw")
@@ -347,6 +349,7 @@ echo "sxb $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?') vs
 echo "project: bookworm base (systemd, udev) + jq sysext (erofs, no verity); work dir $W"
 echo "mkosi project = the seed's + top-level Format=none, sources bookworm{,-updates,-security} (no deb-src/debug), comma lists$([ "$SAME_SET" = 0 ] || echo ', usrmerge pinned away')"
 echo "load average at start: $LOAD_START, at end: $LOAD_END (other work on the machine skews times)"
+echo "sxb cold build: $(grep -o 'peak memory [0-9.]* [KMG]iB' "$W/logs/sxb.a.log" || echo 'peak memory ?'), trace in logs/sxb.a.trace.json (go run ./bench/tracesvg FILE > FILE.svg draws it)"
 echo
 printf '%-44s %9s %9s %9s\n' "scenario (seconds)" "sxb" "mkosi" "mkosi/sxb"
 row "a  cold (empty caches, downloads)" sxb.a mkosi.a

@@ -84,6 +84,9 @@ type Request struct {
 	// Progress, when set, receives resolution events; calls are
 	// serialized.
 	Progress func(installer.Event)
+	// Indexes, when set, is shared by the Requests of one build: what
+	// one read of the repositories the others reuse (see Indexes).
+	Indexes *Indexes
 	// Now is the time signatures and Valid-Until are checked at; zero
 	// means the current time.
 	Now time.Time

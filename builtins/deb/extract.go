@@ -161,12 +161,14 @@ var hasXZ = sync.OnceValue(func() string {
 	return p
 })
 
-// decompressor wraps r according to the member name's extension. The
-// returned close function reports decompression errors.
-func decompressor(r io.Reader, name string, external bool) (io.Reader, func() error, error) {
+// decompressor wraps r according to the member name's extension (xz
+// through the host's xz when there is one). The returned close function
+// reports decompression errors; it must be called once the stream was
+// used, whatever happened, to reap the external decompressor.
+func decompressor(r io.Reader, name string) (io.Reader, func() error, error) {
 	switch {
 	case strings.HasSuffix(name, ".xz"):
-		if x := hasXZ(); x != "" && external && os.Getenv("SXB_DEB_PURE_GO") == "" {
+		if x := hasXZ(); x != "" && os.Getenv("SXB_DEB_PURE_GO") == "" {
 			cmd := exec.Command(x, "-dc", "-T1")
 			cmd.Stdin = r
 			var stderr bytes.Buffer
@@ -255,11 +257,25 @@ func (r *root) unpack(file string, idx int, withDocs bool, tarCache string) (*un
 	return u, nil
 }
 
+// readControl reads the control member. An xz one goes through the host's
+// xz too: Go's decoder allocates and clears the whole dictionary the header
+// names (8 MiB from dpkg-deb) for a few kilobytes, which made control
+// members cost as much CPU as half the payloads of a base system.
 func (r *root) readControl(rd io.Reader, name string, idx int, u *unpacked) error {
-	dr, done, err := decompressor(rd, name, false)
+	dr, done, err := decompressor(rd, name)
 	if err != nil {
 		return err
 	}
+	err = r.readControlTar(dr, idx, u)
+	// done reaps the decompressor whatever happened (it drains its
+	// output first).
+	if derr := done(); err == nil {
+		err = derr
+	}
+	return err
+}
+
+func (r *root) readControlTar(dr io.Reader, idx int, u *unpacked) error {
 	tr := tar.NewReader(dr)
 	for {
 		h, err := tr.Next()
@@ -299,7 +315,7 @@ func (r *root) readControl(rd io.Reader, name string, idx int, u *unpacked) erro
 			u.info[n] = b
 		}
 	}
-	return done()
+	return nil
 }
 
 func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u *unpacked, tarCache string) error {
@@ -316,7 +332,7 @@ func (r *root) extractData(rd io.Reader, name string, idx int, withDocs bool, u 
 			os.Remove(tarCache)
 		}
 	}
-	dr, done, err := decompressor(rd, name, true)
+	dr, done, err := decompressor(rd, name)
 	if err != nil {
 		return err
 	}

@@ -3,8 +3,9 @@ package deb
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
-	"encoding/gob"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sxb-build/sxb/builtins/fetch"
 	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
@@ -37,7 +39,7 @@ type Pkg struct {
 
 // indexCacheVersion changes whenever Pkg or the parser changes, so stale
 // cache entries are not read.
-const indexCacheVersion = "deb-index-v2"
+const indexCacheVersion = "deb-index-v3"
 
 func sha256hex(b []byte) string {
 	h := sha256.Sum256(b)
@@ -191,33 +193,125 @@ type parsedIndex struct {
 	Mentions []string
 }
 
-// loadIndex parses the index at path (compressed as name says) or reads
-// the parsed form from the cache, keyed by the index SHA256.
-func loadIndex(cacheDir, path, name, sha, origin, base string) (*parsedIndex, error) {
-	cfile := filepath.Join(cacheDir, "deb-index", sha256hex([]byte(indexCacheVersion+"\x00"+sha))+".gob")
-	setOrigin := func(pi *parsedIndex) *parsedIndex {
-		for i := range pi.Pkgs {
-			pi.Pkgs[i].Origin, pi.Pkgs[i].Base = origin, base
-		}
-		return pi
-	}
-	if f, err := os.Open(cfile); err == nil {
-		var pi parsedIndex
-		err := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20)).Decode(&pi)
-		f.Close()
-		if err == nil {
-			return setOrigin(&pi), nil
-		}
-	}
-	f, err := os.Open(path)
+// indexCachePath is where the parsed form of the index with digest sha is
+// cached.
+func indexCachePath(cacheDir, sha string) string {
+	return filepath.Join(cacheDir, "deb-index", sha256hex([]byte(indexCacheVersion+"\x00"+sha)))
+}
+
+// cachedIndex reads the parsed form of the index with digest sha from the
+// cache (nil when absent or unreadable).
+func cachedIndex(cacheDir, sha string) *parsedIndex {
+	b, err := os.ReadFile(indexCachePath(cacheDir, sha))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
+		return nil
 	}
-	defer f.Close()
-	var rd io.Reader = f
+	return decodeIndex(b)
+}
+
+// storeIndex caches the parsed form of the index with digest sha. It is
+// best effort: a failure only costs parsing next time.
+func storeIndex(cacheDir, sha string, pi *parsedIndex) {
+	cfile := indexCachePath(cacheDir, sha)
+	if err := os.MkdirAll(filepath.Dir(cfile), 0o755); err != nil {
+		return
+	}
+	atomicfile.Write(cfile, encodeIndex(pi), 0o600)
+}
+
+// The cached form of a parsed index is a flat list of length-prefixed
+// strings (uvarints): the mentions, then per package its fields in the
+// order of pkgFields, Essential as "1" or "" and Size in decimal; decoding
+// takes every string as a slice of one copy of the file. It replaced gob,
+// whose reflection-driven decoding was most of a warm resolution (0.5 s
+// against 0.05 s for bookworm/main).
+
+// pkgFields lists the string fields of a Pkg the cache keeps (Origin and
+// Base are the reader's).
+func pkgFields(p *Pkg) []*string {
+	return []*string{&p.Name, &p.Version, &p.Arch, &p.MultiArch, &p.Priority, &p.Source, &p.Depends, &p.PreDepends,
+		&p.Recommends, &p.Provides, &p.Conflicts, &p.Breaks, &p.Filename, &p.SHA256}
+}
+
+func encodeIndex(pi *parsedIndex) []byte {
+	b := make([]byte, 0, 1<<20)
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(pi.Mentions)))
+	for _, m := range pi.Mentions {
+		str(m)
+	}
+	b = binary.AppendUvarint(b, uint64(len(pi.Pkgs)))
+	for i := range pi.Pkgs {
+		p := &pi.Pkgs[i]
+		for _, f := range pkgFields(p) {
+			str(*f)
+		}
+		str(strconv.FormatBool(p.Essential))
+		str(strconv.FormatInt(p.Size, 10))
+	}
+	return b
+}
+
+// decodeIndex reads what encodeIndex wrote (nil when it is not that).
+func decodeIndex(b []byte) *parsedIndex {
+	s := string(b)
+	pos := 0
+	bad := false
+	num := func() int {
+		v, n := binary.Uvarint(b[pos:])
+		if n <= 0 || v > uint64(len(b)) {
+			bad = true
+			return 0
+		}
+		pos += n
+		return int(v)
+	}
+	str := func() string {
+		n := num()
+		if bad || pos+n > len(s) {
+			bad = true
+			return ""
+		}
+		pos += n
+		return s[pos-n : pos]
+	}
+	pi := &parsedIndex{}
+	nm := num()
+	pi.Mentions = make([]string, 0, min(nm, len(b)))
+	for i := 0; i < nm && !bad; i++ {
+		pi.Mentions = append(pi.Mentions, str())
+	}
+	np := num()
+	pi.Pkgs = make([]Pkg, 0, min(np, len(b)/16))
+	for i := 0; i < np && !bad; i++ {
+		pi.Pkgs = append(pi.Pkgs, Pkg{})
+		p := &pi.Pkgs[len(pi.Pkgs)-1]
+		for _, f := range pkgFields(p) {
+			*f = str()
+		}
+		var err error
+		if p.Essential, err = strconv.ParseBool(str()); err != nil {
+			return nil
+		}
+		if p.Size, err = strconv.ParseInt(str(), 10, 64); err != nil {
+			return nil
+		}
+	}
+	if bad || pos != len(b) {
+		return nil
+	}
+	return pi
+}
+
+// parseIndex parses a Packages index, compressed as its name says, from rd.
+func parseIndex(rd io.Reader, name string) (*parsedIndex, error) {
 	done := func() error { return nil }
 	if strings.HasSuffix(name, ".xz") || strings.HasSuffix(name, ".gz") || strings.HasSuffix(name, ".zst") {
-		if rd, done, err = decompressor(f, name, true); err != nil {
+		var err error
+		if rd, done, err = decompressor(rd, name); err != nil {
 			return nil, fmt.Errorf("reading %s: %w", name, err)
 		}
 	}
@@ -228,20 +322,59 @@ func loadIndex(cacheDir, path, name, sha, origin, base string) (*parsedIndex, er
 	if err != nil {
 		return nil, fmt.Errorf("parsing %s: %w", name, err)
 	}
-	pi := &parsedIndex{Pkgs: pkgs, Mentions: mentions}
-	// Caching is best effort: a failure only costs parsing next time.
-	if err := os.MkdirAll(filepath.Dir(cfile), 0o755); err == nil {
-		if tmp, err := atomicfile.Create(cfile, 0o600); err == nil {
-			w := bufio.NewWriterSize(tmp, 1<<20)
-			err := gob.NewEncoder(w).Encode(pi)
-			if ferr := w.Flush(); err == nil {
-				err = ferr
-			}
-			if err == nil {
-				tmp.Commit()
-			}
-			tmp.Abort()
+	return &parsedIndex{Pkgs: pkgs, Mentions: mentions}, nil
+}
+
+// readIndex returns the parsed index ix: from the parsed-index cache, or
+// parsed while it downloads, or (when streaming fails) downloaded with
+// retries, then parsed.
+func readIndex(ctx context.Context, f *fetch.Fetcher, cacheDir string, ix index) (*parsedIndex, error) {
+	pi := cachedIndex(cacheDir, ix.sum.sha)
+	if pi == nil {
+		item := fetch.Item{URL: ix.url, Size: ix.sum.size, SHA256: ix.sum.sha}
+		_, err := f.Stream(ctx, item, func(r io.Reader) error {
+			var err error
+			pi, err = parseIndex(r, ix.name)
+			return err
+		})
+		if _, cached := f.Cached(item); err != nil && cached {
+			// The index arrived whole and checked: the error is the
+			// parser's.
+			return nil, fmt.Errorf("%s: %w", ix.canonical, err)
 		}
+		if err != nil {
+			if pi, err = fetchIndex(ctx, f, ix); err != nil {
+				return nil, err
+			}
+		}
+		storeIndex(cacheDir, ix.sum.sha, pi)
 	}
-	return setOrigin(pi), nil
+	for i := range pi.Pkgs {
+		pi.Pkgs[i].Origin, pi.Pkgs[i].Base = ix.origin, ix.base
+	}
+	return pi, nil
+}
+
+// fetchIndex downloads ix (with retries, from its canonical name when the
+// by-hash file is missing) and parses it.
+func fetchIndex(ctx context.Context, f *fetch.Fetcher, ix index) (*parsedIndex, error) {
+	path, err := f.Fetch(ctx, fetch.Item{URL: ix.url, Size: ix.sum.size, SHA256: ix.sum.sha})
+	if err != nil && ix.url != ix.canonical {
+		// Mirrors in the middle of a sync may lack the by-hash file;
+		// the canonical name is checked against the same hash.
+		path, err = f.Fetch(ctx, fetch.Item{URL: ix.canonical, Size: ix.sum.size, SHA256: ix.sum.sha})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetching index: %w", err)
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ix.name, err)
+	}
+	defer fh.Close()
+	pi, err := parseIndex(fh, ix.name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ix.canonical, err)
+	}
+	return pi, nil
 }

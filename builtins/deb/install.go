@@ -145,6 +145,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 		return fmt.Errorf("installing packages: %w", err)
 	}
 	if scripts {
+		progress(installer.Event{Kind: installer.Scripts, Count: len(plan.Packages)})
 		if err := r.runScripts(ctx, sp, base, opts); err != nil {
 			return fmt.Errorf("installing packages: %w", err)
 		}

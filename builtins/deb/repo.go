@@ -116,10 +116,11 @@ func (r *Request) keyring() (openpgp.EntityList, error) {
 // fetchRelease downloads and verifies dists/<suite>/InRelease, falling back
 // to Release + Release.gpg. It returns (nil, nil) for an optional suite
 // that does not exist.
-func fetchRelease(ctx context.Context, f *fetch.Fetcher, src source, kr openpgp.EntityList, insecure bool, now time.Time) (*release, error) {
+// get reads a file whose digest is not known in advance (fetch.Fetcher.Get).
+func fetchRelease(src source, get func(string) ([]byte, error), kr openpgp.EntityList, insecure bool, now time.Time) (*release, error) {
 	dist := src.base + "/dists/" + src.suite + "/"
 	var text []byte
-	in, err := f.Get(ctx, dist+"InRelease", 0)
+	in, err := get(dist + "InRelease")
 	switch {
 	case err == nil:
 		if insecure {
@@ -137,7 +138,7 @@ func fetchRelease(ctx context.Context, f *fetch.Fetcher, src source, kr openpgp.
 			text = t
 		}
 	case errors.Is(err, fetch.ErrNotFound):
-		rel, err := f.Get(ctx, dist+"Release", 0)
+		rel, err := get(dist + "Release")
 		if errors.Is(err, fetch.ErrNotFound) && src.optional {
 			return nil, nil
 		}
@@ -149,7 +150,7 @@ func fetchRelease(ctx context.Context, f *fetch.Fetcher, src source, kr openpgp.
 			return nil, err
 		}
 		if !insecure {
-			sig, err := f.Get(ctx, dist+"Release.gpg", 0)
+			sig, err := get(dist + "Release.gpg")
 			if errors.Is(err, fetch.ErrNotFound) {
 				return nil, fmt.Errorf("%s: unsigned repository (no InRelease, no Release.gpg): %w", dist, ErrSignature)
 			}
@@ -202,6 +203,15 @@ func indexFile(r *release, comp, arch string) (string, fileSum, bool) {
 	return "", fileSum{}, false
 }
 
+// index is one Packages index a Release lists.
+type index struct {
+	// url is where it is fetched (by hash when the Release says so),
+	// canonical its name in the suite; name is the Release's
+	// ("main/binary-amd64/Packages.xz"); origin "<suite>/<component>".
+	url, canonical, name, origin, base string
+	sum                                fileSum
+}
+
 // universe is every package version the request's suites offer.
 type universe struct {
 	arch    string
@@ -245,11 +255,14 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 		keyrings[s.keyring] = k
 	}
 	now := req.now()
+	get := func(u string) ([]byte, error) { return f.Get(ctx, u, 0) }
+	// The signed Release of every source first: its index digests name
+	// the universe, which a shared Indexes may hold already.
 	type result struct {
-		pkgs     []Pkg
-		mentions []string
+		indexes  []index
+		pkgs     [][]Pkg
+		mentions [][]string
 		err      error
-		read     []string
 	}
 	results := make([]result, len(srcs))
 	var wg sync.WaitGroup
@@ -264,7 +277,16 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 			if len(src.comps) > 0 {
 				scomps = src.comps
 			}
-			rel, err := fetchRelease(ctx, f, src, skr, req.Insecure, now)
+			// The same file verified against the same keyring gives the
+			// same answer within a build.
+			who := src.keyring
+			if who == "" {
+				who = req.Keyring
+			}
+			rkey := fmt.Sprintf("%s\x00%s\x00%s\x00%v", src.base, src.suite, who, req.Insecure)
+			rel, err := req.Indexes.release(rkey, func() (*release, error) {
+				return fetchRelease(src, get, skr, req.Insecure, now)
+			})
 			if err != nil || rel == nil {
 				results[i].err = err
 				return
@@ -279,65 +301,97 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 					return
 				}
 				dir := src.base + "/dists/" + src.suite + "/"
-				u := dir + name
+				ix := index{url: dir + name, canonical: dir + name, name: name, origin: src.suite + "/" + comp, base: src.base, sum: sum}
 				if rel.ByHash {
-					u = dir + name[:strings.LastIndexByte(name, '/')+1] + "by-hash/SHA256/" + sum.sha
+					ix.url = dir + name[:strings.LastIndexByte(name, '/')+1] + "by-hash/SHA256/" + sum.sha
 				}
-				path, err := f.Fetch(ctx, fetch.Item{URL: u, Size: sum.size, SHA256: sum.sha})
-				if err != nil && rel.ByHash {
-					// Mirrors in the middle of a sync may lack the
-					// by-hash file; the canonical name is checked
-					// against the same hash.
-					path, err = f.Fetch(ctx, fetch.Item{URL: dir + name, Size: sum.size, SHA256: sum.sha})
-				}
-				if err != nil {
-					results[i].err = fmt.Errorf("fetching index: %w", err)
-					return
-				}
-				if progress != nil {
-					progress(installer.Event{Kind: installer.Index, Package: src.suite + "/" + comp})
-				}
-				pi, err := loadIndex(req.CacheDir, path, name, sum.sha, src.suite+"/"+comp, src.base)
-				if err != nil {
-					results[i].err = fmt.Errorf("%s%s: %w", dir, name, err)
-					return
-				}
-				results[i].pkgs = append(results[i].pkgs, pi.Pkgs...)
-				results[i].mentions = append(results[i].mentions, pi.Mentions...)
-				results[i].read = append(results[i].read, src.suite+"/"+comp)
+				results[i].indexes = append(results[i].indexes, ix)
 			}
 		}(i, src)
 	}
 	wg.Wait()
-	u := &universe{arch: arch, byName: map[string][]int{}, provide: map[string][]int{}, id: map[string]int{}}
-	var read []string
-	total := 0
-	for _, r := range results {
-		total += len(r.pkgs)
-	}
-	u.pkgs = make([]Pkg, 0, total)
+	var key strings.Builder
+	key.WriteString(arch)
 	for _, r := range results {
 		if r.err != nil {
 			return nil, r.err
 		}
-		for _, m := range r.mentions {
-			if _, ok := u.id[m]; !ok {
-				u.id[m] = len(u.id)
-			}
+		for _, ix := range r.indexes {
+			fmt.Fprintf(&key, "\x00%s\x00%s\x00%s", ix.origin, ix.base, ix.sum.sha)
 		}
-		for _, p := range r.pkgs {
-			if p.Arch != arch && p.Arch != "all" {
-				continue
-			}
-			u.pkgs = append(u.pkgs, p)
-		}
-		read = append(read, r.read...)
 	}
-	u.where = strings.Join(read, ", ") + " " + arch
+	return req.Indexes.universe(key.String(), func() (*universe, error) {
+		for i := range results {
+			results[i].pkgs = make([][]Pkg, len(results[i].indexes))
+			results[i].mentions = make([][]string, len(results[i].indexes))
+		}
+		errs := make([][]error, len(srcs))
+		for i := range results {
+			errs[i] = make([]error, len(results[i].indexes))
+			for j, ix := range results[i].indexes {
+				wg.Add(1)
+				go func(i, j int, ix index) {
+					defer wg.Done()
+					pi, err := readIndex(ctx, f, req.CacheDir, ix)
+					if err != nil {
+						errs[i][j] = err
+						return
+					}
+					if progress != nil {
+						progress(installer.Event{Kind: installer.Index, Package: ix.origin})
+					}
+					results[i].pkgs[j], results[i].mentions[j] = pi.Pkgs, pi.Mentions
+				}(i, j, ix)
+			}
+		}
+		wg.Wait()
+		for _, l := range errs {
+			for _, err := range l {
+				if err != nil {
+					return nil, err
+				}
+			}
+		}
+		var read []string
+		total := 0
+		for _, r := range results {
+			for _, p := range r.pkgs {
+				total += len(p)
+			}
+			for _, ix := range r.indexes {
+				read = append(read, ix.origin)
+			}
+		}
+		u := &universe{arch: arch, byName: map[string][]int{}, provide: map[string][]int{}, id: map[string]int{}}
+		u.pkgs = make([]Pkg, 0, total)
+		for _, r := range results {
+			for j := range r.indexes {
+				for _, m := range r.mentions[j] {
+					if _, ok := u.id[m]; !ok {
+						u.id[m] = len(u.id)
+					}
+				}
+				for _, p := range r.pkgs[j] {
+					if p.Arch != arch && p.Arch != "all" {
+						continue
+					}
+					u.pkgs = append(u.pkgs, p)
+				}
+				r.pkgs[j] = nil // copied: the collector may take it
+			}
+		}
+		return u.index(read), nil
+	})
+}
+
+// index fills the lookup tables of u from u.pkgs; read lists the
+// suites/components the packages come from.
+func (u *universe) index(read []string) *universe {
+	u.where = strings.Join(read, ", ") + " " + u.arch
 	if len(read) == 1 {
-		u.where = read[0] + " " + arch
+		u.where = read[0] + " " + u.arch
 	} else if len(read) > 1 {
-		u.where = strings.Join(read, ", ") + " " + arch
+		u.where = strings.Join(read, ", ") + " " + u.arch
 	}
 	for i := range u.pkgs {
 		p := &u.pkgs[i]
@@ -363,5 +417,5 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 	for _, l := range u.byName {
 		sort.Ints(l)
 	}
-	return u, nil
+	return u
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sxb-build/sxb/builtins/installer"
 	"github.com/sxb-build/sxb/builtins/sandbox"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/testenv"
@@ -253,8 +254,18 @@ perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(PeerAddr => "127.0.0.1:`
 		t.Fatal(err)
 	}
 	ext := filepath.Join(t.TempDir(), "ext")
-	if err := Install(ctx, plan, ext, tree.NewMeta(), InstallOptions{Scripts: true}); err != nil {
+	var kinds []string
+	progress := func(e installer.Event) {
+		if len(kinds) == 0 || kinds[len(kinds)-1] != string(e.Kind) {
+			kinds = append(kinds, string(e.Kind))
+		}
+	}
+	if err := Install(ctx, plan, ext, tree.NewMeta(), InstallOptions{Scripts: true, Progress: progress}); err != nil {
 		t.Fatal(err)
+	}
+	// The scripts are a step of their own, after unpacking.
+	if got := strings.Join(kinds, " "); got != "download extract scripts done" {
+		t.Errorf("progress events %q, want \"download extract scripts done\"", got)
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "intact\n" {
 		t.Errorf("the host file changed: %q", b)

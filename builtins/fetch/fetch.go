@@ -237,6 +237,81 @@ func (f *Fetcher) fetch(ctx context.Context, it Item, count func(int64)) (string
 	return "", last
 }
 
+// Stream is Fetch that also hands the content to consume as it arrives,
+// so that reading it (decompressing, parsing) overlaps the download rather
+// than following it. consume runs on its own goroutine and sees the bytes
+// before they are verified: its result counts only when Stream returns no
+// error, and then the content is checked and in the cache at the returned
+// path. A cache hit is read from the cache. A download is tried once, in
+// one piece (no ranges, no retries): when it fails, Stream returns the
+// error and the caller falls back to Fetch. An error of consume is
+// returned after the download completed (the file is cached all the same).
+func (f *Fetcher) Stream(ctx context.Context, it Item, consume func(io.Reader) error) (string, error) {
+	if f.CacheDir == "" {
+		return "", fmt.Errorf("fetching %s: no cache directory set", it.URL)
+	}
+	if _, ok := f.Cached(it); ok {
+		// Fetch checks the hit's digest (and fetches a damaged one again).
+		p, err := f.Fetch(ctx, it)
+		if err != nil {
+			return "", err
+		}
+		fh, err := os.Open(p)
+		if err != nil {
+			return "", fmt.Errorf("fetching %s: %w", it.URL, err)
+		}
+		defer fh.Close()
+		return p, consume(fh)
+	}
+	it.SHA256 = strings.ToLower(it.SHA256)
+	if !validSHA(it.SHA256) {
+		return "", fmt.Errorf("fetching %s: invalid or missing SHA256 %q", it.URL, it.SHA256)
+	}
+	dst := f.CachePath(it.SHA256)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("fetching %s: %w", it.URL, err)
+	}
+	body, err := f.open(ctx, it.URL)
+	if err != nil {
+		return "", err
+	}
+	defer body.Close()
+	tmp, err := atomicfile.Create(dst, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("fetching %s: %w", it.URL, err)
+	}
+	defer tmp.Abort()
+	pr, pw := io.Pipe()
+	consumed := make(chan error, 1)
+	go func() {
+		err := consume(pr)
+		// Whatever consume left unread is drained, so the download
+		// never blocks on it.
+		io.Copy(io.Discard, pr)
+		consumed <- err
+	}()
+	h := sha256.New()
+	var r io.Reader = body
+	if it.Size >= 0 {
+		r = io.LimitReader(body, it.Size+1)
+	}
+	n, err := io.Copy(io.MultiWriter(tmp, h, pw), r)
+	if err != nil {
+		err = fmt.Errorf("fetching %s: %w", it.URL, err)
+	} else {
+		err = verify(it, n, h)
+	}
+	pw.CloseWithError(err)
+	cerr := <-consumed
+	if err != nil {
+		return "", err
+	}
+	if err := tmp.Commit(); err != nil {
+		return "", fmt.Errorf("fetching %s: %w", it.URL, err)
+	}
+	return dst, cerr
+}
+
 // rangedMin is the size from which an http(s) file of known size is
 // fetched as several parallel byte ranges: one connection to a CDN is often
 // much slower than the link.

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -241,5 +242,67 @@ func TestRangedDownload(t *testing.T) {
 	f = &Fetcher{CacheDir: t.TempDir(), Retries: -1}
 	if _, err := f.Fetch(context.Background(), it); !errors.Is(err, ErrChecksum) {
 		t.Fatalf("tampered ranged download: %v", err)
+	}
+}
+
+func TestStream(t *testing.T) {
+	content := bytes.Repeat([]byte("stream me "), 100000)
+	var gets atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gets.Add(1)
+		w.Write(content)
+	}))
+	defer srv.Close()
+	f := &Fetcher{CacheDir: t.TempDir()}
+	ctx := context.Background()
+	it := Item{URL: srv.URL + "/x", Size: int64(len(content)), SHA256: sum(content)}
+	var seen []byte
+	read := func(r io.Reader) error {
+		b, err := io.ReadAll(r)
+		seen = b
+		return err
+	}
+	p, err := f.Stream(ctx, it, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(seen, content) {
+		t.Fatalf("consumer saw %d bytes, want %d", len(seen), len(content))
+	}
+	if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, content) {
+		t.Fatalf("cached file: %v, %d bytes", err, len(b))
+	}
+	// A hit is read from the cache, not the network.
+	seen = nil
+	if _, err := f.Stream(ctx, it, read); err != nil || !bytes.Equal(seen, content) || gets.Load() != 1 {
+		t.Fatalf("cache hit: err %v, %d bytes seen, %d GETs", err, len(seen), gets.Load())
+	}
+	// A consumer that stops early and fails: its error, the file cached
+	// all the same.
+	it2 := it
+	it2.URL += "?2"
+	os.Remove(p)
+	boom := errors.New("boom")
+	_, err = f.Stream(ctx, it2, func(r io.Reader) error {
+		r.Read(make([]byte, 10))
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("consumer error: got %v", err)
+	}
+	if _, ok := f.Cached(it2); !ok {
+		t.Fatal("file not cached after a consumer error")
+	}
+	// Wrong content: the consumer sees an error, nothing is cached.
+	bad := Item{URL: srv.URL + "/y", Size: int64(len(content)), SHA256: sum([]byte("other"))}
+	var cerr error
+	if _, err := f.Stream(ctx, bad, func(r io.Reader) error { _, cerr = io.ReadAll(r); return cerr }); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("bad digest: got %v", err)
+	}
+	if !errors.Is(cerr, ErrChecksum) {
+		t.Errorf("consumer of bad content read %v, want the checksum error", cerr)
+	}
+	if _, ok := f.Cached(bad); ok {
+		t.Error("bad content cached")
 	}
 }

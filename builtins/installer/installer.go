@@ -25,6 +25,9 @@ const (
 	// Extract: Package was unpacked (Debian) or is being unpacked (rpm);
 	// Done of Count.
 	Extract Kind = "extract"
+	// Scripts: the packages are unpacked and their maintainer scripts
+	// (and the triggers they set off) start running; Count packages.
+	Scripts Kind = "scripts"
 	// Done: all Count packages are installed.
 	Done Kind = "done"
 )

@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 
@@ -78,7 +80,44 @@ func sxbMain() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit makes the collector run, and hand memory back
+		// to the system, before the heap grows past it: a cold build's
+		// peak (parsing a distribution's package index while packages
+		// unpack) then stays near its live data. GOMEMLIMIT overrides it.
+		debug.SetMemoryLimit(memoryLimit)
+	}
+	if p := os.Getenv("SXB_CPUPROFILE"); p != "" {
+		stopProfile, err := startCPUProfile(p)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sxb: SXB_CPUPROFILE:", err)
+			return exitError
+		}
+		defer stopProfile()
+	}
 	return run(ctx, &environ{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, dir: dir}, os.Args[1:])
+}
+
+// memoryLimit is the Go heap's soft limit unless GOMEMLIMIT sets one.
+const memoryLimit = 160 << 20
+
+// startCPUProfile writes a pprof CPU profile of this process to path
+// (SXB_CPUPROFILE, for `go tool pprof`) until the returned function runs.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "sxb: SXB_CPUPROFILE:", err)
+		}
+	}, nil
 }
 
 // run executes one sxb invocation (args without the program name) and

@@ -21,10 +21,13 @@ import (
 
 // NativeInstallers returns the installers sxb builds with by default, by
 // distribution name: the Debian family (builtins/deb), the rpm family
-// (builtins/rpm) and Arch Linux (builtins/pacman).
+// (builtins/rpm) and Arch Linux (builtins/pacman). The Debian installer
+// keeps the repositories it read in memory for the resolutions of one
+// build: call NativeInstallers once per build.
 func NativeInstallers() map[string]Installer {
+	d := debInstaller{indexes: &deb.Indexes{}}
 	return map[string]Installer{
-		"debian": debInstaller{}, "ubuntu": debInstaller{},
+		"debian": d, "ubuntu": d,
 		"opensuse": rpmInstaller{}, "fedora": rpmInstaller{},
 		"arch": pacmanInstaller{},
 	}
@@ -32,7 +35,10 @@ func NativeInstallers() map[string]Installer {
 
 func mb(n int64) string { return fmt.Sprintf("%.1f", float64(n)/(1<<20)) }
 
-type debInstaller struct{}
+type debInstaller struct {
+	// indexes is shared by the resolutions of one build.
+	indexes *deb.Indexes
+}
 
 type debResolved struct{ plan *deb.Plan }
 
@@ -54,16 +60,19 @@ func installProgress(report func(string, string)) func(installer.Event) {
 			report("downloading", fmt.Sprintf("%d/%d packages, %s/%s MB", ev.Done, ev.Count, mb(ev.Bytes), mb(ev.Total)))
 		case installer.Extract:
 			report("extracting", fmt.Sprintf("%d/%d %s", ev.Done, ev.Count, ev.Package))
+		case installer.Scripts:
+			report("running scripts", fmt.Sprintf("%d packages", ev.Count))
 		}
 	}
 }
 
-func (debInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
+func (d debInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
 	dr := deb.Request{
 		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Components: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
 		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
 		Sources: req.AptSources, NoDefaultSources: req.NoDefaultSources, Progress: installProgress(report),
+		Indexes: d.indexes,
 	}
 	if len(req.Pin) > 0 {
 		l, err := deb.ParseLock(req.Pin, "pin")
