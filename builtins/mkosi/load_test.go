@@ -941,3 +941,50 @@ func TestSandboxTrees(t *testing.T) {
 		}
 	}
 }
+
+// [Match]BuildSources= is true when a build source is mounted at the
+// target named (leading slashes and trailing ones do not count); the
+// default build source (the project directory) has no target.
+func TestMatchBuildSources(t *testing.T) {
+	for _, tc := range []struct {
+		sources, match string
+		want           bool
+	}{
+		{"", "kernel", false},
+		{"", "!kernel", true},
+		{"src:kernel", "kernel", true},
+		{"src:kernel/", "/kernel", true},
+		{"src:./kernel", "kernel", true},
+		{"src:kernel", "!kernel", false},
+		{"src:other,src:kernel", "kernel", true},
+		{"src", "src", false},
+	} {
+		conf := "[Distribution]\nDistribution=debian\n"
+		if tc.sources != "" {
+			conf += "[Build]\nBuildSources=" + tc.sources + "\n"
+		}
+		dir := writeProject(t, map[string]string{
+			"mkosi.conf":          conf,
+			"src/":                "",
+			"mkosi.conf.d/k.conf": "[Match]\nBuildSources=" + tc.match + "\n[Content]\nPackages=k\n",
+		})
+		if got := len(mustLoad(t, dir).Main().Packages) == 1; got != tc.want {
+			t.Errorf("BuildSources=%s, [Match]BuildSources=%s: matched %v, want %v", tc.sources, tc.match, got, tc.want)
+		}
+	}
+	// The summary prints them as mkosi does: the project directory by
+	// default, targets relative.
+	dir := writeProject(t, map[string]string{"mkosi.conf": "", "src/": ""})
+	eq(t, "default", mustLoad(t, dir).Main().Summary()["BuildSources"], []map[string]any{{"Source": dir, "Target": nil}})
+	dir = writeProject(t, map[string]string{"mkosi.conf": "[Build]\nBuildSources=src:a/b/\n", "src/": ""})
+	eq(t, "set", mustLoad(t, dir).Main().Summary()["BuildSources"], []map[string]any{{"Source": filepath.Join(dir, "src"), "Target": "a/b"}})
+	for conf, want := range map[string]string{
+		"[Build]\nBuildSources=nope\n":       "nope does not exist",
+		"[Build]\nBuildSources=mkosi.conf\n": "mkosi.conf is not a directory",
+	} {
+		err := loadErr(t, writeProject(t, map[string]string{"mkosi.conf": conf}))
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", conf, err, want)
+		}
+	}
+}

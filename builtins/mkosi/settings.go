@@ -81,8 +81,10 @@ var (
 	tPaths    = &kind{name: "list", parse: listParser(listOpts{item: itemPath(true)}), nullable: true, empty: []string{}}
 	tPathsOpt = &kind{name: "list", parse: listParser(listOpts{item: itemPath(false)}), nullable: true, empty: []string{}}
 	tScripts  = &kind{name: "list", parse: listParser(listOpts{item: itemPath(true), glob: true}), nullable: true, empty: []string{}}
-	tTrees    = &kind{name: "trees", parse: treesParser(false), nullable: true, empty: []Tree{}}
-	tTreesReq = &kind{name: "trees", parse: treesParser(true), nullable: true, empty: []Tree{}}
+	tTrees    = &kind{name: "trees", parse: treesParser(treeOpts{}), nullable: true, empty: []Tree{}}
+	tTreesReq = &kind{name: "trees", parse: treesParser(treeOpts{required: true}), nullable: true, empty: []Tree{}}
+	tSources  = &kind{name: "trees", parse: treesParser(treeOpts{required: true, directory: true, relTarget: true}),
+		nullable: true, empty: []Tree{}, match: matchBuildSources}
 	tInclude  = &kind{name: "list", parse: listParser(listOpts{item: itemInclude, noReset: true}), nullable: true, empty: []string{}}
 	tEnv      = &kind{name: "dict", parse: parseEnvironment, nullable: true, empty: map[string]string{}, match: matchKeyValue}
 	tPath     = &kind{name: "path", parse: pathParser(false), nullable: true}
@@ -263,7 +265,7 @@ var settings = []*setting{
 	{Name: "UseSubvolumes", Section: "Build", Scope: scUniversal, Kind: tRaw, How: hIgnore},
 	{Name: "RepartOffline", Section: "Build", Scope: scUniversal, Kind: tRaw, How: hIgnore},
 	{Name: "History", Section: "Build", Scope: scMain, Kind: tRaw, How: hIgnore},
-	{Name: "BuildSources", Section: "Build", Scope: scMultiversal, Kind: tRaw, How: hIgnore},
+	{Name: "BuildSources", Section: "Build", Scope: scMultiversal, Kind: tSources, How: hIgnore, DefaultFn: defaultBuildSources},
 	{Name: "BuildSourcesEphemeral", Section: "Build", Scope: scMultiversal, Kind: tRaw, How: hIgnore},
 	{Name: "Environment", Section: "Build", Kind: tEnv},
 	{Name: "EnvironmentFiles", Section: "Build", Kind: tPaths, How: hIgnore, Files: []string{"env"}},
