@@ -877,6 +877,21 @@ func TestDefaultInitrd(t *testing.T) {
 	if err != nil || !strings.Contains(string(js), `"Image": "default-initrd"`) {
 		t.Errorf("summary: %v\n%s", err, js)
 	}
+	// Initrd* lists collect every file's values, as mkosi's lists do;
+	// mkosi-initrd's own packages join them (and sort the list, as
+	// mkosi's package lists sort on every assignment).
+	dir = writeProject(t, map[string]string{
+		"mkosi.conf": "[Distribution]\nDistribution=debian\n[Content]\nPackages=linux-image-amd64\n" +
+			"InitrdVolatilePackages=systemd udev\nInitrdPackages=b\n",
+		"mkosi.conf.d/d.conf": "[Content]\nInitrdVolatilePackages=systemd-resolved\nInitrdPackages=a\n",
+	})
+	res = writeProject(t, map[string]string{"mkosi-initrd/mkosi.conf": "[Output]\nFormat=cpio\n[Content]\nVolatilePackages=kmod\n"})
+	l = mustLoad(t, dir, func(o *LoadOptions) { o.Resources = res })
+	initrd = l.Image("default-initrd")
+	eq(t, "initrd volatile", initrd.Summary()["VolatilePackages"], []string{"kmod", "systemd", "systemd-resolved", "udev"})
+	eq(t, "initrd packages", initrd.Packages, []string{"b", "a"})
+	eq(t, "main InitrdPackages", l.Main().Summary()["InitrdPackages"], []string{"b", "a"})
+
 	// Not bootable without a kernel package, nor with Bootable=no.
 	for _, conf := range []string{"[Content]\nPackages=systemd\n", "[Content]\nBootable=no\nPackages=linux-image-amd64\n", "[Output]\nFormat=sysext\n[Content]\nPackages=linux-image-amd64\n"} {
 		dir := writeProject(t, map[string]string{"mkosi.conf": "[Distribution]\nDistribution=debian\n" + conf})
