@@ -230,6 +230,36 @@ func (im *Image) Builds() bool {
 	return im.Format != "none" && (im.Name != "main" || im.HasContent())
 }
 
+// MkosiBuilds reports whether "mkosi build" builds the image: every image
+// but a Format=none one without build scripts (mkosi has nothing to do
+// for it). An image mkosi builds and sxb does not (see Builds) is still
+// a target, one that cannot be built; NotBuilt says why.
+func (im *Image) MkosiBuilds() bool {
+	scripts, _ := im.values[settingByName["BuildScripts"]].([]string)
+	return im.Format != "none" || len(scripts) > 0
+}
+
+// NotBuilt is why sxb builds no image where mkosi builds one (MkosiBuilds
+// and not Builds), at the setting responsible; nil otherwise.
+func (im *Image) NotBuilt() error {
+	switch {
+	case im.Builds() || !im.MkosiBuilds():
+		return nil
+	case im.Format == "none":
+		p := im.Pos["Format"]
+		if p.File == "" {
+			p = im.Pos["BuildScripts"]
+		}
+		return diag.Errorf(p, "image %s: Format=none with BuildScripts=: an image whose only output is what its build scripts write is not supported by sxb yet", im.Name)
+	}
+	p := im.Pos["Format"]
+	if p.File == "" && len(im.Files) > 0 {
+		p = diag.Pos{File: im.Files[0]}
+	}
+	return diag.Errorf(p, "image %s: the main image installs nothing (no Packages=, BaseTrees=, SkeletonTrees=, ExtraTrees= or mkosi.repart/): "+
+		"mkosi would build an almost empty %s image, sxb builds none (Format=none says there is no main image)", im.Name, im.Format)
+}
+
 // IsExplicit reports whether the setting was set in a file (or a default
 // file) rather than left at its default.
 func (im *Image) IsExplicit(name string) bool { _, ok := im.Pos[name]; return ok }

@@ -76,10 +76,17 @@ func Targets(req Request) ([]*rules.Target, error) {
 	c.p = p
 	var out []*rules.Target
 	for _, im := range p.Images {
-		if !im.Builds() {
-			continue
+		switch {
+		case im.Builds():
+			out = append(out, c.targetOf(im))
+		case im.MkosiBuilds():
+			// mkosi builds it, sxb does not: listed, never built.
+			err := errors.Join(im.NotBuilt(), im.CheckSupported())
+			out = append(out, &rules.Target{
+				Label: c.label(im), Kind: kindOf(im), Pos: c.rel(pos(im, "Format")), Deps: c.deps(im),
+				Unbuildable: c.diags(im, err),
+			})
 		}
-		out = append(out, c.targetOf(im))
 	}
 	return out, nil
 }
@@ -120,7 +127,7 @@ func kindOf(im *mkosi.Image) string {
 func (c *conv) deps(im *mkosi.Image) []label.Label {
 	out := []label.Label{}
 	add := func(dep *mkosi.Image) {
-		if dep == nil || dep == im || !dep.Builds() {
+		if dep == nil || dep == im || !dep.MkosiBuilds() {
 			return // an image that only carries settings
 		}
 		if l := c.label(dep); !slices.Contains(out, l) {
