@@ -676,12 +676,12 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 		addWhy("CleanPackageMetadata", "yes", "removing the package manager's metadata from a base tree is not supported by sxb yet (extensions never carry it)")
 	}
 	for _, t := range append(append([]Tree{}, im.SkeletonTrees...), im.ExtraTrees...) {
-		if exists(t.Source) && !isDir(t.Source) {
+		if exists(t.Source) && t.Archive() {
 			name := "ExtraTrees"
 			if contains(treeSources(im.SkeletonTrees), t.Source) {
 				name = "SkeletonTrees"
 			}
-			add(name, t.String()+" (archives are not supported, only directories)")
+			add(name, t.String()+" (archives and disk images are not supported, only directories and files)")
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -1003,3 +1003,33 @@ func TestMatchBuildSources(t *testing.T) {
 		}
 	}
 }
+
+// ExtraTrees= naming a file copies it (to its target, or into the root
+// under its own name); only what mkosi would unpack (a tar archive or a
+// disk image without a target) is beyond sxb.
+func TestFileTrees(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"mkosi.conf": "[Distribution]\nDistribution=debian\n[Output]\nFormat=directory\n[Content]\n" +
+			"ExtraTrees=unit.service:/usr/lib/systemd/system\nExtraTrees=tool.py\nExtraTrees=rootfs.tar.zst:/srv/rootfs.tar.zst\n",
+		"unit.service": "", "tool.py": "", "rootfs.tar.zst": "",
+	})
+	im := mustLoad(t, dir).Main()
+	var got []string
+	for _, tr := range im.ExtraTrees {
+		got = append(got, filepath.Base(tr.Source)+"@"+tr.ImageTarget())
+	}
+	eq(t, "targets", got, []string{"unit.service@/usr/lib/systemd/system", "tool.py@/tool.py", "rootfs.tar.zst@/srv/rootfs.tar.zst"})
+	if err := im.CheckSupported(); err != nil {
+		t.Errorf("file trees: %v", err)
+	}
+	for _, tree := range []string{"rootfs.tar.zst", "disk.raw", "x.tar"} {
+		dir := writeProject(t, map[string]string{
+			"mkosi.conf": "[Distribution]\nDistribution=debian\n[Output]\nFormat=directory\n[Content]\nExtraTrees=" + tree + "\n",
+			tree:         "",
+		})
+		err := mustLoad(t, dir).Main().CheckSupported()
+		if err == nil || !strings.Contains(err.Error(), "mkosi.conf:6:1: error: image main: ExtraTrees="+filepath.Join(dir, tree)+" (archives and disk images are not supported") {
+			t.Errorf("%s: %v", tree, err)
+		}
+	}
+}

@@ -37,6 +37,31 @@ type Tree struct {
 	Target string `json:"Target"`
 }
 
+// ImageTarget is where the tree goes in the image: its target, "/" when
+// it has none, and for a file without one (or with "/") the file's name
+// at the top, as mkosi copies such a file into the image's root.
+func (t Tree) ImageTarget() string {
+	if t.Target != "" && t.Target != "/" {
+		return t.Target
+	}
+	if fi, err := os.Stat(t.Source); err == nil && !fi.IsDir() {
+		return "/" + filepath.Base(t.Source)
+	}
+	return "/"
+}
+
+// Archive reports whether mkosi unpacks the tree rather than copying it:
+// a tar archive or a disk image without a target (with one, mkosi copies
+// the file as it is).
+func (t Tree) Archive() bool {
+	if t.Target != "" || isDir(t.Source) {
+		return false
+	}
+	b := filepath.Base(t.Source)
+	ext := filepath.Ext(b)
+	return ext == ".raw" || ext == ".tar" || filepath.Ext(strings.TrimSuffix(b, ext)) == ".tar"
+}
+
 func (t Tree) String() string {
 	if t.Target != "" {
 		return t.Source + ":" + t.Target

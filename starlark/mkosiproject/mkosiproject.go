@@ -308,11 +308,7 @@ func validate(im *mkosi.Image, t *rules.Target) error {
 func trees(ts []mkosi.Tree) []rules.Tree {
 	var out []rules.Tree
 	for _, t := range ts {
-		dst := t.Target
-		if dst == "" {
-			dst = "/"
-		}
-		out = append(out, rules.Tree{Source: t.Source, Target: path.Clean("/" + dst)})
+		out = append(out, rules.Tree{Source: t.Source, Target: path.Clean("/" + t.ImageTarget())})
 	}
 	return out
 }
