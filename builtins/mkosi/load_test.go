@@ -749,7 +749,7 @@ func TestUnsupported(t *testing.T) {
 		"mkosi.images/a/mkosi.conf":      "[Output]\nFormat=sysext\n[Content]\nBootable=yes\nHostname=x\nAutologin=no\n",
 		"mkosi.images/a/mkosi.postinst":  "#!/bin/sh\n",
 		"mkosi.images/b/mkosi.conf":      "[Output]\nFormat=uki\n",
-		"mkosi.images/c/mkosi.conf":      "[Output]\nFormat=directory\n[Runtime]\n",
+		"mkosi.images/c/mkosi.conf":      "[Output]\nFormat=directory\n[Validation]\nChecksum=yes\n[Runtime]\n",
 		"mkosi.images/c/mkosi.build.d/x": "",
 	})
 	l := mustLoad(t, dir)
@@ -764,10 +764,11 @@ func TestUnsupported(t *testing.T) {
 		}
 	}
 	eq(t, "unsupported", got, map[string][]string{
-		"a":    {"Bootable@mkosi.images/a/mkosi.conf:4:1", "Hostname@mkosi.images/a/mkosi.conf:5:1", "PostInstallationScripts@mkosi.images/a/mkosi.postinst"},
-		"b":    {"Format@mkosi.images/b/mkosi.conf:2:1"},
-		"c":    {"BuildScripts@mkosi.images/c/mkosi.build.d/x"},
-		"main": {"Checksum@mkosi.conf:5:1"},
+		"a": {"Bootable@mkosi.images/a/mkosi.conf:4:1", "Hostname@mkosi.images/a/mkosi.conf:5:1", "PostInstallationScripts@mkosi.images/a/mkosi.postinst"},
+		"b": {"Format@mkosi.images/b/mkosi.conf:2:1"},
+		// Checksum=yes: extensions have it (and Format=none has nothing
+		// to sum), base trees do not.
+		"c": {"BuildScripts@mkosi.images/c/mkosi.build.d/x", "Checksum@mkosi.images/c/mkosi.conf:4:1"},
 		// a is bootable: mkosi adds its default initrd.
 		"default-initrd": {"Format@mkosi.images/a/mkosi.conf:4:1", "Include@mkosi.images/a/mkosi.conf:4:1"},
 	})

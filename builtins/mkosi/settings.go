@@ -237,7 +237,7 @@ var settings = []*setting{
 	{Name: "SignExpectedPcrCertificate", Section: "Validation", Scope: scInherit, Kind: tRaw, How: hIgnore, Files: []string{"crt"}},
 	{Name: "SignExpectedPcrCertificateSource", Section: "Validation", Scope: scInherit, Kind: tRaw, How: hIgnore},
 	{Name: "Passphrase", Section: "Validation", Kind: tRaw, How: hGap, Files: []string{"passphrase"}},
-	{Name: "Checksum", Section: "Validation", Kind: tRaw, How: hGap, Neutral: neutralBool},
+	{Name: "Checksum", Section: "Validation", Kind: tBool},
 	{Name: "Sign", Section: "Validation", Kind: tRaw, How: hGap, Neutral: neutralBool},
 	{Name: "Key", Section: "Validation", Kind: tRaw, How: hIgnore},
 	{Name: "OpenPGPTool", Section: "Validation", Kind: tRaw, How: hIgnore},

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -150,6 +151,19 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 			placed = append(placed, filepath.Base(f))
 			x.notePublished(f, "")
 		}
+	}
+	if p := t.Publish; p != nil && p.Checksum != "" {
+		arts := []string{p.File}
+		if p.Roothash != "" {
+			arts = append(arts, p.Roothash)
+		}
+		for _, f := range outs[min(1, len(outs)):] {
+			arts = append(arts, filepath.Base(f))
+		}
+		if err := x.writeArtifactSums(filepath.Join(dir, p.Checksum), dir, arts); err != nil {
+			return nil, err
+		}
+		placed = append(placed, p.Checksum)
 	}
 	defs, err := x.publishUpdate(t, dir)
 	if err != nil {
@@ -440,6 +454,29 @@ func (x *executor) notePublished(dst, digest string) {
 	x.pubMu.Lock()
 	x.pubSums[dst] = digest
 	x.pubMu.Unlock()
+}
+
+// writeArtifactSums writes file listing the SHA-256 of the artifacts
+// (names in dir, sorted) as mkosi's <Output>.SHA256SUMS does: "<hex>
+// *<name>". Digests this build already knows are reused.
+func (x *executor) writeArtifactSums(file, dir string, arts []string) error {
+	slices.Sort(arts)
+	var b strings.Builder
+	for _, a := range arts {
+		x.pubMu.Lock()
+		sum := x.pubSums[filepath.Join(dir, a)]
+		x.pubMu.Unlock()
+		if sum == "" {
+			o, err := digestOutput(filepath.Join(dir, a), false)
+			if err != nil {
+				return err
+			}
+			sum = o.Digest
+		}
+		fmt.Fprintf(&b, "%s *%s\n", sum, a)
+	}
+	x.notePublished(file, "")
+	return atomicfile.Write(file, []byte(b.String()), 0o644)
 }
 
 // writeChecksums refreshes SHA256SUMS in every output directory this build

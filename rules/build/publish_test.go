@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -59,7 +60,7 @@ func TestPublishLocation(t *testing.T) {
 	g.Targets[xl.String()] = &rules.Target{Label: xl, Kind: rules.KindSysext, Deps: []label.Label{bl}, Ext: &rules.Extension{
 		Name: "tool", Kind: "sysext", Base: &bl, Packages: []string{"jq"}, Format: "erofs", Verity: "hash", Output: "tool", Version: "2",
 		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/extra"), Target: "/"}}, ReleaseFromTrees: true},
-		Publish: &rules.Publish{Dir: out, File: "tool_2.raw", Symlink: "tool_2", Manifest: "tool_2.manifest.json", Roothash: "tool_2.roothash", SplitPartitions: true,
+		Publish: &rules.Publish{Dir: out, File: "tool_2.raw", Symlink: "tool_2", Manifest: "tool_2.manifest.json", Roothash: "tool_2.roothash", SplitPartitions: true, Checksum: "tool.SHA256SUMS",
 			MkosiManifest: &rules.MkosiManifest{File: "tool_2.manifest", PackageType: "deb", Config: rules.MkosiManifestConfig{Name: "image",
 				Distribution: "debian", Architecture: "x86-64", OutputFormat: "sysext", Version: "2", Release: "trixie"}}}}
 	g.Targets[nl.String()] = &rules.Target{Label: nl, Kind: rules.KindSysext, Ext: &rules.Extension{
@@ -97,6 +98,16 @@ func TestPublishLocation(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(out, "tool_2.roothash")); err != nil || string(b) != "ab12" {
 		t.Errorf("roothash = %q, %v (want the bare digest, as mkosi writes it)", b, err)
+	}
+	// Checksum=yes: mkosi's <Output>.SHA256SUMS lists the image and what
+	// was split off it, nothing else (manifests come later in mkosi).
+	var toolSums []string
+	for _, n := range []string{"tool_2.raw", "tool_2.root-x86-64-verity.raw", "tool_2.root-x86-64.raw", "tool_2.roothash"} {
+		b, _ := os.ReadFile(filepath.Join(out, n))
+		toolSums = append(toolSums, fmt.Sprintf("%x *%s\n", sha256.Sum256(b), n))
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "tool.SHA256SUMS")); err != nil || string(b) != strings.Join(toolSums, "") {
+		t.Errorf("tool.SHA256SUMS: %v\n%s\nwant\n%s", err, b, strings.Join(toolSums, ""))
 	}
 	if m, err := os.ReadFile(filepath.Join(out, "tool_2.manifest.json")); err != nil || !strings.Contains(string(m), `"extension_release": "ID=_any\n"`) {
 		t.Errorf("manifest: %s %v", m, err)

@@ -221,6 +221,9 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 		if x.Verity != "off" && slices.Contains(im.SplitArtifacts, "roothash") {
 			t.Publish.Roothash = im.Output + ".roothash"
 		}
+		if im.Checksum {
+			t.Publish.Checksum = im.Output + ".SHA256SUMS"
+		}
 		for _, a := range im.SplitArtifacts {
 			switch a {
 			case "uki", "kernel", "initrd", "roothash":
