@@ -141,6 +141,9 @@ type Publish struct {
 	// mkosi's Checksum=yes writes <Output>.SHA256SUMS ("<hex> *<name>",
 	// by name).
 	Checksum string `json:"checksum,omitempty"`
+	// Mode, when set, is the access mode of every file published (mkosi's
+	// OutputMode=); a file the cache shares is then copied.
+	Mode *uint32 `json:"mode,omitempty"`
 	// MkosiManifest, when set, also writes mkosi's package manifest
 	// (ManifestFormat=json).
 	MkosiManifest *MkosiManifest `json:"mkosi_manifest,omitempty"`

@@ -148,8 +148,10 @@ type Image struct {
 	CacheDirectory  string
 	CompressOutput  string // "none", "zstd", "xz", ...
 	CompressLevel   int64
-	ImageID         string
-	ImageVersion    string
+	// OutputMode is the access mode of the output files (-1: as made).
+	OutputMode   int64
+	ImageID      string
+	ImageVersion string
 	// Seed is Seed=: the UUID systemd-repart derives partition UUIDs and
 	// the verity salt from, "random", or "" when not set.
 	Seed           string
@@ -605,6 +607,10 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 		SecureBootCertificate: str("SecureBootCertificate"), PassEnvironment: list("PassEnvironment"),
 		Dependencies: list("Dependencies"), Profiles: list("Profiles"),
 		Environment: map[string]string{}, Pos: c.pos, Comments: c.comments, values: vals, config: configdir,
+	}
+	im.OutputMode = -1
+	if n, ok := get("OutputMode").(int64); ok {
+		im.OutputMode = n
 	}
 	if n, ok := get("CompressLevel").(int64); ok {
 		im.CompressLevel = n

@@ -239,6 +239,8 @@ PassEnvironment=A D
 		{"[Output]\nOutput=a/b\n", "not a valid filename"},
 		{"[Content]\nSourceDateEpoch=-1\n", "cannot be negative"},
 		{"[Output]\nOutputSize=-1G\n", "size out of range"},
+		{"[Output]\nOutputMode=8\n", "not a valid integer in base 8"},
+		{"[Output]\nOutputMode=2000\n", "cannot be greater than 1777"},
 		{"[Config]\nProfiles=../x\n", "not a valid profile"},
 		{"[Build]\nEnvironment=\"A=b\n", "no closing quotation"},
 		{"[Output]\nSplitArtifacts=foo\n", "not a valid ArtifactOutput"},
@@ -1003,6 +1005,14 @@ func TestMatchBuildSources(t *testing.T) {
 			t.Errorf("%q: %v, want %q", conf, err, want)
 		}
 	}
+}
+
+// OutputMode= is octal, printed as mkosi prints it (an integer).
+func TestOutputMode(t *testing.T) {
+	im := mustLoad(t, writeProject(t, map[string]string{"mkosi.conf": "[Output]\nOutputMode=640\n"})).Main()
+	eq(t, "OutputMode", []any{im.OutputMode, im.Summary()["OutputMode"]}, []any{int64(0o640), int64(0o640)})
+	im = mustLoad(t, writeProject(t, map[string]string{"mkosi.conf": ""})).Main()
+	eq(t, "unset", []any{im.OutputMode, im.Summary()["OutputMode"]}, []any{int64(-1), nil})
 }
 
 // ExtraTrees= naming a file copies it (to its target, or into the root

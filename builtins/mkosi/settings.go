@@ -92,6 +92,7 @@ var (
 	tBytes    = &kind{name: "int", parse: parseBytesValue, nullable: true}
 	tEpoch    = &kind{name: "int", parse: parseEpoch, nullable: true}
 	tLevel    = &kind{name: "int", parse: parseLevel}
+	tMode     = &kind{name: "int", parse: parseMode, nullable: true}
 	tFilename = &kind{name: "string", parse: parseFilename}
 	tCompress = &kind{name: "enum", parse: parseCompression}
 	tArtifact = &kind{name: "list", parse: parseArtifacts, nullable: true, empty: []string{}}
@@ -143,7 +144,7 @@ var settings = []*setting{
 	{Name: "CompressOutput", Section: "Output", Kind: tCompress, DefaultFn: defaultCompression},
 	{Name: "CompressLevel", Section: "Output", Scope: scInherit, Kind: tLevel, Default: int64(3)},
 	{Name: "OutputDirectory", Section: "Output", Scope: scUniversal, Kind: tPath, Spec: 'O', Files: []string{"output"}},
-	{Name: "OutputMode", Section: "Output", Scope: scUniversal, Kind: tRaw, How: hGap},
+	{Name: "OutputMode", Section: "Output", Scope: scUniversal, Kind: tMode},
 	{Name: "ImageVersion", Section: "Output", Scope: scInherit, Kind: tVersion, Spec: 'v', Files: []string{"version"}, ReadFile: true},
 	{Name: "ImageId", Section: "Output", Scope: scInherit, Kind: tImageID, Spec: 'i'},
 	{Name: "OciLabels", Section: "Output", Kind: tRaw, How: hIgnore},

@@ -513,6 +513,24 @@ func parseEpoch(c *pctx, raw string, old any) (any, error) {
 	return n, nil
 }
 
+// parseMode reads an access mode in octal (OutputMode=).
+func parseMode(c *pctx, raw string, old any) (any, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(raw, 8, 64)
+	if err != nil {
+		return nil, fmt.Errorf("access mode '%s' is not a valid integer in base 8", raw)
+	}
+	if n < 0 {
+		return nil, fmt.Errorf("access mode cannot be negative (got %s)", raw)
+	}
+	if n > 0o1777 {
+		return nil, fmt.Errorf("access mode cannot be greater than 1777 (got %s)", raw)
+	}
+	return n, nil
+}
+
 func parseLevel(c *pctx, raw string, old any) (any, error) {
 	if raw == "" {
 		return nil, nil

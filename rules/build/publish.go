@@ -175,6 +175,9 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 	} else if mf != "" {
 		placed = append(placed, mf)
 	}
+	if err := applyMode(dir, placed, t.Publish); err != nil {
+		return nil, err
+	}
 	switch {
 	case t.Publish != nil:
 		if l := t.Publish.Symlink; l != "" {
@@ -203,7 +206,11 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 	if t.Publish != nil {
 		name, tarName = t.Publish.File, t.Publish.File
 	}
-	if _, err := x.publishMkosiManifest(t, dir, e); err != nil {
+	mf, err := x.publishMkosiManifest(t, dir, e)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyMode(dir, []string{mf}, t.Publish); err != nil {
 		return nil, err
 	}
 	if t.Base.Output == "tar" {
@@ -222,6 +229,9 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 			}
 		}
 		x.notePublished(dst, sum)
+		if err := applyMode(dir, []string{tarName}, t.Publish); err != nil {
+			return nil, err
+		}
 		return []string{dst}, x.publishSymlink(t, dir)
 	}
 	dst := filepath.Join(dir, name)
@@ -454,6 +464,54 @@ func (x *executor) notePublished(dst, digest string) {
 	x.pubMu.Lock()
 	x.pubSums[dst] = digest
 	x.pubMu.Unlock()
+}
+
+// applyMode gives the regular files names (in dir) the mode p asks for
+// (mkosi's OutputMode=). A file with another mode is replaced by a copy:
+// published files share their inode with the cache, whose mode stays.
+func applyMode(dir string, names []string, p *rules.Publish) error {
+	if p == nil || p.Mode == nil {
+		return nil
+	}
+	mode := os.FileMode(*p.Mode & 0o777)
+	if *p.Mode&0o1000 != 0 {
+		mode |= os.ModeSticky
+	}
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		f := filepath.Join(dir, n)
+		fi, err := os.Lstat(f)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode()&(os.ModePerm|os.ModeSticky) == mode {
+			continue
+		}
+		if err := copyWithMode(f, mode); err != nil {
+			return fmt.Errorf("OutputMode: %w", err)
+		}
+	}
+	return nil
+}
+
+// copyWithMode replaces file by a copy of itself with mode, atomically.
+func copyWithMode(file string, mode os.FileMode) error {
+	in, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := atomicfile.Create(file, 0o600)
+	if err != nil {
+		return err
+	}
+	defer out.Abort()
+	if _, err := io.Copy(out, in); err != nil {
+		return err
+	}
+	if err := out.Chmod(mode); err != nil {
+		return err
+	}
+	return out.Commit()
 }
 
 // writeArtifactSums writes file listing the SHA-256 of the artifacts

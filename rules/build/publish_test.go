@@ -50,6 +50,7 @@ func TestPublishLocation(t *testing.T) {
 	xl := label.Label{Pkg: "proj", Name: "tool"}
 	nl := label.Label{Pkg: "proj", Name: "bare"}
 	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{}}
+	bareMode := uint32(0o600)
 	g.Targets[bl.String()] = &rules.Target{Label: bl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{
 		Name: "base", Distribution: "fake", Release: "1", Architecture: arch.X86_64, Packages: []string{"base-files"}, Output: "directory"},
 		Publish: &rules.Publish{Dir: out, File: "base", MkosiManifest: &rules.MkosiManifest{File: "base.manifest", PackageType: "deb",
@@ -66,7 +67,7 @@ func TestPublishLocation(t *testing.T) {
 	g.Targets[nl.String()] = &rules.Target{Label: nl, Kind: rules.KindSysext, Ext: &rules.Extension{
 		Name: "bare", Kind: "sysext", Format: "erofs", Verity: "off", Output: "bare", Architecture: arch.X86_64,
 		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/bare"), Target: "/"}}, ReleaseFromTrees: true},
-		Publish: &rules.Publish{Dir: out, File: "bare.raw"}}
+		Publish: &rules.Publish{Dir: out, File: "bare.raw", Mode: &bareMode}}
 	res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Installers: map[string]Installer{"fake": &fakeInstaller{}}, ImageWriter: writer})
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +139,14 @@ func TestPublishLocation(t *testing.T) {
 	}
 	if m, err := os.ReadFile(filepath.Join(out, "base.manifest")); err != nil || !strings.Contains(string(m), `"name": "base-files"`) || strings.Contains(string(m), `"version": ""`) {
 		t.Errorf("base manifest: %v\n%s", err, m)
+	}
+	// OutputMode=600: the published image has that mode, the cache's
+	// copy keeps its own.
+	if fi, err := os.Stat(filepath.Join(out, "bare.raw")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("bare.raw mode: %v %v", fi, err)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "tool_2.raw")); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("tool_2.raw mode: %v %v", fi, err)
 	}
 	// Without a file in the trees there is none in the image.
 	if img, _ := os.ReadFile(filepath.Join(out, "bare.raw")); strings.Contains(string(img), "extension-release") || !strings.Contains(string(img), "usr/bin/x") {

@@ -252,6 +252,10 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 	if slices.Contains(im.ManifestFormat, "json") {
 		t.Publish.MkosiManifest = mkosiManifest(im)
 	}
+	if im.OutputMode >= 0 {
+		m := uint32(im.OutputMode)
+		t.Publish.Mode = &m
+	}
 	for _, l := range c.deps(im) {
 		if !slices.Contains(t.Deps, l) {
 			t.Deps = append(t.Deps, l)
