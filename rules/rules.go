@@ -136,6 +136,14 @@ type Publish struct {
 	// file, "<File without .raw>.<partition type>.raw", as
 	// systemd-repart --split=yes names them (extensions only).
 	SplitPartitions bool `json:"split_partitions,omitempty"`
+	// Checksum, when set, is the name of a file listing the SHA-256 of the
+	// image and its split artifacts (the root hash, partitions) as
+	// mkosi's Checksum=yes writes <Output>.SHA256SUMS ("<hex> *<name>",
+	// by name).
+	Checksum string `json:"checksum,omitempty"`
+	// Mode, when set, is the access mode of every file published (mkosi's
+	// OutputMode=); a file the cache shares is then copied.
+	Mode *uint32 `json:"mode,omitempty"`
 	// MkosiManifest, when set, also writes mkosi's package manifest
 	// (ManifestFormat=json).
 	MkosiManifest *MkosiManifest `json:"mkosi_manifest,omitempty"`

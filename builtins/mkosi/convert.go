@@ -148,8 +148,8 @@ func (c *converter) trees(ts []Tree) string {
 	var l []string
 	for _, t := range ts {
 		s := c.rel(t.Source)
-		if t.Target != "" {
-			s += ":" + t.Target
+		if tgt := t.ImageTarget(); tgt != "/" {
+			s += ":" + tgt
 		}
 		l = append(l, s)
 	}

@@ -48,6 +48,15 @@ func distFilesystem(d string) string {
 	return "ext4"
 }
 
+// defaultBuildSources: the project directory, mounted where the build
+// scripts start.
+func defaultBuildSources(c *pctx) (any, error) {
+	if c.directory == "" {
+		return []Tree{}, nil
+	}
+	return []Tree{{Source: c.directory}}, nil
+}
+
 func defaultArchitecture(c *pctx) (any, error) { return c.l.hostArch(), nil }
 
 func defaultOutput(c *pctx) (any, error) {

@@ -148,8 +148,10 @@ type Image struct {
 	CacheDirectory  string
 	CompressOutput  string // "none", "zstd", "xz", ...
 	CompressLevel   int64
-	ImageID         string
-	ImageVersion    string
+	// OutputMode is the access mode of the output files (-1: as made).
+	OutputMode   int64
+	ImageID      string
+	ImageVersion string
 	// Seed is Seed=: the UUID systemd-repart derives partition UUIDs and
 	// the verity salt from, "random", or "" when not set.
 	Seed           string
@@ -158,6 +160,9 @@ type Image struct {
 	// writes beside the image.
 	ManifestFormat []string
 	RepartDirs     []string
+	// Checksum: mkosi writes <Output>.SHA256SUMS, the digests of the
+	// image's artifacts.
+	Checksum bool
 
 	Verity                string // "disabled", "hash", "signed", "defer", "auto"
 	VerityKey             string
@@ -228,6 +233,36 @@ func (im *Image) OutputSymlink() (name, target string, ok bool) {
 // build subimages) is skipped as well.
 func (im *Image) Builds() bool {
 	return im.Format != "none" && (im.Name != "main" || im.HasContent())
+}
+
+// MkosiBuilds reports whether "mkosi build" builds the image: every image
+// but a Format=none one without build scripts (mkosi has nothing to do
+// for it). An image mkosi builds and sxb does not (see Builds) is still
+// a target, one that cannot be built; NotBuilt says why.
+func (im *Image) MkosiBuilds() bool {
+	scripts, _ := im.values[settingByName["BuildScripts"]].([]string)
+	return im.Format != "none" || len(scripts) > 0
+}
+
+// NotBuilt is why sxb builds no image where mkosi builds one (MkosiBuilds
+// and not Builds), at the setting responsible; nil otherwise.
+func (im *Image) NotBuilt() error {
+	switch {
+	case im.Builds() || !im.MkosiBuilds():
+		return nil
+	case im.Format == "none":
+		p := im.Pos["Format"]
+		if p.File == "" {
+			p = im.Pos["BuildScripts"]
+		}
+		return diag.Errorf(p, "image %s: Format=none with BuildScripts=: an image whose only output is what its build scripts write is not supported by sxb yet", im.Name)
+	}
+	p := im.Pos["Format"]
+	if p.File == "" && len(im.Files) > 0 {
+		p = diag.Pos{File: im.Files[0]}
+	}
+	return diag.Errorf(p, "image %s: the main image installs nothing (no Packages=, BaseTrees=, SkeletonTrees=, ExtraTrees= or mkosi.repart/): "+
+		"mkosi would build an almost empty %s image, sxb builds none (Format=none says there is no main image)", im.Name, im.Format)
 }
 
 // IsExplicit reports whether the setting was set in a file (or a default
@@ -567,11 +602,15 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 		Output: str("Output"), OutputExtension: str("OutputExtension"), OutputDirectory: str("OutputDirectory"),
 		CacheDirectory: str("CacheDirectory"), CompressOutput: str("CompressOutput"),
 		ImageID: str("ImageId"), ImageVersion: str("ImageVersion"), Seed: str("Seed"), SplitArtifacts: list("SplitArtifacts"), ManifestFormat: list("ManifestFormat"),
-		RepartDirs: list("RepartDirectories"), Verity: str("Verity"), VerityKey: str("VerityKey"),
+		Checksum: boolean("Checksum"), RepartDirs: list("RepartDirectories"), Verity: str("Verity"), VerityKey: str("VerityKey"),
 		VerityCertificate: str("VerityCertificate"), SecureBootKey: str("SecureBootKey"),
 		SecureBootCertificate: str("SecureBootCertificate"), PassEnvironment: list("PassEnvironment"),
 		Dependencies: list("Dependencies"), Profiles: list("Profiles"),
 		Environment: map[string]string{}, Pos: c.pos, Comments: c.comments, values: vals, config: configdir,
+	}
+	im.OutputMode = -1
+	if n, ok := get("OutputMode").(int64); ok {
+		im.OutputMode = n
 	}
 	if n, ok := get("CompressLevel").(int64); ok {
 		im.CompressLevel = n
@@ -642,16 +681,19 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 	if contains(im.ManifestFormat, "changelog") {
 		addWhy("ManifestFormat", strings.Join(im.ManifestFormat, ","), "the changelog report (<output>.changelog) is not supported by sxb yet")
 	}
+	if (im.Format == "directory" || im.Format == "tar") && im.Checksum {
+		addWhy("Checksum", "yes", "<output>.SHA256SUMS of a base tree is not supported by sxb yet (only of extensions)")
+	}
 	if (im.Format == "directory" || im.Format == "tar") && vals[settingByName["CleanPackageMetadata"]] == "enabled" {
 		addWhy("CleanPackageMetadata", "yes", "removing the package manager's metadata from a base tree is not supported by sxb yet (extensions never carry it)")
 	}
 	for _, t := range append(append([]Tree{}, im.SkeletonTrees...), im.ExtraTrees...) {
-		if exists(t.Source) && !isDir(t.Source) {
+		if exists(t.Source) && t.Archive() {
 			name := "ExtraTrees"
 			if contains(treeSources(im.SkeletonTrees), t.Source) {
 				name = "SkeletonTrees"
 			}
-			add(name, t.String()+" (archives are not supported, only directories)")
+			add(name, t.String()+" (archives and disk images are not supported, only directories and files)")
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })

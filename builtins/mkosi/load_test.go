@@ -239,6 +239,8 @@ PassEnvironment=A D
 		{"[Output]\nOutput=a/b\n", "not a valid filename"},
 		{"[Content]\nSourceDateEpoch=-1\n", "cannot be negative"},
 		{"[Output]\nOutputSize=-1G\n", "size out of range"},
+		{"[Output]\nOutputMode=8\n", "not a valid integer in base 8"},
+		{"[Output]\nOutputMode=2000\n", "cannot be greater than 1777"},
 		{"[Config]\nProfiles=../x\n", "not a valid profile"},
 		{"[Build]\nEnvironment=\"A=b\n", "no closing quotation"},
 		{"[Output]\nSplitArtifacts=foo\n", "not a valid ArtifactOutput"},
@@ -749,7 +751,7 @@ func TestUnsupported(t *testing.T) {
 		"mkosi.images/a/mkosi.conf":      "[Output]\nFormat=sysext\n[Content]\nBootable=yes\nHostname=x\nAutologin=no\n",
 		"mkosi.images/a/mkosi.postinst":  "#!/bin/sh\n",
 		"mkosi.images/b/mkosi.conf":      "[Output]\nFormat=uki\n",
-		"mkosi.images/c/mkosi.conf":      "[Output]\nFormat=directory\n[Runtime]\n",
+		"mkosi.images/c/mkosi.conf":      "[Output]\nFormat=directory\n[Validation]\nChecksum=yes\n[Runtime]\n",
 		"mkosi.images/c/mkosi.build.d/x": "",
 	})
 	l := mustLoad(t, dir)
@@ -764,10 +766,11 @@ func TestUnsupported(t *testing.T) {
 		}
 	}
 	eq(t, "unsupported", got, map[string][]string{
-		"a":    {"Bootable@mkosi.images/a/mkosi.conf:4:1", "Hostname@mkosi.images/a/mkosi.conf:5:1", "PostInstallationScripts@mkosi.images/a/mkosi.postinst"},
-		"b":    {"Format@mkosi.images/b/mkosi.conf:2:1"},
-		"c":    {"BuildScripts@mkosi.images/c/mkosi.build.d/x"},
-		"main": {"Checksum@mkosi.conf:5:1"},
+		"a": {"Bootable@mkosi.images/a/mkosi.conf:4:1", "Hostname@mkosi.images/a/mkosi.conf:5:1", "PostInstallationScripts@mkosi.images/a/mkosi.postinst"},
+		"b": {"Format@mkosi.images/b/mkosi.conf:2:1"},
+		// Checksum=yes: extensions have it (and Format=none has nothing
+		// to sum), base trees do not.
+		"c": {"BuildScripts@mkosi.images/c/mkosi.build.d/x", "Checksum@mkosi.images/c/mkosi.conf:4:1"},
 		// a is bootable: mkosi adds its default initrd.
 		"default-initrd": {"Format@mkosi.images/a/mkosi.conf:4:1", "Include@mkosi.images/a/mkosi.conf:4:1"},
 	})
@@ -877,6 +880,21 @@ func TestDefaultInitrd(t *testing.T) {
 	if err != nil || !strings.Contains(string(js), `"Image": "default-initrd"`) {
 		t.Errorf("summary: %v\n%s", err, js)
 	}
+	// Initrd* lists collect every file's values, as mkosi's lists do;
+	// mkosi-initrd's own packages join them (and sort the list, as
+	// mkosi's package lists sort on every assignment).
+	dir = writeProject(t, map[string]string{
+		"mkosi.conf": "[Distribution]\nDistribution=debian\n[Content]\nPackages=linux-image-amd64\n" +
+			"InitrdVolatilePackages=systemd udev\nInitrdPackages=b\n",
+		"mkosi.conf.d/d.conf": "[Content]\nInitrdVolatilePackages=systemd-resolved\nInitrdPackages=a\n",
+	})
+	res = writeProject(t, map[string]string{"mkosi-initrd/mkosi.conf": "[Output]\nFormat=cpio\n[Content]\nVolatilePackages=kmod\n"})
+	l = mustLoad(t, dir, func(o *LoadOptions) { o.Resources = res })
+	initrd = l.Image("default-initrd")
+	eq(t, "initrd volatile", initrd.Summary()["VolatilePackages"], []string{"kmod", "systemd", "systemd-resolved", "udev"})
+	eq(t, "initrd packages", initrd.Packages, []string{"b", "a"})
+	eq(t, "main InitrdPackages", l.Main().Summary()["InitrdPackages"], []string{"b", "a"})
+
 	// Not bootable without a kernel package, nor with Bootable=no.
 	for _, conf := range []string{"[Content]\nPackages=systemd\n", "[Content]\nBootable=no\nPackages=linux-image-amd64\n", "[Output]\nFormat=sysext\n[Content]\nPackages=linux-image-amd64\n"} {
 		dir := writeProject(t, map[string]string{"mkosi.conf": "[Distribution]\nDistribution=debian\n" + conf})
@@ -938,6 +956,91 @@ func TestSandboxTrees(t *testing.T) {
 		err := mustLoad(t, writeProject(t, files)).Main().CheckSupported()
 		if err == nil || !strings.Contains(err.Error(), "image main: SandboxTrees=") {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// [Match]BuildSources= is true when a build source is mounted at the
+// target named (leading slashes and trailing ones do not count); the
+// default build source (the project directory) has no target.
+func TestMatchBuildSources(t *testing.T) {
+	for _, tc := range []struct {
+		sources, match string
+		want           bool
+	}{
+		{"", "kernel", false},
+		{"", "!kernel", true},
+		{"src:kernel", "kernel", true},
+		{"src:kernel/", "/kernel", true},
+		{"src:./kernel", "kernel", true},
+		{"src:kernel", "!kernel", false},
+		{"src:other,src:kernel", "kernel", true},
+		{"src", "src", false},
+	} {
+		conf := "[Distribution]\nDistribution=debian\n"
+		if tc.sources != "" {
+			conf += "[Build]\nBuildSources=" + tc.sources + "\n"
+		}
+		dir := writeProject(t, map[string]string{
+			"mkosi.conf":          conf,
+			"src/":                "",
+			"mkosi.conf.d/k.conf": "[Match]\nBuildSources=" + tc.match + "\n[Content]\nPackages=k\n",
+		})
+		if got := len(mustLoad(t, dir).Main().Packages) == 1; got != tc.want {
+			t.Errorf("BuildSources=%s, [Match]BuildSources=%s: matched %v, want %v", tc.sources, tc.match, got, tc.want)
+		}
+	}
+	// The summary prints them as mkosi does: the project directory by
+	// default, targets relative.
+	dir := writeProject(t, map[string]string{"mkosi.conf": "", "src/": ""})
+	eq(t, "default", mustLoad(t, dir).Main().Summary()["BuildSources"], []map[string]any{{"Source": dir, "Target": nil}})
+	dir = writeProject(t, map[string]string{"mkosi.conf": "[Build]\nBuildSources=src:a/b/\n", "src/": ""})
+	eq(t, "set", mustLoad(t, dir).Main().Summary()["BuildSources"], []map[string]any{{"Source": filepath.Join(dir, "src"), "Target": "a/b"}})
+	for conf, want := range map[string]string{
+		"[Build]\nBuildSources=nope\n":       "nope does not exist",
+		"[Build]\nBuildSources=mkosi.conf\n": "mkosi.conf is not a directory",
+	} {
+		err := loadErr(t, writeProject(t, map[string]string{"mkosi.conf": conf}))
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", conf, err, want)
+		}
+	}
+}
+
+// OutputMode= is octal, printed as mkosi prints it (an integer).
+func TestOutputMode(t *testing.T) {
+	im := mustLoad(t, writeProject(t, map[string]string{"mkosi.conf": "[Output]\nOutputMode=640\n"})).Main()
+	eq(t, "OutputMode", []any{im.OutputMode, im.Summary()["OutputMode"]}, []any{int64(0o640), int64(0o640)})
+	im = mustLoad(t, writeProject(t, map[string]string{"mkosi.conf": ""})).Main()
+	eq(t, "unset", []any{im.OutputMode, im.Summary()["OutputMode"]}, []any{int64(-1), nil})
+}
+
+// ExtraTrees= naming a file copies it (to its target, or into the root
+// under its own name); only what mkosi would unpack (a tar archive or a
+// disk image without a target) is beyond sxb.
+func TestFileTrees(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"mkosi.conf": "[Distribution]\nDistribution=debian\n[Output]\nFormat=directory\n[Content]\n" +
+			"ExtraTrees=unit.service:/usr/lib/systemd/system\nExtraTrees=tool.py\nExtraTrees=rootfs.tar.zst:/srv/rootfs.tar.zst\n",
+		"unit.service": "", "tool.py": "", "rootfs.tar.zst": "",
+	})
+	im := mustLoad(t, dir).Main()
+	var got []string
+	for _, tr := range im.ExtraTrees {
+		got = append(got, filepath.Base(tr.Source)+"@"+tr.ImageTarget())
+	}
+	eq(t, "targets", got, []string{"unit.service@/usr/lib/systemd/system", "tool.py@/tool.py", "rootfs.tar.zst@/srv/rootfs.tar.zst"})
+	if err := im.CheckSupported(); err != nil {
+		t.Errorf("file trees: %v", err)
+	}
+	for _, tree := range []string{"rootfs.tar.zst", "disk.raw", "x.tar"} {
+		dir := writeProject(t, map[string]string{
+			"mkosi.conf": "[Distribution]\nDistribution=debian\n[Output]\nFormat=directory\n[Content]\nExtraTrees=" + tree + "\n",
+			tree:         "",
+		})
+		err := mustLoad(t, dir).Main().CheckSupported()
+		if err == nil || !strings.Contains(err.Error(), "mkosi.conf:6:1: error: image main: ExtraTrees="+filepath.Join(dir, tree)+" (archives and disk images are not supported") {
+			t.Errorf("%s: %v", tree, err)
 		}
 	}
 }

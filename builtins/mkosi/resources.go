@@ -143,15 +143,19 @@ func (l *loader) defaultInitrd(mainVals map[*setting]any, main *pctx, configdir 
 			}
 		}
 	}
-	// InitrdPackages= and friends become the initrd's own settings.
+	// InitrdPackages= and friends become the initrd's own settings, in
+	// the namespace they were set in for the main image (appended to by
+	// what mkosi-initrd's configuration adds).
 	for from, to := range map[string]string{"InitrdPackages": "Packages", "InitrdVolatilePackages": "VolatilePackages", "InitrdProfiles": "Profiles"} {
-		if raw, _ := mainVals[settingByName[from]].(string); raw != "" {
-			s := settingByName[to]
-			v, err := s.Kind.parse(c, raw, nil)
-			if err != nil {
-				return nil, diag.Errorf(main.pos[from], "%s=%s: %v", from, oneLine(raw), err)
-			}
-			c.config[s] = v
+		f, t := settingByName[from], settingByName[to]
+		v := slices.Clone(mainVals[f].([]string))
+		switch _, inCli := main.cli[f]; {
+		case inCli:
+			c.cli[t] = v
+		case main.config[f] != nil:
+			c.config[t] = v
+		default:
+			c.defaults[t] = v
 		}
 	}
 	env := map[string]string{}

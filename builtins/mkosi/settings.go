@@ -81,8 +81,10 @@ var (
 	tPaths    = &kind{name: "list", parse: listParser(listOpts{item: itemPath(true)}), nullable: true, empty: []string{}}
 	tPathsOpt = &kind{name: "list", parse: listParser(listOpts{item: itemPath(false)}), nullable: true, empty: []string{}}
 	tScripts  = &kind{name: "list", parse: listParser(listOpts{item: itemPath(true), glob: true}), nullable: true, empty: []string{}}
-	tTrees    = &kind{name: "trees", parse: treesParser(false), nullable: true, empty: []Tree{}}
-	tTreesReq = &kind{name: "trees", parse: treesParser(true), nullable: true, empty: []Tree{}}
+	tTrees    = &kind{name: "trees", parse: treesParser(treeOpts{}), nullable: true, empty: []Tree{}}
+	tTreesReq = &kind{name: "trees", parse: treesParser(treeOpts{required: true}), nullable: true, empty: []Tree{}}
+	tSources  = &kind{name: "trees", parse: treesParser(treeOpts{required: true, directory: true, relTarget: true}),
+		nullable: true, empty: []Tree{}, match: matchBuildSources}
 	tInclude  = &kind{name: "list", parse: listParser(listOpts{item: itemInclude, noReset: true}), nullable: true, empty: []string{}}
 	tEnv      = &kind{name: "dict", parse: parseEnvironment, nullable: true, empty: map[string]string{}, match: matchKeyValue}
 	tPath     = &kind{name: "path", parse: pathParser(false), nullable: true}
@@ -90,6 +92,7 @@ var (
 	tBytes    = &kind{name: "int", parse: parseBytesValue, nullable: true}
 	tEpoch    = &kind{name: "int", parse: parseEpoch, nullable: true}
 	tLevel    = &kind{name: "int", parse: parseLevel}
+	tMode     = &kind{name: "int", parse: parseMode, nullable: true}
 	tFilename = &kind{name: "string", parse: parseFilename}
 	tCompress = &kind{name: "enum", parse: parseCompression}
 	tArtifact = &kind{name: "list", parse: parseArtifacts, nullable: true, empty: []string{}}
@@ -141,7 +144,7 @@ var settings = []*setting{
 	{Name: "CompressOutput", Section: "Output", Kind: tCompress, DefaultFn: defaultCompression},
 	{Name: "CompressLevel", Section: "Output", Scope: scInherit, Kind: tLevel, Default: int64(3)},
 	{Name: "OutputDirectory", Section: "Output", Scope: scUniversal, Kind: tPath, Spec: 'O', Files: []string{"output"}},
-	{Name: "OutputMode", Section: "Output", Scope: scUniversal, Kind: tRaw, How: hGap},
+	{Name: "OutputMode", Section: "Output", Scope: scUniversal, Kind: tMode},
 	{Name: "ImageVersion", Section: "Output", Scope: scInherit, Kind: tVersion, Spec: 'v', Files: []string{"version"}, ReadFile: true},
 	{Name: "ImageId", Section: "Output", Scope: scInherit, Kind: tImageID, Spec: 'i'},
 	{Name: "OciLabels", Section: "Output", Kind: tRaw, How: hIgnore},
@@ -186,9 +189,9 @@ var settings = []*setting{
 	{Name: "UnifiedKernelImageProfiles", Section: "Content", Kind: tRaw, How: hIgnore, DirFiles: []string{"uki-profiles/*.conf"}},
 	{Name: "Initrds", Section: "Content", Kind: tRaw, How: hIgnore},
 	{Name: "MicrocodeHost", Section: "Content", Kind: tRaw, How: hIgnore},
-	{Name: "InitrdProfiles", Section: "Content", Scope: scInitrd, Kind: tRaw, How: hIgnore},
-	{Name: "InitrdPackages", Section: "Content", Scope: scInitrd, Kind: tRaw, How: hIgnore},
-	{Name: "InitrdVolatilePackages", Section: "Content", Scope: scInitrd, Kind: tRaw, How: hIgnore},
+	{Name: "InitrdProfiles", Section: "Content", Scope: scInitrd, Kind: tList, How: hIgnore},
+	{Name: "InitrdPackages", Section: "Content", Scope: scInitrd, Kind: tList, How: hIgnore},
+	{Name: "InitrdVolatilePackages", Section: "Content", Scope: scInitrd, Kind: tList, How: hIgnore},
 	{Name: "Devicetrees", Section: "Content", Kind: tRaw, How: hIgnore, Compat: []string{"Devicetree"}},
 	{Name: "Splash", Section: "Content", Kind: tRaw, How: hIgnore},
 	{Name: "KernelCommandLine", Section: "Content", Kind: tRaw, How: hIgnore},
@@ -235,7 +238,7 @@ var settings = []*setting{
 	{Name: "SignExpectedPcrCertificate", Section: "Validation", Scope: scInherit, Kind: tRaw, How: hIgnore, Files: []string{"crt"}},
 	{Name: "SignExpectedPcrCertificateSource", Section: "Validation", Scope: scInherit, Kind: tRaw, How: hIgnore},
 	{Name: "Passphrase", Section: "Validation", Kind: tRaw, How: hGap, Files: []string{"passphrase"}},
-	{Name: "Checksum", Section: "Validation", Kind: tRaw, How: hGap, Neutral: neutralBool},
+	{Name: "Checksum", Section: "Validation", Kind: tBool},
 	{Name: "Sign", Section: "Validation", Kind: tRaw, How: hGap, Neutral: neutralBool},
 	{Name: "Key", Section: "Validation", Kind: tRaw, How: hIgnore},
 	{Name: "OpenPGPTool", Section: "Validation", Kind: tRaw, How: hIgnore},
@@ -263,7 +266,7 @@ var settings = []*setting{
 	{Name: "UseSubvolumes", Section: "Build", Scope: scUniversal, Kind: tRaw, How: hIgnore},
 	{Name: "RepartOffline", Section: "Build", Scope: scUniversal, Kind: tRaw, How: hIgnore},
 	{Name: "History", Section: "Build", Scope: scMain, Kind: tRaw, How: hIgnore},
-	{Name: "BuildSources", Section: "Build", Scope: scMultiversal, Kind: tRaw, How: hIgnore},
+	{Name: "BuildSources", Section: "Build", Scope: scMultiversal, Kind: tSources, How: hIgnore, DefaultFn: defaultBuildSources},
 	{Name: "BuildSourcesEphemeral", Section: "Build", Scope: scMultiversal, Kind: tRaw, How: hIgnore},
 	{Name: "Environment", Section: "Build", Kind: tEnv},
 	{Name: "EnvironmentFiles", Section: "Build", Kind: tPaths, How: hIgnore, Files: []string{"env"}},

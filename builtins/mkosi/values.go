@@ -37,6 +37,31 @@ type Tree struct {
 	Target string `json:"Target"`
 }
 
+// ImageTarget is where the tree goes in the image: its target, "/" when
+// it has none, and for a file without one (or with "/") the file's name
+// at the top, as mkosi copies such a file into the image's root.
+func (t Tree) ImageTarget() string {
+	if t.Target != "" && t.Target != "/" {
+		return t.Target
+	}
+	if fi, err := os.Stat(t.Source); err == nil && !fi.IsDir() {
+		return "/" + filepath.Base(t.Source)
+	}
+	return "/"
+}
+
+// Archive reports whether mkosi unpacks the tree rather than copying it:
+// a tar archive or a disk image without a target (with one, mkosi copies
+// the file as it is).
+func (t Tree) Archive() bool {
+	if t.Target != "" || isDir(t.Source) {
+		return false
+	}
+	b := filepath.Base(t.Source)
+	ext := filepath.Ext(b)
+	return ext == ".raw" || ext == ".tar" || filepath.Ext(strings.TrimSuffix(b, ext)) == ".tar"
+}
+
 func (t Tree) String() string {
 	if t.Target != "" {
 		return t.Source + ":" + t.Target
@@ -329,7 +354,18 @@ func parseKeyPath(c *pctx, raw string, old any) (any, error) {
 	return raw, nil
 }
 
-func treesParser(required bool) func(c *pctx, raw string, old any) (any, error) {
+// treeOpts says how a tree setting's entries are read.
+type treeOpts struct {
+	// required: the source must exist.
+	required bool
+	// directory: the source must be a directory (BuildSources=).
+	directory bool
+	// relTarget: the target is a path relative to where the trees are
+	// mounted (BuildSources=), kept as written, not an absolute one.
+	relTarget bool
+}
+
+func treesParser(o treeOpts) func(c *pctx, raw string, old any) (any, error) {
 	return func(c *pctx, raw string, old any) (any, error) {
 		values := strings.Fields(strings.ReplaceAll(raw, ",", " "))
 		if len(values) == 0 {
@@ -341,22 +377,60 @@ func treesParser(required bool) func(c *pctx, raw string, old any) (any, error) 
 		}
 		for _, v := range values {
 			src, tgt, hasTgt := strings.Cut(v, ":")
-			s, err := c.path(src, required, true)
+			s, err := c.path(src, o.required, true)
 			if err != nil {
 				return nil, err
+			}
+			if o.directory && !isDir(s) {
+				return nil, fmt.Errorf("%s is not a directory", src)
 			}
 			t := Tree{Source: s}
 			if hasTgt {
 				tgt = c.expandVars(tgt)
-				if !strings.HasPrefix(tgt, "/") {
+				switch {
+				case o.relTarget:
+					t.Target = purePath(tgt)
+				case !strings.HasPrefix(tgt, "/"):
 					return nil, fmt.Errorf("%s must be an absolute path", tgt)
+				default:
+					t.Target = filepath.Clean(tgt)
 				}
-				t.Target = filepath.Clean(tgt)
 			}
 			out = append(out, t)
 		}
 		return out, nil
 	}
+}
+
+// purePath normalises p as Python's pathlib does without touching the
+// file system: empty and "." components go, ".." stays.
+func purePath(p string) string {
+	var parts []string
+	for _, x := range strings.Split(p, "/") {
+		if x != "" && x != "." {
+			parts = append(parts, x)
+		}
+	}
+	out := strings.Join(parts, "/")
+	if strings.HasPrefix(p, "/") {
+		return "/" + out
+	}
+	if out == "" {
+		return "."
+	}
+	return out
+}
+
+// matchBuildSources is [Match]BuildSources=: some build source is mounted
+// at the target named (relative to the sources directory).
+func matchBuildSources(c *pctx, pattern string, value any) (bool, error) {
+	want := purePath(strings.TrimLeft(pattern, "/"))
+	for _, t := range value.([]Tree) {
+		if t.Target != "" && t.Target == want {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func parseEnvironment(c *pctx, raw string, old any) (any, error) {
@@ -435,6 +509,24 @@ func parseEpoch(c *pctx, raw string, old any) (any, error) {
 	}
 	if n < 0 {
 		return nil, fmt.Errorf("source date epoch timestamp cannot be negative (got %s)", raw)
+	}
+	return n, nil
+}
+
+// parseMode reads an access mode in octal (OutputMode=).
+func parseMode(c *pctx, raw string, old any) (any, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(raw, 8, 64)
+	if err != nil {
+		return nil, fmt.Errorf("access mode '%s' is not a valid integer in base 8", raw)
+	}
+	if n < 0 {
+		return nil, fmt.Errorf("access mode cannot be negative (got %s)", raw)
+	}
+	if n > 0o1777 {
+		return nil, fmt.Errorf("access mode cannot be greater than 1777 (got %s)", raw)
 	}
 	return n, nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -428,8 +429,11 @@ func packagesOf(r Resolved) []Package {
 	return ps
 }
 
-// applyTrees copies trees into root.
-func applyTrees(root string, ts []rules.Tree, meta *tree.Meta) error {
+// applyTrees copies trees into root. A file goes to its target, or, as cp
+// (and so mkosi) puts it, inside the target when that is a directory of
+// the image: in root or, for an extension, in the base below it (baseRoot,
+// "" for none).
+func applyTrees(root, baseRoot string, ts []rules.Tree, meta *tree.Meta) error {
 	for _, t := range ts {
 		fi, err := os.Stat(t.Source)
 		if err != nil {
@@ -439,7 +443,11 @@ func applyTrees(root string, ts []rules.Tree, meta *tree.Meta) error {
 			if t.Target == "/" {
 				return fmt.Errorf("tree %s is a file: say where it goes in the image (\"SRC:/path/in/image\")", t.Source)
 			}
-			dst, err := tree.Resolve(root, t.Target)
+			target := t.Target
+			if dir, ok := imageDir(root, baseRoot, target); ok {
+				target = path.Join(dir, filepath.Base(t.Source))
+			}
+			dst, err := tree.Resolve(root, target)
 			if err != nil {
 				return err
 			}
@@ -481,6 +489,23 @@ func applyTrees(root string, ts []rules.Tree, meta *tree.Meta) error {
 		}
 	}
 	return nil
+}
+
+// imageDir reports whether p (absolute in the image) is a directory in
+// root or in baseRoot, and returns it with the symlinks on the way
+// resolved (in the tree that has it).
+func imageDir(root, baseRoot, p string) (string, bool) {
+	for _, r := range []string{root, baseRoot} {
+		if r == "" {
+			continue
+		}
+		if rel, err := tree.ResolveRel(r, p); err == nil {
+			if fi, err := os.Stat(filepath.Join(r, rel)); err == nil && fi.IsDir() {
+				return "/" + rel, true
+			}
+		}
+	}
+	return "", false
 }
 
 // syncWriter serializes writes to w: one line written by one target is

@@ -164,7 +164,7 @@ func TestApplyFileTreeOverSymlink(t *testing.T) {
 	os.Link(shared, filepath.Join(root, "etc/linked.conf"))
 	src := filepath.Join(t.TempDir(), "app.conf")
 	os.WriteFile(src, []byte("user config"), 0o644)
-	err := applyTrees(root, []rules.Tree{{Source: src, Target: "/etc/app.conf"}, {Source: src, Target: "/etc/linked.conf"}}, nil)
+	err := applyTrees(root, "", []rules.Tree{{Source: src, Target: "/etc/app.conf"}, {Source: src, Target: "/etc/linked.conf"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -151,6 +152,19 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 			x.notePublished(f, "")
 		}
 	}
+	if p := t.Publish; p != nil && p.Checksum != "" {
+		arts := []string{p.File}
+		if p.Roothash != "" {
+			arts = append(arts, p.Roothash)
+		}
+		for _, f := range outs[min(1, len(outs)):] {
+			arts = append(arts, filepath.Base(f))
+		}
+		if err := x.writeArtifactSums(filepath.Join(dir, p.Checksum), dir, arts); err != nil {
+			return nil, err
+		}
+		placed = append(placed, p.Checksum)
+	}
 	defs, err := x.publishUpdate(t, dir)
 	if err != nil {
 		return nil, err
@@ -160,6 +174,9 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 		return nil, err
 	} else if mf != "" {
 		placed = append(placed, mf)
+	}
+	if err := applyMode(dir, placed, t.Publish); err != nil {
+		return nil, err
 	}
 	switch {
 	case t.Publish != nil:
@@ -189,7 +206,11 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 	if t.Publish != nil {
 		name, tarName = t.Publish.File, t.Publish.File
 	}
-	if _, err := x.publishMkosiManifest(t, dir, e); err != nil {
+	mf, err := x.publishMkosiManifest(t, dir, e)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyMode(dir, []string{mf}, t.Publish); err != nil {
 		return nil, err
 	}
 	if t.Base.Output == "tar" {
@@ -208,6 +229,9 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 			}
 		}
 		x.notePublished(dst, sum)
+		if err := applyMode(dir, []string{tarName}, t.Publish); err != nil {
+			return nil, err
+		}
 		return []string{dst}, x.publishSymlink(t, dir)
 	}
 	dst := filepath.Join(dir, name)
@@ -440,6 +464,77 @@ func (x *executor) notePublished(dst, digest string) {
 	x.pubMu.Lock()
 	x.pubSums[dst] = digest
 	x.pubMu.Unlock()
+}
+
+// applyMode gives the regular files names (in dir) the mode p asks for
+// (mkosi's OutputMode=). A file with another mode is replaced by a copy:
+// published files share their inode with the cache, whose mode stays.
+func applyMode(dir string, names []string, p *rules.Publish) error {
+	if p == nil || p.Mode == nil {
+		return nil
+	}
+	mode := os.FileMode(*p.Mode & 0o777)
+	if *p.Mode&0o1000 != 0 {
+		mode |= os.ModeSticky
+	}
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		f := filepath.Join(dir, n)
+		fi, err := os.Lstat(f)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode()&(os.ModePerm|os.ModeSticky) == mode {
+			continue
+		}
+		if err := copyWithMode(f, mode); err != nil {
+			return fmt.Errorf("OutputMode: %w", err)
+		}
+	}
+	return nil
+}
+
+// copyWithMode replaces file by a copy of itself with mode, atomically.
+func copyWithMode(file string, mode os.FileMode) error {
+	in, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := atomicfile.Create(file, 0o600)
+	if err != nil {
+		return err
+	}
+	defer out.Abort()
+	if _, err := io.Copy(out, in); err != nil {
+		return err
+	}
+	if err := out.Chmod(mode); err != nil {
+		return err
+	}
+	return out.Commit()
+}
+
+// writeArtifactSums writes file listing the SHA-256 of the artifacts
+// (names in dir, sorted) as mkosi's <Output>.SHA256SUMS does: "<hex>
+// *<name>". Digests this build already knows are reused.
+func (x *executor) writeArtifactSums(file, dir string, arts []string) error {
+	slices.Sort(arts)
+	var b strings.Builder
+	for _, a := range arts {
+		x.pubMu.Lock()
+		sum := x.pubSums[filepath.Join(dir, a)]
+		x.pubMu.Unlock()
+		if sum == "" {
+			o, err := digestOutput(filepath.Join(dir, a), false)
+			if err != nil {
+				return err
+			}
+			sum = o.Digest
+		}
+		fmt.Fprintf(&b, "%s *%s\n", sum, a)
+	}
+	x.notePublished(file, "")
+	return atomicfile.Write(file, []byte(b.String()), 0o644)
 }
 
 // writeChecksums refreshes SHA256SUMS in every output directory this build

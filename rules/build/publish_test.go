@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -49,6 +50,7 @@ func TestPublishLocation(t *testing.T) {
 	xl := label.Label{Pkg: "proj", Name: "tool"}
 	nl := label.Label{Pkg: "proj", Name: "bare"}
 	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{}}
+	bareMode := uint32(0o600)
 	g.Targets[bl.String()] = &rules.Target{Label: bl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{
 		Name: "base", Distribution: "fake", Release: "1", Architecture: arch.X86_64, Packages: []string{"base-files"}, Output: "directory"},
 		Publish: &rules.Publish{Dir: out, File: "base", MkosiManifest: &rules.MkosiManifest{File: "base.manifest", PackageType: "deb",
@@ -59,13 +61,13 @@ func TestPublishLocation(t *testing.T) {
 	g.Targets[xl.String()] = &rules.Target{Label: xl, Kind: rules.KindSysext, Deps: []label.Label{bl}, Ext: &rules.Extension{
 		Name: "tool", Kind: "sysext", Base: &bl, Packages: []string{"jq"}, Format: "erofs", Verity: "hash", Output: "tool", Version: "2",
 		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/extra"), Target: "/"}}, ReleaseFromTrees: true},
-		Publish: &rules.Publish{Dir: out, File: "tool_2.raw", Symlink: "tool_2", Manifest: "tool_2.manifest.json", Roothash: "tool_2.roothash", SplitPartitions: true,
+		Publish: &rules.Publish{Dir: out, File: "tool_2.raw", Symlink: "tool_2", Manifest: "tool_2.manifest.json", Roothash: "tool_2.roothash", SplitPartitions: true, Checksum: "tool.SHA256SUMS",
 			MkosiManifest: &rules.MkosiManifest{File: "tool_2.manifest", PackageType: "deb", Config: rules.MkosiManifestConfig{Name: "image",
 				Distribution: "debian", Architecture: "x86-64", OutputFormat: "sysext", Version: "2", Release: "trixie"}}}}
 	g.Targets[nl.String()] = &rules.Target{Label: nl, Kind: rules.KindSysext, Ext: &rules.Extension{
 		Name: "bare", Kind: "sysext", Format: "erofs", Verity: "off", Output: "bare", Architecture: arch.X86_64,
 		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/bare"), Target: "/"}}, ReleaseFromTrees: true},
-		Publish: &rules.Publish{Dir: out, File: "bare.raw"}}
+		Publish: &rules.Publish{Dir: out, File: "bare.raw", Mode: &bareMode}}
 	res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Installers: map[string]Installer{"fake": &fakeInstaller{}}, ImageWriter: writer})
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +100,16 @@ func TestPublishLocation(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(out, "tool_2.roothash")); err != nil || string(b) != "ab12" {
 		t.Errorf("roothash = %q, %v (want the bare digest, as mkosi writes it)", b, err)
 	}
+	// Checksum=yes: mkosi's <Output>.SHA256SUMS lists the image and what
+	// was split off it, nothing else (manifests come later in mkosi).
+	var toolSums []string
+	for _, n := range []string{"tool_2.raw", "tool_2.root-x86-64-verity.raw", "tool_2.root-x86-64.raw", "tool_2.roothash"} {
+		b, _ := os.ReadFile(filepath.Join(out, n))
+		toolSums = append(toolSums, fmt.Sprintf("%x *%s\n", sha256.Sum256(b), n))
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "tool.SHA256SUMS")); err != nil || string(b) != strings.Join(toolSums, "") {
+		t.Errorf("tool.SHA256SUMS: %v\n%s\nwant\n%s", err, b, strings.Join(toolSums, ""))
+	}
 	if m, err := os.ReadFile(filepath.Join(out, "tool_2.manifest.json")); err != nil || !strings.Contains(string(m), `"extension_release": "ID=_any\n"`) {
 		t.Errorf("manifest: %s %v", m, err)
 	}
@@ -127,6 +139,14 @@ func TestPublishLocation(t *testing.T) {
 	}
 	if m, err := os.ReadFile(filepath.Join(out, "base.manifest")); err != nil || !strings.Contains(string(m), `"name": "base-files"`) || strings.Contains(string(m), `"version": ""`) {
 		t.Errorf("base manifest: %v\n%s", err, m)
+	}
+	// OutputMode=600: the published image has that mode, the cache's
+	// copy keeps its own.
+	if fi, err := os.Stat(filepath.Join(out, "bare.raw")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("bare.raw mode: %v %v", fi, err)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "tool_2.raw")); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("tool_2.raw mode: %v %v", fi, err)
 	}
 	// Without a file in the trees there is none in the image.
 	if img, _ := os.ReadFile(filepath.Join(out, "bare.raw")); strings.Contains(string(img), "extension-release") || !strings.Contains(string(img), "usr/bin/x") {

@@ -137,7 +137,7 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 		return nil, err
 	}
 	meta := tree.NewMeta()
-	if err := applyTrees(root, b.SkeletonTrees, meta); err != nil {
+	if err := applyTrees(root, "", b.SkeletonTrees, meta); err != nil {
 		return nil, fmt.Errorf("skeleton trees: %w", err)
 	}
 	ir, err := in.Install(ctx, res, root, meta, InstallOptions{WithDocs: b.WithDocs, Scripts: inputs.Scripts != "off",
@@ -152,7 +152,7 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 		}
 	}
 	rep("finishing", "")
-	if err := applyTrees(root, b.ExtraTrees, meta); err != nil {
+	if err := applyTrees(root, "", b.ExtraTrees, meta); err != nil {
 		return nil, fmt.Errorf("extra trees: %w", err)
 	}
 	if _, err := tree.RemoveGlobs(root, b.RemoveFiles, meta); err != nil {
@@ -353,7 +353,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 			return nil, err
 		}
 	}
-	if err := applyTrees(root, ext.ExtraTrees, meta); err != nil {
+	if err := applyTrees(root, baseRoot, ext.ExtraTrees, meta); err != nil {
 		return nil, fmt.Errorf("extra trees: %w", err)
 	}
 	if _, err := tree.RemoveGlobs(root, ext.RemoveFiles, meta); err != nil {

@@ -76,10 +76,17 @@ func Targets(req Request) ([]*rules.Target, error) {
 	c.p = p
 	var out []*rules.Target
 	for _, im := range p.Images {
-		if !im.Builds() {
-			continue
+		switch {
+		case im.Builds():
+			out = append(out, c.targetOf(im))
+		case im.MkosiBuilds():
+			// mkosi builds it, sxb does not: listed, never built.
+			err := errors.Join(im.NotBuilt(), im.CheckSupported())
+			out = append(out, &rules.Target{
+				Label: c.label(im), Kind: kindOf(im), Pos: c.rel(pos(im, "Format")), Deps: c.deps(im),
+				Unbuildable: c.diags(im, err),
+			})
 		}
-		out = append(out, c.targetOf(im))
 	}
 	return out, nil
 }
@@ -120,7 +127,7 @@ func kindOf(im *mkosi.Image) string {
 func (c *conv) deps(im *mkosi.Image) []label.Label {
 	out := []label.Label{}
 	add := func(dep *mkosi.Image) {
-		if dep == nil || dep == im || !dep.Builds() {
+		if dep == nil || dep == im || !dep.MkosiBuilds() {
 			return // an image that only carries settings
 		}
 		if l := c.label(dep); !slices.Contains(out, l) {
@@ -214,6 +221,9 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 		if x.Verity != "off" && slices.Contains(im.SplitArtifacts, "roothash") {
 			t.Publish.Roothash = im.Output + ".roothash"
 		}
+		if im.Checksum {
+			t.Publish.Checksum = im.Output + ".SHA256SUMS"
+		}
 		for _, a := range im.SplitArtifacts {
 			switch a {
 			case "uki", "kernel", "initrd", "roothash":
@@ -241,6 +251,10 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 	}
 	if slices.Contains(im.ManifestFormat, "json") {
 		t.Publish.MkosiManifest = mkosiManifest(im)
+	}
+	if im.OutputMode >= 0 {
+		m := uint32(im.OutputMode)
+		t.Publish.Mode = &m
 	}
 	for _, l := range c.deps(im) {
 		if !slices.Contains(t.Deps, l) {
@@ -301,11 +315,7 @@ func validate(im *mkosi.Image, t *rules.Target) error {
 func trees(ts []mkosi.Tree) []rules.Tree {
 	var out []rules.Tree
 	for _, t := range ts {
-		dst := t.Target
-		if dst == "" {
-			dst = "/"
-		}
-		out = append(out, rules.Tree{Source: t.Source, Target: path.Clean("/" + dst)})
+		out = append(out, rules.Tree{Source: t.Source, Target: path.Clean("/" + t.ImageTarget())})
 	}
 	return out
 }

@@ -128,9 +128,40 @@ func TestDiskConfextAndTar(t *testing.T) {
 	if cfg.Publish.File != "cfg.raw" || cfg.Publish.Symlink != "cfg" {
 		t.Errorf("publish %+v", cfg.Publish)
 	}
-	// The main image installs nothing and is no target.
-	if len(ts) != 2 {
-		t.Errorf("targets %v", ts)
+	// The main image installs nothing: mkosi builds an almost empty disk
+	// image of it, sxb lists it as a target it cannot build, saying why.
+	main := ts["image"]
+	if len(ts) != 3 || main == nil || main.Kind != rules.KindMkosiImage || len(main.Unbuildable) != 1 ||
+		!strings.Contains(main.Unbuildable[0].Error(), "mkosi.conf: error: image main: the main image installs nothing") {
+		t.Errorf("targets %v, main %+v", ts, main)
+	}
+	if len(base.Unbuildable)+len(cfg.Unbuildable) != 0 {
+		t.Errorf("base, cfg unbuildable: %v %v", base.Unbuildable, cfg.Unbuildable)
+	}
+}
+
+// TestFormatNone: mkosi skips a Format=none image unless it has build
+// scripts; then it is a target that cannot be built, and so is what
+// depends on it.
+func TestFormatNone(t *testing.T) {
+	dir := project(t,
+		"mkosi.conf", distro+"[Output]\nFormat=none\n",
+		"mkosi.images/settings/mkosi.conf", "[Output]\nFormat=none\n[Content]\nPackages=jq\n",
+		"mkosi.images/gen/mkosi.conf", "[Output]\nFormat=none\n",
+		"mkosi.images/gen/mkosi.build", "#!/bin/sh\n",
+		"mkosi.images/base/mkosi.conf", "[Config]\nDependencies=gen\n[Output]\nFormat=directory\n[Content]\nPackages=systemd\n",
+	)
+	os.Chmod(filepath.Join(dir, "mkosi.images/gen/mkosi.build"), 0o755)
+	ts := targets(t, dir)
+	gen := ts["gen"]
+	if len(ts) != 2 || gen == nil || ts["base"] == nil {
+		t.Fatalf("targets %v", ts)
+	}
+	if len(gen.Unbuildable) == 0 || !strings.Contains(gen.Unbuildable[0].Error(), "Format=none with BuildScripts=") {
+		t.Errorf("gen unbuildable: %v", gen.Unbuildable)
+	}
+	if d := ts["base"].Deps; len(d) != 1 || d[0].Name != "gen" {
+		t.Errorf("base deps %v", d)
 	}
 }
 
