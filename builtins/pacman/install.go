@@ -91,7 +91,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	var baseFiles map[string]string
 	upgraded := map[string]bool{}
 	if plan.baseRoot != "" {
-		base, err := readLocalDB(plan.baseRoot)
+		base, err := readLocalDB(plan.baseDB)
 		if err != nil {
 			return nil, fmt.Errorf("installing packages: %w", err)
 		}
@@ -103,7 +103,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 				keep = append(keep, b)
 			}
 		}
-		if baseFiles, err = installedFiles(plan.baseRoot, keep); err != nil {
+		if baseFiles, err = installedFiles(plan.baseDB, keep); err != nil {
 			return nil, fmt.Errorf("installing packages: %w", err)
 		}
 	}

@@ -62,6 +62,11 @@ type Request struct {
 	// packages of its local database (var/lib/pacman/local) count as
 	// installed.
 	BaseRoot string
+	// BaseDB, when set, is read instead of BaseRoot for the local
+	// database: for an extension on an extension, a tree whose
+	// var/lib/pacman/local holds the entries of the base and of every
+	// extension in between. BaseRoot still provides the hooks.
+	BaseDB string
 	// Keyring names key files or directories trusted as if locally signed
 	// (pacman-key --lsign-key), in addition to KeyringDir's keys.
 	Keyring []string
@@ -145,6 +150,7 @@ type Plan struct {
 	insecure   bool
 	cacheDir   string
 	baseRoot   string
+	baseDB     string // the local database's tree: BaseDB, else baseRoot
 	now        time.Time
 }
 

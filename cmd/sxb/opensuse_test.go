@@ -96,3 +96,57 @@ func imageFiles(t *testing.T, img string) string {
 	}
 	return "\n" + string(out)
 }
+
+// TestOpenSUSEExtensionOnExtension stacks three sysexts on a Tumbleweed
+// base: what each lower extension installed counts as installed for the
+// one above (its packages from the record kept in the cache, its files
+// for file dependencies), so each image holds only its own packages.
+func TestOpenSUSEExtensionOnExtension(t *testing.T) {
+	dir := t.TempDir()
+	fx, mirror := rpmtest.SeedMirror(t, filepath.Join(dir, "fixture"))
+	ws := fixtureWorkspace(t, dir, map[string]string{"stack/BUILD.star": `base = base_image(
+    name = "base",
+    distribution = "opensuse",
+    release = "tumbleweed",
+    mirror = "file://` + mirror + `",
+    keyring = "` + fx.Keyring + `",
+    packages = ["filesystem", "glibc"],
+)
+
+sysext(name = "kube", base = base, packages = ["kubernetes1.31-client", "git-core", "helm-data"])
+
+sysext(name = "helm", base = ":kube", packages = ["helm"])
+
+sysext(name = "completion", base = ":helm", packages = ["helm-bash-completion"])
+`})
+	sxbIn(t, ws, "build", "--progress=plain", "//stack:completion")
+	out := filepath.Join(ws, "sxb-out/stack")
+	for name, want := range map[string]string{
+		"kube":       "git-core helm-data kubernetes1.31-client",
+		"helm":       "helm",
+		"completion": "helm-bash-completion",
+	} {
+		if got := strings.Join(manifestPackages(t, filepath.Join(out, name+".manifest.json")), " "); got != want {
+			t.Errorf("%s installs %q, want %q", name, got, want)
+		}
+	}
+	// Without the extension below, helm needs everything again.
+	os.WriteFile(filepath.Join(ws, "stack/BUILD.star"), []byte(strings.Replace(
+		string(must(os.ReadFile(filepath.Join(ws, "stack/BUILD.star")))), `base = ":kube", packages = ["helm"]`, `base = base, packages = ["helm"]`, 1)), 0o644)
+	sxbIn(t, ws, "build", "--progress=plain", "//stack:helm")
+	if got := strings.Join(manifestPackages(t, filepath.Join(out, "helm.manifest.json")), " "); got != "git-core helm helm-data kubernetes1.31-client" {
+		t.Errorf("helm on the base installs %q", got)
+	}
+	testenv.NeedRoot(t)
+	files := imageFiles(t, filepath.Join(out, "completion.raw"))
+	if !strings.Contains(files, "\nusr/share/bash-completion/helm\n") || strings.Contains(files, "usr/bin/") {
+		t.Errorf("completion image:\n%s", files)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

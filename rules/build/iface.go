@@ -31,7 +31,12 @@ type InstallRequest struct {
 	BaseImage bool
 	// BaseRoot is a tree whose installed packages satisfy dependencies.
 	BaseRoot string
-	Keyring  string
+	// BaseDB, when set, is read instead of BaseRoot for the installed
+	// packages: for an extension on an extension, a tree holding the
+	// package databases of the base and of every extension in between
+	// (with stand-ins of their files where file dependencies need them).
+	BaseDB  string
+	Keyring string
 	// AptSources are more apt repositories; NoDefaultSources reads only
 	// them (Debian and Ubuntu).
 	AptSources       []deb.Source

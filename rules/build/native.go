@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -63,7 +64,7 @@ func (debInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 	dr := deb.Request{
 		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Components: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
-		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
+		BaseImage: req.BaseImage, BaseRoot: cmp.Or(req.BaseDB, req.BaseRoot), Keyring: req.Keyring, CacheDir: req.CacheDir,
 		Sources: req.AptSources, NoDefaultSources: req.NoDefaultSources, Progress: installProgress(report),
 	}
 	if len(req.Pin) > 0 {
@@ -132,7 +133,7 @@ func (rpmInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 	rr := rpm.Request{
 		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Repositories: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
-		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
+		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, InstalledRoot: req.BaseDB, Keyring: req.Keyring, CacheDir: req.CacheDir,
 		Progress: installProgress(report),
 	}
 	if len(req.Pin) > 0 {
@@ -186,7 +187,7 @@ func pacmanProgress(report func(string, string)) func(pacman.Event) {
 func (pacmanInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
 	pr := pacman.Request{
 		Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror, Repositories: req.Repositories,
-		Packages: req.Packages, BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, CacheDir: req.CacheDir,
+		Packages: req.Packages, BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, BaseDB: req.BaseDB, CacheDir: req.CacheDir,
 		Progress: pacmanProgress(report),
 	}
 	if req.Keyring != "" {

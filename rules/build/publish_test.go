@@ -3,6 +3,7 @@ package build
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -303,7 +304,7 @@ type statusInstaller struct{ fakeInstaller }
 
 func (s *statusInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
 	installed := map[string]bool{}
-	if b, err := os.ReadFile(filepath.Join(req.BaseRoot, "var/lib/dpkg/status")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(cmp.Or(req.BaseDB, req.BaseRoot), "var/lib/dpkg/status")); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if n, ok := strings.CutPrefix(line, "Package: "); ok {
 				installed[n] = true
@@ -358,7 +359,7 @@ func TestExtensionOnExtension(t *testing.T) {
 			strings.Contains(string(img), "usr/share/libc") || !strings.Contains(string(img), `"ID=fake\nVERSION_ID=1\n`) {
 			t.Errorf("tool image:\n%s", img)
 		}
-		if _, err := os.Stat(filepath.Join(filepath.Dir(r.Outputs[0]), extStatusFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(r.Outputs[0]), extDBFile)); err == nil {
 			t.Error("the extension's package database was published")
 		}
 		return

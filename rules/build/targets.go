@@ -1,7 +1,6 @@
 package build
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -229,17 +228,14 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	// build; baseKey identifies its content in the action key.
 	var baseRoot, baseKey string
 	var info baseInfo
-	// resolveRoot is where packages are resolved against: baseRoot, or
-	// for an extension on an extension a database of both.
+	// resolveRoot, for an extension on an extension, holds the package
+	// databases of the base and of the extensions in between.
 	var resolveRoot string
 	switch {
 	case ext.Base != nil:
 		var err error
 		if baseRoot, resolveRoot, baseKey, info, err = x.extBase(*ext.Base); err != nil {
 			return err
-		}
-		if bt := x.g.Target(*ext.Base); bt.Ext != nil && resolveRoot == "" && len(ext.Packages) > 0 {
-			return fmt.Errorf("base %s: packages in an extension on an extension need a dpkg database below (Debian, Ubuntu) for now", ext.Base)
 		}
 	case ext.BaseTree != nil:
 		var err error
@@ -269,7 +265,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 		res, err = x.resolve(ctx, t, in, InstallRequest{
 			Distribution: info.Distribution, Release: info.Release, Architecture: a, Mirror: info.Mirror,
 			Repositories: info.Repositories, Packages: ext.Packages, WithRecommends: ext.WithRecommends,
-			BaseRoot: cmp.Or(resolveRoot, baseRoot), Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
+			BaseRoot: baseRoot, BaseDB: resolveRoot, Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
 			AptSources: info.AptSources, NoDefaultSources: info.NoDefaultSources,
 		}, rep)
 		if err != nil {
@@ -335,10 +331,8 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 		}
 		notRun = ir.ScriptsNotRun
 		// Kept for extensions built on this one (see extBase).
-		if b, err := os.ReadFile(filepath.Join(root, "var/lib/dpkg/status")); err == nil {
-			if err := os.WriteFile(filepath.Join(st.Out(), extStatusFile), b, 0o644); err != nil {
-				return nil, err
-			}
+		if err := recordPkgDB(root, st.Out()); err != nil {
+			return nil, err
 		}
 	}
 	// Licences come from the packages' own files, before the overlay
