@@ -108,3 +108,40 @@ sysext(name = "tool", base = base, packages = ["fx-tool"])
 		}
 	}
 }
+
+// TestArchExtensionOnExtension builds a sysext on a sysext on an Arch
+// base: the lower extension's local database entries count as installed
+// for the upper one, whose image then holds only its own packages.
+func TestArchExtensionOnExtension(t *testing.T) {
+	fx := pacmantest.Get(t)
+	mirror := fx.CopyMirror(t)
+	dir := t.TempDir()
+	key, _ := os.ReadFile(fx.Packager)
+	ws := fixtureWorkspace(t, dir, map[string]string{"arch/packager.gpg": string(key), "arch/BUILD.star": `base = base_image(
+    name = "base",
+    distribution = "arch",
+    release = "rolling",
+    architecture = "x86-64",
+    mirror = "file://` + mirror + `",
+    keyring = "packager.gpg",
+    packages = ["filesystem"],
+)
+
+sysext(name = "lib", base = base, packages = ["fx-lib", "fx-impl-a"])
+
+sysext(name = "tool", base = ":lib", packages = ["fx-tool"])
+`})
+	sxbIn(t, ws, "build", "--progress=plain", "//arch:tool")
+	out := filepath.Join(ws, "sxb-out/arch")
+	if got := strings.Join(manifestPackages(t, filepath.Join(out, "lib.manifest.json")), " "); got != "fx-impl-a fx-lib" {
+		t.Errorf("lib installs %q", got)
+	}
+	// fx-tool needs fx-lib, libfx.so and fx-virtual (fx-impl-a): all below.
+	if got := strings.Join(manifestPackages(t, filepath.Join(out, "tool.manifest.json")), " "); got != "fx-tool" {
+		t.Errorf("tool installs %q, want only fx-tool", got)
+	}
+	files := imageFiles(t, filepath.Join(out, "tool.raw"))
+	if !strings.Contains(files, "\nusr/bin/fx\n") || strings.Contains(files, "libfx") || strings.Contains(files, "fx-impl") {
+		t.Errorf("tool image:\n%s", files)
+	}
+}
