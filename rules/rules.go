@@ -278,7 +278,8 @@ type Extension struct {
 // dependencies, its files are left out of the extension, its os-release
 // completes the extension-release file.
 type TreeBase struct {
-	// Path is the absolute directory.
+	// Path is the absolute directory, or a tar archive (tree.TarSuffixes) of
+	// the tree.
 	Path string `json:"path"`
 	// Distribution, Release, Mirror and Repositories say where the
 	// extension's packages come from; empty Distribution and Release are

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bazelbuild/buildtools/build"
+	"github.com/sxb-build/sxb/builtins/tree"
 )
 
 // EffectiveVerity maps Verity= to what mkosi does for an extension image:
@@ -388,6 +389,8 @@ func (c *converter) baseLabel(im *Image) string {
 		// A tree no image builds: a directory base, written with a
 		// trailing slash.
 		return c.rel(im.BaseTrees[0]) + "/"
+	case other == nil && tree.IsTarName(im.BaseTrees[0]) && !isDir(im.BaseTrees[0]):
+		return c.rel(im.BaseTrees[0])
 	}
 	return ""
 }

@@ -15,6 +15,20 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
+// TarSuffixes are the file name endings of tar archives sxb reads (as
+// bases): plain or compressed with zstd, xz, gzip or bzip2.
+var TarSuffixes = []string{".tar", ".tar.zst", ".tar.xz", ".tar.gz", ".tgz", ".tar.bz2"}
+
+// IsTarName reports whether the file name p ends like a tar archive.
+func IsTarName(p string) bool {
+	for _, s := range TarSuffixes {
+		if strings.HasSuffix(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // Decompress returns r decompressed as its first bytes say (zstd, xz,
 // gzip or bzip2; anything else is returned as it is) and the function
 // releasing the decompressor.

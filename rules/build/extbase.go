@@ -218,10 +218,9 @@ func (x *executor) extChain(l rules.Label) (root string, info baseInfo, layers [
 			return "", info, nil, err
 		}
 	case bt.Ext.BaseTree != nil:
-		if info, _, err = treeBaseInfo(bt.Ext.BaseTree); err != nil {
+		if root, info, _, err = x.treeBase(bt.Ext.BaseTree); err != nil {
 			return "", info, nil, err
 		}
-		root = bt.Ext.BaseTree.Path
 	default:
 		return "", info, nil, fmt.Errorf("base %s has no base of its own: there is nothing to install on", l)
 	}
@@ -261,6 +260,7 @@ func (x *executor) extBase(l rules.Label) (root, resolveRoot, key string, info b
 	// resolving stays memoised; made aside and renamed into place whole.
 	resolveRoot = filepath.Join(x.opts.CacheDir, "extension-bases", e.Key)
 	if _, err := os.Stat(resolveRoot); err == nil {
+		touchDir(resolveRoot)
 		return root, resolveRoot, e.Key, info, nil
 	}
 	lower, err := readPkgDB(root, false)

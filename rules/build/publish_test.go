@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -203,50 +204,6 @@ func TestPublishLocation(t *testing.T) {
 	}
 }
 
-// TestTreeBase checks an extension built on a directory sxb did not build:
-// packages the tree has are not installed again, its os-release completes
-// the extension-release, and a change in the tree rebuilds the image.
-func TestTreeBase(t *testing.T) {
-	ws := t.TempDir()
-	base := filepath.Join(ws, "prebuilt")
-	for p, c := range map[string]string{"usr/share/libc/libc": "libc", "usr/lib/os-release": "ID=fake\nVERSION_ID=7\n"} {
-		os.MkdirAll(filepath.Join(base, filepath.Dir(p)), 0o755)
-		os.WriteFile(filepath.Join(base, p), []byte(c), 0o644)
-	}
-	xl := label.Label{Pkg: "p", Name: "tool"}
-	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{xl.String(): {Label: xl, Kind: rules.KindSysext, Ext: &rules.Extension{
-		Name: "tool", Kind: "sysext", BaseTree: &rules.TreeBase{Path: base, Distribution: "fake"}, Packages: []string{"jq", "libc"},
-		Format: "erofs", Verity: "off", Output: "tool", Architecture: arch.X86_64}}}}
-	fake := &fakeInstaller{}
-	cache := t.TempDir()
-	build := func() []*Result {
-		t.Helper()
-		res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: cache, Installers: map[string]Installer{"fake": fake}, ImageWriter: listingWriter})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	res := build()
-	img, _ := os.ReadFile(res[0].Outputs[0])
-	if !strings.Contains(string(img), "usr/share/jq/jq") || strings.Contains(string(img), "usr/share/libc") ||
-		!strings.Contains(string(img), `"ID=fake\nVERSION_ID=7\n`) {
-		t.Errorf("image:\n%s", img)
-	}
-	if fmt.Sprint(fake.installs) != "[jq]" {
-		t.Errorf("installed %v", fake.installs)
-	}
-	if res := build(); !res[0].Cached {
-		t.Error("second build not cached")
-	}
-	os.WriteFile(filepath.Join(base, "usr/lib/os-release"), []byte("ID=fake\nVERSION_ID=8\n"), 0o644)
-	res = build()
-	img, _ = os.ReadFile(res[0].Outputs[0])
-	if res[0].Cached || !strings.Contains(string(img), "VERSION_ID=8") {
-		t.Errorf("changed tree: cached %v\n%s", res[0].Cached, img)
-	}
-}
-
 // metaInstaller is fakeInstaller recording, as rootless extraction does,
 // a setuid root file and a device node in the sidecar.
 type metaInstaller struct{ fakeInstaller }
@@ -365,4 +322,89 @@ func TestExtensionOnExtension(t *testing.T) {
 		return
 	}
 	t.Fatalf("no result for //p:tool in %v", res)
+}
+
+// TestTreeBase checks an extension built on a tree sxb did not build, a
+// directory or a tar archive of it (as GNU tar and zstd write it, then
+// extracted once into the cache with its owners in the sidecar): packages
+// the tree has are not installed again, its os-release completes the
+// extension-release, and a change in the tree rebuilds the image.
+func TestTreeBase(t *testing.T) {
+	for _, archived := range []bool{false, true} {
+		t.Run(map[bool]string{false: "directory", true: "tar.zst"}[archived], func(t *testing.T) { testTreeBase(t, archived) })
+	}
+}
+
+func testTreeBase(t *testing.T, archived bool) {
+	ws := t.TempDir()
+	src := filepath.Join(ws, "prebuilt")
+	for p, c := range map[string]string{"usr/share/libc/libc": "libc", "usr/lib/os-release": "ID=fake\nVERSION_ID=7\n"} {
+		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(src, p), []byte(c), 0o644)
+	}
+	base := src
+	update := func() {}
+	if archived {
+		testenv.NeedTool(t, "tar", "zstd")
+		base = filepath.Join(ws, "prebuilt.tar.zst")
+		update = func() {
+			t.Helper()
+			if out, err := exec.Command("tar", "-C", src, "--zstd", "--owner=0", "--group=0", "--numeric-owner", "-cf", base, ".").CombinedOutput(); err != nil {
+				t.Fatalf("tar: %v\n%s", err, out)
+			}
+		}
+		update()
+	}
+	xl := label.Label{Pkg: "p", Name: "tool"}
+	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{xl.String(): {Label: xl, Kind: rules.KindSysext, Ext: &rules.Extension{
+		Name: "tool", Kind: "sysext", BaseTree: &rules.TreeBase{Path: base, Distribution: "fake"}, Packages: []string{"jq", "libc"},
+		Format: "erofs", Verity: "off", Output: "tool", Architecture: arch.X86_64}}}}
+	fake := &fakeInstaller{}
+	cache := t.TempDir()
+	build := func() ([]*Result, error) {
+		return Build(context.Background(), g, g.Order(), Options{CacheDir: cache, Installers: map[string]Installer{"fake": fake}, ImageWriter: listingWriter})
+	}
+	res, err := build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := os.ReadFile(res[0].Outputs[0])
+	if !strings.Contains(string(img), "usr/share/jq/jq") || strings.Contains(string(img), "usr/share/libc") ||
+		!strings.Contains(string(img), `"ID=fake\nVERSION_ID=7\n`) {
+		t.Errorf("image:\n%s", img)
+	}
+	if fmt.Sprint(fake.installs) != "[jq]" {
+		t.Errorf("installed %v", fake.installs)
+	}
+	trees, _ := filepath.Glob(filepath.Join(cache, "tree-bases/*/tree/usr/share/libc/libc"))
+	sidecars, _ := filepath.Glob(filepath.Join(cache, "tree-bases/*/tree.meta.json"))
+	if archived && (len(trees) != 1 || len(sidecars) != 1) {
+		t.Errorf("extracted trees %v, sidecars %v", trees, sidecars)
+	}
+	if res, err := build(); err != nil || !res[0].Cached {
+		t.Errorf("second build not cached (%v)", err)
+	}
+	os.WriteFile(filepath.Join(src, "usr/lib/os-release"), []byte("ID=fake\nVERSION_ID=8\n"), 0o644)
+	update()
+	if res, err = build(); err != nil {
+		t.Fatal(err)
+	}
+	img, _ = os.ReadFile(res[0].Outputs[0])
+	if res[0].Cached || !strings.Contains(string(img), "VERSION_ID=8") {
+		t.Errorf("changed tree: cached %v\n%s", res[0].Cached, img)
+	}
+	if !archived {
+		return
+	}
+	// Not an archive: the target's error names the file, and nothing is
+	// left half-extracted.
+	bad := filepath.Join(ws, "bad.tar.zst")
+	os.WriteFile(bad, []byte("not zstd"), 0o644)
+	g.Targets[xl.String()].Ext.BaseTree.Path = bad
+	if _, err := build(); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("bad archive: err = %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, "tree-bases/.*")); len(left) != 0 {
+		t.Errorf("half-extracted trees left: %v", left)
+	}
 }

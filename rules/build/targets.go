@@ -239,10 +239,9 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 		}
 	case ext.BaseTree != nil:
 		var err error
-		if info, baseKey, err = treeBaseInfo(ext.BaseTree); err != nil {
+		if baseRoot, info, baseKey, err = x.treeBase(ext.BaseTree); err != nil {
 			return err
 		}
-		baseRoot = ext.BaseTree.Path
 	}
 	a := ext.Architecture
 	if a == arch.None {

@@ -3,27 +3,49 @@ package build
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/sxb-build/sxb/builtins/extension"
+	"github.com/sxb-build/sxb/builtins/tree"
+	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/rules"
 )
 
-// treeBaseInfo describes a tree sxb did not build as the base of an
-// extension: where packages come from (as given, else from its
-// os-release) and a key of its content for the action key (every file is
-// hashed: the tree may change between builds without sxb knowing).
-func treeBaseInfo(b *rules.TreeBase) (baseInfo, string, error) {
+// treeBase describes a tree sxb did not build as the base of an
+// extension: the directory to build on (the tree itself, or an archive's
+// content extracted into the cache), where packages come from (as given,
+// else from its os-release) and a key of its content for the action key
+// (every file is hashed: the tree may change between builds without sxb
+// knowing).
+func (x *executor) treeBase(b *rules.TreeBase) (string, baseInfo, string, error) {
 	fi, err := os.Stat(b.Path)
 	if err != nil {
-		return baseInfo{}, "", fmt.Errorf("base tree: %w", err)
+		return "", baseInfo{}, "", fmt.Errorf("base tree: %w", err)
 	}
-	if !fi.IsDir() {
-		return baseInfo{}, "", fmt.Errorf("base tree %s: not a directory (archives are not supported as bases yet)", b.Path)
+	root, key := b.Path, ""
+	switch {
+	case fi.IsDir():
+		digest, err := treeDigest(b.Path)
+		if err != nil {
+			return "", baseInfo{}, "", fmt.Errorf("hashing base tree %s: %w", b.Path, err)
+		}
+		key = "tree:" + digest
+	case fi.Mode().IsRegular() && tree.IsTarName(b.Path):
+		o, err := digestOutput(b.Path, false)
+		if err != nil {
+			return "", baseInfo{}, "", fmt.Errorf("hashing base archive %s: %w", b.Path, err)
+		}
+		if root, err = x.extractBase(b.Path, o.Digest); err != nil {
+			return "", baseInfo{}, "", fmt.Errorf("base archive %s: %w", b.Path, err)
+		}
+		key = "tar:" + o.Digest
+	default:
+		return "", baseInfo{}, "", fmt.Errorf("base tree %s: neither a directory nor a tar archive (.tar, .tar.zst, .tar.xz, .tar.gz, .tgz, .tar.bz2)", b.Path)
 	}
-	osr, err := extension.OSRelease(b.Path)
+	osr, err := extension.OSRelease(root)
 	if err != nil {
-		return baseInfo{}, "", fmt.Errorf("base tree %s: reading os-release: %w", b.Path, err)
+		return "", baseInfo{}, "", fmt.Errorf("base tree %s: reading os-release: %w", b.Path, err)
 	}
 	info := baseInfo{Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
 		Repositories: b.Repositories, OSRelease: osr, AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources}
@@ -38,9 +60,53 @@ func treeBaseInfo(b *rules.TreeBase) (baseInfo, string, error) {
 			info.Release, _ = osr.Get("VERSION_ID")
 		}
 	}
-	digest, err := treeDigest(b.Path)
-	if err != nil {
-		return baseInfo{}, "", fmt.Errorf("hashing base tree %s: %w", b.Path, err)
+	return root, info, key, nil
+}
+
+// extractBase returns the tree of the tar archive file whose content has
+// the given digest, extracting it into the cache the first time (with its
+// metadata sidecar: owners, devices and modes a rootless extraction cannot
+// set). The directory appears whole or not at all.
+func (x *executor) extractBase(file, digest string) (string, error) {
+	x.baseMu.Lock()
+	defer x.baseMu.Unlock()
+	dir := filepath.Join(x.opts.CacheDir, "tree-bases", digest)
+	root := filepath.Join(dir, "tree")
+	if _, err := os.Stat(root); err == nil {
+		touchDir(dir)
+		return root, nil
 	}
-	return info, "tree:" + digest, nil
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", err
+	}
+	d, err := atomicfile.CreateDir(dir, 0o755)
+	if err != nil {
+		return "", err
+	}
+	defer d.Abort()
+	tmpRoot := filepath.Join(d.Path(), "tree")
+	if err := mkdirRoot(tmpRoot); err != nil {
+		return "", err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	r, done, err := tree.Decompress(f)
+	if err != nil {
+		return "", fmt.Errorf("decompressing: %w", err)
+	}
+	defer done()
+	meta := tree.NewMeta()
+	if err := tree.ExtractTar(r, tmpRoot, meta); err != nil {
+		return "", err
+	}
+	if err := meta.Save(tree.MetaPath(tmpRoot)); err != nil {
+		return "", err
+	}
+	if err := d.Commit(); err != nil {
+		return "", err
+	}
+	return root, nil
 }

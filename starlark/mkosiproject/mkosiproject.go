@@ -24,6 +24,7 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/image"
 	"github.com/sxb-build/sxb/builtins/mkosi"
+	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
@@ -420,15 +421,15 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 		case other != nil:
 			l := c.label(other)
 			x.Base = &l
-		case isDir(bt):
-			// A tree sxb does not build: a prebuilt root in the repository
-			// or a path outside it. Packages come from the distribution
-			// the project configures.
+		case isDir(bt) || isFile(bt) && tree.IsTarName(bt):
+			// A tree sxb does not build, or a tar archive of one: a
+			// prebuilt root in the repository or a path outside it.
+			// Packages come from the distribution the project configures.
 			x.BaseTree = &rules.TreeBase{Path: bt, Distribution: im.Distribution, Release: im.Release, Mirror: im.Mirror,
 				Repositories: im.Repositories, Architecture: a, AptSources: im.AptSources, NoDefaultSources: im.NoDefaultSources}
 		default:
 			if _, err := os.Stat(bt); err == nil {
-				return nil, gap(im, "BaseTrees", "BaseTrees=%s: archives are not supported as bases by sxb yet (only directories)", bt)
+				return nil, gap(im, "BaseTrees", "BaseTrees=%s: sxb builds on directories and tar archives (%s) only", bt, strings.Join(tree.TarSuffixes, ", "))
 			}
 			return nil, gap(im, "BaseTrees", "BaseTrees=%s: no such directory, and no image of the project writes it", bt)
 		}
@@ -467,6 +468,8 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 }
 
 func isDir(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
+
+func isFile(p string) bool { fi, err := os.Stat(p); return err == nil && fi.Mode().IsRegular() }
 
 // imageArch is the image's Architecture=.
 func imageArch(im *mkosi.Image) (arch.Arch, error) {
