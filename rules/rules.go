@@ -209,6 +209,12 @@ type BaseImage struct {
 	NoDefaultSources bool         `json:"no_default_sources,omitempty"`
 	// Output is "directory" (default) or "tar".
 	Output string `json:"output"`
+	// Base, or BaseTree, is a tree the image is layered on (mkosi's
+	// BaseTrees= on a Format=directory|tar image): its content comes
+	// first, the packages are installed on top and resolved against what
+	// it has installed. Base names another base_image.
+	Base     *Label    `json:"base,omitempty"`
+	BaseTree *TreeBase `json:"base_tree,omitempty"`
 }
 
 // Extension is a system extension (Kind "sysext", /usr and /opt) or a

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/sxb-build/sxb/builtins/rpm"
 	"github.com/sxb-build/sxb/builtins/rpm/rpmtest"
 	"github.com/sxb-build/sxb/internal/testenv"
 )
@@ -104,14 +107,7 @@ func imageFiles(t *testing.T, img string) string {
 func TestOpenSUSEExtensionOnExtension(t *testing.T) {
 	dir := t.TempDir()
 	fx, mirror := rpmtest.SeedMirror(t, filepath.Join(dir, "fixture"))
-	ws := fixtureWorkspace(t, dir, map[string]string{"stack/BUILD.star": `base = base_image(
-    name = "base",
-    distribution = "opensuse",
-    release = "tumbleweed",
-    mirror = "file://` + mirror + `",
-    keyring = "` + fx.Keyring + `",
-    packages = ["filesystem", "glibc"],
-)
+	ws := fixtureWorkspace(t, dir, map[string]string{"stack/BUILD.star": "base = " + tumbleweedBase(fx, mirror, "base", "", "filesystem", "glibc") + `
 
 sysext(name = "kube", base = base, packages = ["kubernetes1.31-client", "git-core", "helm-data"])
 
@@ -149,4 +145,57 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestLayeredBase builds a base_image layered on another (mkosi's
+// BaseTrees= on a Format=directory image): the tree below is copied in,
+// the packages go on top resolved against what it has installed, and the
+// record of installed packages covers both, so a sysext on the layered
+// base installs only what neither has.
+func TestLayeredBase(t *testing.T) {
+	dir := t.TempDir()
+	fx, mirror := rpmtest.SeedMirror(t, filepath.Join(dir, "fixture"))
+	ws := fixtureWorkspace(t, dir, map[string]string{"stack/BUILD.star": tumbleweedBase(fx, mirror, "core", "", "filesystem", "glibc") + "\n" +
+		tumbleweedBase(fx, mirror, "layer", ":core", "kubernetes1.31-client", "git-core", "helm-data") + `
+
+sysext(name = "helm", base = ":layer", packages = ["helm"])
+`})
+	sxbIn(t, ws, "build", "--progress=plain", "//stack:helm")
+	layer := filepath.Join(ws, "sxb-out/stack/layer")
+	for _, f := range []string{"usr/lib64/libc.so.6", "etc/passwd", "usr/bin/kubectl1.31", "usr/share/helm/plugins.conf"} {
+		if _, err := os.Lstat(filepath.Join(layer, f)); err != nil {
+			t.Errorf("layered base: %v", err)
+		}
+	}
+	inst, err := rpm.ReadInstalled(layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range inst {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, " "); got != "filesystem git-core glibc helm-data kubernetes1.31-client" {
+		t.Errorf("layered base records %q", got)
+	}
+	if got := strings.Join(manifestPackages(t, filepath.Join(ws, "sxb-out/stack/helm.manifest.json")), " "); got != "helm" {
+		t.Errorf("helm on the layered base installs %q", got)
+	}
+}
+
+// tumbleweedBase is a base_image call installing packages from the seed
+// mirror, layered on base when it is not "".
+func tumbleweedBase(fx *rpmtest.Env, mirror, name, base string, packages ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "base_image(\n    name = %q,\n", name)
+	if base != "" {
+		fmt.Fprintf(&b, "    base = %q,\n", base)
+	}
+	fmt.Fprintf(&b, "    distribution = \"opensuse\",\n    release = \"tumbleweed\",\n    mirror = \"file://%s\",\n    keyring = %q,\n", mirror, fx.Keyring)
+	q := make([]string, len(packages))
+	for i, p := range packages {
+		q[i] = strconv.Quote(p)
+	}
+	fmt.Fprintf(&b, "    packages = [%s],\n)\n", strings.Join(q, ", "))
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/sxb-build/sxb/builtins/deb"
@@ -45,6 +46,41 @@ type baseInputs struct {
 	Epoch    int64            `json:"epoch"`
 	// Scripts is how maintainer scripts run ("" = not run).
 	Scripts string `json:"scripts,omitempty"`
+	// Lower is the key of the tree a layered base is built on.
+	Lower string `json:"lower,omitempty"`
+}
+
+// lowerBase is the tree a layered base_image is built on.
+type lowerBase struct {
+	root, key string
+	info      baseInfo
+}
+
+// lowerOf returns the tree the base_image b is layered on (nil when it is
+// not): another base_image's, or a tree sxb did not build.
+func (x *executor) lowerOf(b *rules.BaseImage) (*lowerBase, error) {
+	switch {
+	case b.BaseTree != nil:
+		root, info, key, err := x.treeBase(b.BaseTree)
+		if err != nil {
+			return nil, err
+		}
+		return &lowerBase{root: root, key: key, info: info}, nil
+	case b.Base == nil:
+		return nil, nil
+	}
+	bt, e := x.g.Target(*b.Base), x.entry(b.Base.String())
+	switch {
+	case bt == nil || e == nil:
+		return nil, fmt.Errorf("base %s was not built", b.Base)
+	case bt.Kind != rules.KindBaseImage:
+		return nil, fmt.Errorf("base %s is a %s: a base_image is layered on another base_image or a tree", b.Base, bt.Kind)
+	}
+	l := &lowerBase{root: e.Path("tree"), key: e.Key}
+	if err := json.Unmarshal(e.Info, &l.info); err != nil {
+		return nil, fmt.Errorf("base %s: reading its record: %w", b.Base, err)
+	}
+	return l, nil
 }
 
 func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
@@ -54,13 +90,22 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 	if err != nil {
 		return err
 	}
-	rep("resolving", "")
-	res, err := x.resolve(ctx, t, in, InstallRequest{
+	lower, err := x.lowerOf(b)
+	if err != nil {
+		return err
+	}
+	req := InstallRequest{
 		Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
 		Repositories: b.Repositories, Packages: b.Packages, WithRecommends: b.WithRecommends,
-		BaseImage: true, Keyring: b.Keyring, CacheDir: x.opts.CacheDir,
+		BaseImage: lower == nil, Keyring: b.Keyring, CacheDir: x.opts.CacheDir,
 		AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources,
-	}, rep)
+	}
+	if lower != nil {
+		// What the tree below has installed is not installed again.
+		req.BaseRoot = lower.root
+	}
+	rep("resolving", "")
+	res, err := x.resolve(ctx, t, in, req, rep)
 	if err != nil {
 		return fmt.Errorf("resolving packages: %w", err)
 	}
@@ -70,8 +115,11 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 	}
 	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.opts.Epoch,
 		Scripts: scriptsKey(in, b.NoScripts, b.Architecture)}
+	if lower != nil {
+		inputs.Lower = lower.key
+	}
 	return x.act(ctx, t, inputs, func(st *Staging) (*Entry, error) {
-		return x.runBase(ctx, t, st, in, res, inputs)
+		return x.runBase(ctx, t, st, in, res, inputs, lower)
 	}, x.publishBase)
 }
 
@@ -128,7 +176,7 @@ func (x *executor) actWith(ctx context.Context, t *rules.Target, inputs any, loo
 	return nil
 }
 
-func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in Installer, res Resolved, inputs baseInputs) (*Entry, error) {
+func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in Installer, res Resolved, inputs baseInputs, lower *lowerBase) (*Entry, error) {
 	b := t.Base
 	rep := x.reporter(t)
 	root := filepath.Join(st.Out(), "tree")
@@ -136,11 +184,21 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 		return nil, err
 	}
 	meta := tree.NewMeta()
+	io := InstallOptions{WithDocs: b.WithDocs, Scripts: inputs.Scripts != "off", Epoch: x.opts.Epoch, Report: rep, Warn: x.warner(t)}
+	if lower != nil {
+		// The tree below first, as mkosi copies BaseTrees= in before
+		// anything else; the packages then go on top of it, into the
+		// same tree and package databases.
+		rep("copying base", "")
+		if err := copyLower(root, lower.root, meta); err != nil {
+			return nil, fmt.Errorf("copying base %s: %w", lower.root, err)
+		}
+		io.BaseRoot = lower.root
+	}
 	if err := applyTrees(root, b.SkeletonTrees, meta); err != nil {
 		return nil, fmt.Errorf("skeleton trees: %w", err)
 	}
-	ir, err := in.Install(ctx, res, root, meta, InstallOptions{WithDocs: b.WithDocs, Scripts: inputs.Scripts != "off",
-		Epoch: x.opts.Epoch, Report: rep, Warn: x.warner(t)})
+	ir, err := in.Install(ctx, res, root, meta, io)
 	if err != nil {
 		return nil, err // the installers name the step
 	}
@@ -168,6 +226,10 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 		Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
 		Repositories: b.Repositories, Keyring: b.Keyring, OSRelease: osr, Packages: inputs.Packages,
 		AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources,
+	}
+	if lower != nil {
+		// The packages of the tree below are the image's too.
+		info.Packages = append(slices.Clip(lower.info.Packages), inputs.Packages...)
 	}
 	if b.Output == "tar" {
 		rep("writing tar", "")

@@ -110,3 +110,18 @@ func (x *executor) extractBase(file, digest string) (string, error) {
 	}
 	return root, nil
 }
+
+// copyLower copies the tree lower (a base the image is layered on) into
+// root, with what its metadata sidecar records (owners, devices, modes a
+// rootless tree cannot hold), when it has one.
+func copyLower(root, lower string, meta *tree.Meta) error {
+	if err := tree.CopyInto(root, lower, "/", meta); err != nil {
+		return err
+	}
+	lm, err := tree.LoadMeta(tree.MetaPath(lower)) // none: empty
+	if err != nil {
+		return err
+	}
+	meta.Merge(lm)
+	return nil
+}
