@@ -50,6 +50,10 @@ type Request struct {
 	// read from; other NAME=URL repositories are read first, in the order
 	// given. core and extra (and alarm on ARM) are always read.
 	Repositories []string
+	// NoDefaultRepos reads only the NAME=URL entries of Repositories, in
+	// their order (a pacman.conf of its own, as mkosi's sandbox trees
+	// give one).
+	NoDefaultRepos bool
 	// Packages are what pacman -S takes: package names, "name>=version"
 	// and other constraints, virtual names (the first provider wins),
 	// group names (every member), "repo/name", and absolute file paths
@@ -263,6 +267,21 @@ func (r *Request) repositories(arch string) ([]repository, error) {
 				name, strings.Join(append(append([]string{}, defaults...), OptionalRepositories...), ", "), name)
 		}
 		enabled[name] = true
+	}
+	if r.NoDefaultRepos {
+		var out []repository
+		for _, e := range r.Repositories {
+			name, u, isURL := strings.Cut(strings.TrimSpace(e), "=")
+			if !isURL {
+				return nil, fmt.Errorf("repository %q: without the default repositories, every repository needs its URL (NAME=URL)", e)
+			}
+			name = strings.TrimSpace(name)
+			out = append(out, repository{name: name, server: expandServer(strings.TrimSpace(u), name, arch)})
+		}
+		if len(out) == 0 {
+			return nil, errors.New("no repositories: the default ones are off and none is given")
+		}
+		return out, nil
 	}
 	var names []string
 	names = append(names, custom...)

@@ -57,6 +57,9 @@ type Request struct {
 	// Keyring is a file or directory of OpenPGP public keys; empty means
 	// the distribution's keys in the usual host places.
 	Keyring string
+	// Keys are more key files trusted besides Keyring's (or the
+	// distribution's) keys: the gpgkey= files of .repo files.
+	Keys []string
 	// Insecure skips every signature check (repomd.xml and packages). The
 	// checksums from the metadata are still verified.
 	Insecure bool
@@ -157,6 +160,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	} else {
 		keyPaths = defaultKeyring(req.Distribution, req.Release, arch)
 	}
+	keyPaths = append(keyPaths, req.Keys...)
 	keys, err := loadKeyring(keyPaths)
 	if err != nil {
 		return nil, fmt.Errorf("resolving rpm packages: %w", err)
