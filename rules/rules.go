@@ -207,6 +207,9 @@ type BaseImage struct {
 	// them only (mkosi.sources replaces mkosi's default repositories).
 	AptSources       []deb.Source `json:"apt_sources,omitempty"`
 	NoDefaultSources bool         `json:"no_default_sources,omitempty"`
+	// RepoKeys are more key files trusted for the repositories (the
+	// gpgkey= files of an mkosi project's sandbox .repo files).
+	RepoKeys []string `json:"repo_keys,omitempty"`
 	// Output is "directory" (default) or "tar".
 	Output string `json:"output"`
 	// Base, or BaseTree, is a tree the image is layered on (mkosi's
@@ -295,9 +298,10 @@ type TreeBase struct {
 	Release      string   `json:"release,omitempty"`
 	Mirror       string   `json:"mirror,omitempty"`
 	Repositories []string `json:"repositories,omitempty"`
-	// AptSources and NoDefaultSources are as for a BaseImage.
+	// AptSources, NoDefaultSources and RepoKeys are as for a BaseImage.
 	AptSources       []deb.Source `json:"apt_sources,omitempty"`
 	NoDefaultSources bool         `json:"no_default_sources,omitempty"`
+	RepoKeys         []string     `json:"repo_keys,omitempty"`
 	// Architecture is the packages' architecture; arch.None means the
 	// extension's, else the host's.
 	Architecture arch.Arch `json:"architecture,omitempty"`

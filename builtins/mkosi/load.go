@@ -137,8 +137,12 @@ type Image struct {
 	// SandboxTrees configure the package manager (mkosi.sandbox/,
 	// mkosi.pkgmngr/); AptSources are the apt repositories they add and
 	// NoDefaultSources says they replace mkosi's default ones.
+	// For rpm distributions the .repo files' repositories go into
+	// Repositories (as URLs) and their gpgkey= files into RepoKeys; for
+	// Arch, pacman.conf's repositories into Repositories (NAME=URL).
 	SandboxTrees     []Tree
 	AptSources       []deb.Source
+	RepoKeys         []string
 	NoDefaultSources bool
 
 	Overlay         bool

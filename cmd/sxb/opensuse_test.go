@@ -199,3 +199,44 @@ func tumbleweedBase(fx *rpmtest.Env, mirror, name, base string, packages ...stri
 	fmt.Fprintf(&b, "    packages = [%s],\n)\n", strings.Join(q, ", "))
 	return b.String()
 }
+
+// TestOpenSUSESandboxRepos builds an mkosi project whose sandbox tree
+// brings zypper's repository files: mkosi.repo replaces the default
+// repositories, $releasever is expanded, the gpgkey= file from the
+// sandbox verifies the fixture mirror (no keyring is configured), and a
+// repository sxb cannot read makes only the image using it unbuildable.
+func TestOpenSUSESandboxRepos(t *testing.T) {
+	dir := t.TempDir()
+	fx, mirror := rpmtest.SeedMirror(t, filepath.Join(dir, "fixture"))
+	key, err := os.ReadFile(fx.Keyring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := "[Distribution]\nDistribution=opensuse\nRelease=tumbleweed\nArchitecture=x86-64\n[Output]\nOutputDirectory=mkosi.output\n"
+	ws := fixtureWorkspace(t, dir, map[string]string{
+		"proj/mkosi.conf": conf,
+		"proj/mkosi.sandbox/etc/zypp/repos.d/mkosi.repo": "[oss]\nbaseurl=file://" + mirror + "/$releasever/repo/oss/\n" +
+			"gpgcheck=1\ngpgkey=file:///etc/pki/fixture.asc\n\n[update]\nname=update\nbaseurl=file://" + mirror + "/update/$releasever/\n" +
+			"gpgkey=file:///etc/pki/fixture.asc\n\n[debug]\nbaseurl=https://example.invalid/debug/\nenabled=0\n",
+		"proj/mkosi.sandbox/etc/pki/fixture.asc":    string(key),
+		"proj/mkosi.images/base/mkosi.conf":         "[Output]\nFormat=directory\n[Content]\nPackages=filesystem\n        glibc\n",
+		"proj/mkosi.images/helm/mkosi.conf":         "[Config]\nDependencies=base\n[Output]\nFormat=sysext\nOverlay=yes\n[Content]\nBaseTrees=%O/base\nPackages=helm\n",
+		"bad/mkosi.conf":                            conf + "Format=sysext\nOverlay=yes\n[Content]\nExtraTrees=tree\n",
+		"bad/tree/usr/bin/x":                        "x",
+		"bad/mkosi.sandbox/etc/zypp/repos.d/x.repo": "[oss]\nmirrorlist=https://example.invalid/list\n",
+	})
+	sxbIn(t, ws, "build", "--progress=plain", "//proj:helm")
+	m, err := os.ReadFile(filepath.Join(ws, "proj/mkosi.output/helm.manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"name": "helm"`, `"version": "3.16.2-1.1"`, `"name": "git-core"`} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("manifest lacks %s (the update repository read through $releasever):\n%s", want, m)
+		}
+	}
+	out, _ := sxbIn(t, ws, "query", "--output=json", "//bad:all")
+	if !strings.Contains(out, "x.repo:2: repository [oss]: mirrorlist= without baseurl= is not supported by sxb") {
+		t.Errorf("query of the mirrorlist project:\n%s", out)
+	}
+}

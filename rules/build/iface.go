@@ -41,7 +41,9 @@ type InstallRequest struct {
 	// them (Debian and Ubuntu).
 	AptSources       []deb.Source
 	NoDefaultSources bool
-	CacheDir         string
+	// RepoKeys are more key files trusted for the repositories (rpm).
+	RepoKeys []string
+	CacheDir string
 	// Pin, when not empty, is a pin an Installer made earlier (Installer.Pin):
 	// Resolve must then return exactly its packages, without the network.
 	Pin []byte

@@ -133,7 +133,7 @@ func (rpmInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 	rr := rpm.Request{
 		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Repositories: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
-		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, InstalledRoot: req.BaseDB, Keyring: req.Keyring, CacheDir: req.CacheDir,
+		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, InstalledRoot: req.BaseDB, Keyring: req.Keyring, Keys: req.RepoKeys, CacheDir: req.CacheDir,
 		Progress: installProgress(report),
 	}
 	if len(req.Pin) > 0 {
@@ -188,7 +188,8 @@ func (pacmanInstaller) Resolve(ctx context.Context, req InstallRequest, report f
 	pr := pacman.Request{
 		Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror, Repositories: req.Repositories,
 		Packages: req.Packages, BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, BaseDB: req.BaseDB, CacheDir: req.CacheDir,
-		Progress: pacmanProgress(report),
+		NoDefaultRepos: req.NoDefaultSources,
+		Progress:       pacmanProgress(report),
 	}
 	if req.Keyring != "" {
 		pr.Keyring = []string{req.Keyring}

@@ -334,6 +334,7 @@ func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
 		Mirror: im.Mirror, Repositories: im.Repositories, Packages: im.Packages, WithRecommends: im.WithRecommends,
 		WithDocs: im.WithDocs, ExtraTrees: trees(im.ExtraTrees), SkeletonTrees: trees(im.SkeletonTrees),
 		RemoveFiles: im.RemoveFiles, Output: im.Format, AptSources: im.AptSources, NoDefaultSources: im.NoDefaultSources,
+		RepoKeys: im.RepoKeys,
 	}
 	if b.Packages == nil {
 		b.Packages = []string{}
@@ -474,7 +475,8 @@ func (c *conv) baseOf(im *mkosi.Image, a arch.Arch) (*label.Label, *rules.TreeBa
 		// A tree sxb does not build, or a tar archive of one: a
 		// prebuilt root in the repository or a path outside it.
 		return nil, &rules.TreeBase{Path: bt, Distribution: im.Distribution, Release: im.Release, Mirror: im.Mirror,
-			Repositories: im.Repositories, Architecture: a, AptSources: im.AptSources, NoDefaultSources: im.NoDefaultSources}, nil
+			Repositories: im.Repositories, Architecture: a, AptSources: im.AptSources, NoDefaultSources: im.NoDefaultSources,
+			RepoKeys: im.RepoKeys}, nil
 	}
 	if _, err := os.Stat(bt); err == nil {
 		return nil, nil, gap(im, "BaseTrees", "BaseTrees=%s: sxb builds on directories and tar archives (%s) only", bt, strings.Join(tree.TarSuffixes, ", "))
