@@ -210,6 +210,9 @@ type BaseImage struct {
 	// RepoKeys are more key files trusted for the repositories (the
 	// gpgkey= files of an mkosi project's sandbox .repo files).
 	RepoKeys []string `json:"repo_keys,omitempty"`
+	// KeyringDir is a pacman keyring directory used instead of the
+	// host's (an mkosi project's sandbox usr/share/pacman/keyrings).
+	KeyringDir string `json:"keyring_dir,omitempty"`
 	// Output is "directory" (default) or "tar".
 	Output string `json:"output"`
 	// Base, or BaseTree, is a tree the image is layered on (mkosi's
@@ -298,10 +301,12 @@ type TreeBase struct {
 	Release      string   `json:"release,omitempty"`
 	Mirror       string   `json:"mirror,omitempty"`
 	Repositories []string `json:"repositories,omitempty"`
-	// AptSources, NoDefaultSources and RepoKeys are as for a BaseImage.
+	// AptSources, NoDefaultSources, RepoKeys and KeyringDir are as for a
+	// BaseImage.
 	AptSources       []deb.Source `json:"apt_sources,omitempty"`
 	NoDefaultSources bool         `json:"no_default_sources,omitempty"`
 	RepoKeys         []string     `json:"repo_keys,omitempty"`
+	KeyringDir       string       `json:"keyring_dir,omitempty"`
 	// Architecture is the packages' architecture; arch.None means the
 	// extension's, else the host's.
 	Architecture arch.Arch `json:"architecture,omitempty"`

@@ -144,6 +144,9 @@ type Image struct {
 	AptSources       []deb.Source
 	RepoKeys         []string
 	NoDefaultSources bool
+	// KeyringDir is a pacman keyring directory the sandbox trees bring
+	// (usr/share/pacman/keyrings, which pacman-key --populate reads).
+	KeyringDir string
 
 	Overlay         bool
 	Output          string // base name without extension

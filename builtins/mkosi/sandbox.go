@@ -238,6 +238,12 @@ func (im *Image) readPacmanConf(files map[string]string, names []string) []Setti
 		}
 		return out, nil
 	}
+	for _, n := range names {
+		if d, base := path.Split(n); d == "usr/share/pacman/keyrings/" && strings.HasSuffix(base, ".gpg") {
+			im.KeyringDir = filepath.Dir(files[n])
+			break
+		}
+	}
 	conf := "/etc/pacman.conf"
 	if _, ok := files["etc/pacman.conf"]; !ok {
 		included, _ := glob("/etc/pacman.d/*.conf")

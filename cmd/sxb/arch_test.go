@@ -145,3 +145,44 @@ sysext(name = "tool", base = ":lib", packages = ["fx-tool"])
 		t.Errorf("tool image:\n%s", files)
 	}
 }
+
+// TestArchSandboxPacmanConf builds an mkosi project whose sandbox tree
+// brings pacman's configuration: its pacman.conf (a repository through an
+// Included mirrorlist, one with its Server) replaces the default
+// repositories, and its usr/share/pacman/keyrings the host's keyring. A
+// SigLevel letting packages go unchecked makes only that image
+// unbuildable.
+func TestArchSandboxPacmanConf(t *testing.T) {
+	fx := pacmantest.Get(t)
+	mirror := fx.CopyMirror(t)
+	dir := t.TempDir()
+	files := map[string]string{
+		"proj/mkosi.conf": "[Distribution]\nDistribution=arch\nArchitecture=x86-64\n[Output]\nOutputDirectory=mkosi.output\n",
+		"proj/mkosi.sandbox/etc/pacman.conf": "[options]\nArchitecture = auto\nSigLevel = Required DatabaseOptional\n\n" +
+			"[core]\nInclude = /etc/pacman.d/mirrorlist\n\n[extra]\nServer = file://" + mirror + "/$repo/os/$arch\n",
+		"proj/mkosi.sandbox/etc/pacman.d/mirrorlist": "Server = file://" + mirror + "/$repo/os/$arch\n",
+		"proj/mkosi.images/base/mkosi.conf":          "[Output]\nFormat=directory\n[Content]\nPackages=fx-lib\n",
+		"proj/mkosi.images/tool/mkosi.conf":          "[Config]\nDependencies=base\n[Output]\nFormat=sysext\nOverlay=yes\n[Content]\nBaseTrees=%O/base\nPackages=fx-tool\n",
+		"bad/mkosi.conf":                             "[Distribution]\nDistribution=arch\n[Output]\nFormat=sysext\nOverlay=yes\n[Content]\nExtraTrees=tree\n",
+		"bad/tree/usr/bin/x":                         "x",
+		"bad/mkosi.sandbox/etc/pacman.conf":          "[core]\nSigLevel = Never\nServer = file:///nowhere\n",
+	}
+	// The fixture's keyring, which the host's does not hold.
+	for _, f := range []string{"fixture.gpg", "fixture-trusted", "fixture-revoked"} {
+		b, err := os.ReadFile(filepath.Join(fx.KeyringDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["proj/mkosi.sandbox/usr/share/pacman/keyrings/"+f] = string(b)
+	}
+	ws := fixtureWorkspace(t, dir, files)
+	sxbIn(t, ws, "build", "--progress=plain", "//proj:tool")
+	got := strings.Join(manifestPackages(t, filepath.Join(ws, "proj/mkosi.output/tool.manifest.json")), " ")
+	if got != "fx-impl-b fx-tool" {
+		t.Errorf("tool installs %q", got)
+	}
+	out, _ := sxbIn(t, ws, "query", "--output=json", "//bad:all")
+	if !strings.Contains(out, "/etc/pacman.conf:2: SigLevel Never: sxb checks the signature of every package") {
+		t.Errorf("query of the SigLevel = Never project:\n%s", out)
+	}
+}

@@ -43,7 +43,10 @@ type InstallRequest struct {
 	NoDefaultSources bool
 	// RepoKeys are more key files trusted for the repositories (rpm).
 	RepoKeys []string
-	CacheDir string
+	// KeyringDir is a pacman keyring directory used instead of the
+	// host's (Arch).
+	KeyringDir string
+	CacheDir   string
 	// Pin, when not empty, is a pin an Installer made earlier (Installer.Pin):
 	// Resolve must then return exactly its packages, without the network.
 	Pin []byte

@@ -188,8 +188,8 @@ func (pacmanInstaller) Resolve(ctx context.Context, req InstallRequest, report f
 	pr := pacman.Request{
 		Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror, Repositories: req.Repositories,
 		Packages: req.Packages, BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, BaseDB: req.BaseDB, CacheDir: req.CacheDir,
-		NoDefaultRepos: req.NoDefaultSources,
-		Progress:       pacmanProgress(report),
+		NoDefaultRepos: req.NoDefaultSources, KeyringDir: req.KeyringDir,
+		Progress: pacmanProgress(report),
 	}
 	if req.Keyring != "" {
 		pr.Keyring = []string{req.Keyring}

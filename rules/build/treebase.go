@@ -48,7 +48,8 @@ func (x *executor) treeBase(b *rules.TreeBase) (string, baseInfo, string, error)
 		return "", baseInfo{}, "", fmt.Errorf("base tree %s: reading os-release: %w", b.Path, err)
 	}
 	info := baseInfo{Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
-		Repositories: b.Repositories, OSRelease: osr, AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources, RepoKeys: b.RepoKeys}
+		Repositories: b.Repositories, OSRelease: osr, AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources, RepoKeys: b.RepoKeys,
+		KeyringDir: b.KeyringDir}
 	if info.Distribution == "" {
 		if id, _ := osr.Get("ID"); slices.Contains(rules.Distributions, id) {
 			info.Distribution = id
