@@ -186,3 +186,37 @@ func TestArchSandboxPacmanConf(t *testing.T) {
 		t.Errorf("query of the SigLevel = Never project:\n%s", out)
 	}
 }
+
+// TestArchLayeredBase layers an Arch base_image on another: the packages
+// go into the copied tree below, its local database then lists both
+// (pacman -Q agrees), and a sysext on it installs only its own packages.
+func TestArchLayeredBase(t *testing.T) {
+	fx := pacmantest.Get(t)
+	mirror := fx.CopyMirror(t)
+	key, _ := os.ReadFile(fx.Packager)
+	base := func(name, below string, packages string) string {
+		b := "base_image(\n    name = \"" + name + "\",\n"
+		if below != "" {
+			b += "    base = \"" + below + "\",\n"
+		}
+		return b + `    distribution = "arch",
+    release = "rolling",
+    architecture = "x86-64",
+    mirror = "file://` + mirror + `",
+    keyring = "packager.gpg",
+    packages = [` + packages + `],
+)
+`
+	}
+	ws := fixtureWorkspace(t, t.TempDir(), map[string]string{"arch/packager.gpg": string(key), "arch/BUILD.star": base("core", "", `"filesystem"`) +
+		base("layer", ":core", `"fx-lib", "fx-impl-a"`) + "\nsysext(name = \"tool\", base = \":layer\", packages = [\"fx-tool\"])\n"})
+	sxbIn(t, ws, "build", "--progress=plain", "//arch:tool")
+	layer := filepath.Join(ws, "sxb-out/arch/layer")
+	q, err := exec.Command("pacman", "--root", layer, "--dbpath", filepath.Join(layer, "var/lib/pacman"), "-Q").CombinedOutput()
+	if err != nil || string(q) != "filesystem 1.0-1\nfx-impl-a 1.0-1\nfx-lib 2.0-1\n" {
+		t.Errorf("pacman -Q in the layered base: %v\n%s", err, q)
+	}
+	if got := strings.Join(manifestPackages(t, filepath.Join(ws, "sxb-out/arch/tool.manifest.json")), " "); got != "fx-tool" {
+		t.Errorf("tool installs %q, want only fx-tool", got)
+	}
+}

@@ -131,10 +131,7 @@ func writePkgDB(dst string, layers []*pkgDB) error {
 			b := l.Files[rel]
 			switch rel {
 			case dpkgStatus:
-				if len(status) > 0 {
-					status = append(bytes.TrimRight(status, "\n"), "\n\n"...)
-				}
-				status = append(status, b...)
+				status = mergeStatus(status, b)
 			case rpm.InstalledDBPath:
 				pkgs, err := rpm.ParseInstalled(b)
 				if err != nil {
@@ -180,6 +177,41 @@ func writePkgDB(dst string, layers []*pkgDB) error {
 		return rt.WriteFile(dpkgStatus, status, 0o644)
 	}
 	return nil
+}
+
+// mergeStatus merges the dpkg status upper into lower: a package (name
+// and architecture) upper lists replaces lower's paragraph in place, the
+// others follow in upper's order. An extension's status lists its base's
+// packages too.
+func mergeStatus(lower, upper []byte) []byte {
+	var order []string
+	paras := map[string][]byte{}
+	for _, s := range [][]byte{lower, upper} {
+		for _, p := range bytes.Split(bytes.ReplaceAll(s, []byte("\r\n"), []byte("\n")), []byte("\n\n")) {
+			p = bytes.Trim(p, "\n")
+			if len(p) == 0 {
+				continue
+			}
+			var name, arch string
+			for _, l := range strings.Split(string(p), "\n") {
+				if v, ok := strings.CutPrefix(l, "Package:"); ok {
+					name = strings.TrimSpace(v)
+				} else if v, ok := strings.CutPrefix(l, "Architecture:"); ok {
+					arch = strings.TrimSpace(v)
+				}
+			}
+			k := name + ":" + arch
+			if _, seen := paras[k]; !seen {
+				order = append(order, k)
+			}
+			paras[k] = p
+		}
+	}
+	var out []byte
+	for _, k := range order {
+		out = append(append(out, paras[k]...), "\n\n"...)
+	}
+	return out
 }
 
 // recordPkgDB keeps the package databases of an extension's own tree in

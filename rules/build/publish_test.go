@@ -408,3 +408,15 @@ func testTreeBase(t *testing.T, archived bool) {
 		t.Errorf("half-extracted trees left: %v", left)
 	}
 }
+
+// TestMergeStatus checks that a package an upper status lists replaces
+// the lower's paragraph (an extension's status repeats its base's).
+func TestMergeStatus(t *testing.T) {
+	lower := "Package: libc\nArchitecture: amd64\nVersion: 1\n\nPackage: base-files\nArchitecture: amd64\nVersion: 1\n"
+	upper := "Package: libc\nArchitecture: amd64\nVersion: 2\n\nPackage: libc\nArchitecture: i386\nVersion: 1\n\nPackage: jq\nArchitecture: amd64\nVersion: 1\n\n"
+	want := "Package: libc\nArchitecture: amd64\nVersion: 2\n\nPackage: base-files\nArchitecture: amd64\nVersion: 1\n\n" +
+		"Package: libc\nArchitecture: i386\nVersion: 1\n\nPackage: jq\nArchitecture: amd64\nVersion: 1\n\n"
+	if got := string(mergeStatus([]byte(lower), []byte(upper))); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
