@@ -290,7 +290,8 @@ type Extension struct {
 // dependencies, its files are left out of the extension, its os-release
 // completes the extension-release file.
 type TreeBase struct {
-	// Path is the absolute directory, or a tar archive (tree.TarSuffixes) of
+	// Path is the absolute directory, or a tar archive (tree.TarSuffixes)
+	// or image (tree.ImageSuffix) of
 	// the tree.
 	Path string `json:"path"`
 	// Distribution, Release, Mirror and Repositories say where the

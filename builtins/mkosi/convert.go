@@ -396,7 +396,7 @@ func (c *converter) baseLabel(im *Image) string {
 		// A tree no image builds: a directory base, written with a
 		// trailing slash.
 		return c.rel(im.BaseTrees[0]) + "/"
-	case other == nil && tree.IsTarName(im.BaseTrees[0]) && !isDir(im.BaseTrees[0]):
+	case other == nil && tree.IsBaseFile(im.BaseTrees[0]) && !isDir(im.BaseTrees[0]):
 		return c.rel(im.BaseTrees[0])
 	}
 	return ""

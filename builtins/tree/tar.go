@@ -29,6 +29,15 @@ func IsTarName(p string) bool {
 	return false
 }
 
+// ImageSuffix ends the name of an image usable as a base: a GPT disk image
+// with an erofs or squashfs root or usr partition, or such a file system
+// alone (builtins/inspect extracts it).
+const ImageSuffix = ".raw"
+
+// IsBaseFile reports whether the file name p is one sxb builds on: a tar
+// archive or an image.
+func IsBaseFile(p string) bool { return IsTarName(p) || strings.HasSuffix(p, ImageSuffix) }
+
 // Decompress returns r decompressed as its first bytes say (zstd, xz,
 // gzip or bzip2; anything else is returned as it is) and the function
 // releasing the decompressor.

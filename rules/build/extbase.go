@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -231,7 +232,7 @@ func recordPkgDB(root, out string) error {
 // extChain returns the tree at the bottom of the base chain of l (a
 // base_image's, or a tree sxb did not build), its record, and the package
 // databases of the extensions from there up to l itself.
-func (x *executor) extChain(l rules.Label) (root string, info baseInfo, layers []*pkgDB, err error) {
+func (x *executor) extChain(ctx context.Context, l rules.Label) (root string, info baseInfo, layers []*pkgDB, err error) {
 	bt := x.g.Target(l)
 	e := x.entry(l.String())
 	if bt == nil || e == nil {
@@ -246,11 +247,11 @@ func (x *executor) extChain(l rules.Label) (root string, info baseInfo, layers [
 	case bt.Ext == nil:
 		return "", info, nil, fmt.Errorf("base %s is a %s, not an image", l, bt.Kind)
 	case bt.Ext.Base != nil:
-		if root, info, layers, err = x.extChain(*bt.Ext.Base); err != nil {
+		if root, info, layers, err = x.extChain(ctx, *bt.Ext.Base); err != nil {
 			return "", info, nil, err
 		}
 	case bt.Ext.BaseTree != nil:
-		if root, info, _, err = x.treeBase(bt.Ext.BaseTree); err != nil {
+		if root, info, _, err = x.treeBase(ctx, bt.Ext.BaseTree); err != nil {
 			return "", info, nil, err
 		}
 	default:
@@ -279,8 +280,8 @@ func (x *executor) extChain(l rules.Label) (root string, info baseInfo, layers [
 // every extension in between (dpkg's status, rpm's record and stand-ins of
 // the files, pacman's local database): their files are never installed
 // again since their packages count as installed.
-func (x *executor) extBase(l rules.Label) (root, resolveRoot, key string, info baseInfo, err error) {
-	root, info, layers, err := x.extChain(l)
+func (x *executor) extBase(ctx context.Context, l rules.Label) (root, resolveRoot, key string, info baseInfo, err error) {
+	root, info, layers, err := x.extChain(ctx, l)
 	if err != nil {
 		return "", "", "", info, err
 	}

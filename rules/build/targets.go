@@ -60,10 +60,10 @@ type lowerBase struct {
 
 // lowerOf returns the tree the base_image b is layered on (nil when it is
 // not): another base_image's, or a tree sxb did not build.
-func (x *executor) lowerOf(b *rules.BaseImage) (*lowerBase, error) {
+func (x *executor) lowerOf(ctx context.Context, b *rules.BaseImage) (*lowerBase, error) {
 	switch {
 	case b.BaseTree != nil:
-		root, info, key, err := x.treeBase(b.BaseTree)
+		root, info, key, err := x.treeBase(ctx, b.BaseTree)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +92,7 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 	if err != nil {
 		return err
 	}
-	lower, err := x.lowerOf(b)
+	lower, err := x.lowerOf(ctx, b)
 	if err != nil {
 		return err
 	}
@@ -298,12 +298,12 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	switch {
 	case ext.Base != nil:
 		var err error
-		if baseRoot, resolveRoot, baseKey, info, err = x.extBase(*ext.Base); err != nil {
+		if baseRoot, resolveRoot, baseKey, info, err = x.extBase(ctx, *ext.Base); err != nil {
 			return err
 		}
 	case ext.BaseTree != nil:
 		var err error
-		if baseRoot, info, baseKey, err = x.treeBase(ext.BaseTree); err != nil {
+		if baseRoot, info, baseKey, err = x.treeBase(ctx, ext.BaseTree); err != nil {
 			return err
 		}
 	}

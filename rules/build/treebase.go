@@ -1,12 +1,15 @@
 package build
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/sxb-build/sxb/builtins/extension"
+	"github.com/sxb-build/sxb/builtins/inspect"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/rules"
@@ -18,7 +21,7 @@ import (
 // else from its os-release) and a key of its content for the action key
 // (every file is hashed: the tree may change between builds without sxb
 // knowing).
-func (x *executor) treeBase(b *rules.TreeBase) (string, baseInfo, string, error) {
+func (x *executor) treeBase(ctx context.Context, b *rules.TreeBase) (string, baseInfo, string, error) {
 	fi, err := os.Stat(b.Path)
 	if err != nil {
 		return "", baseInfo{}, "", fmt.Errorf("base tree: %w", err)
@@ -31,17 +34,24 @@ func (x *executor) treeBase(b *rules.TreeBase) (string, baseInfo, string, error)
 			return "", baseInfo{}, "", fmt.Errorf("hashing base tree %s: %w", b.Path, err)
 		}
 		key = "tree:" + digest
-	case fi.Mode().IsRegular() && tree.IsTarName(b.Path):
+	case fi.Mode().IsRegular() && tree.IsBaseFile(b.Path):
 		o, err := digestOutput(b.Path, false)
 		if err != nil {
-			return "", baseInfo{}, "", fmt.Errorf("hashing base archive %s: %w", b.Path, err)
+			return "", baseInfo{}, "", fmt.Errorf("hashing base %s: %w", b.Path, err)
 		}
-		if root, err = x.extractBase(b.Path, o.Digest); err != nil {
-			return "", baseInfo{}, "", fmt.Errorf("base archive %s: %w", b.Path, err)
+		extract := func(dst string, meta *tree.Meta) error { return extractTar(b.Path, dst, meta) }
+		if !tree.IsTarName(b.Path) {
+			extract = func(dst string, meta *tree.Meta) error {
+				_, err := inspect.Extract(ctx, b.Path, dst, meta)
+				return err
+			}
 		}
-		key = "tar:" + o.Digest
+		if root, err = x.extractBase(o.Digest, extract); err != nil {
+			return "", baseInfo{}, "", fmt.Errorf("base %s: %w", b.Path, err)
+		}
+		key = "file:" + o.Digest
 	default:
-		return "", baseInfo{}, "", fmt.Errorf("base tree %s: neither a directory nor a tar archive (.tar, .tar.zst, .tar.xz, .tar.gz, .tgz, .tar.bz2)", b.Path)
+		return "", baseInfo{}, "", fmt.Errorf("base tree %s: neither a directory, a tar archive (%s) nor an image (%s)", b.Path, strings.Join(tree.TarSuffixes, ", "), tree.ImageSuffix)
 	}
 	osr, err := extension.OSRelease(root)
 	if err != nil {
@@ -64,11 +74,11 @@ func (x *executor) treeBase(b *rules.TreeBase) (string, baseInfo, string, error)
 	return root, info, key, nil
 }
 
-// extractBase returns the tree of the tar archive file whose content has
-// the given digest, extracting it into the cache the first time (with its
+// extractBase returns the tree of the base file whose content has the
+// given digest, extracting it into the cache the first time (with its
 // metadata sidecar: owners, devices and modes a rootless extraction cannot
 // set). The directory appears whole or not at all.
-func (x *executor) extractBase(file, digest string) (string, error) {
+func (x *executor) extractBase(digest string, extract func(dst string, meta *tree.Meta) error) (string, error) {
 	x.baseMu.Lock()
 	defer x.baseMu.Unlock()
 	dir := filepath.Join(x.opts.CacheDir, "tree-bases", digest)
@@ -89,18 +99,8 @@ func (x *executor) extractBase(file, digest string) (string, error) {
 	if err := mkdirRoot(tmpRoot); err != nil {
 		return "", err
 	}
-	f, err := os.Open(file)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	r, done, err := tree.Decompress(f)
-	if err != nil {
-		return "", fmt.Errorf("decompressing: %w", err)
-	}
-	defer done()
 	meta := tree.NewMeta()
-	if err := tree.ExtractTar(r, tmpRoot, meta); err != nil {
+	if err := extract(tmpRoot, meta); err != nil {
 		return "", err
 	}
 	if err := meta.Save(tree.MetaPath(tmpRoot)); err != nil {
@@ -110,6 +110,21 @@ func (x *executor) extractBase(file, digest string) (string, error) {
 		return "", err
 	}
 	return root, nil
+}
+
+// extractTar extracts the tar archive file (compressed or not) into dst.
+func extractTar(file, dst string, meta *tree.Meta) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, done, err := tree.Decompress(f)
+	if err != nil {
+		return fmt.Errorf("decompressing: %w", err)
+	}
+	defer done()
+	return tree.ExtractTar(r, dst, meta)
 }
 
 // copyLower copies the tree lower (a base the image is layered on) into

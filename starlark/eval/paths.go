@@ -68,7 +68,8 @@ func (a *args) path(k string) (string, error) {
 // baseAttr reads an extension's base: a label or Target, or, written with
 // a trailing slash ("prebuilt/root/", "//trees/debian/", an absolute
 // path), a directory tree sxb does not build, or a tar archive of one
-// ("prebuilt/root.tar.zst", see tree.TarSuffixes).
+// ("prebuilt/root.tar.zst", see tree.TarSuffixes) or an image of one
+// ("base.raw").
 func (a *args) baseAttr() (*label.Label, *rules.TreeBase, string, error) {
 	if s, ok := a.vals["base"].(starlark.String); ok && strings.HasSuffix(string(s), "/") {
 		p, err := a.l.resolvePath(a.ps, strings.TrimSuffix(string(s), "/"))
@@ -80,7 +81,7 @@ func (a *args) baseAttr() (*label.Label, *rules.TreeBase, string, error) {
 		}
 		return nil, &rules.TreeBase{Path: p}, "", nil
 	}
-	if s, ok := a.vals["base"].(starlark.String); ok && tree.IsTarName(string(s)) {
+	if s, ok := a.vals["base"].(starlark.String); ok && tree.IsBaseFile(string(s)) {
 		p, err := a.l.resolvePath(a.ps, string(s))
 		if err != nil {
 			return nil, nil, "", a.errf("base", "%v", err)

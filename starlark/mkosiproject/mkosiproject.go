@@ -471,7 +471,7 @@ func (c *conv) baseOf(im *mkosi.Image, a arch.Arch) (*label.Label, *rules.TreeBa
 	case other != nil:
 		l := c.label(other)
 		return &l, nil, nil
-	case isDir(bt) || isFile(bt) && tree.IsTarName(bt):
+	case isDir(bt) || isFile(bt) && tree.IsBaseFile(bt):
 		// A tree sxb does not build, or a tar archive of one: a
 		// prebuilt root in the repository or a path outside it.
 		return nil, &rules.TreeBase{Path: bt, Distribution: im.Distribution, Release: im.Release, Mirror: im.Mirror,
@@ -479,7 +479,7 @@ func (c *conv) baseOf(im *mkosi.Image, a arch.Arch) (*label.Label, *rules.TreeBa
 			RepoKeys: im.RepoKeys, KeyringDir: im.KeyringDir}, nil
 	}
 	if _, err := os.Stat(bt); err == nil {
-		return nil, nil, gap(im, "BaseTrees", "BaseTrees=%s: sxb builds on directories and tar archives (%s) only", bt, strings.Join(tree.TarSuffixes, ", "))
+		return nil, nil, gap(im, "BaseTrees", "BaseTrees=%s: sxb builds on directories, tar archives (%s) and images (%s) only", bt, strings.Join(tree.TarSuffixes, ", "), tree.ImageSuffix)
 	}
 	return nil, nil, gap(im, "BaseTrees", "BaseTrees=%s: no such directory, and no image of the project writes it", bt)
 }
