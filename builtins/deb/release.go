@@ -25,6 +25,8 @@ var ErrSignature = errors.New("repository signature check failed")
 // release is a parsed (and verified) Release file.
 type release struct {
 	Suite, Codename string
+	// Origin and Label are what "Pin: release o=, l=" match.
+	Origin, Label string
 	ByHash          bool
 	ValidUntil      time.Time
 	Architectures   []string
@@ -58,6 +60,7 @@ func parseRelease(text []byte) (*release, error) {
 	}
 	r.Suite = para.Get("Suite")
 	r.Codename = para.Get("Codename")
+	r.Origin, r.Label = para.Get("Origin"), para.Get("Label")
 	r.ByHash = strings.EqualFold(para.Get("Acquire-By-Hash"), "yes")
 	r.Architectures = strings.Fields(para.Get("Architectures"))
 	r.Components = strings.Fields(para.Get("Components"))

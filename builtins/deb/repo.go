@@ -213,6 +213,21 @@ type universe struct {
 	// id numbers package names in the order apt's cache would (first
 	// mention in the indexes); the last tie-breaker among providers.
 	id map[string]int
+	// rels holds what pins match of each release read, by base URL and
+	// suite (relKey).
+	rels map[string]relAttrs
+}
+
+func relKey(base, suite string) string { return base + "\x00" + suite }
+
+// priority is the pin priority of version i (see pinPriority).
+func (u *universe) priority(pins []Pin, i int) int {
+	if len(pins) == 0 {
+		return defaultPriority
+	}
+	p := &u.pkgs[i]
+	suite, comp, _ := strings.Cut(p.Origin, "/")
+	return pinPriority(pins, p.Name, p.Version, comp, u.rels[relKey(p.Base, suite)])
 }
 
 // loadUniverse fetches, verifies and parses every index of the request.
@@ -250,6 +265,8 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 		mentions []string
 		err      error
 		read     []string
+		rel      relAttrs
+		key      string
 	}
 	results := make([]result, len(srcs))
 	var wg sync.WaitGroup
@@ -269,6 +286,8 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 				results[i].err = err
 				return
 			}
+			results[i].key = relKey(src.base, src.suite)
+			results[i].rel = relAttrs{archive: rel.Suite, codename: rel.Codename, origin: rel.Origin, label: rel.Label, host: hostOf(src.base)}
 			for _, comp := range scomps {
 				name, sum, ok := indexFile(rel, comp, arch)
 				if !ok {
@@ -309,7 +328,7 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 		}(i, src)
 	}
 	wg.Wait()
-	u := &universe{arch: arch, byName: map[string][]int{}, provide: map[string][]int{}, id: map[string]int{}}
+	u := &universe{arch: arch, byName: map[string][]int{}, provide: map[string][]int{}, id: map[string]int{}, rels: map[string]relAttrs{}}
 	var read []string
 	total := 0
 	for _, r := range results {
@@ -319,6 +338,9 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 	for _, r := range results {
 		if r.err != nil {
 			return nil, r.err
+		}
+		if r.key != "" {
+			u.rels[r.key] = r.rel
 		}
 		for _, m := range r.mentions {
 			if _, ok := u.id[m]; !ok {
