@@ -207,6 +207,9 @@ type BaseImage struct {
 	// them only (mkosi.sources replaces mkosi's default repositories).
 	AptSources       []deb.Source `json:"apt_sources,omitempty"`
 	NoDefaultSources bool         `json:"no_default_sources,omitempty"`
+	// AptPins are apt preferences (an mkosi project's sandbox
+	// etc/apt/preferences*).
+	AptPins []deb.Pin `json:"apt_pins,omitempty"`
 	// RepoKeys are more key files trusted for the repositories (the
 	// gpgkey= files of an mkosi project's sandbox .repo files).
 	RepoKeys []string `json:"repo_keys,omitempty"`
@@ -302,12 +305,13 @@ type TreeBase struct {
 	Release      string   `json:"release,omitempty"`
 	Mirror       string   `json:"mirror,omitempty"`
 	Repositories []string `json:"repositories,omitempty"`
-	// AptSources, NoDefaultSources, RepoKeys and KeyringDir are as for a
-	// BaseImage.
+	// AptSources, NoDefaultSources, RepoKeys, KeyringDir and AptPins are
+	// as for a BaseImage.
 	AptSources       []deb.Source `json:"apt_sources,omitempty"`
 	NoDefaultSources bool         `json:"no_default_sources,omitempty"`
 	RepoKeys         []string     `json:"repo_keys,omitempty"`
 	KeyringDir       string       `json:"keyring_dir,omitempty"`
+	AptPins          []deb.Pin    `json:"apt_pins,omitempty"`
 	// Architecture is the packages' architecture; arch.None means the
 	// extension's, else the host's.
 	Architecture arch.Arch `json:"architecture,omitempty"`

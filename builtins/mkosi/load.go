@@ -142,6 +142,7 @@ type Image struct {
 	// Arch, pacman.conf's repositories into Repositories (NAME=URL).
 	SandboxTrees     []Tree
 	AptSources       []deb.Source
+	AptPins          []deb.Pin
 	RepoKeys         []string
 	NoDefaultSources bool
 	// KeyringDir is a pacman keyring directory the sandbox trees bring

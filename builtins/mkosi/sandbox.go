@@ -74,13 +74,28 @@ func (im *Image) readSandbox() []Setting {
 		return gaps
 	}
 	var trusted string
+	var prefs []string
 	for _, n := range names {
 		switch {
-		case n == "etc/apt/preferences" || strings.HasPrefix(n, "etc/apt/preferences.d/"):
-			gap(n, "apt pinning is not supported by sxb yet")
+		case n == "etc/apt/preferences":
+			prefs = append([]string{n}, prefs...)
+		case strings.HasPrefix(n, "etc/apt/preferences.d/") && aptPartName(path.Base(n), ".pref"):
+			prefs = append(prefs, n)
 		case strings.HasPrefix(n, "etc/apt/trusted.gpg.d/") && trusted == "":
 			trusted = filepath.Dir(files[n])
 		}
+	}
+	// apt's order: preferences, then preferences.d/ by name.
+	for _, n := range prefs {
+		data, err := os.ReadFile(files[n])
+		if err == nil {
+			var pins []deb.Pin
+			if pins, err = deb.ParsePreferences(files[n], data); err == nil {
+				im.AptPins = append(im.AptPins, pins...)
+				continue
+			}
+		}
+		gap(n, err.Error())
 	}
 	// apt's order: sources.list, then sources.list.d/ by name.
 	var srcFiles []string
@@ -268,4 +283,15 @@ func (im *Image) readPacmanConf(files map[string]string, names []string) []Setti
 	}
 	im.Repositories, im.NoDefaultSources = repos, true
 	return nil
+}
+
+// aptPartName reports whether apt reads the file name of a .d directory:
+// letters, digits, "_", "-" and ".", with no extension or ext.
+func aptPartName(name, ext string) bool {
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return name != "" && (!strings.Contains(name, ".") || strings.HasSuffix(name, ext))
 }

@@ -46,7 +46,9 @@ type InstallRequest struct {
 	// KeyringDir is a pacman keyring directory used instead of the
 	// host's (Arch).
 	KeyringDir string
-	CacheDir   string
+	// AptPins are apt preferences (Debian and Ubuntu).
+	AptPins  []deb.Pin
+	CacheDir string
 	// Pin, when not empty, is a pin an Installer made earlier (Installer.Pin):
 	// Resolve must then return exactly its packages, without the network.
 	Pin []byte

@@ -65,7 +65,7 @@ func (debInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Components: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
 		BaseImage: req.BaseImage, BaseRoot: cmp.Or(req.BaseDB, req.BaseRoot), Keyring: req.Keyring, CacheDir: req.CacheDir,
-		Sources: req.AptSources, NoDefaultSources: req.NoDefaultSources, Progress: installProgress(report),
+		Sources: req.AptSources, NoDefaultSources: req.NoDefaultSources, Pins: req.AptPins, Progress: installProgress(report),
 	}
 	if len(req.Pin) > 0 {
 		l, err := deb.ParseLock(req.Pin, "pin")

@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
+	"github.com/sxb-build/sxb/builtins/deb"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/label"
@@ -418,5 +419,47 @@ func TestMergeStatus(t *testing.T) {
 		"Package: libc\nArchitecture: i386\nVersion: 1\n\nPackage: jq\nArchitecture: amd64\nVersion: 1\n\n"
 	if got := string(mergeStatus([]byte(lower), []byte(upper))); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// reqInstaller is fakeInstaller keeping the requests it resolves.
+type reqInstaller struct {
+	fakeInstaller
+	reqs []InstallRequest
+}
+
+func (r *reqInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, req)
+	r.mu.Unlock()
+	return r.fakeInstaller.Resolve(ctx, req, report)
+}
+
+// TestSandboxSettingsReachInstaller checks that the repository settings
+// of a base (apt pins, repository keys, a pacman keyring directory, the
+// defaults off) reach the installer for the base and for an extension on
+// it.
+func TestSandboxSettingsReachInstaller(t *testing.T) {
+	ws := t.TempDir()
+	bl, xl := label.Label{Pkg: "p", Name: "base"}, label.Label{Pkg: "p", Name: "tool"}
+	pins := []deb.Pin{{Priority: 100, Release: map[string]string{"a": "x"}}}
+	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{
+		bl.String(): {Label: bl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{Name: "base", Distribution: "fake", Release: "1",
+			Architecture: arch.X86_64, Packages: []string{"base-files"}, Output: "directory", AptPins: pins, RepoKeys: []string{"/k.asc"},
+			KeyringDir: "/keyrings", NoDefaultSources: true}},
+		xl.String(): {Label: xl, Kind: rules.KindSysext, Deps: []label.Label{bl}, Ext: &rules.Extension{Name: "tool", Kind: "sysext",
+			Base: &bl, Packages: []string{"jq"}, Format: "erofs", Verity: "off", Output: "tool"}},
+	}}
+	in := &reqInstaller{}
+	if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Installers: map[string]Installer{"fake": in}, ImageWriter: listingWriter}); err != nil {
+		t.Fatal(err)
+	}
+	if len(in.reqs) != 2 {
+		t.Fatalf("%d requests", len(in.reqs))
+	}
+	for _, r := range in.reqs {
+		if len(r.AptPins) != 1 || r.AptPins[0].Priority != 100 || fmt.Sprint(r.RepoKeys) != "[/k.asc]" || r.KeyringDir != "/keyrings" || !r.NoDefaultSources {
+			t.Errorf("request %+v", r)
+		}
 	}
 }

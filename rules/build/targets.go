@@ -35,6 +35,7 @@ type baseInfo struct {
 	NoDefaultSources bool          `json:"no_default_sources,omitempty"`
 	RepoKeys         []string      `json:"repo_keys,omitempty"`
 	KeyringDir       string        `json:"keyring_dir,omitempty"`
+	AptPins          []deb.Pin     `json:"apt_pins,omitempty"`
 	OSRelease        extension.Env `json:"os_release"`
 	Packages         []Package     `json:"packages"`
 }
@@ -100,7 +101,7 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 		Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
 		Repositories: b.Repositories, Packages: b.Packages, WithRecommends: b.WithRecommends,
 		BaseImage: lower == nil, Keyring: b.Keyring, CacheDir: x.opts.CacheDir,
-		AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources, RepoKeys: b.RepoKeys, KeyringDir: b.KeyringDir,
+		AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources, RepoKeys: b.RepoKeys, KeyringDir: b.KeyringDir, AptPins: b.AptPins,
 	}
 	if lower != nil {
 		// What the tree below has installed is not installed again.
@@ -227,7 +228,7 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 	info := baseInfo{
 		Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
 		Repositories: b.Repositories, Keyring: b.Keyring, OSRelease: osr, Packages: inputs.Packages,
-		AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources, RepoKeys: b.RepoKeys, KeyringDir: b.KeyringDir,
+		AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources, RepoKeys: b.RepoKeys, KeyringDir: b.KeyringDir, AptPins: b.AptPins,
 	}
 	if lower != nil {
 		// The packages of the tree below are the image's too.
@@ -329,7 +330,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 			Distribution: info.Distribution, Release: info.Release, Architecture: a, Mirror: info.Mirror,
 			Repositories: info.Repositories, Packages: ext.Packages, WithRecommends: ext.WithRecommends,
 			BaseRoot: baseRoot, BaseDB: resolveRoot, Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
-			AptSources: info.AptSources, NoDefaultSources: info.NoDefaultSources, RepoKeys: info.RepoKeys, KeyringDir: info.KeyringDir,
+			AptSources: info.AptSources, NoDefaultSources: info.NoDefaultSources, RepoKeys: info.RepoKeys, KeyringDir: info.KeyringDir, AptPins: info.AptPins,
 		}, rep)
 		if err != nil {
 			return fmt.Errorf("resolving packages: %w", err)

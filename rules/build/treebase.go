@@ -59,7 +59,7 @@ func (x *executor) treeBase(ctx context.Context, b *rules.TreeBase) (string, bas
 	}
 	info := baseInfo{Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
 		Repositories: b.Repositories, OSRelease: osr, AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources, RepoKeys: b.RepoKeys,
-		KeyringDir: b.KeyringDir}
+		KeyringDir: b.KeyringDir, AptPins: b.AptPins}
 	if info.Distribution == "" {
 		if id, _ := osr.Get("ID"); slices.Contains(rules.Distributions, id) {
 			info.Distribution = id

@@ -334,7 +334,7 @@ func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
 		Mirror: im.Mirror, Repositories: im.Repositories, Packages: im.Packages, WithRecommends: im.WithRecommends,
 		WithDocs: im.WithDocs, ExtraTrees: trees(im.ExtraTrees), SkeletonTrees: trees(im.SkeletonTrees),
 		RemoveFiles: im.RemoveFiles, Output: im.Format, AptSources: im.AptSources, NoDefaultSources: im.NoDefaultSources,
-		RepoKeys: im.RepoKeys, KeyringDir: im.KeyringDir,
+		RepoKeys: im.RepoKeys, KeyringDir: im.KeyringDir, AptPins: im.AptPins,
 	}
 	if b.Packages == nil {
 		b.Packages = []string{}
@@ -476,7 +476,7 @@ func (c *conv) baseOf(im *mkosi.Image, a arch.Arch) (*label.Label, *rules.TreeBa
 		// prebuilt root in the repository or a path outside it.
 		return nil, &rules.TreeBase{Path: bt, Distribution: im.Distribution, Release: im.Release, Mirror: im.Mirror,
 			Repositories: im.Repositories, Architecture: a, AptSources: im.AptSources, NoDefaultSources: im.NoDefaultSources,
-			RepoKeys: im.RepoKeys, KeyringDir: im.KeyringDir}, nil
+			RepoKeys: im.RepoKeys, KeyringDir: im.KeyringDir, AptPins: im.AptPins}, nil
 	}
 	if _, err := os.Stat(bt); err == nil {
 		return nil, nil, gap(im, "BaseTrees", "BaseTrees=%s: sxb builds on directories, tar archives (%s) and images (%s) only", bt, strings.Join(tree.TarSuffixes, ", "), tree.ImageSuffix)
