@@ -115,6 +115,9 @@ func aptMatch(pattern, s string) bool {
 type relAttrs struct {
 	archive, codename, origin, label string
 	host                             string
+	// priority is the release's own: defaultPriority, or lower for a
+	// NotAutomatic release.
+	priority int
 }
 
 // matches reports whether the pin applies to version v of package name
@@ -166,12 +169,14 @@ func hostOf(base string) string {
 	return u.Hostname()
 }
 
-// defaultPriority is what apt gives a version no pin matches.
+// defaultPriority is what apt gives a version no pin matches, from a
+// release without NotAutomatic (which gets 1, or 100 with
+// ButAutomaticUpgrades).
 const defaultPriority = 500
 
 // pinPriority is the priority of version v of package name as apt's
 // policy computes it: the first record naming the package that matches,
-// else the first general record that matches, else defaultPriority.
+// else the first general record that matches, else the release's own.
 func pinPriority(pins []Pin, name, v, comp string, r relAttrs) int {
 	for _, specific := range []bool{true, false} {
 		for i := range pins {
@@ -180,5 +185,8 @@ func pinPriority(pins []Pin, name, v, comp string, r relAttrs) int {
 			}
 		}
 	}
-	return defaultPriority
+	if r.priority == 0 {
+		return defaultPriority // no release known
+	}
+	return r.priority
 }

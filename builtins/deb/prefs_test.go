@@ -37,21 +37,29 @@ Pin-Priority: 700
 // package, a glob with several release conditions.
 func TestPinsMatchApt(t *testing.T) {
 	testenv.NeedTool(t, "apt-get")
-	stable := buildRepo(t, "stable", []fpkg{{name: "a", version: "1.0"}, {name: "b", version: "1.0"}, {name: "c", version: "1.0"}, {name: "e", version: "1.0"}})
+	stable := buildRepo(t, "stable", []fpkg{{name: "a", version: "1.0"}, {name: "b", version: "1.0"}, {name: "c", version: "1.0"}, {name: "e", version: "1.0"}, {name: "f", version: "1.0"}})
 	extra := buildRepo(t, "extra", []fpkg{{name: "a", version: "2.0"}, {name: "b", version: "2.0"}, {name: "c", version: "2.0"}, {name: "d", version: "1.0"}, {name: "e", version: "2.0"}})
+	// A backports-like release: NotAutomatic with ButAutomaticUpgrades
+	// gives its packages priority 100, below stable's 500.
+	bp := buildRepo(t, "bp", []fpkg{{name: "f", version: "2.0"}, {name: "g", version: "1.0"}})
+	bp.sign(t, "bp", "NotAutomatic=yes", "ButAutomaticUpgrades=yes")
+	if rel, _ := os.ReadFile(filepath.Join(bp.dir, "dists/bp/Release")); !strings.Contains(string(rel), "NotAutomatic: yes") {
+		t.Fatalf("bp Release:\n%s", rel)
+	}
 	pins, err := ParsePreferences("pins", []byte(fixturePrefs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := stable.request(t, "stable", "a", "b", "c", "e")
-	req.Sources = []Source{{URI: "file://" + extra.dir, Suites: []string{"extra"}, Components: []string{"main"}, Keyring: extra.keyring}}
+	req := stable.request(t, "stable", "a", "b", "c", "e", "f", "g")
+	req.Sources = []Source{{URI: "file://" + extra.dir, Suites: []string{"extra"}, Components: []string{"main"}, Keyring: extra.keyring},
+		{URI: "file://" + bp.dir, Suites: []string{"bp"}, Components: []string{"main"}, Keyring: bp.keyring}}
 	req.Pins = pins
 	plan, err := Resolve(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := planSet(plan)
-	if want := []string{"a 1.0", "b 2.0", "c 1.0", "e 2.0"}; strings.Join(got, ",") != strings.Join(want, ",") {
+	if want := []string{"a 1.0", "b 2.0", "c 1.0", "e 2.0", "f 1.0", "g 1.0"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("sxb: %v, want %v", got, want)
 	}
 	req.Packages = []string{"d"}
@@ -64,8 +72,8 @@ func TestPinsMatchApt(t *testing.T) {
 	for _, p := range []string{"etc/apt/sources.list.d", "etc/apt/preferences.d", "etc/apt/apt.conf.d", "lists/partial", "cache/archives/partial"} {
 		os.MkdirAll(filepath.Join(d, p), 0o755)
 	}
-	os.WriteFile(filepath.Join(d, "etc/apt/sources.list"), []byte(fmt.Sprintf("deb [signed-by=%s] file://%s stable main\ndeb [signed-by=%s] file://%s extra main\n",
-		stable.keyring, stable.dir, extra.keyring, extra.dir)), 0o644)
+	os.WriteFile(filepath.Join(d, "etc/apt/sources.list"), []byte(fmt.Sprintf("deb [signed-by=%s] file://%s stable main\ndeb [signed-by=%s] file://%s extra main\ndeb [signed-by=%s] file://%s bp main\n",
+		stable.keyring, stable.dir, extra.keyring, extra.dir, bp.keyring, bp.dir)), 0o644)
 	os.WriteFile(filepath.Join(d, "etc/apt/preferences.d/pins"), []byte(fixturePrefs), 0o644)
 	conf := filepath.Join(d, "apt.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("Dir::Etc \"%[1]s/etc/apt\";\nDir::State::Lists \"%[1]s/lists\";\nDir::Cache \"%[1]s/cache\";\n"+
@@ -81,7 +89,7 @@ func TestPinsMatchApt(t *testing.T) {
 	if out, err := apt("update"); err != nil {
 		t.Fatalf("apt-get update: %v\n%s", err, out)
 	}
-	out, err := apt("install", "-s", "a", "b", "c", "e")
+	out, err := apt("install", "-s", "a", "b", "c", "e", "f", "g")
 	if err != nil {
 		t.Fatalf("apt-get install -s: %v\n%s", err, out)
 	}

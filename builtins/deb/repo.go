@@ -222,9 +222,6 @@ func relKey(base, suite string) string { return base + "\x00" + suite }
 
 // priority is the pin priority of version i (see pinPriority).
 func (u *universe) priority(pins []Pin, i int) int {
-	if len(pins) == 0 {
-		return defaultPriority
-	}
 	p := &u.pkgs[i]
 	suite, comp, _ := strings.Cut(p.Origin, "/")
 	return pinPriority(pins, p.Name, p.Version, comp, u.rels[relKey(p.Base, suite)])
@@ -287,7 +284,14 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 				return
 			}
 			results[i].key = relKey(src.base, src.suite)
-			results[i].rel = relAttrs{archive: rel.Suite, codename: rel.Codename, origin: rel.Origin, label: rel.Label, host: hostOf(src.base)}
+			results[i].rel = relAttrs{archive: rel.Suite, codename: rel.Codename, origin: rel.Origin, label: rel.Label, host: hostOf(src.base),
+				priority: defaultPriority}
+			if rel.NotAutomatic {
+				results[i].rel.priority = 1
+				if rel.ButAutomaticUpgrades {
+					results[i].rel.priority = 100
+				}
+			}
 			for _, comp := range scomps {
 				name, sum, ok := indexFile(rel, comp, arch)
 				if !ok {
