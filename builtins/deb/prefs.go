@@ -40,7 +40,7 @@ func ParsePreferences(name string, data []byte) ([]Pin, error) {
 		pin := Pin{Pos: pos}
 		pkgs := strings.Fields(p.Get("Package"))
 		if len(pkgs) == 0 {
-			return fmt.Errorf("%s: record without Package:", pos)
+			return fmt.Errorf("%s: record without a Package field", pos)
 		}
 		if !(len(pkgs) == 1 && pkgs[0] == "*") {
 			for _, n := range pkgs {
@@ -80,7 +80,7 @@ func ParsePreferences(name string, data []byte) ([]Pin, error) {
 		case "origin":
 			pin.Origin, pin.HasOrigin = strings.Trim(arg, `"`), true
 		case "":
-			return fmt.Errorf("%s: record without Pin:", pos)
+			return fmt.Errorf("%s: record without a Pin field", pos)
 		default:
 			return fmt.Errorf("%s: Pin: %s: want release, version or origin", pos, kind)
 		}

@@ -114,7 +114,7 @@ func TestParsePreferencesErrors(t *testing.T) {
 		{"Package: a\nPin: release a=x\n", "p:1: Pin-Priority: \"\" is not an integer"},
 		{"Package: *\nPin: version 1.*\nPin-Priority: 1\n", "p:1: Pin: version needs named packages"},
 		{"Package: a\nPin: label x\nPin-Priority: 1\n", "p:1: Pin: label: want release, version or origin"},
-		{"Package: a\nPin-Priority: 1\n\nPackage: /(/\nPin: version 1\nPin-Priority: 1\n", "p:1: record without Pin:"},
+		{"Package: a\nPin-Priority: 1\n\nPackage: /(/\nPin: version 1\nPin-Priority: 1\n", "p:1: record without a Pin field"},
 		{"Package: /(/\nPin: version 1\nPin-Priority: 1\n", "p:1: Package: /(/"},
 	} {
 		if _, err := ParsePreferences("p", []byte(c.text)); err == nil || !strings.Contains(err.Error(), c.want) {

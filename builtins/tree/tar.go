@@ -159,7 +159,7 @@ func extractEntry(rt *Root, tr io.Reader, h *tar.Header, rel string, o *Override
 		if !exists || !fi.IsDir() {
 			return d.Mkdir(base, 0o755)
 		}
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, 0: // 0: old archives' regular files (TypeRegA)
 		f, err := d.Create(base, perm)
 		if err != nil {
 			return err
