@@ -187,7 +187,7 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 		return nil, err
 	}
 	meta := tree.NewMeta()
-	io := InstallOptions{WithDocs: b.WithDocs, Scripts: inputs.Scripts != "off", Epoch: x.opts.Epoch, Report: rep, Warn: x.warner(t)}
+	opts := InstallOptions{WithDocs: b.WithDocs, Scripts: inputs.Scripts != "off", Epoch: x.opts.Epoch, Report: rep, Warn: x.warner(t)}
 	if lower != nil {
 		// The tree below first, as mkosi copies BaseTrees= in before
 		// anything else; the packages then go on top of it, into the
@@ -196,12 +196,12 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 		if err := copyLower(root, lower.root, meta); err != nil {
 			return nil, fmt.Errorf("copying base %s: %w", lower.root, err)
 		}
-		io.BaseRoot = lower.root
+		opts.BaseRoot = lower.root
 	}
 	if err := applyTrees(root, b.SkeletonTrees, meta); err != nil {
 		return nil, fmt.Errorf("skeleton trees: %w", err)
 	}
-	ir, err := in.Install(ctx, res, root, meta, io)
+	ir, err := in.Install(ctx, res, root, meta, opts)
 	if err != nil {
 		return nil, err // the installers name the step
 	}
