@@ -73,8 +73,9 @@ func Decompress(r io.Reader) (io.Reader, func(), error) {
 // nodes and fifos (which become empty placeholder files). A later entry
 // replaces an earlier one of the same name, as tar does; a directory stays
 // a directory. On disk, files stay readable and directories writable by
-// the builder.
-func ExtractTar(r io.Reader, dir string, meta *Meta) error {
+// the builder. File content beyond maxBytes in all (when not negative) is
+// refused, so that a small compressed archive cannot fill the disk.
+func ExtractTar(r io.Reader, dir string, meta *Meta, maxBytes int64) error {
 	rt, err := OpenRoot(dir)
 	if err != nil {
 		return err
@@ -86,6 +87,7 @@ func ExtractTar(r io.Reader, dir string, meta *Meta) error {
 		mode uint32
 	}
 	var dirs []dirEntry
+	left := maxBytes
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -119,6 +121,11 @@ func ExtractTar(r io.Reader, dir string, meta *Meta) error {
 			}
 			meta.Set(rel, o)
 			continue
+		}
+		if maxBytes >= 0 && (h.Typeflag == tar.TypeReg || h.Typeflag == 0) {
+			if left -= h.Size; left < 0 {
+				return fmt.Errorf("tar entry %q: the archive expands beyond %d bytes", h.Name, maxBytes)
+			}
 		}
 		if err := extractEntry(rt, tr, h, rel, &o, meta); err != nil {
 			return fmt.Errorf("tar entry %q: %w", h.Name, err)

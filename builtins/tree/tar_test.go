@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +50,7 @@ func TestExtractTarCompressed(t *testing.T) {
 			defer done()
 			dst := t.TempDir()
 			meta := NewMeta()
-			if err := ExtractTar(r, dst, meta); err != nil {
+			if err := ExtractTar(r, dst, meta, -1); err != nil {
 				t.Fatal(err)
 			}
 			n, err := Load(dst, Options{Meta: meta, Epoch: -1})
@@ -100,7 +101,7 @@ func TestExtractTarSpecial(t *testing.T) {
 	tw.Close()
 	dst := t.TempDir()
 	meta := NewMeta()
-	if err := ExtractTar(&buf, dst, meta); err != nil {
+	if err := ExtractTar(&buf, dst, meta, -1); err != nil {
 		t.Fatal(err)
 	}
 	n, err := Load(dst, Options{Meta: meta, Epoch: -1})
@@ -159,7 +160,7 @@ func TestExtractTarHostile(t *testing.T) {
 			tw.Close()
 			dst := filepath.Join(base, c.name)
 			os.MkdirAll(dst, 0o755)
-			err := ExtractTar(&buf, dst, NewMeta())
+			err := ExtractTar(&buf, dst, NewMeta(), -1)
 			if (err != nil) != c.wantErr {
 				t.Errorf("err = %v, want error %v", err, c.wantErr)
 			}
@@ -173,5 +174,28 @@ func TestExtractTarHostile(t *testing.T) {
 				t.Fatalf("files appeared outside: %v", ents)
 			}
 		})
+	}
+}
+
+// TestExtractTarLimit refuses an archive whose files add up to more than
+// the limit, before writing what goes beyond it.
+func TestExtractTarLimit(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range []string{"a", "b"} {
+		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: 600})
+		tw.Write(make([]byte, 600))
+	}
+	tw.Close()
+	dst := t.TempDir()
+	err := ExtractTar(bytes.NewReader(buf.Bytes()), dst, NewMeta(), 1000)
+	if err == nil || !strings.Contains(err.Error(), `tar entry "b": the archive expands beyond 1000 bytes`) {
+		t.Errorf("err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "b")); err == nil {
+		t.Error("b was written")
+	}
+	if err := ExtractTar(bytes.NewReader(buf.Bytes()), t.TempDir(), NewMeta(), 1200); err != nil {
+		t.Errorf("at the limit: %v", err)
 	}
 }

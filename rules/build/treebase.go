@@ -112,19 +112,25 @@ func (x *executor) extractBase(digest string, extract func(dst string, meta *tre
 	return root, nil
 }
 
-// extractTar extracts the tar archive file (compressed or not) into dst.
+// extractTar extracts the tar archive file (compressed or not) into dst;
+// like an image (inspect.Extract), it may expand to 1 GiB plus 100 times
+// its size.
 func extractTar(file, dst string, meta *tree.Meta) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
 	r, done, err := tree.Decompress(f)
 	if err != nil {
 		return fmt.Errorf("decompressing: %w", err)
 	}
 	defer done()
-	return tree.ExtractTar(r, dst, meta)
+	return tree.ExtractTar(r, dst, meta, 1<<30+100*fi.Size())
 }
 
 // copyLower copies the tree lower (a base the image is layered on) into
