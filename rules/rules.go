@@ -215,8 +215,23 @@ type BaseImage struct {
 	// them only (mkosi.sources replaces mkosi's default repositories).
 	AptSources       []deb.Source `json:"apt_sources,omitempty"`
 	NoDefaultSources bool         `json:"no_default_sources,omitempty"`
+	// AptPins are apt preferences (an mkosi project's sandbox
+	// etc/apt/preferences*).
+	AptPins []deb.Pin `json:"apt_pins,omitempty"`
+	// RepoKeys are more key files trusted for the repositories (the
+	// gpgkey= files of an mkosi project's sandbox .repo files).
+	RepoKeys []string `json:"repo_keys,omitempty"`
+	// KeyringDir is a pacman keyring directory used instead of the
+	// host's (an mkosi project's sandbox usr/share/pacman/keyrings).
+	KeyringDir string `json:"keyring_dir,omitempty"`
 	// Output is "directory" (default) or "tar".
 	Output string `json:"output"`
+	// Base, or BaseTree, is a tree the image is layered on (mkosi's
+	// BaseTrees= on a Format=directory|tar image): its content comes
+	// first, the packages are installed on top and resolved against what
+	// it has installed. Base names another base_image.
+	Base     *Label    `json:"base,omitempty"`
+	BaseTree *TreeBase `json:"base_tree,omitempty"`
 }
 
 // Extension is a system extension (Kind "sysext", /usr and /opt) or a
@@ -286,7 +301,9 @@ type Extension struct {
 // dependencies, its files are left out of the extension, its os-release
 // completes the extension-release file.
 type TreeBase struct {
-	// Path is the absolute directory.
+	// Path is the absolute directory, or a tar archive (tree.TarSuffixes)
+	// or image (tree.ImageSuffix) of
+	// the tree.
 	Path string `json:"path"`
 	// Distribution, Release, Mirror and Repositories say where the
 	// extension's packages come from; empty Distribution and Release are
@@ -296,9 +313,13 @@ type TreeBase struct {
 	Release      string   `json:"release,omitempty"`
 	Mirror       string   `json:"mirror,omitempty"`
 	Repositories []string `json:"repositories,omitempty"`
-	// AptSources and NoDefaultSources are as for a BaseImage.
+	// AptSources, NoDefaultSources, RepoKeys, KeyringDir and AptPins are
+	// as for a BaseImage.
 	AptSources       []deb.Source `json:"apt_sources,omitempty"`
 	NoDefaultSources bool         `json:"no_default_sources,omitempty"`
+	RepoKeys         []string     `json:"repo_keys,omitempty"`
+	KeyringDir       string       `json:"keyring_dir,omitempty"`
+	AptPins          []deb.Pin    `json:"apt_pins,omitempty"`
 	// Architecture is the packages' architecture; arch.None means the
 	// extension's, else the host's.
 	Architecture arch.Arch `json:"architecture,omitempty"`

@@ -62,6 +62,8 @@ func (b *BaseImage) Validate() error {
 		return attrErr("architecture", "%s is not built by Arch Linux (x86-64, arm64 and arm are)", b.Architecture)
 	case !slices.Contains(BaseOutputs, b.Output):
 		return attrErr("output", "%s", suggest.NotOneOf(b.Output, BaseOutputs))
+	case b.Base != nil && b.BaseTree != nil:
+		return attrErr("base", "a base target and a base tree at once")
 	}
 	return nil
 }

@@ -55,6 +55,9 @@ type Request struct {
 	// (see ParseSources); NoDefaultSources reads only them.
 	Sources          []Source
 	NoDefaultSources bool
+	// Pins are apt preferences (ParsePreferences): they choose each
+	// package's candidate version as apt's policy does.
+	Pins []Pin
 	// Packages are the package names to install.
 	Packages []string
 	// WithRecommends also installs Recommends.
@@ -200,7 +203,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading repository: %w", err)
 	}
-	s := newSolver(u, arch, req.WithRecommends)
+	s := newSolver(u, arch, req.WithRecommends, req.Pins)
 	for _, n := range base {
 		s.addBase(n)
 	}

@@ -112,9 +112,15 @@ func buildRepo(t *testing.T, suite string, pkgs []fpkg) *fixtureRepo {
 	return r
 }
 
-// sign (re)writes Release, InRelease and Release.gpg of suite.
-func (r *fixtureRepo) sign(t *testing.T, suite string) {
+// sign (re)writes Release, InRelease and Release.gpg of suite; fields
+// are more Release fields (apt-ftparchive's APT::FTPArchive::Release::
+// options, "NotAutomatic=yes").
+func (r *fixtureRepo) sign(t *testing.T, suite string, fields ...string) {
 	t.Helper()
+	opts := ""
+	for _, f := range fields {
+		opts += " -o APT::FTPArchive::Release::" + f
+	}
 	dists := filepath.Join(r.dir, "dists", suite)
 	for _, f := range []string{"Release", "InRelease", "Release.gpg"} {
 		os.Remove(filepath.Join(dists, f))
@@ -122,7 +128,7 @@ func (r *fixtureRepo) sign(t *testing.T, suite string) {
 	tmp := filepath.Join(t.TempDir(), "Release")
 	cmd := exec.Command("sh", "-c", "apt-ftparchive -o APT::FTPArchive::Release::Suite="+suite+
 		" -o APT::FTPArchive::Release::Codename="+suite+
-		" -o APT::FTPArchive::Release::Architectures=amd64 -o APT::FTPArchive::Release::Components=main release dists/"+suite+" > "+tmp)
+		" -o APT::FTPArchive::Release::Architectures=amd64 -o APT::FTPArchive::Release::Components=main"+opts+" release dists/"+suite+" > "+tmp)
 	cmd.Dir = r.dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("apt-ftparchive release: %v\n%s", err, out)

@@ -25,10 +25,15 @@ var ErrSignature = errors.New("repository signature check failed")
 // release is a parsed (and verified) Release file.
 type release struct {
 	Suite, Codename string
-	ByHash          bool
-	ValidUntil      time.Time
-	Architectures   []string
-	Components      []string
+	// Origin and Label are what "Pin: release o=, l=" match.
+	Origin, Label string
+	// NotAutomatic and ButAutomaticUpgrades lower the priority of the
+	// release's packages (experimental, backports).
+	NotAutomatic, ButAutomaticUpgrades bool
+	ByHash                             bool
+	ValidUntil                         time.Time
+	Architectures                      []string
+	Components                         []string
 	// files maps a path relative to dists/<suite>/ to its size and SHA256.
 	files map[string]fileSum
 	// sha is the SHA256 of the verified Release text; it keys caches.
@@ -58,6 +63,9 @@ func parseRelease(text []byte) (*release, error) {
 	}
 	r.Suite = para.Get("Suite")
 	r.Codename = para.Get("Codename")
+	r.Origin, r.Label = para.Get("Origin"), para.Get("Label")
+	r.NotAutomatic = strings.EqualFold(para.Get("NotAutomatic"), "yes")
+	r.ButAutomaticUpgrades = strings.EqualFold(para.Get("ButAutomaticUpgrades"), "yes")
 	r.ByHash = strings.EqualFold(para.Get("Acquire-By-Hash"), "yes")
 	r.Architectures = strings.Fields(para.Get("Architectures"))
 	r.Components = strings.Fields(para.Get("Components"))

@@ -223,6 +223,18 @@ type universe struct {
 	// id numbers package names in the order apt's cache would (first
 	// mention in the indexes); the last tie-breaker among providers.
 	id map[string]int
+	// rels holds what pins match of each release read, by base URL and
+	// suite (relKey).
+	rels map[string]relAttrs
+}
+
+func relKey(base, suite string) string { return base + "\x00" + suite }
+
+// priority is the pin priority of version i (see pinPriority).
+func (u *universe) priority(pins []Pin, i int) int {
+	p := &u.pkgs[i]
+	suite, comp, _ := strings.Cut(p.Origin, "/")
+	return pinPriority(pins, p.Name, p.Version, comp, u.rels[relKey(p.Base, suite)])
 }
 
 // loadUniverse fetches, verifies and parses every index of the request.
@@ -263,6 +275,8 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 		pkgs     [][]Pkg
 		mentions [][]string
 		err      error
+		rel      relAttrs
+		key      string
 	}
 	results := make([]result, len(srcs))
 	var wg sync.WaitGroup
@@ -291,6 +305,15 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 				results[i].err = err
 				return
 			}
+			results[i].key = relKey(src.base, src.suite)
+			results[i].rel = relAttrs{archive: rel.Suite, codename: rel.Codename, origin: rel.Origin, label: rel.Label, host: hostOf(src.base),
+				priority: defaultPriority}
+			if rel.NotAutomatic {
+				results[i].rel.priority = 1
+				if rel.ButAutomaticUpgrades {
+					results[i].rel.priority = 100
+				}
+			}
 			for _, comp := range scomps {
 				name, sum, ok := indexFile(rel, comp, arch)
 				if !ok {
@@ -316,6 +339,8 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 		if r.err != nil {
 			return nil, r.err
 		}
+		// What pins match belongs to the universe as much as its indexes.
+		fmt.Fprintf(&key, "\x00%q\x00%v", r.key, r.rel)
 		for _, ix := range r.indexes {
 			fmt.Fprintf(&key, "\x00%s\x00%s\x00%s", ix.origin, ix.base, ix.sum.sha)
 		}
@@ -362,9 +387,12 @@ func loadUniverse(ctx context.Context, req *Request, arch string, f *fetch.Fetch
 				read = append(read, ix.origin)
 			}
 		}
-		u := &universe{arch: arch, byName: map[string][]int{}, provide: map[string][]int{}, id: map[string]int{}}
+		u := &universe{arch: arch, byName: map[string][]int{}, provide: map[string][]int{}, id: map[string]int{}, rels: map[string]relAttrs{}}
 		u.pkgs = make([]Pkg, 0, total)
 		for _, r := range results {
+			if r.key != "" {
+				u.rels[r.key] = r.rel
+			}
 			for j := range r.indexes {
 				for _, m := range r.mentions[j] {
 					if _, ok := u.id[m]; !ok {

@@ -64,19 +64,27 @@ type confEntry struct {
 	dep   Dep
 }
 
-func newSolver(u *universe, arch string, recommends bool) *solver {
+func newSolver(u *universe, arch string, recommends bool, pins []Pin) *solver {
 	s := &solver{u: u, arch: arch, recommends: recommends, infos: map[int]*pinfo{},
 		cand: map[string]int{}, base: map[string]*node{}, sel: map[string]*node{},
 		provided: map[string][]*node{}, conflicts: map[string][]confEntry{},
 		preferred: map[string]bool{"usr-is-merged": true}}
+	// apt's candidate: the version of highest pin priority, the highest
+	// of those; a negative priority keeps a version out.
 	for name, l := range u.byName {
-		best := l[0]
-		for _, i := range l[1:] {
-			if cmpVersion(u.pkgs[i].Version, u.pkgs[best].Version) > 0 {
-				best = i
+		best, bestPrio := -1, 0
+		for _, i := range l {
+			prio := u.priority(pins, i)
+			if prio < 0 {
+				continue
+			}
+			if best < 0 || prio > bestPrio || prio == bestPrio && cmpVersion(u.pkgs[i].Version, u.pkgs[best].Version) > 0 {
+				best, bestPrio = i, prio
 			}
 		}
-		s.cand[name] = best
+		if best >= 0 {
+			s.cand[name] = best
+		}
 	}
 	return s
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bazelbuild/buildtools/build"
+	"github.com/sxb-build/sxb/builtins/tree"
 )
 
 // EffectiveVerity maps Verity= to what mkosi does for an extension image:
@@ -215,6 +216,10 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 		if len(im.Repositories) > 0 {
 			add("Repositories", "repositories", qlist(im.Repositories))
 		}
+		// A base layered on another base or on a tree.
+		if base := c.baseLabel(im); base != "" {
+			add("BaseTrees", "base", q(base))
+		}
 	} else {
 		consumed["Overlay"] = true
 		if base := c.baseLabel(im); base != "" {
@@ -320,9 +325,6 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 		if n == "Environment" {
 			return c.envConsumed(im, rule)
 		}
-		if n == "BaseTrees" && rule == "base_image" {
-			return false
-		}
 		// Settings inherited from the main image are reported once, with
 		// the main image.
 		return !isMain && !c.own(im, n)
@@ -370,6 +372,12 @@ func (c *converter) confextTree(im *Image) bool {
 	return false
 }
 
+// isBase reports whether im converts to a base_image (what is not an
+// extension does).
+func isBase(im *Image) bool {
+	return im.Format != "sysext" && im.Format != "confext" && !(im.Format == "disk" && im.Overlay)
+}
+
 // baseLabel maps BaseTrees=%O/<image> to ":<image>" and a directory no
 // image writes to "<dir>/".
 func (c *converter) baseLabel(im *Image) string {
@@ -378,8 +386,8 @@ func (c *converter) baseLabel(im *Image) string {
 	}
 	other := c.p.ImageAt(im.BaseTrees[0])
 	switch {
-	case other != nil && other != im && (other.Format == "directory" || other.Format == "tar" || other.Format == "sysext" ||
-		other.Format == "confext" || other.Format == "disk" && other.Overlay):
+	case other != nil && other != im && (other.Format == "directory" || other.Format == "tar" ||
+		(other.Format == "sysext" || other.Format == "confext" || other.Format == "disk" && other.Overlay) && !isBase(im)):
 		if other.Name == "main" {
 			return ":" + other.Output
 		}
@@ -388,6 +396,8 @@ func (c *converter) baseLabel(im *Image) string {
 		// A tree no image builds: a directory base, written with a
 		// trailing slash.
 		return c.rel(im.BaseTrees[0]) + "/"
+	case other == nil && tree.IsBaseFile(im.BaseTrees[0]) && !isDir(im.BaseTrees[0]):
+		return c.rel(im.BaseTrees[0])
 	}
 	return ""
 }

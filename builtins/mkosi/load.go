@@ -137,9 +137,17 @@ type Image struct {
 	// SandboxTrees configure the package manager (mkosi.sandbox/,
 	// mkosi.pkgmngr/); AptSources are the apt repositories they add and
 	// NoDefaultSources says they replace mkosi's default ones.
+	// For rpm distributions the .repo files' repositories go into
+	// Repositories (as URLs) and their gpgkey= files into RepoKeys; for
+	// Arch, pacman.conf's repositories into Repositories (NAME=URL).
 	SandboxTrees     []Tree
 	AptSources       []deb.Source
+	AptPins          []deb.Pin
+	RepoKeys         []string
 	NoDefaultSources bool
+	// KeyringDir is a pacman keyring directory the sandbox trees bring
+	// (usr/share/pacman/keyrings, which pacman-key --populate reads).
+	KeyringDir string
 
 	Overlay         bool
 	Output          string // base name without extension

@@ -943,6 +943,37 @@ func TestSandboxTrees(t *testing.T) {
 		t.Errorf("PackageManagerTrees=: %+v", im.AptSources)
 	}
 
+	// apt preferences: preferences first, then preferences.d/ by name
+	// (apt skips names with another extension than .pref).
+	dir = writeProject(t, map[string]string{
+		"mkosi.conf": "[Distribution]\nDistribution=debian\nRelease=trixie\n[Output]\nFormat=directory\n",
+		"mkosi.sandbox/etc/apt/preferences.d/20-b.pref": "Package: b\nPin: version 2.*\nPin-Priority: 600\n",
+		"mkosi.sandbox/etc/apt/preferences.d/10-a":      "Package: *\nPin: release a=trixie-backports\nPin-Priority: 100\n",
+		"mkosi.sandbox/etc/apt/preferences.d/x.txt":     "not read",
+		"mkosi.sandbox/etc/apt/preferences":             "Package: c\nPin: origin \"\"\nPin-Priority: -1\n",
+	})
+	im = mustLoad(t, dir).Main()
+	if len(im.Unsupported) != 0 || len(im.AptPins) != 3 || im.AptPins[0].Packages[0] != "c" || im.AptPins[1].Release["a"] != "trixie-backports" ||
+		im.AptPins[2].Version != "2.*" {
+		t.Errorf("pins %+v unsupported %v", im.AptPins, im.Unsupported)
+	}
+
+	// dnf's .repo files add repositories to Fedora's defaults, their
+	// variables expanded and their keys found in the sandbox.
+	dir = writeProject(t, map[string]string{
+		"mkosi.conf": "[Distribution]\nDistribution=fedora\nRelease=41\nArchitecture=x86-64\n[Output]\nFormat=directory\n",
+		"mkosi.sandbox/etc/yum.repos.d/extra.repo": "[extra]\nbaseurl=https://extra.example/$releasever/$basearch/\ngpgkey=file:///etc/pki/rpm-gpg/extra.asc\n" +
+			"[off]\nbaseurl=https://off.example/\nenabled=0\n",
+		"mkosi.sandbox/etc/pki/rpm-gpg/extra.asc":   "key",
+		"mkosi.sandbox/etc/zypp/repos.d/other.repo": "[ignored]\nmirrorlist=https://x/\n",
+	})
+	im = mustLoad(t, dir).Main()
+	eq(t, "fedora repositories", im.Repositories, []string{"release", "updates", "https://extra.example/41/x86_64/"})
+	eq(t, "fedora keys", im.RepoKeys, []string{filepath.Join(dir, "mkosi.sandbox/etc/pki/rpm-gpg/extra.asc")})
+	if im.NoDefaultSources || len(im.Unsupported) != 0 {
+		t.Errorf("fedora: replace %v unsupported %v", im.NoDefaultSources, im.Unsupported)
+	}
+
 	for name, tc := range map[string]struct{ files map[string]string }{
 		"pinning":   {map[string]string{"mkosi.sandbox/etc/apt/preferences.d/pin": "Package: *\n"}},
 		"no key":    {map[string]string{"mkosi.sandbox/etc/apt/sources.list": "deb [signed-by=/nonexistent/k.gpg] http://x/ trixie main\n"}},

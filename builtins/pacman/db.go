@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/bzip2"
 	"crypto/sha256"
 	"encoding/gob"
 	"encoding/hex"
@@ -17,45 +16,13 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
-
+	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/atomicfile"
 )
 
 // dbCacheVersion changes whenever Pkg or the parser changes, so that stale
 // parsed databases in the cache are not read.
 const dbCacheVersion = "pacman-db-v1"
-
-// decompress returns a reader of r's content, decompressed as its magic
-// number says: zstd, xz, gzip, bzip2, or none (a plain tar). pacman and
-// repo-add choose the compression freely, and file names lie (core.db is
-// a gzip tar named like neither).
-func decompress(r io.Reader) (io.Reader, func(), error) {
-	br := bufio.NewReaderSize(r, 256<<10)
-	magic, _ := br.Peek(6)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<31))
-		if err != nil {
-			return nil, nil, err
-		}
-		return zr, zr.Close, nil
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		xr, err := xz.NewReader(br)
-		return xr, func() {}, err
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		gr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, err
-		}
-		return gr, func() { gr.Close() }, nil
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		return bzip2.NewReader(br), func() {}, nil
-	}
-	return br, func() {}, nil
-}
 
 func sha256hex(b []byte) string {
 	h := sha256.Sum256(b)
@@ -66,7 +33,9 @@ func sha256hex(b []byte) string {
 // database whose file name is in files, in archive order; entries larger
 // than limit are an error.
 func eachDBFile(raw []byte, files []string, limit int64, fn func(dir, file string, b []byte) error) error {
-	rd, done, err := decompress(bytes.NewReader(raw))
+	// pacman and repo-add choose the compression freely, and file names
+	// lie (core.db is a gzip tar named like neither): the magic decides.
+	rd, done, err := tree.Decompress(bytes.NewReader(raw))
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func openPackage(file string) (*tar.Reader, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rd, done, err := decompress(f)
+	rd, done, err := tree.Decompress(f)
 	if err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("reading package: %w", err)

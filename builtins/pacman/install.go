@@ -114,7 +114,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	upgraded := map[string]*installed{}
 	var base []*installed
 	if plan.baseRoot != "" {
-		if base, err = readLocalDB(plan.baseRoot); err != nil {
+		if base, err = readLocalDB(plan.baseDB); err != nil {
 			return nil, fmt.Errorf("installing packages: %w", err)
 		}
 		var keep []*installed
@@ -125,7 +125,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 				keep = append(keep, b)
 			}
 		}
-		if baseFiles, err = installedFiles(plan.baseRoot, keep); err != nil {
+		if baseFiles, err = installedFiles(plan.baseDB, keep); err != nil {
 			return nil, fmt.Errorf("installing packages: %w", err)
 		}
 	}
@@ -136,7 +136,7 @@ func Install(ctx context.Context, plan *Plan, dir string, meta *tree.Meta, opts 
 	defer r.close()
 	pfs = installOrder(pfs)
 	trees := []string{dir, plan.baseRoot}
-	txn, err := transaction(plan.baseRoot, base, pfs, upgraded, opts.WithDocs)
+	txn, err := transaction(plan.baseDB, base, pfs, upgraded, opts.WithDocs)
 	if err != nil {
 		return nil, fmt.Errorf("installing packages: %w", err)
 	}

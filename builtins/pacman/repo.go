@@ -51,6 +51,10 @@ type Request struct {
 	// read from; other NAME=URL repositories are read first, in the order
 	// given. core and extra (and alarm on ARM) are always read.
 	Repositories []string
+	// NoDefaultRepos reads only the NAME=URL entries of Repositories, in
+	// their order (a pacman.conf of its own, as mkosi's sandbox trees
+	// give one).
+	NoDefaultRepos bool
 	// Packages are what pacman -S takes: package names, "name>=version"
 	// and other constraints, virtual names (the first provider wins),
 	// group names (every member), "repo/name", and absolute file paths
@@ -63,6 +67,11 @@ type Request struct {
 	// packages of its local database (var/lib/pacman/local) count as
 	// installed.
 	BaseRoot string
+	// BaseDB, when set, is read instead of BaseRoot for the local
+	// database: for an extension on an extension, a tree whose
+	// var/lib/pacman/local holds the entries of the base and of every
+	// extension in between. BaseRoot still provides the hooks.
+	BaseDB string
 	// Keyring names key files or directories trusted as if locally signed
 	// (pacman-key --lsign-key), in addition to KeyringDir's keys.
 	Keyring []string
@@ -124,6 +133,7 @@ type Plan struct {
 	insecure   bool
 	cacheDir   string
 	baseRoot   string
+	baseDB     string // the local database's tree: BaseDB, else baseRoot
 	now        time.Time
 }
 
@@ -236,6 +246,21 @@ func (r *Request) repositories(arch string) ([]repository, error) {
 				name, strings.Join(append(append([]string{}, defaults...), OptionalRepositories...), ", "), name)
 		}
 		enabled[name] = true
+	}
+	if r.NoDefaultRepos {
+		var out []repository
+		for _, e := range r.Repositories {
+			name, u, isURL := strings.Cut(strings.TrimSpace(e), "=")
+			if !isURL {
+				return nil, fmt.Errorf("repository %q: without the default repositories, every repository needs its URL (NAME=URL)", e)
+			}
+			name = strings.TrimSpace(name)
+			out = append(out, repository{name: name, server: expandServer(strings.TrimSpace(u), name, arch)})
+		}
+		if len(out) == 0 {
+			return nil, errors.New("no repositories: the default ones are off and none is given")
+		}
+		return out, nil
 	}
 	var names []string
 	names = append(names, custom...)

@@ -1,6 +1,7 @@
 package pacman
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path"
@@ -57,7 +58,7 @@ type solver struct {
 	kr    *Keyring
 	files map[string]bool
 	// the base's files, read for file targets
-	baseRoot  string
+	baseDB    string
 	baseFiles map[string]string
 }
 
@@ -78,9 +79,10 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	req.Progress = serialize(req.Progress)
 	plan := &Plan{Distribution: "arch", Release: "rolling", Arch: arch, keyringDir: req.KeyringDir,
 		keyring: req.Keyring, insecure: req.Insecure, cacheDir: req.CacheDir, baseRoot: req.BaseRoot, now: req.Now}
+	plan.baseDB = cmp.Or(req.BaseDB, req.BaseRoot)
 	var base []*installed
 	if req.BaseRoot != "" && !req.BaseImage {
-		if base, err = readLocalDB(req.BaseRoot); err != nil {
+		if base, err = readLocalDB(plan.baseDB); err != nil {
 			return nil, err
 		}
 		for _, b := range base {
@@ -108,7 +110,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 		return nil, fmt.Errorf("reading repositories: %w", err)
 	}
 	s := newSolver(u, base)
-	s.ctx, s.fetch, s.kr, s.baseRoot = ctx, f, kr, req.BaseRoot
+	s.ctx, s.fetch, s.kr, s.baseDB = ctx, f, kr, plan.baseDB
 	s.files = map[string]bool{}
 	for _, t := range targets {
 		if strings.HasPrefix(t, "/") {
@@ -278,7 +280,7 @@ func (s *solver) fileTarget(t string) ([]*cand, error) {
 	rel := strings.TrimPrefix(path.Clean(t), "/")
 	if s.baseFiles == nil && len(s.base) > 0 {
 		var err error
-		if s.baseFiles, err = installedFiles(s.baseRoot, s.base); err != nil {
+		if s.baseFiles, err = installedFiles(s.baseDB, s.base); err != nil {
 			return nil, err
 		}
 	}

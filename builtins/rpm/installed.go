@@ -67,14 +67,38 @@ func readInstalled(root *tree.Root) ([]InstalledPackage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading installed packages: %w", err)
 	}
-	var db installedDB
-	if err := json.Unmarshal(b, &db); err != nil {
+	pkgs, err := ParseInstalled(b)
+	if err != nil {
 		return nil, fmt.Errorf("reading installed packages %s: %w", filepath.Join(root.Path(), InstalledDBPath), err)
 	}
+	return pkgs, nil
+}
+
+// ParseInstalled parses an installed-package record (the content of
+// InstalledDBPath).
+func ParseInstalled(b []byte) ([]InstalledPackage, error) {
+	var db installedDB
+	if err := json.Unmarshal(b, &db); err != nil {
+		return nil, err
+	}
 	if db.Format != 1 {
-		return nil, fmt.Errorf("reading installed packages %s: unknown format %d", filepath.Join(root.Path(), InstalledDBPath), db.Format)
+		return nil, fmt.Errorf("unknown format %d", db.Format)
 	}
 	return db.Packages, nil
+}
+
+// RecordInstalled merges pkgs into the installed-package record of the
+// tree at root (a package of the same name replaces the recorded one),
+// creating the record when there is none. An extension built on extensions
+// resolves against a tree whose record lists the base's packages and those
+// of the extensions in between (Request.InstalledRoot).
+func RecordInstalled(root string, pkgs []InstalledPackage) error {
+	rt, err := tree.OpenRoot(root)
+	if err != nil {
+		return fmt.Errorf("writing installed packages: %w", err)
+	}
+	defer rt.Close()
+	return writeInstalled(rt, pkgs)
 }
 
 // writeInstalled merges pkgs into the record of root (same name replaces)

@@ -48,9 +48,18 @@ type Request struct {
 	// recorded there (InstalledDBPath) and files present there satisfy
 	// dependencies and are not installed again.
 	BaseRoot string
+	// InstalledRoot, when set, is read instead of BaseRoot for the
+	// installed packages: for an extension on an extension, a tree holding
+	// the record of the base and of every extension in between
+	// (RecordInstalled) and stand-ins of those extensions' files. Files
+	// present in either tree satisfy file dependencies.
+	InstalledRoot string
 	// Keyring is a file or directory of OpenPGP public keys; empty means
 	// the distribution's keys in the usual host places.
 	Keyring string
+	// Keys are more key files trusted besides Keyring's (or the
+	// distribution's) keys: the gpgkey= files of .repo files.
+	Keys []string
 	// Insecure skips every signature check (repomd.xml and packages). The
 	// checksums from the metadata are still verified.
 	Insecure bool
@@ -151,6 +160,7 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 	} else {
 		keyPaths = defaultKeyring(req.Distribution, req.Release, arch)
 	}
+	keyPaths = append(keyPaths, req.Keys...)
 	keys, err := loadKeyring(keyPaths)
 	if err != nil {
 		return nil, fmt.Errorf("resolving rpm packages: %w", err)
@@ -188,7 +198,15 @@ func Resolve(ctx context.Context, req Request) (*Plan, error) {
 		if s.root, err = tree.OpenRoot(req.BaseRoot); err == nil {
 			defer s.root.Close()
 		}
-		inst, err := ReadInstalled(req.BaseRoot)
+		dbRoot := req.BaseRoot
+		if req.InstalledRoot != "" {
+			dbRoot = req.InstalledRoot
+			if s.standIns, err = tree.OpenRoot(req.InstalledRoot); err != nil {
+				return nil, fmt.Errorf("reading installed packages: %w", err)
+			}
+			defer s.standIns.Close()
+		}
+		inst, err := ReadInstalled(dbRoot)
 		if err != nil {
 			return nil, err
 		}

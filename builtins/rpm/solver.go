@@ -32,12 +32,15 @@ type solver struct {
 	base    map[string]InstalledPackage
 	baseDep map[string][]provider // capability -> base providers
 	root    *tree.Root            // base tree for file dependencies
-	sel     map[string]*cand      // selected, by name
-	why     map[*cand]string      // reason chain
-	queue   []*cand
-	cond    []pendingRich // rich requirements whose condition may change
-	ors     []pendingRich // "or" requirements not decided yet
-	recomm  bool
+	// standIns holds stand-ins of the files of extensions below (see
+	// Request.InstalledRoot), also for file dependencies.
+	standIns *tree.Root
+	sel      map[string]*cand // selected, by name
+	why      map[*cand]string // reason chain
+	queue    []*cand
+	cond     []pendingRich // rich requirements whose condition may change
+	ors      []pendingRich // "or" requirements not decided yet
+	recomm   bool
 	// requests are the requested package strings.
 	requests []string
 }
@@ -255,10 +258,15 @@ func (s *solver) baseHas(d Dep) bool {
 			return true
 		}
 	}
-	if s.root != nil && strings.HasPrefix(d.Name, "/") {
+	if strings.HasPrefix(d.Name, "/") {
 		if rel, err := tree.CleanRel(d.Name); err == nil && rel != "" {
-			if _, err := s.root.Lstat(rel); err == nil {
-				return true
+			for _, r := range []*tree.Root{s.root, s.standIns} {
+				if r == nil {
+					continue
+				}
+				if _, err := r.Lstat(rel); err == nil {
+					return true
+				}
 			}
 		}
 	}

@@ -151,3 +151,115 @@ sysext(name = "unscripted", base = base, packages = ["fx-scripted"], scripts = F
 		}
 	}
 }
+
+// TestArchExtensionOnExtension builds a sysext on a sysext on an Arch
+// base: the lower extension's local database entries count as installed
+// for the upper one, whose image then holds only its own packages.
+func TestArchExtensionOnExtension(t *testing.T) {
+	fx := pacmantest.Get(t)
+	mirror := fx.CopyMirror(t)
+	dir := t.TempDir()
+	key, _ := os.ReadFile(fx.Packager)
+	ws := fixtureWorkspace(t, dir, map[string]string{"arch/packager.gpg": string(key), "arch/BUILD.star": `base = base_image(
+    name = "base",
+    distribution = "arch",
+    release = "rolling",
+    architecture = "x86-64",
+    mirror = "file://` + mirror + `",
+    keyring = "packager.gpg",
+    packages = ["filesystem"],
+)
+
+sysext(name = "lib", base = base, packages = ["fx-lib", "fx-impl-a"])
+
+sysext(name = "tool", base = ":lib", packages = ["fx-tool"])
+`})
+	sxbIn(t, ws, "build", "--progress=plain", "//arch:tool")
+	out := filepath.Join(ws, "sxb-out/arch")
+	if got := strings.Join(manifestPackages(t, filepath.Join(out, "lib.manifest.json")), " "); got != "fx-impl-a fx-lib" {
+		t.Errorf("lib installs %q", got)
+	}
+	// fx-tool needs fx-lib, libfx.so and fx-virtual (fx-impl-a): all below.
+	if got := strings.Join(manifestPackages(t, filepath.Join(out, "tool.manifest.json")), " "); got != "fx-tool" {
+		t.Errorf("tool installs %q, want only fx-tool", got)
+	}
+	files := imageFiles(t, filepath.Join(out, "tool.raw"))
+	if !strings.Contains(files, "\nusr/bin/fx\n") || strings.Contains(files, "libfx") || strings.Contains(files, "fx-impl") {
+		t.Errorf("tool image:\n%s", files)
+	}
+}
+
+// TestArchSandboxPacmanConf builds an mkosi project whose sandbox tree
+// brings pacman's configuration: its pacman.conf (a repository through an
+// Included mirrorlist, one with its Server) replaces the default
+// repositories, and its usr/share/pacman/keyrings the host's keyring. A
+// SigLevel letting packages go unchecked makes only that image
+// unbuildable.
+func TestArchSandboxPacmanConf(t *testing.T) {
+	fx := pacmantest.Get(t)
+	mirror := fx.CopyMirror(t)
+	dir := t.TempDir()
+	files := map[string]string{
+		"proj/mkosi.conf": "[Distribution]\nDistribution=arch\nArchitecture=x86-64\n[Output]\nOutputDirectory=mkosi.output\n",
+		"proj/mkosi.sandbox/etc/pacman.conf": "[options]\nArchitecture = auto\nSigLevel = Required DatabaseOptional\n\n" +
+			"[core]\nInclude = /etc/pacman.d/mirrorlist\n\n[extra]\nServer = file://" + mirror + "/$repo/os/$arch\n",
+		"proj/mkosi.sandbox/etc/pacman.d/mirrorlist": "Server = file://" + mirror + "/$repo/os/$arch\n",
+		"proj/mkosi.images/base/mkosi.conf":          "[Output]\nFormat=directory\n[Content]\nPackages=fx-lib\n",
+		"proj/mkosi.images/tool/mkosi.conf":          "[Config]\nDependencies=base\n[Output]\nFormat=sysext\nOverlay=yes\n[Content]\nBaseTrees=%O/base\nPackages=fx-tool\n",
+		"bad/mkosi.conf":                             "[Distribution]\nDistribution=arch\n[Output]\nFormat=sysext\nOverlay=yes\n[Content]\nExtraTrees=tree\n",
+		"bad/tree/usr/bin/x":                         "x",
+		"bad/mkosi.sandbox/etc/pacman.conf":          "[core]\nSigLevel = Never\nServer = file:///nowhere\n",
+	}
+	// The fixture's keyring, which the host's does not hold.
+	for _, f := range []string{"fixture.gpg", "fixture-trusted", "fixture-revoked"} {
+		b, err := os.ReadFile(filepath.Join(fx.KeyringDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["proj/mkosi.sandbox/usr/share/pacman/keyrings/"+f] = string(b)
+	}
+	ws := fixtureWorkspace(t, dir, files)
+	sxbIn(t, ws, "build", "--progress=plain", "//proj:tool")
+	got := strings.Join(manifestPackages(t, filepath.Join(ws, "proj/mkosi.output/tool.manifest.json")), " ")
+	if got != "fx-impl-b fx-tool" {
+		t.Errorf("tool installs %q", got)
+	}
+	out, _ := sxbIn(t, ws, "query", "--output=json", "//bad:all")
+	if !strings.Contains(out, "/etc/pacman.conf:2: SigLevel Never: sxb checks the signature of every package") {
+		t.Errorf("query of the SigLevel = Never project:\n%s", out)
+	}
+}
+
+// TestArchLayeredBase layers an Arch base_image on another: the packages
+// go into the copied tree below, its local database then lists both
+// (pacman -Q agrees), and a sysext on it installs only its own packages.
+func TestArchLayeredBase(t *testing.T) {
+	fx := pacmantest.Get(t)
+	mirror := fx.CopyMirror(t)
+	key, _ := os.ReadFile(fx.Packager)
+	base := func(name, below string, packages string) string {
+		b := "base_image(\n    name = \"" + name + "\",\n"
+		if below != "" {
+			b += "    base = \"" + below + "\",\n"
+		}
+		return b + `    distribution = "arch",
+    release = "rolling",
+    architecture = "x86-64",
+    mirror = "file://` + mirror + `",
+    keyring = "packager.gpg",
+    packages = [` + packages + `],
+)
+`
+	}
+	ws := fixtureWorkspace(t, t.TempDir(), map[string]string{"arch/packager.gpg": string(key), "arch/BUILD.star": base("core", "", `"filesystem"`) +
+		base("layer", ":core", `"fx-lib", "fx-impl-a"`) + "\nsysext(name = \"tool\", base = \":layer\", packages = [\"fx-tool\"])\n"})
+	sxbIn(t, ws, "build", "--progress=plain", "//arch:tool")
+	layer := filepath.Join(ws, "sxb-out/arch/layer")
+	q, err := exec.Command("pacman", "--root", layer, "--dbpath", filepath.Join(layer, "var/lib/pacman"), "-Q").CombinedOutput()
+	if err != nil || string(q) != "filesystem 1.0-1\nfx-impl-a 1.0-1\nfx-lib 2.0-1\n" {
+		t.Errorf("pacman -Q in the layered base: %v\n%s", err, q)
+	}
+	if got := strings.Join(manifestPackages(t, filepath.Join(ws, "sxb-out/arch/tool.manifest.json")), " "); got != "fx-tool" {
+		t.Errorf("tool installs %q, want only fx-tool", got)
+	}
+}

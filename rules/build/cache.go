@@ -342,6 +342,27 @@ func trimFiles(dir string, maxAge time.Duration) {
 	})
 }
 
+// trimDirs removes the trees directly below dir that were not used for
+// maxAge (their users mark a use with touchDir).
+func trimDirs(dir string, maxAge time.Duration) {
+	ents, err := os.ReadDir(dir)
+	if err != nil || maxAge <= 0 {
+		return
+	}
+	cutoff := time.Now().Add(-maxAge)
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && e.IsDir() && fi.ModTime().Before(cutoff) {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// touchDir marks a use of the tree dir, for trimDirs.
+func touchDir(dir string) {
+	now := time.Now()
+	os.Chtimes(dir, now, now)
+}
+
 // trimInterval is how often a build trims the cache: trimming walks every
 // file of it, which must not make every no-op build slow.
 const trimInterval = time.Hour
@@ -357,6 +378,9 @@ func trimCache(c *Cache, cacheDir string) {
 	c.Trim()
 	for _, sub := range []string{"sha256", "deb-index", "deb-data", "rpm-md", "pins"} {
 		trimFiles(filepath.Join(cacheDir, sub), c.MaxAge)
+	}
+	for _, sub := range []string{"tree-bases", "extension-bases"} {
+		trimDirs(filepath.Join(cacheDir, sub), c.MaxAge)
 	}
 	os.MkdirAll(cacheDir, 0o755)
 	os.WriteFile(stamp, nil, 0o644)

@@ -141,6 +141,8 @@ type executor struct {
 	// SHA256SUMS is signed with (an extension's sysupdate sign_key).
 	signKeys map[string]string
 	remote   remoteState
+	// baseMu serializes extracting archives used as bases (treeBase).
+	baseMu sync.Mutex
 }
 
 // Build builds targets and everything they depend on.

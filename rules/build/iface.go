@@ -31,12 +31,24 @@ type InstallRequest struct {
 	BaseImage bool
 	// BaseRoot is a tree whose installed packages satisfy dependencies.
 	BaseRoot string
-	Keyring  string
+	// BaseDB, when set, is read instead of BaseRoot for the installed
+	// packages: for an extension on an extension, a tree holding the
+	// package databases of the base and of every extension in between
+	// (with stand-ins of their files where file dependencies need them).
+	BaseDB  string
+	Keyring string
 	// AptSources are more apt repositories; NoDefaultSources reads only
 	// them (Debian and Ubuntu).
 	AptSources       []deb.Source
 	NoDefaultSources bool
-	CacheDir         string
+	// RepoKeys are more key files trusted for the repositories (rpm).
+	RepoKeys []string
+	// KeyringDir is a pacman keyring directory used instead of the
+	// host's (Arch).
+	KeyringDir string
+	// AptPins are apt preferences (Debian and Ubuntu).
+	AptPins  []deb.Pin
+	CacheDir string
 	// Pin, when not empty, is a pin an Installer made earlier (Installer.Pin):
 	// Resolve must then return exactly its packages, without the network.
 	Pin []byte

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -70,8 +71,8 @@ func (d debInstaller) Resolve(ctx context.Context, req InstallRequest, report fu
 	dr := deb.Request{
 		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Components: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
-		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
-		Sources: req.AptSources, NoDefaultSources: req.NoDefaultSources, Progress: installProgress(report),
+		BaseImage: req.BaseImage, BaseRoot: cmp.Or(req.BaseDB, req.BaseRoot), Keyring: req.Keyring, CacheDir: req.CacheDir,
+		Sources: req.AptSources, NoDefaultSources: req.NoDefaultSources, Pins: req.AptPins, Progress: installProgress(report),
 		Indexes: d.indexes,
 	}
 	if len(req.Pin) > 0 {
@@ -144,7 +145,7 @@ func (rpmInstaller) Resolve(ctx context.Context, req InstallRequest, report func
 	rr := rpm.Request{
 		Distribution: req.Distribution, Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror,
 		Repositories: req.Repositories, Packages: req.Packages, WithRecommends: req.WithRecommends,
-		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, Keyring: req.Keyring, CacheDir: req.CacheDir,
+		BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, InstalledRoot: req.BaseDB, Keyring: req.Keyring, Keys: req.RepoKeys, CacheDir: req.CacheDir,
 		Progress: installProgress(report),
 	}
 	if len(req.Pin) > 0 {
@@ -197,7 +198,8 @@ func (r pacmanResolved) Packages() []Package {
 func (pacmanInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
 	pr := pacman.Request{
 		Release: req.Release, Arch: req.Architecture.Systemd(), Mirror: req.Mirror, Repositories: req.Repositories,
-		Packages: req.Packages, BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, CacheDir: req.CacheDir,
+		Packages: req.Packages, BaseImage: req.BaseImage, BaseRoot: req.BaseRoot, BaseDB: req.BaseDB, CacheDir: req.CacheDir,
+		NoDefaultRepos: req.NoDefaultSources, KeyringDir: req.KeyringDir,
 		Progress: installProgress(report),
 	}
 	if req.Keyring != "" {

@@ -97,7 +97,7 @@ func (x *executor) publishExtension(t *rules.Target, e *Entry) ([]string, error)
 	}
 	name := outputName(t.Ext)
 	// Published names: the cache's, or those Publish asks for.
-	rename := map[string]string{extStatusFile: ""} // for extensions built on it, not published
+	rename := map[string]string{extDBFile: ""} // for extensions built on it, not published
 	image := compressedName(t.Ext)
 	if image != name+".raw" {
 		rename[name+".raw"] = "" // only the compressed image is published

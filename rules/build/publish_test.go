@@ -3,11 +3,13 @@ package build
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
+	"github.com/sxb-build/sxb/builtins/deb"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/label"
@@ -222,50 +225,6 @@ func TestPublishLocation(t *testing.T) {
 	}
 }
 
-// TestTreeBase checks an extension built on a directory sxb did not build:
-// packages the tree has are not installed again, its os-release completes
-// the extension-release, and a change in the tree rebuilds the image.
-func TestTreeBase(t *testing.T) {
-	ws := t.TempDir()
-	base := filepath.Join(ws, "prebuilt")
-	for p, c := range map[string]string{"usr/share/libc/libc": "libc", "usr/lib/os-release": "ID=fake\nVERSION_ID=7\n"} {
-		os.MkdirAll(filepath.Join(base, filepath.Dir(p)), 0o755)
-		os.WriteFile(filepath.Join(base, p), []byte(c), 0o644)
-	}
-	xl := label.Label{Pkg: "p", Name: "tool"}
-	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{xl.String(): {Label: xl, Kind: rules.KindSysext, Ext: &rules.Extension{
-		Name: "tool", Kind: "sysext", BaseTree: &rules.TreeBase{Path: base, Distribution: "fake"}, Packages: []string{"jq", "libc"},
-		Format: "erofs", Verity: "off", Output: "tool", Architecture: arch.X86_64}}}}
-	fake := &fakeInstaller{}
-	cache := t.TempDir()
-	build := func() []*Result {
-		t.Helper()
-		res, err := Build(context.Background(), g, g.Order(), Options{CacheDir: cache, Installers: map[string]Installer{"fake": fake}, ImageWriter: listingWriter})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	res := build()
-	img, _ := os.ReadFile(res[0].Outputs[0])
-	if !strings.Contains(string(img), "usr/share/jq/jq") || strings.Contains(string(img), "usr/share/libc") ||
-		!strings.Contains(string(img), `"ID=fake\nVERSION_ID=7\n`) {
-		t.Errorf("image:\n%s", img)
-	}
-	if fmt.Sprint(fake.installs) != "[jq]" {
-		t.Errorf("installed %v", fake.installs)
-	}
-	if res := build(); !res[0].Cached {
-		t.Error("second build not cached")
-	}
-	os.WriteFile(filepath.Join(base, "usr/lib/os-release"), []byte("ID=fake\nVERSION_ID=8\n"), 0o644)
-	res = build()
-	img, _ = os.ReadFile(res[0].Outputs[0])
-	if res[0].Cached || !strings.Contains(string(img), "VERSION_ID=8") {
-		t.Errorf("changed tree: cached %v\n%s", res[0].Cached, img)
-	}
-}
-
 // metaInstaller is fakeInstaller recording, as rootless extraction does,
 // a setuid root file and a device node in the sidecar.
 type metaInstaller struct{ fakeInstaller }
@@ -323,7 +282,7 @@ type statusInstaller struct{ fakeInstaller }
 
 func (s *statusInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
 	installed := map[string]bool{}
-	if b, err := os.ReadFile(filepath.Join(req.BaseRoot, "var/lib/dpkg/status")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(cmp.Or(req.BaseDB, req.BaseRoot), "var/lib/dpkg/status")); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if n, ok := strings.CutPrefix(line, "Package: "); ok {
 				installed[n] = true
@@ -378,10 +337,149 @@ func TestExtensionOnExtension(t *testing.T) {
 			strings.Contains(string(img), "usr/share/libc") || !strings.Contains(string(img), `"ID=fake\nVERSION_ID=1\n`) {
 			t.Errorf("tool image:\n%s", img)
 		}
-		if _, err := os.Stat(filepath.Join(filepath.Dir(r.Outputs[0]), extStatusFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(r.Outputs[0]), extDBFile)); err == nil {
 			t.Error("the extension's package database was published")
 		}
 		return
 	}
 	t.Fatalf("no result for //p:tool in %v", res)
+}
+
+// TestTreeBase checks an extension built on a tree sxb did not build, a
+// directory or a tar archive of it (as GNU tar and zstd write it, then
+// extracted once into the cache with its owners in the sidecar): packages
+// the tree has are not installed again, its os-release completes the
+// extension-release, and a change in the tree rebuilds the image.
+func TestTreeBase(t *testing.T) {
+	for _, archived := range []bool{false, true} {
+		t.Run(map[bool]string{false: "directory", true: "tar.zst"}[archived], func(t *testing.T) { testTreeBase(t, archived) })
+	}
+}
+
+func testTreeBase(t *testing.T, archived bool) {
+	ws := t.TempDir()
+	src := filepath.Join(ws, "prebuilt")
+	for p, c := range map[string]string{"usr/share/libc/libc": "libc", "usr/lib/os-release": "ID=fake\nVERSION_ID=7\n"} {
+		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(src, p), []byte(c), 0o644)
+	}
+	base := src
+	update := func() {}
+	if archived {
+		testenv.NeedTool(t, "tar", "zstd")
+		base = filepath.Join(ws, "prebuilt.tar.zst")
+		update = func() {
+			t.Helper()
+			if out, err := exec.Command("tar", "-C", src, "--zstd", "--owner=0", "--group=0", "--numeric-owner", "-cf", base, ".").CombinedOutput(); err != nil {
+				t.Fatalf("tar: %v\n%s", err, out)
+			}
+		}
+		update()
+	}
+	xl := label.Label{Pkg: "p", Name: "tool"}
+	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{xl.String(): {Label: xl, Kind: rules.KindSysext, Ext: &rules.Extension{
+		Name: "tool", Kind: "sysext", BaseTree: &rules.TreeBase{Path: base, Distribution: "fake"}, Packages: []string{"jq", "libc"},
+		Format: "erofs", Verity: "off", Output: "tool", Architecture: arch.X86_64}}}}
+	fake := &fakeInstaller{}
+	cache := t.TempDir()
+	build := func() ([]*Result, error) {
+		return Build(context.Background(), g, g.Order(), Options{CacheDir: cache, Installers: map[string]Installer{"fake": fake}, ImageWriter: listingWriter})
+	}
+	res, err := build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := os.ReadFile(res[0].Outputs[0])
+	if !strings.Contains(string(img), "usr/share/jq/jq") || strings.Contains(string(img), "usr/share/libc") ||
+		!strings.Contains(string(img), `"ID=fake\nVERSION_ID=7\n`) {
+		t.Errorf("image:\n%s", img)
+	}
+	if fmt.Sprint(fake.installs) != "[jq]" {
+		t.Errorf("installed %v", fake.installs)
+	}
+	trees, _ := filepath.Glob(filepath.Join(cache, "tree-bases/*/tree/usr/share/libc/libc"))
+	sidecars, _ := filepath.Glob(filepath.Join(cache, "tree-bases/*/tree.meta.json"))
+	if archived && (len(trees) != 1 || len(sidecars) != 1) {
+		t.Errorf("extracted trees %v, sidecars %v", trees, sidecars)
+	}
+	if res, err := build(); err != nil || !res[0].Cached {
+		t.Errorf("second build not cached (%v)", err)
+	}
+	os.WriteFile(filepath.Join(src, "usr/lib/os-release"), []byte("ID=fake\nVERSION_ID=8\n"), 0o644)
+	update()
+	if res, err = build(); err != nil {
+		t.Fatal(err)
+	}
+	img, _ = os.ReadFile(res[0].Outputs[0])
+	if res[0].Cached || !strings.Contains(string(img), "VERSION_ID=8") {
+		t.Errorf("changed tree: cached %v\n%s", res[0].Cached, img)
+	}
+	if !archived {
+		return
+	}
+	// Not an archive: the target's error names the file, and nothing is
+	// left half-extracted.
+	bad := filepath.Join(ws, "bad.tar.zst")
+	os.WriteFile(bad, []byte("not zstd"), 0o644)
+	g.Targets[xl.String()].Ext.BaseTree.Path = bad
+	if _, err := build(); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("bad archive: err = %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, "tree-bases/.*")); len(left) != 0 {
+		t.Errorf("half-extracted trees left: %v", left)
+	}
+}
+
+// TestMergeStatus checks that a package an upper status lists replaces
+// the lower's paragraph (an extension's status repeats its base's).
+func TestMergeStatus(t *testing.T) {
+	lower := "Package: libc\nArchitecture: amd64\nVersion: 1\n\nPackage: base-files\nArchitecture: amd64\nVersion: 1\n"
+	upper := "Package: libc\nArchitecture: amd64\nVersion: 2\n\nPackage: libc\nArchitecture: i386\nVersion: 1\n\nPackage: jq\nArchitecture: amd64\nVersion: 1\n\n"
+	want := "Package: libc\nArchitecture: amd64\nVersion: 2\n\nPackage: base-files\nArchitecture: amd64\nVersion: 1\n\n" +
+		"Package: libc\nArchitecture: i386\nVersion: 1\n\nPackage: jq\nArchitecture: amd64\nVersion: 1\n\n"
+	if got := string(mergeStatus([]byte(lower), []byte(upper))); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// reqInstaller is fakeInstaller keeping the requests it resolves.
+type reqInstaller struct {
+	fakeInstaller
+	reqs []InstallRequest
+}
+
+func (r *reqInstaller) Resolve(ctx context.Context, req InstallRequest, report func(string, string)) (Resolved, error) {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, req)
+	r.mu.Unlock()
+	return r.fakeInstaller.Resolve(ctx, req, report)
+}
+
+// TestSandboxSettingsReachInstaller checks that the repository settings
+// of a base (apt pins, repository keys, a pacman keyring directory, the
+// defaults off) reach the installer for the base and for an extension on
+// it.
+func TestSandboxSettingsReachInstaller(t *testing.T) {
+	ws := t.TempDir()
+	bl, xl := label.Label{Pkg: "p", Name: "base"}, label.Label{Pkg: "p", Name: "tool"}
+	pins := []deb.Pin{{Priority: 100, Release: map[string]string{"a": "x"}}}
+	g := &rules.Graph{Workspace: ws, Targets: map[string]*rules.Target{
+		bl.String(): {Label: bl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{Name: "base", Distribution: "fake", Release: "1",
+			Architecture: arch.X86_64, Packages: []string{"base-files"}, Output: "directory", AptPins: pins, RepoKeys: []string{"/k.asc"},
+			KeyringDir: "/keyrings", NoDefaultSources: true}},
+		xl.String(): {Label: xl, Kind: rules.KindSysext, Deps: []label.Label{bl}, Ext: &rules.Extension{Name: "tool", Kind: "sysext",
+			Base: &bl, Packages: []string{"jq"}, Format: "erofs", Verity: "off", Output: "tool"}},
+	}}
+	in := &reqInstaller{}
+	if _, err := Build(context.Background(), g, g.Order(), Options{CacheDir: t.TempDir(), Installers: map[string]Installer{"fake": in}, ImageWriter: listingWriter}); err != nil {
+		t.Fatal(err)
+	}
+	if len(in.reqs) != 2 {
+		t.Fatalf("%d requests", len(in.reqs))
+	}
+	for _, r := range in.reqs {
+		if len(r.AptPins) != 1 || r.AptPins[0].Priority != 100 || fmt.Sprint(r.RepoKeys) != "[/k.asc]" || r.KeyringDir != "/keyrings" || !r.NoDefaultSources {
+			t.Errorf("request %+v", r)
+		}
+	}
 }

@@ -1,13 +1,13 @@
 package build
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/sxb-build/sxb/builtins/deb"
@@ -33,6 +33,9 @@ type baseInfo struct {
 	// besides (or instead of) the distribution's.
 	AptSources       []deb.Source  `json:"apt_sources,omitempty"`
 	NoDefaultSources bool          `json:"no_default_sources,omitempty"`
+	RepoKeys         []string      `json:"repo_keys,omitempty"`
+	KeyringDir       string        `json:"keyring_dir,omitempty"`
+	AptPins          []deb.Pin     `json:"apt_pins,omitempty"`
 	OSRelease        extension.Env `json:"os_release"`
 	Packages         []Package     `json:"packages"`
 }
@@ -46,6 +49,41 @@ type baseInputs struct {
 	Epoch    int64            `json:"epoch"`
 	// Scripts is how maintainer scripts run ("" = not run).
 	Scripts string `json:"scripts,omitempty"`
+	// Lower is the key of the tree a layered base is built on.
+	Lower string `json:"lower,omitempty"`
+}
+
+// lowerBase is the tree a layered base_image is built on.
+type lowerBase struct {
+	root, key string
+	info      baseInfo
+}
+
+// lowerOf returns the tree the base_image b is layered on (nil when it is
+// not): another base_image's, or a tree sxb did not build.
+func (x *executor) lowerOf(ctx context.Context, b *rules.BaseImage) (*lowerBase, error) {
+	switch {
+	case b.BaseTree != nil:
+		root, info, key, err := x.treeBase(ctx, b.BaseTree)
+		if err != nil {
+			return nil, err
+		}
+		return &lowerBase{root: root, key: key, info: info}, nil
+	case b.Base == nil:
+		return nil, nil
+	}
+	bt, e := x.g.Target(*b.Base), x.entry(b.Base.String())
+	switch {
+	case bt == nil || e == nil:
+		return nil, fmt.Errorf("base %s was not built", b.Base)
+	case bt.Kind != rules.KindBaseImage:
+		return nil, fmt.Errorf("base %s is a %s: a base_image is layered on another base_image or a tree", b.Base, bt.Kind)
+	}
+	l := &lowerBase{root: e.Path("tree"), key: e.Key}
+	if err := json.Unmarshal(e.Info, &l.info); err != nil {
+		return nil, fmt.Errorf("base %s: reading its record: %w", b.Base, err)
+	}
+	return l, nil
 }
 
 func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
@@ -55,13 +93,22 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 	if err != nil {
 		return err
 	}
-	rep("resolving", "")
-	res, err := x.resolve(ctx, t, in, InstallRequest{
+	lower, err := x.lowerOf(ctx, b)
+	if err != nil {
+		return err
+	}
+	req := InstallRequest{
 		Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
 		Repositories: b.Repositories, Packages: b.Packages, WithRecommends: b.WithRecommends,
-		BaseImage: true, Keyring: b.Keyring, CacheDir: x.opts.CacheDir,
-		AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources,
-	}, rep)
+		BaseImage: lower == nil, Keyring: b.Keyring, CacheDir: x.opts.CacheDir,
+		AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources, RepoKeys: b.RepoKeys, KeyringDir: b.KeyringDir, AptPins: b.AptPins,
+	}
+	if lower != nil {
+		// What the tree below has installed is not installed again.
+		req.BaseRoot = lower.root
+	}
+	rep("resolving", "")
+	res, err := x.resolve(ctx, t, in, req, rep)
 	if err != nil {
 		return fmt.Errorf("resolving packages: %w", err)
 	}
@@ -71,8 +118,11 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 	}
 	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.opts.Epoch,
 		Scripts: scriptsKey(in, b.NoScripts, b.Architecture)}
+	if lower != nil {
+		inputs.Lower = lower.key
+	}
 	return x.act(ctx, t, inputs, func(st *Staging) (*Entry, error) {
-		return x.runBase(ctx, t, st, in, res, inputs)
+		return x.runBase(ctx, t, st, in, res, inputs, lower)
 	}, x.publishBase)
 }
 
@@ -129,7 +179,7 @@ func (x *executor) actWith(ctx context.Context, t *rules.Target, inputs any, loo
 	return nil
 }
 
-func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in Installer, res Resolved, inputs baseInputs) (*Entry, error) {
+func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in Installer, res Resolved, inputs baseInputs, lower *lowerBase) (*Entry, error) {
 	b := t.Base
 	rep := x.reporter(t)
 	root := filepath.Join(st.Out(), "tree")
@@ -137,11 +187,21 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 		return nil, err
 	}
 	meta := tree.NewMeta()
+	opts := InstallOptions{WithDocs: b.WithDocs, Scripts: inputs.Scripts != "off", Epoch: x.opts.Epoch, Report: rep, Warn: x.warner(t)}
+	if lower != nil {
+		// The tree below first, as mkosi copies BaseTrees= in before
+		// anything else; the packages then go on top of it, into the
+		// same tree and package databases.
+		rep("copying base", "")
+		if err := copyLower(root, lower.root, meta); err != nil {
+			return nil, fmt.Errorf("copying base %s: %w", lower.root, err)
+		}
+		opts.BaseRoot = lower.root
+	}
 	if err := applyTrees(root, "", b.SkeletonTrees, meta); err != nil {
 		return nil, fmt.Errorf("skeleton trees: %w", err)
 	}
-	ir, err := in.Install(ctx, res, root, meta, InstallOptions{WithDocs: b.WithDocs, Scripts: inputs.Scripts != "off",
-		Epoch: x.opts.Epoch, Report: rep, Warn: x.warner(t)})
+	ir, err := in.Install(ctx, res, root, meta, opts)
 	if err != nil {
 		return nil, err // the installers name the step
 	}
@@ -168,7 +228,11 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 	info := baseInfo{
 		Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture, Mirror: b.Mirror,
 		Repositories: b.Repositories, Keyring: b.Keyring, OSRelease: osr, Packages: inputs.Packages,
-		AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources,
+		AptSources: b.AptSources, NoDefaultSources: b.NoDefaultSources, RepoKeys: b.RepoKeys, KeyringDir: b.KeyringDir, AptPins: b.AptPins,
+	}
+	if lower != nil {
+		// The packages of the tree below are the image's too.
+		info.Packages = append(slices.Clip(lower.info.Packages), inputs.Packages...)
 	}
 	if b.Output == "tar" {
 		rep("writing tar", "")
@@ -229,24 +293,20 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	// build; baseKey identifies its content in the action key.
 	var baseRoot, baseKey string
 	var info baseInfo
-	// resolveRoot is where packages are resolved against: baseRoot, or
-	// for an extension on an extension a database of both.
+	// resolveRoot, for an extension on an extension, holds the package
+	// databases of the base and of the extensions in between.
 	var resolveRoot string
 	switch {
 	case ext.Base != nil:
 		var err error
-		if baseRoot, resolveRoot, baseKey, info, err = x.extBase(*ext.Base); err != nil {
+		if baseRoot, resolveRoot, baseKey, info, err = x.extBase(ctx, *ext.Base); err != nil {
 			return err
-		}
-		if bt := x.g.Target(*ext.Base); bt.Ext != nil && resolveRoot == "" && len(ext.Packages) > 0 {
-			return fmt.Errorf("base %s: packages in an extension on an extension need a dpkg database below (Debian, Ubuntu) for now", ext.Base)
 		}
 	case ext.BaseTree != nil:
 		var err error
-		if info, baseKey, err = treeBaseInfo(ext.BaseTree); err != nil {
+		if baseRoot, info, baseKey, err = x.treeBase(ctx, ext.BaseTree); err != nil {
 			return err
 		}
-		baseRoot = ext.BaseTree.Path
 	}
 	a := ext.Architecture
 	if a == arch.None {
@@ -269,8 +329,8 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 		res, err = x.resolve(ctx, t, in, InstallRequest{
 			Distribution: info.Distribution, Release: info.Release, Architecture: a, Mirror: info.Mirror,
 			Repositories: info.Repositories, Packages: ext.Packages, WithRecommends: ext.WithRecommends,
-			BaseRoot: cmp.Or(resolveRoot, baseRoot), Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
-			AptSources: info.AptSources, NoDefaultSources: info.NoDefaultSources,
+			BaseRoot: baseRoot, BaseDB: resolveRoot, Keyring: info.Keyring, CacheDir: x.opts.CacheDir,
+			AptSources: info.AptSources, NoDefaultSources: info.NoDefaultSources, RepoKeys: info.RepoKeys, KeyringDir: info.KeyringDir, AptPins: info.AptPins,
 		}, rep)
 		if err != nil {
 			return fmt.Errorf("resolving packages: %w", err)
@@ -335,10 +395,8 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 		}
 		notRun = ir.ScriptsNotRun
 		// Kept for extensions built on this one (see extBase).
-		if b, err := os.ReadFile(filepath.Join(root, "var/lib/dpkg/status")); err == nil {
-			if err := os.WriteFile(filepath.Join(st.Out(), extStatusFile), b, 0o644); err != nil {
-				return nil, err
-			}
+		if err := recordPkgDB(root, st.Out()); err != nil {
+			return nil, err
 		}
 	}
 	// Licences come from the packages' own files, before the overlay

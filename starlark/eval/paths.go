@@ -10,6 +10,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
 	"github.com/sxb-build/sxb/rules"
@@ -66,7 +67,9 @@ func (a *args) path(k string) (string, error) {
 
 // baseAttr reads an extension's base: a label or Target, or, written with
 // a trailing slash ("prebuilt/root/", "//trees/debian/", an absolute
-// path), a directory tree sxb does not build.
+// path), a directory tree sxb does not build, or a tar archive of one
+// ("prebuilt/root.tar.zst", see tree.TarSuffixes) or an image of one
+// ("base.raw").
 func (a *args) baseAttr() (*label.Label, *rules.TreeBase, string, error) {
 	if s, ok := a.vals["base"].(starlark.String); ok && strings.HasSuffix(string(s), "/") {
 		p, err := a.l.resolvePath(a.ps, strings.TrimSuffix(string(s), "/"))
@@ -75,6 +78,16 @@ func (a *args) baseAttr() (*label.Label, *rules.TreeBase, string, error) {
 		}
 		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
 			return nil, nil, "", a.errf("base", "%s is not a directory", s)
+		}
+		return nil, &rules.TreeBase{Path: p}, "", nil
+	}
+	if s, ok := a.vals["base"].(starlark.String); ok && tree.IsBaseFile(string(s)) {
+		p, err := a.l.resolvePath(a.ps, string(s))
+		if err != nil {
+			return nil, nil, "", a.errf("base", "%v", err)
+		}
+		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+			return nil, nil, "", a.errf("base", "%s is not a file", s)
 		}
 		return nil, &rules.TreeBase{Path: p}, "", nil
 	}

@@ -38,8 +38,11 @@ func ruleBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, k
 	t := &rules.Target{Label: label.Label{Pkg: ps.name, Name: name}, Kind: kind}
 	d := &decl{t: t}
 	if kind == rules.KindBaseImage {
-		if t.Base, err = a.baseImage(name); err == nil {
+		if t.Base, d.baseText, err = a.baseImage(name); err == nil {
 			err = a.schemaErr(t.Base.Validate())
+		}
+		if t.Base != nil && t.Base.Base != nil {
+			t.Deps = []label.Label{*t.Base.Base}
 		}
 	} else {
 		if t.Ext, d.baseText, err = a.extension(name, kind); err == nil {
@@ -141,9 +144,10 @@ func (l *loader) claimOutputs(ps *pkgState, d *decl, a *args) error {
 	return nil
 }
 
-func (a *args) baseImage(name string) (*rules.BaseImage, error) {
+func (a *args) baseImage(name string) (*rules.BaseImage, string, error) {
 	bi := &rules.BaseImage{Name: name}
 	var err error
+	var baseText string
 	set := func(f func() error) {
 		if err == nil {
 			err = f()
@@ -163,13 +167,14 @@ func (a *args) baseImage(name string) (*rules.BaseImage, error) {
 	set(func() (e error) { bi.RemoveFiles, e = a.imagePaths("remove_files"); return })
 	set(func() (e error) { bi.Keyring, e = a.path("keyring"); return })
 	set(func() (e error) { bi.Output, e = a.str("output", "directory"); return })
+	set(func() (e error) { bi.Base, bi.BaseTree, baseText, e = a.baseAttr(); return })
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if bi.Packages == nil {
 		bi.Packages = []string{}
 	}
-	return bi, nil
+	return bi, baseText, nil
 }
 
 func (a *args) extension(name, kind string) (*rules.Extension, string, error) {

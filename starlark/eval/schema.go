@@ -45,6 +45,7 @@ var baseAttrs = []attrSpec{
 	{name: "remove_files", kind: kStrings},
 	{name: "keyring", kind: kPath},
 	{name: "output", kind: kEnum, enum: rules.BaseOutputs},
+	{name: "base", kind: kLabel},
 }
 
 var extAttrs = []attrSpec{

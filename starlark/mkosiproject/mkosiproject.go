@@ -24,6 +24,7 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/image"
 	"github.com/sxb-build/sxb/builtins/mkosi"
+	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
@@ -321,8 +322,8 @@ func trees(ts []mkosi.Tree) []rules.Tree {
 }
 
 func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
-	if len(im.BaseTrees) > 0 {
-		return nil, gap(im, "BaseTrees", "BaseTrees= on a Format=%s image is not supported by sxb yet (only extensions can build on a base)", im.Format)
+	if len(im.BaseTrees) > 1 {
+		return nil, gap(im, "BaseTrees", "BaseTrees= with %d trees is not supported by sxb yet (only one)", len(im.BaseTrees))
 	}
 	if im.Overlay {
 		return nil, gap(im, "Overlay", "Overlay=yes on a Format=%s image is not supported by sxb yet", im.Format)
@@ -343,12 +344,18 @@ func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
 		Mirror: im.Mirror, Repositories: im.Repositories, Packages: im.Packages, WithRecommends: im.WithRecommends,
 		WithDocs: im.WithDocs, ExtraTrees: trees(im.ExtraTrees), SkeletonTrees: trees(im.SkeletonTrees),
 		RemoveFiles: im.RemoveFiles, Output: im.Format, AptSources: im.AptSources, NoDefaultSources: im.NoDefaultSources,
+		RepoKeys: im.RepoKeys, KeyringDir: im.KeyringDir, AptPins: im.AptPins,
 	}
 	if b.Packages == nil {
 		b.Packages = []string{}
 	}
 	if !slices.Contains(rules.Distributions, b.Distribution) {
 		return nil, gap(im, "Distribution", "Distribution=%s is not supported by sxb", b.Distribution)
+	}
+	if len(im.BaseTrees) == 1 {
+		if b.Base, b.BaseTree, err = c.baseOf(im, a); err != nil {
+			return nil, err
+		}
 	}
 	return b, nil
 }
@@ -420,27 +427,8 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 		if !im.Overlay {
 			return nil, gap(im, "Overlay|BaseTrees", "BaseTrees= without Overlay=yes would ship the whole base tree in the image; sxb builds only what the extension adds (set Overlay=yes)")
 		}
-		bt := im.BaseTrees[0]
-		other := c.p.ImageAt(bt)
-		switch {
-		case other == im:
-			return nil, gap(im, "BaseTrees", "BaseTrees=%s names the image itself", bt)
-		case other != nil && kindOf(other) == rules.KindMkosiImage:
-			return nil, gap(im, "BaseTrees", "BaseTrees=%s: building on the Format=%s image %s is not supported by sxb yet (only on base trees and extensions)", bt, other.Format, other.Name)
-		case other != nil:
-			l := c.label(other)
-			x.Base = &l
-		case isDir(bt):
-			// A tree sxb does not build: a prebuilt root in the repository
-			// or a path outside it. Packages come from the distribution
-			// the project configures.
-			x.BaseTree = &rules.TreeBase{Path: bt, Distribution: im.Distribution, Release: im.Release, Mirror: im.Mirror,
-				Repositories: im.Repositories, Architecture: a, AptSources: im.AptSources, NoDefaultSources: im.NoDefaultSources}
-		default:
-			if _, err := os.Stat(bt); err == nil {
-				return nil, gap(im, "BaseTrees", "BaseTrees=%s: archives are not supported as bases by sxb yet (only directories)", bt)
-			}
-			return nil, gap(im, "BaseTrees", "BaseTrees=%s: no such directory, and no image of the project writes it", bt)
+		if x.Base, x.BaseTree, err = c.baseOf(im, a); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, gap(im, "BaseTrees", "BaseTrees= with %d trees is not supported by sxb yet (only one)", len(im.BaseTrees))
@@ -476,7 +464,39 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 	return x, nil
 }
 
+// baseOf maps the one BaseTrees= of im: an image of the project (a
+// label), or a directory or tar archive no image builds (a tree whose
+// packages come from the distribution the project configures, for
+// architecture a).
+func (c *conv) baseOf(im *mkosi.Image, a arch.Arch) (*label.Label, *rules.TreeBase, error) {
+	bt := im.BaseTrees[0]
+	other := c.p.ImageAt(bt)
+	switch {
+	case other == im:
+		return nil, nil, gap(im, "BaseTrees", "BaseTrees=%s names the image itself", bt)
+	case other != nil && kindOf(other) == rules.KindMkosiImage:
+		return nil, nil, gap(im, "BaseTrees", "BaseTrees=%s: building on the Format=%s image %s is not supported by sxb yet (only on base trees and extensions)", bt, other.Format, other.Name)
+	case other != nil && kindOf(im) == rules.KindBaseImage && kindOf(other) != rules.KindBaseImage:
+		return nil, nil, gap(im, "BaseTrees", "BaseTrees=%s: a Format=%s image is layered on a Format=directory or tar image or a tree, not on the Format=%s image %s", bt, im.Format, other.Format, other.Name)
+	case other != nil:
+		l := c.label(other)
+		return &l, nil, nil
+	case isDir(bt) || isFile(bt) && tree.IsBaseFile(bt):
+		// A tree sxb does not build, or a tar archive of one: a
+		// prebuilt root in the repository or a path outside it.
+		return nil, &rules.TreeBase{Path: bt, Distribution: im.Distribution, Release: im.Release, Mirror: im.Mirror,
+			Repositories: im.Repositories, Architecture: a, AptSources: im.AptSources, NoDefaultSources: im.NoDefaultSources,
+			RepoKeys: im.RepoKeys, KeyringDir: im.KeyringDir, AptPins: im.AptPins}, nil
+	}
+	if _, err := os.Stat(bt); err == nil {
+		return nil, nil, gap(im, "BaseTrees", "BaseTrees=%s: sxb builds on directories, tar archives (%s) and images (%s) only", bt, strings.Join(tree.TarSuffixes, ", "), tree.ImageSuffix)
+	}
+	return nil, nil, gap(im, "BaseTrees", "BaseTrees=%s: no such directory, and no image of the project writes it", bt)
+}
+
 func isDir(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
+
+func isFile(p string) bool { fi, err := os.Stat(p); return err == nil && fi.Mode().IsRegular() }
 
 // imageArch is the image's Architecture=.
 func imageArch(im *mkosi.Image) (arch.Arch, error) {

@@ -342,6 +342,20 @@ func TestSandboxSources(t *testing.T) {
 	if b == nil || !b.NoDefaultSources || len(b.AptSources) != 1 || b.AptSources[0].URI != "http://mirror.example/debian" {
 		t.Errorf("base %+v", b)
 	}
+	// apt preferences, zypper repositories and a pacman keyring reach the
+	// base the same way.
+	dir = project(t, "mkosi.conf", distro+"[Output]\nFormat=directory\n[Content]\nPackages=systemd\n",
+		"mkosi.sandbox/etc/apt/preferences", "Package: *\nPin: release a=bookworm-backports\nPin-Priority: 100\n")
+	if b := targets(t, dir)["image"].Base; b == nil || len(b.AptPins) != 1 || b.AptPins[0].Priority != 100 {
+		t.Errorf("pins: base %+v", b)
+	}
+	dir = project(t, "mkosi.conf", "[Distribution]\nDistribution=opensuse\nRelease=tumbleweed\nArchitecture=x86-64\n[Output]\nFormat=directory\n[Content]\nPackages=systemd\n",
+		"mkosi.sandbox/etc/zypp/repos.d/mkosi.repo", "[oss]\nbaseurl=https://mirror.example/$releasever/\ngpgkey=file:///k.asc\n",
+		"mkosi.sandbox/k.asc", "key")
+	if b := targets(t, dir)["image"].Base; b == nil || !b.NoDefaultSources || strings.Join(b.Repositories, " ") != "https://mirror.example/tumbleweed/" ||
+		len(b.RepoKeys) != 1 || !strings.HasSuffix(b.RepoKeys[0], "mkosi.sandbox/k.asc") {
+		t.Errorf("zypper: base %+v", b)
+	}
 }
 
 // TestExtensionBase checks BaseTrees= naming another extension of the
