@@ -209,6 +209,50 @@ type BaseImage struct {
 	NoDefaultSources bool         `json:"no_default_sources,omitempty"`
 	// Output is "directory" (default) or "tar".
 	Output string `json:"output"`
+	// Hooks are the image's build scripts; nil: none.
+	Hooks *Hooks `json:"hooks,omitempty"`
+}
+
+// Hooks are an image's build scripts and what they are given, as mkosi
+// runs them (see builtins/scripts): each list holds absolute host paths of
+// executable scripts, run in order; a name ending in ".chroot" runs inside
+// the image.
+type Hooks struct {
+	Sync       []string `json:"sync,omitempty"`
+	Prepare    []string `json:"prepare,omitempty"`
+	Build      []string `json:"build,omitempty"`
+	PostInst   []string `json:"postinst,omitempty"`
+	Finalize   []string `json:"finalize,omitempty"`
+	PostOutput []string `json:"postoutput,omitempty"`
+	Clean      []string `json:"clean,omitempty"`
+	// BuildPackages are installed in the build overlay only (never in
+	// the image) for prepare "build" and build scripts.
+	BuildPackages []string `json:"build_packages,omitempty"`
+	// BuildSources are mounted at $SRCDIR (/work/src), Target relative
+	// to it ("/" is $SRCDIR itself). SourcesExclude are top-level names
+	// of a source that do not enter the action key (outputs and caches
+	// living in a project directory).
+	BuildSources   []Tree   `json:"build_sources,omitempty"`
+	SourcesExclude []string `json:"sources_exclude,omitempty"`
+	// BuildDir is an absolute host directory kept between builds; the
+	// build scripts get its <distribution>~<release>~<architecture>
+	// subdirectory as $BUILDDIR. It never enters the action key.
+	BuildDir string `json:"-"`
+	// WithNetwork lets the scripts reach the network (default: loopback
+	// only).
+	WithNetwork bool `json:"with_network,omitempty"`
+	// Environment (in order), PassEnvironment (host variables by name)
+	// and EnvironmentFiles (absolute paths) make the scripts' own
+	// environment; Profiles is $PROFILES.
+	Environment      []KV     `json:"environment,omitempty"`
+	PassEnvironment  []string `json:"pass_environment,omitempty"`
+	EnvironmentFiles []string `json:"environment_files,omitempty"`
+	Profiles         []string `json:"profiles,omitempty"`
+}
+
+// Empty says h runs no script.
+func (h *Hooks) Empty() bool {
+	return h == nil || len(h.Sync)+len(h.Prepare)+len(h.Build)+len(h.PostInst)+len(h.Finalize)+len(h.PostOutput) == 0
 }
 
 // Extension is a system extension (Kind "sysext", /usr and /opt) or a
@@ -271,6 +315,8 @@ type Extension struct {
 	// from, as systemd-repart --seed (mkosi's Seed=); "" derives it from
 	// Output.
 	Seed string `json:"seed,omitempty"`
+	// Hooks are the image's build scripts; nil: none.
+	Hooks *Hooks `json:"hooks,omitempty"`
 }
 
 // TreeBase is a directory tree an extension is built on: its installed

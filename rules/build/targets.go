@@ -14,6 +14,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/extension"
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/sbom"
+	"github.com/sxb-build/sxb/builtins/scripts"
 	"github.com/sxb-build/sxb/builtins/sysupdate"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
@@ -46,6 +47,8 @@ type baseInputs struct {
 	Epoch    int64            `json:"epoch"`
 	// Scripts is how maintainer scripts run ("" = not run).
 	Scripts string `json:"scripts,omitempty"`
+	// Hooks digests the build scripts' inputs (see hooksDigest).
+	Hooks string `json:"hooks,omitempty"`
 }
 
 func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
@@ -69,8 +72,15 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 	if err != nil {
 		return fmt.Errorf("hashing trees: %w", err)
 	}
+	if err := x.syncScripts(ctx, t, b.Hooks, baseInfo{Distribution: b.Distribution, Release: b.Release}, b.Architecture, "", ""); err != nil {
+		return err
+	}
+	hooks, err := hooksDigest(b.Hooks)
+	if err != nil {
+		return err
+	}
 	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.opts.Epoch,
-		Scripts: scriptsKey(in, b.NoScripts, b.Architecture)}
+		Scripts: scriptsKey(in, b.NoScripts, b.Architecture), Hooks: hooks}
 	return x.act(ctx, t, inputs, func(st *Staging) (*Entry, error) {
 		return x.runBase(ctx, t, st, in, res, inputs)
 	}, x.publishBase)
@@ -151,12 +161,37 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 			return nil, err
 		}
 	}
+	var hr *hookRun
+	if !b.Hooks.Empty() {
+		work, err := st.Work()
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(work)
+		info := baseInfo{Distribution: b.Distribution, Release: b.Release}
+		if hr, err = x.newHookRun(t, b.Hooks, info, b.Architecture, "", "", work, root, meta, ""); err != nil {
+			return nil, err
+		}
+		if err := hr.prepareAndBuild(ctx); err != nil {
+			return nil, err
+		}
+	}
 	rep("finishing", "")
 	if err := applyTrees(root, b.ExtraTrees, meta); err != nil {
 		return nil, fmt.Errorf("extra trees: %w", err)
 	}
+	if hr != nil {
+		if err := hr.run(ctx, scripts.PostInst, b.Hooks.PostInst, "final"); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := tree.RemoveGlobs(root, b.RemoveFiles, meta); err != nil {
 		return nil, err
+	}
+	if hr != nil {
+		if err := hr.run(ctx, scripts.Finalize, b.Hooks.Finalize, ""); err != nil {
+			return nil, err
+		}
 	}
 	if err := meta.Save(tree.MetaPath(root)); err != nil {
 		return nil, err
@@ -180,6 +215,11 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 			return nil, err
 		}
 	}
+	if hr != nil {
+		if err := hr.postOutput(ctx, st.Out()); err != nil {
+			return nil, err
+		}
+	}
 	return st.Commit(t.Label.String(), info, inputs)
 }
 
@@ -193,6 +233,7 @@ type extInputs struct {
 	Arch     arch.Arch        `json:"architecture"`
 	Epoch    int64            `json:"epoch"`
 	Scripts  string           `json:"scripts,omitempty"`
+	Hooks    string           `json:"hooks,omitempty"`
 }
 
 // extManifest is written next to every extension image.
@@ -295,7 +336,14 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	// change it: published anew on every build, never part of the key.
 	attrs := *ext
 	attrs.Update = nil
-	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: &attrs, Files: digest, Packages: packagesOf(res), Arch: a, Epoch: x.opts.Epoch}
+	if err := x.syncScripts(ctx, t, ext.Hooks, info, a, ext.ImageID, ext.Version); err != nil {
+		return err
+	}
+	hooks, err := hooksDigest(ext.Hooks)
+	if err != nil {
+		return err
+	}
+	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: &attrs, Files: digest, Packages: packagesOf(res), Arch: a, Epoch: x.opts.Epoch, Hooks: hooks}
 	if res != nil {
 		inputs.Scripts = scriptsKey(in, ext.NoScripts, a)
 	}
@@ -347,6 +395,15 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	if l, ok := in.(licenser); ok && res != nil {
 		lic = l.Licenses(root, inputs.Packages)
 	}
+	var hr *hookRun
+	if !ext.Hooks.Empty() {
+		if hr, err = x.newHookRun(t, ext.Hooks, info, inputs.Arch, ext.ImageID, ext.Version, work, root, meta, baseRoot); err != nil {
+			return nil, err
+		}
+		if err := hr.prepareAndBuild(ctx); err != nil {
+			return nil, err
+		}
+	}
 	rep("assembling tree", "")
 	if baseRoot != "" {
 		if _, err := extension.DropExisting(root, meta, baseRoot); err != nil {
@@ -356,8 +413,18 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	if err := applyTrees(root, ext.ExtraTrees, meta); err != nil {
 		return nil, fmt.Errorf("extra trees: %w", err)
 	}
+	if hr != nil {
+		if err := hr.run(ctx, scripts.PostInst, ext.Hooks.PostInst, "final"); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := tree.RemoveGlobs(root, ext.RemoveFiles, meta); err != nil {
 		return nil, err
+	}
+	if hr != nil {
+		if err := hr.run(ctx, scripts.Finalize, ext.Hooks.Finalize, ""); err != nil {
+			return nil, err
+		}
 	}
 	relPath := extension.ReleasePath(kind, ext.Output)
 	var release string
@@ -429,6 +496,11 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	if ext.CompressOutput != "" {
 		rep("compressing", ext.CompressOutput)
 		if err := sysupdate.CompressFile(img, filepath.Join(st.Out(), compressedName(ext)), ext.CompressOutput); err != nil {
+			return nil, err
+		}
+	}
+	if hr != nil {
+		if err := hr.postOutput(ctx, st.Out()); err != nil {
 			return nil, err
 		}
 	}
