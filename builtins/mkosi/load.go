@@ -171,6 +171,19 @@ type Image struct {
 	Dependencies    []string
 	Profiles        []string
 
+	// Scripts are the image's scripts by phase ("sync", "prepare",
+	// "build", "postinst", "finalize", "postoutput", "clean"; mkosi's
+	// file suffixes), absolute paths in the order mkosi runs them.
+	Scripts map[string][]string
+	// BuildSources are BuildSources= ("" Target: $SRCDIR itself); none
+	// means the project directory. BuildDirectory is BuildDirectory= or
+	// mkosi.builddir ("" none). EnvironmentFiles are EnvironmentFiles=
+	// and mkosi.env.
+	BuildSources     []Tree
+	BuildDirectory   string
+	WithNetwork      bool
+	EnvironmentFiles []string
+
 	// Unsupported lists settings this image uses that sxb cannot honour;
 	// building must fail with CheckSupported's error.
 	Unsupported []Setting
@@ -584,6 +597,28 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 			im.Environment[k] = v
 		}
 	}
+	im.Scripts = map[string][]string{}
+	for phase, setting := range scriptSettings {
+		if l := list(setting); len(l) > 0 {
+			im.Scripts[phase] = l
+		}
+	}
+	im.EnvironmentFiles = list("EnvironmentFiles")
+	if v := str("WithNetwork"); v != "" {
+		im.WithNetwork, _ = parseBoolean(v) // checked in unsupported
+	}
+	if v := str("BuildDirectory"); v != "" {
+		im.BuildDirectory = absIn(configdir, v)
+	}
+	for _, f := range strings.Fields(str("BuildSources")) {
+		for _, item := range strings.Split(f, ",") {
+			if item == "" {
+				continue
+			}
+			src, dst, _ := strings.Cut(item, ":")
+			im.BuildSources = append(im.BuildSources, Tree{Source: absIn(configdir, src), Target: dst})
+		}
+	}
 	im.Unsupported = append(append(unsupported(im, vals), c.missing...), im.readSandbox()...)
 	return im
 }
@@ -617,7 +652,7 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 			}
 		case []string:
 			if s.Kind == tScripts && len(v) > 0 {
-				addWhy(s.Name, summarizePaths(im.config, v), "scripts are not supported by sxb yet")
+				addWhy(s.Name, summarizePaths(im.config, v), "configure scripts are not supported by sxb yet")
 			} else if len(v) > 0 {
 				add(s.Name, strings.Join(v, " "))
 			}
@@ -627,6 +662,11 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 			}
 		case int64:
 			add(s.Name, fmt.Sprint(v))
+		}
+	}
+	if v, ok := vals[settingByName["WithNetwork"]].(string); ok && v != "" {
+		if _, err := parseBoolean(v); err != nil {
+			addWhy("WithNetwork", v, err.Error())
 		}
 	}
 	switch im.Format {
@@ -688,4 +728,19 @@ func summarizePaths(dir string, paths []string) string {
 		s += fmt.Sprintf(" (and %d more)", n)
 	}
 	return s
+}
+
+// scriptSettings maps mkosi's script phases to their settings.
+var scriptSettings = map[string]string{
+	"sync": "SyncScripts", "prepare": "PrepareScripts", "build": "BuildScripts",
+	"postinst": "PostInstallationScripts", "finalize": "FinalizeScripts",
+	"postoutput": "PostOutputScripts", "clean": "CleanScripts",
+}
+
+// absIn makes p absolute relative to dir.
+func absIn(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, p)
 }

@@ -163,6 +163,7 @@ func (a *args) baseImage(name string) (*rules.BaseImage, error) {
 	set(func() (e error) { bi.RemoveFiles, e = a.imagePaths("remove_files"); return })
 	set(func() (e error) { bi.Keyring, e = a.path("keyring"); return })
 	set(func() (e error) { bi.Output, e = a.str("output", "directory"); return })
+	set(func() (e error) { bi.Hooks, e = a.hooks(); return })
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +208,7 @@ func (a *args) extension(name, kind string) (*rules.Extension, string, error) {
 	})
 	set(func() (e error) { x.CompressOutput, x.Update, e = a.shipping(x); return })
 	set(func() (e error) { x.Seed, e = a.str("seed", ""); return })
+	set(func() (e error) { x.Hooks, e = a.hooks(); return })
 	if err != nil {
 		return nil, "", err
 	}

@@ -340,7 +340,69 @@ func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
 	if !slices.Contains(rules.Distributions, b.Distribution) {
 		return nil, gap(im, "Distribution", "Distribution=%s is not supported by sxb", b.Distribution)
 	}
+	if b.Hooks, err = c.hooks(im); err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+// sourcesExclude are top-level names of a project directory that are
+// never build sources of its scripts' action keys: caches, outputs and
+// sxb's own. Each image's outputs (named after Output=) are added.
+var sourcesExclude = []string{".git", "sxb-out", "mkosi.builddir", "mkosi.cache", "mkosi.output", "mkosi.workspace",
+	"mkosi.tools", "mkosi.pkgcache", "SHA256SUMS", "SHA256SUMS.gpg"}
+
+// hooks maps the image's scripts and what mkosi gives them; nil when it
+// has none.
+func (c *conv) hooks(im *mkosi.Image) (*rules.Hooks, error) {
+	h := &rules.Hooks{
+		Sync: im.Scripts["sync"], Prepare: im.Scripts["prepare"], Build: im.Scripts["build"],
+		PostInst: im.Scripts["postinst"], Finalize: im.Scripts["finalize"], PostOutput: im.Scripts["postoutput"],
+		Clean: im.Scripts["clean"],
+	}
+	if h.Empty() && len(h.Clean) == 0 {
+		return nil, nil
+	}
+	if len(h.Build) > 0 {
+		h.BuildPackages = im.BuildPackages
+	}
+	h.WithNetwork = im.WithNetwork
+	h.EnvironmentFiles = im.EnvironmentFiles
+	h.Profiles = im.Profiles
+	keys := make([]string, 0, len(im.Environment))
+	for k := range im.Environment {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		h.Environment = append(h.Environment, rules.KV{Key: k, Value: im.Environment[k]})
+	}
+	if len(h.Build) > 0 {
+		h.BuildDir = im.BuildDirectory
+	}
+	for _, s := range im.BuildSources {
+		t := "/" + strings.Trim(s.Target, "/")
+		h.BuildSources = append(h.BuildSources, rules.Tree{Source: s.Source, Target: t})
+	}
+	if len(h.BuildSources) == 0 {
+		// mkosi's $SRCDIR is the directory it runs in: the project's.
+		h.BuildSources = []rules.Tree{{Source: c.p.Dir, Target: "/"}}
+		h.SourcesExclude = append([]string(nil), sourcesExclude...)
+		for _, other := range c.p.Images {
+			if other.Output != "" {
+				h.SourcesExclude = append(h.SourcesExclude, other.Output+"*")
+			}
+		}
+		if rel, err := filepath.Rel(c.p.Dir, im.OutputDir()); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+			top, _, _ := strings.Cut(rel, string(filepath.Separator))
+			h.SourcesExclude = append(h.SourcesExclude, top)
+		}
+		if rel, err := filepath.Rel(c.p.Dir, im.BuildDirectory); err == nil && im.BuildDirectory != "" && !strings.HasPrefix(rel, "..") {
+			top, _, _ := strings.Cut(rel, string(filepath.Separator))
+			h.SourcesExclude = append(h.SourcesExclude, top)
+		}
+	}
+	return h, nil
 }
 
 func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
@@ -462,6 +524,9 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 			return nil, err
 		}
 		x.Partitions = parts
+	}
+	if x.Hooks, err = c.hooks(im); err != nil {
+		return nil, err
 	}
 	return x, nil
 }
