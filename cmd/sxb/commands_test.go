@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -40,6 +41,30 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 			if !ok {
 				ts.Fatalf("needs %s: run the suite with the README test command (.ci/test), as root", a)
 			}
+		}
+	},
+	// tcplisten FILE...: listen on a free port of the host's loopback
+	// until the script ends, accepting connections (and saying "hello"),
+	// and write "PORT=<port>" to each FILE (an mkosi.env, say).
+	"tcplisten": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) == 0 || neg {
+			ts.Fatalf("usage: tcplisten FILE...")
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ts.Check(err)
+		ts.Defer(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Write([]byte("hello\n"))
+				c.Close()
+			}
+		}()
+		for _, f := range args {
+			ts.Check(os.WriteFile(ts.MkAbs(f), fmt.Appendf(nil, "PORT=%d\n", ln.Addr().(*net.TCPAddr).Port), 0o644))
 		}
 	},
 	// chrootrun ROOT CMD...: run CMD chrooted into ROOT in a private mount
