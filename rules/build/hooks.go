@@ -122,6 +122,10 @@ type hookRun struct {
 	lower     []string
 	lowerMeta []*tree.Meta
 	src       string // $SRCDIR's host directory ("" none)
+	// buildPkgs are installed in the build overlay (nil: none);
+	// noScripts turns their maintainer scripts off.
+	buildPkgs *buildPackages
+	noScripts bool
 	buildDir  string // $BUILDDIR's host directory ("" none)
 	outDir    string // $OUTPUTDIR's host directory
 }
@@ -129,9 +133,6 @@ type hookRun struct {
 // newHookRun prepares the scripts of t for a build whose tree is root
 // (meta) over the base tree baseRoot ("" none), with scratch space in work.
 func (x *executor) newHookRun(t *rules.Target, h *rules.Hooks, info baseInfo, a arch.Arch, imageID, version, work, root string, meta *tree.Meta, baseRoot string) (*hookRun, error) {
-	if len(h.BuildPackages) > 0 {
-		return nil, fmt.Errorf("build packages (BuildPackages=, build_packages) are not supported yet")
-	}
 	r := &hookRun{x: x, t: t, h: h, cfg: scriptConfig(h, info, a, imageID, version, x.opts.Epoch),
 		work: work, root: root, meta: meta}
 	if a != arch.Native() {
@@ -224,6 +225,27 @@ func (r *hookRun) prepareAndBuild(ctx context.Context) error {
 	b.root, b.meta = overlay, tree.NewMeta()
 	b.lower = append([]string{r.root}, r.lower...)
 	b.lowerMeta = append([]*tree.Meta{r.meta}, r.lowerMeta...)
+	if bp := r.buildPkgs; bp != nil {
+		// The build packages: a layer of their own over the image,
+		// installed against the base (whose packages they need), never
+		// part of the image.
+		layer := filepath.Join(r.work, "build-packages")
+		if err := mkdirRoot(layer); err != nil {
+			return err
+		}
+		defer os.RemoveAll(layer)
+		lm := tree.NewMeta()
+		var base string
+		if len(r.lower) > 0 {
+			base = r.lower[0]
+		}
+		if _, err := bp.in.Install(ctx, bp.res, layer, lm, InstallOptions{Scripts: !r.noScripts, BaseRoot: base,
+			Epoch: r.x.opts.Epoch, Report: r.x.reporter(r.t), Warn: r.x.warner(r.t)}); err != nil {
+			return fmt.Errorf("installing build packages: %w", err)
+		}
+		b.lower = append([]string{layer}, b.lower...)
+		b.lowerMeta = append([]*tree.Meta{lm}, b.lowerMeta...)
+	}
 	if err := b.run(ctx, scripts.Prepare, r.h.Prepare, "build"); err != nil {
 		return err
 	}
@@ -298,4 +320,39 @@ func (x *executor) syncScripts(ctx context.Context, t *rules.Target, h *rules.Ho
 		}
 	}
 	return nil
+}
+
+// buildPackages are the resolved build packages of an image and their
+// installer.
+type buildPackages struct {
+	in  Installer
+	res Resolved
+}
+
+// resolveBuildPackages resolves h.BuildPackages against the tree at
+// against (the base's installed packages). Only Debian and Ubuntu bases
+// can have them for now.
+func (x *executor) resolveBuildPackages(ctx context.Context, t *rules.Target, h *rules.Hooks, info baseInfo, a arch.Arch, against string) (*buildPackages, error) {
+	switch info.Distribution {
+	case "debian", "ubuntu", "kali":
+	default:
+		return nil, fmt.Errorf("build packages (BuildPackages=, build_packages) on a %s base are not supported yet (Debian and Ubuntu only)", info.Distribution)
+	}
+	in, err := x.installerFor(info.Distribution)
+	if err != nil {
+		return nil, err
+	}
+	// Pinned apart from the image's own packages: a lock file pins
+	// those only.
+	bt := *t
+	bt.Label.Name += "~build-packages"
+	res, err := x.resolveUnrecorded(ctx, &bt, in, InstallRequest{
+		Distribution: info.Distribution, Release: info.Release, Architecture: a, Mirror: info.Mirror,
+		Repositories: info.Repositories, Packages: h.BuildPackages, BaseRoot: against, Keyring: info.Keyring,
+		CacheDir: x.opts.CacheDir, AptSources: info.AptSources, NoDefaultSources: info.NoDefaultSources,
+	}, x.reporter(t))
+	if err != nil {
+		return nil, fmt.Errorf("resolving build packages: %w", err)
+	}
+	return &buildPackages{in: in, res: res}, nil
 }

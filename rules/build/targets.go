@@ -72,6 +72,9 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 	if err != nil {
 		return fmt.Errorf("hashing trees: %w", err)
 	}
+	if h := b.Hooks; h != nil && len(h.Build) > 0 && len(h.BuildPackages) > 0 {
+		return fmt.Errorf("build packages (BuildPackages=, build_packages) on a base image are not supported yet: build on it with an extension")
+	}
 	if err := x.syncScripts(ctx, t, b.Hooks, baseInfo{Distribution: b.Distribution, Release: b.Release}, b.Architecture, "", ""); err != nil {
 		return err
 	}
@@ -234,6 +237,8 @@ type extInputs struct {
 	Epoch    int64            `json:"epoch"`
 	Scripts  string           `json:"scripts,omitempty"`
 	Hooks    string           `json:"hooks,omitempty"`
+	// BuildPackages are the resolved build packages (build overlay only).
+	BuildPackages []Package `json:"build_packages,omitempty"`
 }
 
 // extManifest is written next to every extension image.
@@ -343,13 +348,25 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	if err != nil {
 		return err
 	}
+	var bp *buildPackages
+	if h := ext.Hooks; h != nil && len(h.Build) > 0 && len(h.BuildPackages) > 0 {
+		if baseRoot == "" {
+			return fmt.Errorf("build packages need a base image to resolve against (set base)")
+		}
+		if bp, err = x.resolveBuildPackages(ctx, t, h, info, a, cmp.Or(resolveRoot, baseRoot)); err != nil {
+			return err
+		}
+	}
 	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: &attrs, Files: digest, Packages: packagesOf(res), Arch: a, Epoch: x.opts.Epoch, Hooks: hooks}
+	if bp != nil {
+		inputs.BuildPackages = packagesOf(bp.res)
+	}
 	if res != nil {
 		inputs.Scripts = scriptsKey(in, ext.NoScripts, a)
 	}
 	inputs.Base = baseKey
 	return x.act(ctx, t, inputs, func(st *Staging) (*Entry, error) {
-		return x.runExtension(ctx, t, st, baseRoot, info, in, res, inputs)
+		return x.runExtension(ctx, t, st, baseRoot, info, in, res, inputs, bp)
 	}, x.publishExtension)
 }
 
@@ -361,7 +378,7 @@ func outputName(ext *rules.Extension) string {
 	return ext.Output
 }
 
-func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Staging, baseRoot string, info baseInfo, in Installer, res Resolved, inputs extInputs) (*Entry, error) {
+func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Staging, baseRoot string, info baseInfo, in Installer, res Resolved, inputs extInputs, bp *buildPackages) (*Entry, error) {
 	ext := t.Ext
 	rep := x.reporter(t)
 	kind := extension.Kind(ext.Kind)
@@ -400,6 +417,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 		if hr, err = x.newHookRun(t, ext.Hooks, info, inputs.Arch, ext.ImageID, ext.Version, work, root, meta, baseRoot); err != nil {
 			return nil, err
 		}
+		hr.buildPkgs, hr.noScripts = bp, ext.NoScripts
 		if err := hr.prepareAndBuild(ctx); err != nil {
 			return nil, err
 		}
