@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,7 +33,12 @@ func hooksDigest(h *rules.Hooks) (string, error) {
 			if err != nil {
 				return "", fmt.Errorf("script %s: %w", s, err)
 			}
-			fmt.Fprintf(hs, "script %s %s\n", filepath.Base(s), o.Digest)
+			fi, err := os.Stat(s)
+			if err != nil {
+				return "", err
+			}
+			// Whether it is executable decides whether it runs at all.
+			fmt.Fprintf(hs, "script %s %s %v\n", filepath.Base(s), o.Digest, fi.Mode()&0o111 != 0)
 		}
 	}
 	for _, src := range h.BuildSources {
@@ -355,4 +361,68 @@ func (x *executor) resolveBuildPackages(ctx context.Context, t *rules.Target, h 
 		return nil, fmt.Errorf("resolving build packages: %w", err)
 	}
 	return &buildPackages{in: in, res: res}, nil
+}
+
+// RunCleanScripts runs the clean scripts of every buildable target of g
+// that has them (sxb clean, as mkosi clean does after removing the
+// outputs), with $OUTPUTDIR the target's output directory: its Publish.Dir,
+// else outDir/<package>. Progress lines go to log.
+func RunCleanScripts(ctx context.Context, g *rules.Graph, outDir string, epoch int64, log io.Writer) error {
+	for _, t := range g.Order() {
+		var h *rules.Hooks
+		var info baseInfo
+		var a arch.Arch
+		var imageID, version string
+		switch {
+		case len(t.Unbuildable) > 0:
+			continue
+		case t.Base != nil:
+			h, a = t.Base.Hooks, t.Base.Architecture
+			info.Distribution, info.Release = t.Base.Distribution, t.Base.Release
+		case t.Ext != nil:
+			h, a, imageID, version = t.Ext.Hooks, t.Ext.Architecture, t.Ext.ImageID, t.Ext.Version
+			for l := t.Ext.Base; l != nil; {
+				bt := g.Target(*l)
+				if bt == nil {
+					break
+				}
+				if bt.Base != nil {
+					info.Distribution, info.Release = bt.Base.Distribution, bt.Base.Release
+					if a == arch.None {
+						a = bt.Base.Architecture
+					}
+					break
+				}
+				if bt.Ext == nil {
+					break
+				}
+				l = bt.Ext.Base
+			}
+			if a == arch.None {
+				a = arch.Native()
+			}
+		}
+		if h == nil || len(h.Clean) == 0 {
+			continue
+		}
+		out := filepath.Join(outDir, filepath.FromSlash(t.Label.Pkg))
+		if t.Publish != nil {
+			out = t.Publish.Dir
+		}
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return err
+		}
+		var src string
+		if len(h.BuildSources) == 1 && h.BuildSources[0].Target == "/" {
+			src = h.BuildSources[0].Source
+		}
+		cfg := scriptConfig(h, info, a, imageID, version, epoch)
+		for _, s := range h.Clean {
+			fmt.Fprintf(log, "%s: running clean script %s\n", t.Label, filepath.Base(s))
+			if _, err := cfg.Execute(ctx, scripts.Run{Phase: scripts.Clean, Script: s, SrcDir: src, OutputDir: out}); err != nil {
+				return fmt.Errorf("%s: %w", t.Label, err)
+			}
+		}
+	}
+	return nil
 }
