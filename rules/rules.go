@@ -26,6 +26,7 @@ const (
 	KindSysext    = "sysext"
 	KindConfext   = "confext"
 	KindImageTest = "image_test"
+	KindTree      = "tree"
 	// KindMkosiImage is an mkosi image of a format sxb has no rule for
 	// (a bootable disk, a UKI, ...): always Unbuildable.
 	KindMkosiImage = "mkosi_image"
@@ -47,6 +48,8 @@ type Target struct {
 	Ext *Extension `json:"extension,omitempty"`
 	// Test is set for KindImageTest.
 	Test *ImageTest `json:"image_test,omitempty"`
+	// Tree is set for KindTree.
+	Tree *TreeRule `json:"tree,omitempty"`
 	// Publish, when set, says where the target's outputs are placed
 	// instead of <output dir>/<package>/ (an mkosi project's
 	// OutputDirectory, with mkosi's artifact names).
@@ -166,10 +169,23 @@ type MkosiManifestConfig struct {
 	Release      string `json:"release,omitempty"`
 }
 
+// TreeRule is a tree target: build scripts run on a base (with build
+// packages), and what they install into $DESTDIR is a directory other
+// targets take in extra_trees. It is built once however many images use
+// it.
+type TreeRule struct {
+	Name string `json:"name"`
+	// Base is the base_image or extension the scripts run on.
+	Base  *Label `json:"base"`
+	Hooks *Hooks `json:"hooks"`
+}
+
 // Tree is a host directory (or file) copied into an image.
 type Tree struct {
-	// Source is the absolute host path.
-	Source string `json:"source"`
+	// Source is the absolute host path; empty when Label is set.
+	Source string `json:"source,omitempty"`
+	// Label names a tree target whose output is the source.
+	Label *Label `json:"label,omitempty"`
 	// Target is the absolute path inside the image ("/" by default).
 	Target string `json:"target"`
 }

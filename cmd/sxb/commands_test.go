@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,23 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 			ts.Check(err)
 			if !ok {
 				ts.Fatalf("needs %s: run the suite with the README test command (.ci/test), as root", a)
+			}
+		}
+	},
+	// example NAME...: copy the repository's examples/NAME into
+	// $WORK/examples/NAME (modes kept), so that a script builds the
+	// examples as they are.
+	"example": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) == 0 || neg {
+			ts.Fatalf("usage: example NAME...")
+		}
+		repo, err := filepath.Abs("../..")
+		ts.Check(err)
+		for _, n := range args {
+			dst := ts.MkAbs(filepath.Join("examples", n))
+			ts.Check(os.MkdirAll(filepath.Dir(dst), 0o755))
+			if out, err := exec.Command("cp", "-a", filepath.Join(repo, "examples", n), dst).CombinedOutput(); err != nil {
+				ts.Fatalf("copying examples/%s: %v: %s", n, err, out)
 			}
 		}
 	},

@@ -213,17 +213,29 @@ func first(l []string, n int) []string {
 // ("build") and the build scripts in a throw-away overlay over the image,
 // and copies $DESTDIR into the image.
 func (r *hookRun) prepareAndBuild(ctx context.Context) error {
-	if err := r.run(ctx, scripts.Prepare, r.h.Prepare, "final"); err != nil {
+	dest, err := r.prepareAndBuildDest(ctx)
+	if err != nil || dest == "" {
 		return err
 	}
+	// $DESTDIR's files are the image's, owned by root as mkosi copies
+	// them.
+	return applyTrees(r.root, []rules.Tree{{Source: dest, Target: "/"}}, r.meta)
+}
+
+// prepareAndBuildDest is prepareAndBuild leaving $DESTDIR where it is: it
+// returns its host directory ("" without build scripts).
+func (r *hookRun) prepareAndBuildDest(ctx context.Context) (string, error) {
+	if err := r.run(ctx, scripts.Prepare, r.h.Prepare, "final"); err != nil {
+		return "", err
+	}
 	if len(r.h.Build) == 0 {
-		return nil
+		return "", nil
 	}
 	overlay := filepath.Join(r.work, "build-overlay")
 	dest := filepath.Join(r.work, "destdir")
 	for _, d := range []string{overlay, dest} {
 		if err := mkdirRoot(d); err != nil {
-			return err
+			return "", err
 		}
 	}
 	defer os.RemoveAll(overlay)
@@ -237,7 +249,7 @@ func (r *hookRun) prepareAndBuild(ctx context.Context) error {
 		// part of the image.
 		layer := filepath.Join(r.work, "build-packages")
 		if err := mkdirRoot(layer); err != nil {
-			return err
+			return "", err
 		}
 		defer os.RemoveAll(layer)
 		lm := tree.NewMeta()
@@ -247,25 +259,23 @@ func (r *hookRun) prepareAndBuild(ctx context.Context) error {
 		}
 		if _, err := bp.in.Install(ctx, bp.res, layer, lm, InstallOptions{Scripts: !r.noScripts, BaseRoot: base,
 			Epoch: r.x.opts.Epoch, Report: r.x.reporter(r.t), Warn: r.x.warner(r.t)}); err != nil {
-			return fmt.Errorf("installing build packages: %w", err)
+			return "", fmt.Errorf("installing build packages: %w", err)
 		}
 		b.lower = append([]string{layer}, b.lower...)
 		b.lowerMeta = append([]*tree.Meta{lm}, b.lowerMeta...)
 	}
 	if err := b.run(ctx, scripts.Prepare, r.h.Prepare, "build"); err != nil {
-		return err
+		return "", err
 	}
 	rep := r.x.reporter(r.t)
 	for _, s := range r.h.Build {
 		rep("running build script", filepath.Base(s))
 		if _, err := b.cfg.Execute(ctx, scripts.Run{Phase: scripts.Build, Script: s, Tree: b.root, Meta: b.meta,
 			Lower: b.lower, LowerMeta: b.lowerMeta, SrcDir: r.src, BuildDir: r.buildDir, DestDir: dest}); err != nil {
-			return err
+			return "", err
 		}
 	}
-	// $DESTDIR's files are the image's, owned by root as mkosi copies
-	// them.
-	return applyTrees(r.root, []rules.Tree{{Source: dest, Target: "/"}}, r.meta)
+	return dest, nil
 }
 
 // postOutput runs the postoutput scripts with $OUTPUTDIR holding the
