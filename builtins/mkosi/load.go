@@ -40,6 +40,10 @@ type LoadOptions struct {
 	// its built-in configurations (mkosi-initrd/, mkosi-vm/, ...) live;
 	// "" means look for one, NoResources means there is none.
 	Resources string
+	// RunVersion runs an executable mkosi.version with dir as its working
+	// directory and returns its standard output (the image version); nil
+	// makes an executable mkosi.version an error.
+	RunVersion func(program, dir string) ([]byte, error)
 }
 
 // Project is a parsed mkosi project.

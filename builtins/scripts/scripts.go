@@ -441,3 +441,39 @@ func (w *tailWriter) lines() []string {
 	}
 	return out
 }
+
+// Output runs program (an executable host file, such as mkosi.version)
+// on the host's tools in the sandbox, without network, with srcDir
+// read-only at /work/src as its working directory, and returns its
+// standard output. A failure is an *Error with its last lines of standard
+// error.
+func Output(ctx context.Context, program, srcDir string) ([]byte, error) {
+	st, err := os.Stat(program)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return nil, fmt.Errorf("%s is not an executable file", program)
+	}
+	scratch, err := os.MkdirTemp("", "sxb-program-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	os.Chmod(scratch, 0o755)
+	vt := filepath.Join(scratch, "var-tmp")
+	if err := os.Mkdir(vt, 0o755); err != nil {
+		return nil, err
+	}
+	const at = "/work/program"
+	binds, links := HostTools()
+	binds = append(binds, sandbox.Bind{Source: program, Target: at}, sandbox.Bind{Source: srcDir, Target: SrcDir})
+	var out bytes.Buffer
+	tail := &tailWriter{max: TailLines}
+	_, err = sandbox.Run(ctx, sandbox.Options{Root: vt, TreeAt: "/var/tmp", Binds: binds, Links: links,
+		Args: []string{at}, Dir: SrcDir, Stdout: &out, Stderr: tail})
+	if err != nil {
+		return nil, &Error{Phase: "version", Script: program, Err: err, Tail: tail.lines()}
+	}
+	return out.Bytes(), nil
+}

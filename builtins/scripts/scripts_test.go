@@ -269,3 +269,20 @@ func TestFailure(t *testing.T) {
 		t.Errorf("non-executable script: %v", err)
 	}
 }
+
+// TestOutput: a program's standard output, run in the sandbox on the
+// host's tools in its source directory; a failure has its stderr lines.
+func TestOutput(t *testing.T) {
+	testenv.NeedRoot(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "VERSION"), []byte("4.5\n"), 0o644)
+	p := script(t, dir, "mkosi.version", "#!/bin/sh\necho \"$(cat VERSION)-$(ls | wc -l)\"\n")
+	out, err := Output(context.Background(), p, dir)
+	if err != nil || string(out) != "4.5-2\n" {
+		t.Errorf("Output = %q, %v", out, err)
+	}
+	bad := script(t, dir, "bad", "#!/bin/sh\necho broken >&2\nexit 2\n")
+	if _, err := Output(context.Background(), bad, dir); err == nil || !strings.Contains(err.Error(), "exited with status 2") || !strings.Contains(err.Error(), "broken") {
+		t.Errorf("failing program: %v", err)
+	}
+}

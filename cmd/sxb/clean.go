@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"github.com/sxb-build/sxb/builtins/fetch"
@@ -55,7 +56,8 @@ func runClean(ctx context.Context, env *environ, args []string) int {
 	// The images' clean scripts (mkosi.clean) run after the outputs are
 	// gone. A workspace that does not load has none to run.
 	if g, err := eval.Load(ctx, eval.Options{Dir: env.dir, Patterns: []string{"//..."}, Stderr: io.Discard}); err != nil {
-		fmt.Fprintln(env.stderr, "sxb clean: clean scripts not run: the workspace does not load (sxb query //... says why)")
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		fmt.Fprintf(env.stderr, "sxb clean: clean scripts not run: the workspace does not load: %s\n", first)
 	} else {
 		epoch, err := sourceDateEpoch()
 		if err != nil {

@@ -13,6 +13,7 @@
 package mkosiproject
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/image"
 	"github.com/sxb-build/sxb/builtins/mkosi"
+	"github.com/sxb-build/sxb/builtins/scripts"
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
 	"github.com/sxb-build/sxb/internal/label"
@@ -69,7 +71,8 @@ func Targets(req Request) ([]*rules.Target, error) {
 	if warn == nil {
 		warn = func(*diag.Diagnostic) {}
 	}
-	p, err := mkosi.Load(req.Dir, mkosi.LoadOptions{Profiles: req.Profiles, Warn: func(d *diag.Diagnostic) { warn(c.relDiag(d)) }})
+	p, err := mkosi.Load(req.Dir, mkosi.LoadOptions{Profiles: req.Profiles, Warn: func(d *diag.Diagnostic) { warn(c.relDiag(d)) },
+		RunVersion: runVersion})
 	if err != nil {
 		return nil, c.relErr(err)
 	}
@@ -679,4 +682,10 @@ func (c *conv) flatten(err error) []error {
 	}
 	walk(err)
 	return flat
+}
+
+// runVersion runs an executable mkosi.version in the sandbox, without
+// network, on the host's tools (mkosi runs it on the host).
+func runVersion(program, dir string) ([]byte, error) {
+	return scripts.Output(context.Background(), program, dir)
 }
