@@ -183,12 +183,19 @@ func TestPhases(t *testing.T) {
 	}
 	run(Run{Phase: PostInst, Arg: "final", Tree: root, Meta: meta, OutputDir: out, BuildDir: build,
 		Script: script(t, host, "mkosi.postinst", "#!/bin/sh\nset -e\necho \"$DISTRIBUTION $RELEASE $ARCHITECTURE\" > \"$BUILDROOT/usr/share/postinst\"\n"+
-			"echo out > \"$OUTPUTDIR/from-postinst\"\ntouch \"$BUILDDIR/x\" 2>/dev/null && echo builddir-writable || true\n")})
+			"echo out > \"$OUTPUTDIR/from-postinst\"\ntouch \"$BUILDDIR/x\" 2>/dev/null && echo builddir-writable || true\n"+
+			"touch \"$SRCDIR/x\" /usr/sxb-x /etc/sxb-x 2>/dev/null || true\n")})
 	if got := read(t, filepath.Join(root, "usr/share/postinst")); got != "debian bookworm x86-64\n" {
 		t.Errorf("postinst: %q", got)
 	}
 	if _, err := os.Stat(filepath.Join(build, "x")); err == nil {
 		t.Error("postinst wrote to the build directory (mkosi mounts it read-only)")
+	}
+	for _, p := range []string{filepath.Join(src, "x"), "/usr/sxb-x", "/etc/sxb-x"} {
+		if _, err := os.Stat(p); err == nil {
+			os.Remove(p)
+			t.Errorf("a postinst script wrote %s on the host", p)
+		}
 	}
 	run(Run{Phase: PostOutput, OutputDir: out, Script: script(t, host, "mkosi.postoutput",
 		"#!/bin/sh\nset -e\nls \"$OUTPUTDIR\" > \"$OUTPUTDIR/listing\"\ntest -z \"$BUILDROOT\"\n")})
