@@ -26,6 +26,7 @@ const (
 	KindSysext    = "sysext"
 	KindConfext   = "confext"
 	KindImageTest = "image_test"
+	KindTree      = "tree"
 	// KindMkosiImage is an mkosi image of a format sxb has no rule for
 	// (a bootable disk, a UKI, ...): always Unbuildable.
 	KindMkosiImage = "mkosi_image"
@@ -47,6 +48,8 @@ type Target struct {
 	Ext *Extension `json:"extension,omitempty"`
 	// Test is set for KindImageTest.
 	Test *ImageTest `json:"image_test,omitempty"`
+	// Tree is set for KindTree.
+	Tree *TreeRule `json:"tree,omitempty"`
 	// Publish, when set, says where the target's outputs are placed
 	// instead of <output dir>/<package>/ (an mkosi project's
 	// OutputDirectory, with mkosi's artifact names).
@@ -174,10 +177,23 @@ type MkosiManifestConfig struct {
 	Release      string `json:"release,omitempty"`
 }
 
+// TreeRule is a tree target: build scripts run on a base (with build
+// packages), and what they install into $DESTDIR is a directory other
+// targets take in extra_trees. It is built once however many images use
+// it.
+type TreeRule struct {
+	Name string `json:"name"`
+	// Base is the base_image or extension the scripts run on.
+	Base  *Label `json:"base"`
+	Hooks *Hooks `json:"hooks"`
+}
+
 // Tree is a host directory (or file) copied into an image.
 type Tree struct {
-	// Source is the absolute host path.
-	Source string `json:"source"`
+	// Source is the absolute host path; empty when Label is set.
+	Source string `json:"source,omitempty"`
+	// Label names a tree target whose output is the source.
+	Label *Label `json:"label,omitempty"`
 	// Target is the absolute path inside the image ("/" by default).
 	Target string `json:"target"`
 }
@@ -232,6 +248,50 @@ type BaseImage struct {
 	// it has installed. Base names another base_image.
 	Base     *Label    `json:"base,omitempty"`
 	BaseTree *TreeBase `json:"base_tree,omitempty"`
+	// Hooks are the image's build scripts; nil: none.
+	Hooks *Hooks `json:"hooks,omitempty"`
+}
+
+// Hooks are an image's build scripts and what they are given, as mkosi
+// runs them (see builtins/scripts): each list holds absolute host paths of
+// executable scripts, run in order; a name ending in ".chroot" runs inside
+// the image.
+type Hooks struct {
+	Sync       []string `json:"sync,omitempty"`
+	Prepare    []string `json:"prepare,omitempty"`
+	Build      []string `json:"build,omitempty"`
+	PostInst   []string `json:"postinst,omitempty"`
+	Finalize   []string `json:"finalize,omitempty"`
+	PostOutput []string `json:"postoutput,omitempty"`
+	Clean      []string `json:"clean,omitempty"`
+	// BuildPackages are installed in the build overlay only (never in
+	// the image) for prepare "build" and build scripts.
+	BuildPackages []string `json:"build_packages,omitempty"`
+	// BuildSources are mounted at $SRCDIR (/work/src), Target relative
+	// to it ("/" is $SRCDIR itself). SourcesExclude are top-level names
+	// of a source that do not enter the action key (outputs and caches
+	// living in a project directory).
+	BuildSources   []Tree   `json:"build_sources,omitempty"`
+	SourcesExclude []string `json:"sources_exclude,omitempty"`
+	// BuildDir is an absolute host directory kept between builds; the
+	// build scripts get its <distribution>~<release>~<architecture>
+	// subdirectory as $BUILDDIR. It never enters the action key.
+	BuildDir string `json:"-"`
+	// WithNetwork lets the scripts reach the network (default: loopback
+	// only).
+	WithNetwork bool `json:"with_network,omitempty"`
+	// Environment (in order), PassEnvironment (host variables by name)
+	// and EnvironmentFiles (absolute paths) make the scripts' own
+	// environment; Profiles is $PROFILES.
+	Environment      []KV     `json:"environment,omitempty"`
+	PassEnvironment  []string `json:"pass_environment,omitempty"`
+	EnvironmentFiles []string `json:"environment_files,omitempty"`
+	Profiles         []string `json:"profiles,omitempty"`
+}
+
+// Empty says h runs no script.
+func (h *Hooks) Empty() bool {
+	return h == nil || len(h.Sync)+len(h.Prepare)+len(h.Build)+len(h.PostInst)+len(h.Finalize)+len(h.PostOutput) == 0
 }
 
 // Extension is a system extension (Kind "sysext", /usr and /opt) or a
@@ -294,6 +354,8 @@ type Extension struct {
 	// from, as systemd-repart --seed (mkosi's Seed=); "" derives it from
 	// Output.
 	Seed string `json:"seed,omitempty"`
+	// Hooks are the image's build scripts; nil: none.
+	Hooks *Hooks `json:"hooks,omitempty"`
 }
 
 // TreeBase is a directory tree an extension is built on: its installed

@@ -318,6 +318,7 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 			add("", "generate_release", "False")
 		}
 	}
+	c.scripts(im, add)
 	todo := c.todos(im, func(n string) bool {
 		if consumed[n] || structural[n] {
 			return true
@@ -340,6 +341,71 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 		fmt.Fprintf(b, "    %s = %s,\n", a.name, a.value)
 	}
 	b.WriteString(")\n")
+}
+
+// scriptPhases are mkosi's script phases in build order with their
+// settings.
+var scriptPhases = []struct{ phase, setting string }{
+	{"sync", "SyncScripts"}, {"prepare", "PrepareScripts"}, {"build", "BuildScripts"},
+	{"postinst", "PostInstallationScripts"}, {"finalize", "FinalizeScripts"},
+	{"postoutput", "PostOutputScripts"}, {"clean", "CleanScripts"},
+}
+
+// scripts adds the script attributes of im, and what mkosi gives its
+// scripts, when it has any.
+func (c *converter) scripts(im *Image, add func(setting, name, value string)) {
+	if len(im.Scripts) == 0 {
+		return
+	}
+	for _, p := range scriptPhases {
+		if l := im.Scripts[p.phase]; len(l) > 0 {
+			var rel []string
+			for _, s := range l {
+				rel = append(rel, c.rel(s))
+			}
+			add(p.setting, p.phase+"_scripts", qlist(rel))
+		}
+	}
+	if len(im.Scripts["build"]) > 0 {
+		if len(im.BuildPackages) > 0 {
+			add("BuildPackages", "build_packages", qlist(im.BuildPackages))
+		}
+		if im.BuildDirectory != "" {
+			add("BuildDirectory", "build_dir", q(c.rel(im.BuildDirectory)))
+		}
+	}
+	if len(im.BuildSources) > 0 {
+		var l []string
+		for _, t := range im.BuildSources {
+			l = append(l, c.rel(t.Source)+":/"+strings.Trim(t.Target, "/"))
+		}
+		add("BuildSources", "build_sources", qlist(l))
+	} else {
+		// mkosi's $SRCDIR is the project directory.
+		add("", "build_sources", qlist([]string{c.rel(c.p.Dir) + ":/"}))
+	}
+	if im.WithNetwork {
+		add("WithNetwork", "with_network", "True")
+	}
+	if len(im.EnvironmentFiles) > 0 {
+		var rel []string
+		for _, f := range im.EnvironmentFiles {
+			rel = append(rel, c.rel(f))
+		}
+		add("EnvironmentFiles", "environment_files", qlist(rel))
+	}
+	if len(im.Environment) > 0 {
+		keys := make([]string, 0, len(im.Environment))
+		for k := range im.Environment {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var kv []string
+		for _, k := range keys {
+			kv = append(kv, q(k)+": "+q(im.Environment[k]))
+		}
+		add("Environment", "environment", "{"+strings.Join(kv, ", ")+"}")
+	}
 }
 
 func starBool(b bool) string {

@@ -40,6 +40,10 @@ type LoadOptions struct {
 	// its built-in configurations (mkosi-initrd/, mkosi-vm/, ...) live;
 	// "" means look for one, NoResources means there is none.
 	Resources string
+	// RunVersion runs an executable mkosi.version with dir as its working
+	// directory and returns its standard output (the image version); nil
+	// makes an executable mkosi.version an error.
+	RunVersion func(program, dir string) ([]byte, error)
 }
 
 // Project is a parsed mkosi project.
@@ -183,6 +187,19 @@ type Image struct {
 	PassEnvironment []string
 	Dependencies    []string
 	Profiles        []string
+
+	// Scripts are the image's scripts by phase ("sync", "prepare",
+	// "build", "postinst", "finalize", "postoutput", "clean"; mkosi's
+	// file suffixes), absolute paths in the order mkosi runs them.
+	Scripts map[string][]string
+	// BuildSources are BuildSources= ("" Target: $SRCDIR itself); none
+	// means the project directory. BuildDirectory is BuildDirectory= or
+	// mkosi.builddir ("" none). EnvironmentFiles are EnvironmentFiles=
+	// and mkosi.env.
+	BuildSources     []Tree
+	BuildDirectory   string
+	WithNetwork      bool
+	EnvironmentFiles []string
 
 	// Unsupported lists settings this image uses that sxb cannot honour;
 	// building must fail with CheckSupported's error.
@@ -631,6 +648,24 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 			im.Environment[k] = v
 		}
 	}
+	im.Scripts = map[string][]string{}
+	for phase, setting := range scriptSettings {
+		if l := list(setting); len(l) > 0 {
+			im.Scripts[phase] = l
+		}
+	}
+	im.EnvironmentFiles = list("EnvironmentFiles")
+	if v := str("WithNetwork"); v != "" {
+		im.WithNetwork, _ = parseBoolean(v) // checked in unsupported
+	}
+	if v := str("BuildDirectory"); v != "" {
+		im.BuildDirectory = absIn(configdir, v)
+	}
+	// The default, the project directory as $SRCDIR itself, counts as
+	// none: the project's own outputs are then kept out of its digest.
+	if srcs := trees("BuildSources"); !(len(srcs) == 1 && srcs[0].Source == c.directory && srcs[0].Target == "") {
+		im.BuildSources = srcs
+	}
 	im.Unsupported = append(append(unsupported(im, vals), c.missing...), im.readSandbox()...)
 	return im
 }
@@ -664,7 +699,7 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 			}
 		case []string:
 			if s.Kind == tScripts && len(v) > 0 {
-				addWhy(s.Name, summarizePaths(im.config, v), "scripts are not supported by sxb yet")
+				addWhy(s.Name, summarizePaths(im.config, v), "configure scripts are not supported by sxb yet")
 			} else if len(v) > 0 {
 				add(s.Name, strings.Join(v, " "))
 			}
@@ -674,6 +709,11 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 			}
 		case int64:
 			add(s.Name, fmt.Sprint(v))
+		}
+	}
+	if v, ok := vals[settingByName["WithNetwork"]].(string); ok && v != "" {
+		if _, err := parseBoolean(v); err != nil {
+			addWhy("WithNetwork", v, err.Error())
 		}
 	}
 	switch im.Format {
@@ -738,4 +778,19 @@ func summarizePaths(dir string, paths []string) string {
 		s += fmt.Sprintf(" (and %d more)", n)
 	}
 	return s
+}
+
+// scriptSettings maps mkosi's script phases to their settings.
+var scriptSettings = map[string]string{
+	"sync": "SyncScripts", "prepare": "PrepareScripts", "build": "BuildScripts",
+	"postinst": "PostInstallationScripts", "finalize": "FinalizeScripts",
+	"postoutput": "PostOutputScripts", "clean": "CleanScripts",
+}
+
+// absIn makes p absolute relative to dir.
+func absIn(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, p)
 }

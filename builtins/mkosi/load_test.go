@@ -766,11 +766,11 @@ func TestUnsupported(t *testing.T) {
 		}
 	}
 	eq(t, "unsupported", got, map[string][]string{
-		"a": {"Bootable@mkosi.images/a/mkosi.conf:4:1", "Hostname@mkosi.images/a/mkosi.conf:5:1", "PostInstallationScripts@mkosi.images/a/mkosi.postinst"},
+		"a": {"Bootable@mkosi.images/a/mkosi.conf:4:1", "Hostname@mkosi.images/a/mkosi.conf:5:1"},
 		"b": {"Format@mkosi.images/b/mkosi.conf:2:1"},
 		// Checksum=yes: extensions have it (and Format=none has nothing
 		// to sum), base trees do not.
-		"c": {"BuildScripts@mkosi.images/c/mkosi.build.d/x", "Checksum@mkosi.images/c/mkosi.conf:4:1"},
+		"c": {"Checksum@mkosi.images/c/mkosi.conf:4:1"},
 		// a is bootable: mkosi adds its default initrd.
 		"default-initrd": {"Format@mkosi.images/a/mkosi.conf:4:1", "Include@mkosi.images/a/mkosi.conf:4:1"},
 	})

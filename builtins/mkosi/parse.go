@@ -182,10 +182,23 @@ func (c *pctx) defaultFiles() error {
 			}
 			raw := f
 			if s.ReadFile {
-				if fi.Mode()&0o111 != 0 && !fi.IsDir() {
+				var data []byte
+				switch {
+				case fi.Mode()&0o111 != 0 && !fi.IsDir() && s.Name == "ImageVersion" && c.l.opts.RunVersion != nil:
+					// As mkosi: its standard output is the version.
+					out, err := c.l.opts.RunVersion(p, c.cwd)
+					if err != nil {
+						return diag.Errorf(diag.Pos{File: p}, "running %s: %v", f, err)
+					}
+					raw = strings.TrimSpace(string(out))
+					if err := c.set(s, raw, diag.Pos{File: p}, nil); err != nil {
+						return err
+					}
+					continue
+				case fi.Mode()&0o111 != 0 && !fi.IsDir():
 					return diag.Errorf(diag.Pos{File: p}, "%s is executable: sxb does not run programs to compute %s=", f, s.Name)
 				}
-				data, err := readConfig(p)
+				data, err = readConfig(p)
 				if err != nil {
 					return err
 				}

@@ -20,6 +20,9 @@ type containerConfig struct {
 	Hostname string   `json:"hostname"`
 	Network  bool     `json:"network"`
 	Binds    []Bind   `json:"binds"`
+	// TreeAt and Links: see Options.
+	TreeAt string `json:"tree_at,omitempty"`
+	Links  []Link `json:"links,omitempty"`
 	// Lower, Upper and Work are the overlay's layers (host paths).
 	Lower []string `json:"lower"`
 	Upper string   `json:"upper"`
@@ -108,7 +111,41 @@ func setupRoot(cfg *containerConfig, fds []int) error {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return err
 	}
-	if err := unix.MoveMount(ofd, "", unix.AT_FDCWD, root, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+	if cfg.TreeAt != "" {
+		// The root is a tmpfs of its own; everything mounted on it gets
+		// its mount point made there.
+		if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+			return fmt.Errorf("mounting the sandbox's root: %w", err)
+		}
+		rels = nil
+		for _, p := range standardPoints {
+			rels = append(rels, p.Rel)
+		}
+		for _, b := range cfg.Binds {
+			rels = append(rels, strings.TrimPrefix(b.Target, "/"))
+		}
+		for _, p := range standardPoints {
+			if err := os.MkdirAll(filepath.Join(root, p.Rel), 0o755); err != nil {
+				return err
+			}
+		}
+		at := filepath.Join(root, cfg.TreeAt)
+		if err := os.MkdirAll(at, 0o755); err != nil {
+			return err
+		}
+		if err := unix.MoveMount(ofd, "", unix.AT_FDCWD, at, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("attaching the overlay at %s: %w", cfg.TreeAt, err)
+		}
+		for _, l := range cfg.Links {
+			p := filepath.Join(root, l.Path)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return fmt.Errorf("link %s: %w", l.Path, err)
+			}
+			if err := os.Symlink(l.Target, p); err != nil {
+				return fmt.Errorf("link %s: %w", l.Path, err)
+			}
+		}
+	} else if err := unix.MoveMount(ofd, "", unix.AT_FDCWD, root, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return fmt.Errorf("attaching the overlay: %w", err)
 	}
 	at := func(i int) string { return filepath.Join(root, filepath.FromSlash(rels[i])) }
@@ -127,7 +164,7 @@ func setupRoot(cfg *containerConfig, fds []int) error {
 	}
 	for i, b := range cfg.Binds {
 		dst := at(len(standardPoints) + i)
-		if err := bindTarget(dst, rels[len(standardPoints)+i], bindFDs[i]); err != nil {
+		if err := bindTarget(dst, rels[len(standardPoints)+i], bindFDs[i], cfg.TreeAt != ""); err != nil {
 			return fmt.Errorf("bind %s on %s: %w", b.Source, b.Target, err)
 		}
 		if err := unix.MoveMount(bindFDs[i], "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
@@ -277,12 +314,12 @@ func mountRoot(cfg *containerConfig, fds []int) (int, []int, []string, error) {
 // bindTarget makes sure the bind target dst exists. The scaffold layer holds
 // targets in the tree; a target below one of the sandbox's own tmpfs mounts
 // (/tmp, /run, /dev) is made there.
-func bindTarget(dst, rel string, fd int) error {
+func bindTarget(dst, rel string, fd int, anywhere bool) error {
 	if _, err := os.Lstat(dst); err == nil {
 		return nil
 	}
 	top, _, _ := strings.Cut(rel, "/")
-	if top != "tmp" && top != "run" && top != "dev" {
+	if !anywhere && top != "tmp" && top != "run" && top != "dev" {
 		return fmt.Errorf("the target is missing")
 	}
 	var st unix.Stat_t

@@ -221,6 +221,9 @@ func closeAll(fds ...int) {
 
 // pointsFor lists the mount points of c: the standard ones, then the binds.
 func pointsFor(c *containerConfig, bindDirs []bool) []mountPoint {
+	if c.TreeAt != "" {
+		return nil // mounted on the sandbox's own root, not in the tree
+	}
 	points := append([]mountPoint(nil), standardPoints...)
 	for i, b := range c.Binds {
 		points = append(points, mountPoint{Rel: strings.TrimPrefix(path.Clean(b.Target), "/"), Dir: bindDirs[i]})

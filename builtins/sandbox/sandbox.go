@@ -69,6 +69,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -95,6 +96,14 @@ type Bind struct {
 	Target string
 	// Writable allows writes; binds are read-only otherwise.
 	Writable bool
+}
+
+// Link is a symbolic link made in the sandbox's own root (Options.TreeAt).
+type Link struct {
+	// Path is the absolute path of the link inside the sandbox.
+	Path string `json:"path"`
+	// Target is what the link points to, as written.
+	Target string `json:"target"`
 }
 
 // Options describe one command run.
@@ -131,6 +140,15 @@ type Options struct {
 	Binds []Bind
 	// Hostname is the sandbox's host name (default "sxb").
 	Hostname string
+	// TreeAt, when set, mounts the tree (Root over Lower) at that absolute
+	// path instead of at "/": the sandbox's root is then an empty tmpfs
+	// with /proc, /dev, /tmp, /run, the binds and Links, so a command
+	// from the host's tools (bound read-only) can work on the tree, as
+	// mkosi runs scripts on $BUILDROOT. Binds may not target the tree.
+	TreeAt string
+	// Links are symbolic links made in the sandbox's root (TreeAt only),
+	// such as /bin -> usr/bin beside a bound /usr.
+	Links []Link
 }
 
 // Result tells what a run did besides writing the tree.
@@ -306,6 +324,24 @@ func newKeeperConfig(opts Options) (*keeperConfig, error) {
 		c.Hostname = "sxb"
 	}
 	c.Network = opts.Network
+	if opts.TreeAt != "" {
+		c.TreeAt = path.Clean(opts.TreeAt)
+		if !strings.HasPrefix(c.TreeAt, "/") || c.TreeAt == "/" {
+			return nil, fmt.Errorf("sandbox: TreeAt %q is not an absolute path below /", opts.TreeAt)
+		}
+	}
+	for _, l := range opts.Links {
+		if c.TreeAt == "" {
+			return nil, errors.New("sandbox: Links need TreeAt (the tree is the root otherwise)")
+		}
+		if !strings.HasPrefix(l.Path, "/") || path.Clean(l.Path) == "/" {
+			return nil, fmt.Errorf("sandbox: link %q is not an absolute path below /", l.Path)
+		}
+		if under(path.Clean(l.Path), c.TreeAt) {
+			return nil, fmt.Errorf("sandbox: link %s is inside the tree at %s", l.Path, c.TreeAt)
+		}
+		c.Links = append(c.Links, Link{Path: path.Clean(l.Path), Target: l.Target})
+	}
 	for _, b := range opts.Binds {
 		src, err := filepath.Abs(b.Source)
 		if err != nil {
@@ -317,9 +353,17 @@ func newKeeperConfig(opts Options) (*keeperConfig, error) {
 		if !strings.HasPrefix(b.Target, "/") {
 			return nil, fmt.Errorf("sandbox: bind target %q is not absolute", b.Target)
 		}
+		if c.TreeAt != "" && under(path.Clean(b.Target), c.TreeAt) {
+			return nil, fmt.Errorf("sandbox: bind target %s is inside the tree at %s", b.Target, c.TreeAt)
+		}
 		c.Binds = append(c.Binds, Bind{Source: src, Target: b.Target, Writable: b.Writable})
 	}
 	return cfg, nil
+}
+
+// under says whether the clean absolute path p is dir or below it.
+func under(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
 }
 
 // metaMap copies m's entries (none for nil).

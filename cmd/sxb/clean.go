@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"github.com/sxb-build/sxb/builtins/fetch"
+	"github.com/sxb-build/sxb/rules/build"
+	"github.com/sxb-build/sxb/starlark/eval"
 	"github.com/sxb-build/sxb/starlark/workspace"
 )
 
@@ -49,6 +53,22 @@ func runClean(ctx context.Context, env *environ, args []string) int {
 		return exitError
 	}
 	fmt.Fprintln(env.stderr, "removed", dir)
+	// The images' clean scripts (mkosi.clean) run after the outputs are
+	// gone. A workspace that does not load has none to run.
+	if g, err := eval.Load(ctx, eval.Options{Dir: env.dir, Patterns: []string{"//..."}, Stderr: io.Discard}); err != nil {
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		fmt.Fprintf(env.stderr, "sxb clean: clean scripts not run: the workspace does not load: %s\n", first)
+	} else {
+		epoch, err := sourceDateEpoch()
+		if err != nil {
+			fmt.Fprintln(env.stderr, "sxb clean:", err)
+			return exitError
+		}
+		if err := build.RunCleanScripts(ctx, g, dir, epoch, env.stderr); err != nil {
+			fmt.Fprintln(env.stderr, "sxb clean:", err)
+			return exitError
+		}
+	}
 	if *cache {
 		c := fetch.DefaultCacheDir()
 		if err := os.RemoveAll(c); err != nil {

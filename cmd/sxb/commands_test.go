@@ -5,8 +5,10 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +42,47 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 			if !ok {
 				ts.Fatalf("needs %s: run the suite with the README test command (.ci/test), as root", a)
 			}
+		}
+	},
+	// example NAME...: copy the repository's examples/NAME into
+	// $WORK/examples/NAME (modes kept), so that a script builds the
+	// examples as they are.
+	"example": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) == 0 || neg {
+			ts.Fatalf("usage: example NAME...")
+		}
+		repo, err := filepath.Abs("../..")
+		ts.Check(err)
+		for _, n := range args {
+			dst := ts.MkAbs(filepath.Join("examples", n))
+			ts.Check(os.MkdirAll(filepath.Dir(dst), 0o755))
+			if out, err := exec.Command("cp", "-a", filepath.Join(repo, "examples", n), dst).CombinedOutput(); err != nil {
+				ts.Fatalf("copying examples/%s: %v: %s", n, err, out)
+			}
+		}
+	},
+	// tcplisten FILE...: listen on a free port of the host's loopback
+	// until the script ends, accepting connections (and saying "hello"),
+	// and write "PORT=<port>" to each FILE (an mkosi.env, say).
+	"tcplisten": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) == 0 || neg {
+			ts.Fatalf("usage: tcplisten FILE...")
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ts.Check(err)
+		ts.Defer(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Write([]byte("hello\n"))
+				c.Close()
+			}
+		}()
+		for _, f := range args {
+			ts.Check(os.WriteFile(ts.MkAbs(f), fmt.Appendf(nil, "PORT=%d\n", ln.Addr().(*net.TCPAddr).Port), 0o644))
 		}
 	},
 	// chrootrun ROOT CMD...: run CMD chrooted into ROOT in a private mount

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sxb-build/sxb/builtins/mkosi"
+	"github.com/sxb-build/sxb/builtins/scripts"
 	"github.com/sxb-build/sxb/internal/diag"
 )
 
@@ -31,6 +32,9 @@ func loadMkosi(env *environ, dir string, profiles []string) (*mkosi.Project, err
 	return mkosi.Load(dir, mkosi.LoadOptions{
 		Profiles: profiles,
 		Warn:     func(d *diag.Diagnostic) { diag.Render(env.stderr, d, color) },
+		RunVersion: func(program, dir string) ([]byte, error) {
+			return scripts.Output(context.Background(), program, dir)
+		},
 	})
 }
 

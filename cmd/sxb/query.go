@@ -149,6 +149,8 @@ func writeQueryJSON(w io.Writer, g *rules.Graph, targets []*rules.Target) error 
 			q.Attributes = t.Ext
 		case t.Test != nil:
 			q.Attributes = t.Test
+		case t.Tree != nil:
+			q.Attributes = t.Tree
 		}
 		if b := g.BlockedBy(t.Label); b != nil {
 			q.Buildable = false

@@ -15,7 +15,7 @@ import (
 // with jq on top, from the real archive, and a sysext from a local tree
 // with a setuid file) once as root and once as an unprivileged user with a
 // subordinate id range (sxb-test-sub), each with its own cache, and expects
-// byte-identical images, maintainer scripts run: nothing in sxb needs root, and ownership never depends on who built. The
+// byte-identical images, maintainer scripts and build scripts run: nothing in sxb needs root, and ownership never depends on who built. The
 // base is also written as a tar, whose bytes show every path, owner, mode
 // and time of the tree.
 func TestRootlessBuildIsIdentical(t *testing.T) {
@@ -27,6 +27,7 @@ func TestRootlessBuildIsIdentical(t *testing.T) {
 sysext(name = "jq", base = bookworm, packages = ["jq"])
 base_image(name = "bookworm-tar", distribution = "debian", release = "bookworm", packages = ["systemd", "udev"], output = "tar")
 sysext(name = "tool", extra_trees = ["tree"], extension_release = {"ID": "_any"}, format = "squashfs")
+sysext(name = "scripted", base = bookworm, build_scripts = ["build.sh"], postinst_scripts = ["postinst.chroot"])
 `
 	// The unprivileged builder has a subordinate id range, so the
 	// packages' maintainer scripts can chown in the sandbox.
@@ -47,6 +48,10 @@ sysext(name = "tool", extra_trees = ["tree"], extension_release = {"ID": "_any"}
 		tool := filepath.Join(ws, "img/tree/usr/bin/tool")
 		os.WriteFile(tool, []byte("#!/bin/sh\n"), 0o755)
 		os.Chmod(tool, 0o755|os.ModeSetuid)
+		// Build scripts: one on the host's tools, one inside the image
+		// that changes owners and modes.
+		os.WriteFile(filepath.Join(ws, "img/build.sh"), []byte("#!/bin/sh\nset -e\nmkdir -p \"$DESTDIR/usr/bin\"\necho built > \"$DESTDIR/usr/bin/built\"\n"), 0o755)
+		os.WriteFile(filepath.Join(ws, "img/postinst.chroot"), []byte("#!/bin/sh\nset -e\nchown 1:1 /usr/bin/built\nchmod 4755 /usr/bin/built\n"), 0o755)
 		args := []string{sxb, "build", "--progress=plain", "//img/..."}
 		if who != "root" {
 			testenv.Chown(t, ws, sub)
@@ -62,7 +67,7 @@ sysext(name = "tool", extra_trees = ["tree"], extension_release = {"ID": "_any"}
 		if out, err := run.Output(); err != nil || string(out) != "2\n" {
 			t.Errorf("sxb run as %s: %v, stdout %q", who, err, out)
 		}
-		for _, name := range []string{"jq.raw", "tool.raw", "bookworm-tar.tar"} {
+		for _, name := range []string{"jq.raw", "tool.raw", "bookworm-tar.tar", "scripted.raw"} {
 			b, err := os.ReadFile(filepath.Join(ws, "sxb-out/img", name))
 			if err != nil {
 				t.Fatal(err)

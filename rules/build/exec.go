@@ -284,7 +284,12 @@ func (x *executor) finish(t *rules.Target, e *Entry, cached bool, outputs []stri
 }
 
 func (x *executor) buildTarget(ctx context.Context, t *rules.Target) error {
+	if err := x.resolveTreeLabels(t); err != nil {
+		return err
+	}
 	switch t.Kind {
+	case rules.KindTree:
+		return x.buildTree(ctx, t)
 	case rules.KindBaseImage:
 		return x.buildBase(ctx, t)
 	case rules.KindSysext, rules.KindConfext:

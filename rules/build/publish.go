@@ -234,6 +234,29 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 		}
 		return []string{dst}, x.publishSymlink(t, dir)
 	}
+	dst, err := publishDir(dir, name, e)
+	if err != nil {
+		return nil, err
+	}
+	return []string{dst}, nil
+}
+
+// publishTree publishes a tree target's directory as <package>/<name>.
+func (x *executor) publishTree(t *rules.Target, e *Entry) ([]string, error) {
+	dir, err := x.pkgOutputDir(t)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := publishDir(dir, t.Tree.Name, e)
+	if err != nil {
+		return nil, err
+	}
+	return []string{dst}, nil
+}
+
+// publishDir publishes the entry's "tree" directory (and its metadata) as
+// dir/name, unless the entry published there last is e.
+func publishDir(dir, name string, e *Entry) (string, error) {
 	dst := filepath.Join(dir, name)
 	stamp := filepath.Join(dir, "."+name+".sxb-key")
 	// The stamp says which entry the tree is and whether its metadata
@@ -244,21 +267,21 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 	}
 	if b, err := os.ReadFile(stamp); err == nil && strings.TrimSpace(string(b)) == stampVal {
 		if _, err := os.Stat(dst); err == nil {
-			return []string{dst}, nil
+			return dst, nil
 		}
 	}
 	// Build the new tree beside the old one, then swap: a reader sees
 	// the old tree or the new one, never a half-copied one.
 	tmp, err := atomicfile.CreateDir(dst, 0o755)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	defer tmp.Abort()
 	if err := linkTree(e.Path("tree"), tmp.Path()); err != nil {
-		return nil, err
+		return "", err
 	}
 	if err := placeFile(e.Path("tree.meta.json"), tree.MetaPath(dst)); err != nil {
-		return nil, err
+		return "", err
 	}
 	// As root, the published tree carries on disk what the sidecar
 	// records (owners, setuid bits, device nodes, capabilities), as
@@ -269,16 +292,16 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 			err = tree.Materialize(tmp.Path(), meta)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("applying the tree's metadata: %w", err)
+			return "", fmt.Errorf("applying the tree's metadata: %w", err)
 		}
 	}
 	if err := tmp.Commit(); err != nil {
-		return nil, err
+		return "", err
 	}
 	if err := atomicfile.Write(stamp, []byte(stampVal+"\n"), 0o644); err != nil {
-		return nil, err
+		return "", err
 	}
-	return []string{dst}, nil
+	return dst, nil
 }
 
 // splitPartitions writes each partition of the published image img to

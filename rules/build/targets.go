@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"github.com/sxb-build/sxb/builtins/extension"
 	"github.com/sxb-build/sxb/builtins/repart"
 	"github.com/sxb-build/sxb/builtins/sbom"
+	"github.com/sxb-build/sxb/builtins/scripts"
 	"github.com/sxb-build/sxb/builtins/sysupdate"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
@@ -51,6 +53,8 @@ type baseInputs struct {
 	Scripts string `json:"scripts,omitempty"`
 	// Lower is the key of the tree a layered base is built on.
 	Lower string `json:"lower,omitempty"`
+	// Hooks digests the build scripts' inputs (see hooksDigest).
+	Hooks string `json:"hooks,omitempty"`
 }
 
 // lowerBase is the tree a layered base_image is built on.
@@ -116,8 +120,18 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 	if err != nil {
 		return fmt.Errorf("hashing trees: %w", err)
 	}
+	if h := b.Hooks; h != nil && len(h.Build) > 0 && len(h.BuildPackages) > 0 {
+		return fmt.Errorf("build packages (BuildPackages=, build_packages) on a base image are not supported yet: build on it with an extension")
+	}
+	if err := x.syncScripts(ctx, t, b.Hooks, baseInfo{Distribution: b.Distribution, Release: b.Release}, b.Architecture, "", ""); err != nil {
+		return err
+	}
+	hooks, err := hooksDigest(b.Hooks)
+	if err != nil {
+		return err
+	}
 	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.opts.Epoch,
-		Scripts: scriptsKey(in, b.NoScripts, b.Architecture)}
+		Scripts: scriptsKey(in, b.NoScripts, b.Architecture), Hooks: hooks}
 	if lower != nil {
 		inputs.Lower = lower.key
 	}
@@ -211,12 +225,37 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 			return nil, err
 		}
 	}
+	var hr *hookRun
+	if !b.Hooks.Empty() {
+		work, err := st.Work()
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(work)
+		info := baseInfo{Distribution: b.Distribution, Release: b.Release}
+		if hr, err = x.newHookRun(t, b.Hooks, info, b.Architecture, "", "", work, root, meta, ""); err != nil {
+			return nil, err
+		}
+		if err := hr.prepareAndBuild(ctx); err != nil {
+			return nil, err
+		}
+	}
 	rep("finishing", "")
 	if err := applyTrees(root, "", b.ExtraTrees, meta); err != nil {
 		return nil, fmt.Errorf("extra trees: %w", err)
 	}
+	if hr != nil {
+		if err := hr.run(ctx, scripts.PostInst, b.Hooks.PostInst, "final"); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := tree.RemoveGlobs(root, b.RemoveFiles, meta); err != nil {
 		return nil, err
+	}
+	if hr != nil {
+		if err := hr.run(ctx, scripts.Finalize, b.Hooks.Finalize, ""); err != nil {
+			return nil, err
+		}
 	}
 	if err := meta.Save(tree.MetaPath(root)); err != nil {
 		return nil, err
@@ -244,6 +283,11 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 			return nil, err
 		}
 	}
+	if hr != nil {
+		if err := hr.postOutput(ctx, st.Out()); err != nil {
+			return nil, err
+		}
+	}
 	return st.Commit(t.Label.String(), info, inputs)
 }
 
@@ -257,6 +301,9 @@ type extInputs struct {
 	Arch     arch.Arch        `json:"architecture"`
 	Epoch    int64            `json:"epoch"`
 	Scripts  string           `json:"scripts,omitempty"`
+	Hooks    string           `json:"hooks,omitempty"`
+	// BuildPackages are the resolved build packages (build overlay only).
+	BuildPackages []Package `json:"build_packages,omitempty"`
 }
 
 // extManifest is written next to every extension image.
@@ -355,13 +402,32 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 	// change it: published anew on every build, never part of the key.
 	attrs := *ext
 	attrs.Update = nil
-	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: &attrs, Files: digest, Packages: packagesOf(res), Arch: a, Epoch: x.opts.Epoch}
+	if err := x.syncScripts(ctx, t, ext.Hooks, info, a, ext.ImageID, ext.Version); err != nil {
+		return err
+	}
+	hooks, err := hooksDigest(ext.Hooks)
+	if err != nil {
+		return err
+	}
+	var bp *buildPackages
+	if h := ext.Hooks; h != nil && len(h.Build) > 0 && len(h.BuildPackages) > 0 {
+		if baseRoot == "" {
+			return fmt.Errorf("build packages need a base image to resolve against (set base)")
+		}
+		if bp, err = x.resolveBuildPackages(ctx, t, h, info, a, cmp.Or(resolveRoot, baseRoot)); err != nil {
+			return err
+		}
+	}
+	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: &attrs, Files: digest, Packages: packagesOf(res), Arch: a, Epoch: x.opts.Epoch, Hooks: hooks}
+	if bp != nil {
+		inputs.BuildPackages = packagesOf(bp.res)
+	}
 	if res != nil {
 		inputs.Scripts = scriptsKey(in, ext.NoScripts, a)
 	}
 	inputs.Base = baseKey
 	return x.act(ctx, t, inputs, func(st *Staging) (*Entry, error) {
-		return x.runExtension(ctx, t, st, baseRoot, info, in, res, inputs)
+		return x.runExtension(ctx, t, st, baseRoot, info, in, res, inputs, bp)
 	}, x.publishExtension)
 }
 
@@ -373,7 +439,7 @@ func outputName(ext *rules.Extension) string {
 	return ext.Output
 }
 
-func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Staging, baseRoot string, info baseInfo, in Installer, res Resolved, inputs extInputs) (*Entry, error) {
+func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Staging, baseRoot string, info baseInfo, in Installer, res Resolved, inputs extInputs, bp *buildPackages) (*Entry, error) {
 	ext := t.Ext
 	rep := x.reporter(t)
 	kind := extension.Kind(ext.Kind)
@@ -405,6 +471,16 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	if l, ok := in.(licenser); ok && res != nil {
 		lic = l.Licenses(root, inputs.Packages)
 	}
+	var hr *hookRun
+	if !ext.Hooks.Empty() {
+		if hr, err = x.newHookRun(t, ext.Hooks, info, inputs.Arch, ext.ImageID, ext.Version, work, root, meta, baseRoot); err != nil {
+			return nil, err
+		}
+		hr.buildPkgs, hr.noScripts = bp, ext.NoScripts
+		if err := hr.prepareAndBuild(ctx); err != nil {
+			return nil, err
+		}
+	}
 	rep("assembling tree", "")
 	if baseRoot != "" {
 		if _, err := extension.DropExisting(root, meta, baseRoot); err != nil {
@@ -414,8 +490,18 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	if err := applyTrees(root, baseRoot, ext.ExtraTrees, meta); err != nil {
 		return nil, fmt.Errorf("extra trees: %w", err)
 	}
+	if hr != nil {
+		if err := hr.run(ctx, scripts.PostInst, ext.Hooks.PostInst, "final"); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := tree.RemoveGlobs(root, ext.RemoveFiles, meta); err != nil {
 		return nil, err
+	}
+	if hr != nil {
+		if err := hr.run(ctx, scripts.Finalize, ext.Hooks.Finalize, ""); err != nil {
+			return nil, err
+		}
 	}
 	relPath := extension.ReleasePath(kind, ext.Output)
 	var release string
@@ -487,6 +573,11 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	if ext.CompressOutput != "" {
 		rep("compressing", ext.CompressOutput)
 		if err := sysupdate.CompressFile(img, filepath.Join(st.Out(), compressedName(ext)), ext.CompressOutput); err != nil {
+			return nil, err
+		}
+	}
+	if hr != nil {
+		if err := hr.postOutput(ctx, st.Out()); err != nil {
 			return nil, err
 		}
 	}

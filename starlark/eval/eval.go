@@ -539,6 +539,7 @@ var predeclared = starlark.StringDict{
 	"base_image":    starlark.NewBuiltin(rules.KindBaseImage, ruleBuiltin),
 	"sysext":        starlark.NewBuiltin(rules.KindSysext, ruleBuiltin),
 	"image_test":    starlark.NewBuiltin(rules.KindImageTest, imageTestBuiltin),
+	"tree":          starlark.NewBuiltin(rules.KindTree, treeBuiltin),
 	"confext":       starlark.NewBuiltin(rules.KindConfext, ruleBuiltin),
 	"partition":     starlark.NewBuiltin("partition", partitionBuiltin),
 	"mkosi_project": starlark.NewBuiltin("mkosi_project", mkosiBuiltin),

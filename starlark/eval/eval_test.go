@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -214,6 +215,19 @@ func TestExamples(t *testing.T) {
 	if st.Base != nil || len(st.ExtensionRelease) != 1 || st.ExtensionRelease[0] != (rules.KV{Key: "ID", Value: "_any"}) ||
 		st.ExtraTrees[0].Source != filepath.Join(root, "examples/static/tree") || st.ExtraTrees[0].Target != "/" {
 		t.Errorf("static hello = %+v", st)
+	}
+	// examples/scripts: a tree() shared by two sysexts, by label.
+	bin := g.Target(label.Label{Pkg: "examples/scripts", Name: "hello-bin"})
+	if bin == nil || bin.Kind != rules.KindTree || bin.Tree.Base.String() != "//examples/scripts:bookworm" ||
+		strings.Join(bin.Tree.Hooks.BuildPackages, " ") != "gcc libc6-dev" ||
+		len(bin.Tree.Hooks.Build) != 1 || bin.Tree.Hooks.Build[0] != filepath.Join(root, "examples/scripts/build.chroot") ||
+		len(bin.Tree.Hooks.BuildSources) != 1 || bin.Tree.Hooks.BuildSources[0].Source != filepath.Join(root, "examples/scripts/src") {
+		t.Errorf("hello-bin = %+v", bin)
+	}
+	opt := g.Target(label.Label{Pkg: "examples/scripts", Name: "hello-opt"})
+	if tr := opt.Ext.ExtraTrees; len(tr) != 1 || tr[0].Label == nil || tr[0].Label.String() != "//examples/scripts:hello-bin" ||
+		tr[0].Target != "/opt/hello" || tr[0].Source != "" || !slices.Contains(opt.Deps, bin.Label) || len(opt.Ext.Hooks.PostInst) != 1 {
+		t.Errorf("hello-opt = %+v, deps %v", opt.Ext, opt.Deps)
 	}
 	// Dependency order: every base before its extensions.
 	order := g.Order()

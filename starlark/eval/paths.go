@@ -96,12 +96,16 @@ func (a *args) baseAttr() (*label.Label, *rules.TreeBase, string, error) {
 }
 
 func (a *args) trees(k string) ([]rules.Tree, error) {
-	ss, err := a.strings(k)
+	ss, labels, err := a.treeItems(k)
 	if err != nil {
 		return nil, err
 	}
 	var out []rules.Tree
 	for i, s := range ss {
+		if lb := labels[i]; lb != nil {
+			out = append(out, rules.Tree{Label: lb, Target: s})
+			continue
+		}
 		src, dst := s, "/"
 		if j := strings.IndexByte(s, ':'); j >= 0 {
 			src, dst = s[:j], s[j+1:]

@@ -3,6 +3,7 @@ package eval
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.starlark.net/starlark"
 
@@ -15,25 +16,13 @@ import (
 // ruleBuiltin implements base_image, sysext and confext.
 func ruleBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	kind := b.Name()
-	ps, err := currentPkg(th, kind)
-	if err != nil {
-		return nil, err
-	}
-	l := loaderOf(th)
 	specs := extAttrs
 	if kind == rules.KindBaseImage {
 		specs = baseAttrs
 	}
-	a, err := parseArgs(l, ps, kind, specs, pos, kwargs)
+	l, ps, a, name, err := ruleArgs(th, kind, specs, pos, kwargs)
 	if err != nil {
 		return nil, err
-	}
-	name, err := a.str("name", "")
-	if err != nil {
-		return nil, err
-	}
-	if err := label.ValidateName(name); err != nil {
-		return nil, a.errf("name", "%v", err)
 	}
 	t := &rules.Target{Label: label.Label{Pkg: ps.name, Name: name}, Kind: kind}
 	d := &decl{t: t}
@@ -54,6 +43,18 @@ func ruleBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, k
 	}
 	if err != nil {
 		return nil, err
+	}
+	// Tree targets in extra_trees (and skeleton_trees) are built first.
+	var ts []rules.Tree
+	if t.Base != nil {
+		ts = append(append(ts, t.Base.SkeletonTrees...), t.Base.ExtraTrees...)
+	} else {
+		ts = t.Ext.ExtraTrees
+	}
+	for _, l := range treeDeps(ts) {
+		if !slices.Contains(t.Deps, l) {
+			t.Deps = append(t.Deps, l)
+		}
 	}
 	if err := l.declare(th, ps, d, a); err != nil {
 		return nil, err
@@ -168,6 +169,7 @@ func (a *args) baseImage(name string) (*rules.BaseImage, string, error) {
 	set(func() (e error) { bi.Keyring, e = a.path("keyring"); return })
 	set(func() (e error) { bi.Output, e = a.str("output", "directory"); return })
 	set(func() (e error) { bi.Base, bi.BaseTree, baseText, e = a.baseAttr(); return })
+	set(func() (e error) { bi.Hooks, e = a.hooks(); return })
 	if err != nil {
 		return nil, "", err
 	}
@@ -212,6 +214,7 @@ func (a *args) extension(name, kind string) (*rules.Extension, string, error) {
 	})
 	set(func() (e error) { x.CompressOutput, x.Update, e = a.shipping(x); return })
 	set(func() (e error) { x.Seed, e = a.str("seed", ""); return })
+	set(func() (e error) { x.Hooks, e = a.hooks(); return })
 	if err != nil {
 		return nil, "", err
 	}

@@ -76,6 +76,29 @@ var extAttrs = []attrSpec{
 	{name: "seed", kind: kString},
 }
 
+// hookAttrs are the build-script attributes of base_image, sysext and
+// confext (rules.Hooks).
+var hookAttrs = []attrSpec{
+	{name: "sync_scripts", kind: kStrings},
+	{name: "prepare_scripts", kind: kStrings},
+	{name: "build_scripts", kind: kStrings},
+	{name: "postinst_scripts", kind: kStrings},
+	{name: "finalize_scripts", kind: kStrings},
+	{name: "postoutput_scripts", kind: kStrings},
+	{name: "clean_scripts", kind: kStrings},
+	{name: "build_packages", kind: kStrings},
+	{name: "build_sources", kind: kTrees},
+	{name: "build_dir", kind: kString},
+	{name: "with_network", kind: kBool},
+	{name: "environment", kind: kDict},
+	{name: "environment_files", kind: kStrings},
+}
+
+func init() {
+	baseAttrs = append(baseAttrs, hookAttrs...)
+	extAttrs = append(extAttrs, hookAttrs...)
+}
+
 var releaseKeyRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 
 // partition() attributes and their repart.d keys.

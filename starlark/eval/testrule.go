@@ -23,21 +23,9 @@ const defaultTestTimeout = 300
 
 // imageTestBuiltin is image_test(): a test run inside merged images.
 func imageTestBuiltin(th *starlark.Thread, b *starlark.Builtin, pos starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	ps, err := currentPkg(th, b.Name())
+	l, ps, a, name, err := ruleArgs(th, b.Name(), testAttrs, pos, kwargs)
 	if err != nil {
 		return nil, err
-	}
-	l := loaderOf(th)
-	a, err := parseArgs(l, ps, b.Name(), testAttrs, pos, kwargs)
-	if err != nil {
-		return nil, err
-	}
-	name, err := a.str("name", "")
-	if err != nil {
-		return nil, err
-	}
-	if err := label.ValidateName(name); err != nil {
-		return nil, a.errf("name", "%v", err)
 	}
 	it := &rules.ImageTest{Name: name, Timeout: defaultTestTimeout}
 	if it.Images, err = a.labels("images"); err != nil {

@@ -13,6 +13,7 @@
 package mkosiproject
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/sxb-build/sxb/builtins/image"
 	"github.com/sxb-build/sxb/builtins/mkosi"
+	"github.com/sxb-build/sxb/builtins/scripts"
 	"github.com/sxb-build/sxb/builtins/tree"
 	"github.com/sxb-build/sxb/internal/arch"
 	"github.com/sxb-build/sxb/internal/diag"
@@ -70,7 +72,8 @@ func Targets(req Request) ([]*rules.Target, error) {
 	if warn == nil {
 		warn = func(*diag.Diagnostic) {}
 	}
-	p, err := mkosi.Load(req.Dir, mkosi.LoadOptions{Profiles: req.Profiles, Warn: func(d *diag.Diagnostic) { warn(c.relDiag(d)) }})
+	p, err := mkosi.Load(req.Dir, mkosi.LoadOptions{Profiles: req.Profiles, Warn: func(d *diag.Diagnostic) { warn(c.relDiag(d)) },
+		RunVersion: runVersion})
 	if err != nil {
 		return nil, c.relErr(err)
 	}
@@ -357,7 +360,69 @@ func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
 			return nil, err
 		}
 	}
+	if b.Hooks, err = c.hooks(im); err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+// sourcesExclude are top-level names of a project directory that are
+// never build sources of its scripts' action keys: caches, outputs and
+// sxb's own. Each image's outputs (named after Output=) are added.
+var sourcesExclude = []string{".git", "sxb-out", "mkosi.builddir", "mkosi.cache", "mkosi.output", "mkosi.workspace",
+	"mkosi.tools", "mkosi.pkgcache", "SHA256SUMS", "SHA256SUMS.gpg"}
+
+// hooks maps the image's scripts and what mkosi gives them; nil when it
+// has none.
+func (c *conv) hooks(im *mkosi.Image) (*rules.Hooks, error) {
+	h := &rules.Hooks{
+		Sync: im.Scripts["sync"], Prepare: im.Scripts["prepare"], Build: im.Scripts["build"],
+		PostInst: im.Scripts["postinst"], Finalize: im.Scripts["finalize"], PostOutput: im.Scripts["postoutput"],
+		Clean: im.Scripts["clean"],
+	}
+	if h.Empty() && len(h.Clean) == 0 {
+		return nil, nil
+	}
+	if len(h.Build) > 0 {
+		h.BuildPackages = im.BuildPackages
+	}
+	h.WithNetwork = im.WithNetwork
+	h.EnvironmentFiles = im.EnvironmentFiles
+	h.Profiles = im.Profiles
+	keys := make([]string, 0, len(im.Environment))
+	for k := range im.Environment {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		h.Environment = append(h.Environment, rules.KV{Key: k, Value: im.Environment[k]})
+	}
+	if len(h.Build) > 0 {
+		h.BuildDir = im.BuildDirectory
+	}
+	for _, s := range im.BuildSources {
+		t := "/" + strings.Trim(s.Target, "/")
+		h.BuildSources = append(h.BuildSources, rules.Tree{Source: s.Source, Target: t})
+	}
+	if len(h.BuildSources) == 0 {
+		// mkosi's $SRCDIR is the directory it runs in: the project's.
+		h.BuildSources = []rules.Tree{{Source: c.p.Dir, Target: "/"}}
+		h.SourcesExclude = append([]string(nil), sourcesExclude...)
+		for _, other := range c.p.Images {
+			if other.Output != "" {
+				h.SourcesExclude = append(h.SourcesExclude, other.Output+"*")
+			}
+		}
+		if rel, err := filepath.Rel(c.p.Dir, im.OutputDir()); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+			top, _, _ := strings.Cut(rel, string(filepath.Separator))
+			h.SourcesExclude = append(h.SourcesExclude, top)
+		}
+		if rel, err := filepath.Rel(c.p.Dir, im.BuildDirectory); err == nil && im.BuildDirectory != "" && !strings.HasPrefix(rel, "..") {
+			top, _, _ := strings.Cut(rel, string(filepath.Separator))
+			h.SourcesExclude = append(h.SourcesExclude, top)
+		}
+	}
+	return h, nil
 }
 
 func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
@@ -460,6 +525,9 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 			return nil, err
 		}
 		x.Partitions = parts
+	}
+	if x.Hooks, err = c.hooks(im); err != nil {
+		return nil, err
 	}
 	return x, nil
 }
@@ -644,4 +712,10 @@ func (c *conv) flatten(err error) []error {
 	}
 	walk(err)
 	return flat
+}
+
+// runVersion runs an executable mkosi.version in the sandbox, without
+// network, on the host's tools (mkosi runs it on the host).
+func runVersion(program, dir string) ([]byte, error) {
+	return scripts.Output(context.Background(), program, dir)
 }

@@ -246,7 +246,7 @@ func TestUnbuildableImages(t *testing.T) {
 	dir := project(t,
 		"mkosi.conf", distro+"[Output]\nFormat=none\nOutputDirectory=out\n",
 		"mkosi.images/base/mkosi.conf", "[Output]\nFormat=directory\n[Content]\nPackages=systemd\n",
-		"mkosi.images/base/mkosi.postinst", "#!/bin/sh\n",
+		"mkosi.images/base/mkosi.configure", "#!/bin/sh\n",
 		"mkosi.images/tool/mkosi.conf", "[Config]\nDependencies=base\n[Output]\nFormat=sysext\nOverlay=yes\n[Content]\nBaseTrees=%O/base\nPackages=jq\n",
 		"mkosi.images/vm/mkosi.conf", "[Output]\nFormat=disk\n[Content]\nBootable=yes\nPackages=linux-image-amd64\n",
 		"mkosi.images/plain/mkosi.conf", "[Output]\nFormat=sysext\n[Content]\nExtraTrees=tree\n",
@@ -260,8 +260,8 @@ func TestUnbuildableImages(t *testing.T) {
 		t.Errorf("plain %v, tool %v: want buildable", ts["plain"].Unbuildable, ts["tool"].Unbuildable)
 	}
 	base := ts["base"]
-	if base.Kind != rules.KindBaseImage || len(base.Unbuildable) != 1 || !strings.Contains(base.Unbuildable[0].Error(), "mkosi.images/base/mkosi.postinst: error: image base: PostInstallationScripts=mkosi.images/base/mkosi.postinst: scripts are not supported by sxb yet") ||
-		!strings.Contains(base.Unbuildable[0].Msg, "scripts are not supported") {
+	if base.Kind != rules.KindBaseImage || len(base.Unbuildable) != 1 || !strings.Contains(base.Unbuildable[0].Error(), "mkosi.images/base/mkosi.configure: error: image base: ConfigureScripts=mkosi.images/base/mkosi.configure: configure scripts are not supported by sxb yet") ||
+		!strings.Contains(base.Unbuildable[0].Msg, "configure scripts are not supported") {
 		t.Errorf("base: kind %s, %v", base.Kind, base.Unbuildable)
 	}
 	// A bootable image with a kernel gets mkosi's default initrd, an
