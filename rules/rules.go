@@ -221,6 +221,10 @@ type BaseImage struct {
 	// NoScripts turns off running the packages' maintainer scripts and
 	// triggers (scripts = False); native stand-ins are used instead.
 	NoScripts     bool     `json:"no_scripts,omitempty"`
+	// SourceDateEpoch, when set, is the image's own SOURCE_DATE_EPOCH
+	// (mkosi's SourceDateEpoch=): time stamps are clamped to it and
+	// scripts see it, instead of the build's.
+	SourceDateEpoch *int64 `json:"source_date_epoch,omitempty"`
 	ExtraTrees    []Tree   `json:"extra_trees,omitempty"`
 	SkeletonTrees []Tree   `json:"skeleton_trees,omitempty"`
 	RemoveFiles   []string `json:"remove_files,omitempty"`
@@ -311,6 +315,8 @@ type Extension struct {
 	WithDocs       bool     `json:"with_docs"`
 	// NoScripts: see BaseImage.NoScripts.
 	NoScripts bool `json:"no_scripts,omitempty"`
+	// SourceDateEpoch: see BaseImage.SourceDateEpoch.
+	SourceDateEpoch *int64 `json:"source_date_epoch,omitempty"`
 	// Format is "erofs" (default) or "squashfs".
 	Format      string `json:"format"`
 	Compression string `json:"compression,omitempty"`

@@ -246,6 +246,9 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 	if len(im.RemoveFiles) > 0 {
 		add("RemoveFiles", "remove_files", qlist(im.RemoveFiles))
 	}
+	if im.IsExplicit("SourceDateEpoch") && im.SourceDateEpoch != nil {
+		add("SourceDateEpoch", "source_date_epoch", strconv.FormatInt(*im.SourceDateEpoch, 10))
+	}
 	if rule == "base_image" {
 		out := im.Format
 		if out != "tar" {
@@ -394,15 +397,15 @@ func (c *converter) scripts(im *Image, add func(setting, name, value string)) {
 		}
 		add("EnvironmentFiles", "environment_files", qlist(rel))
 	}
-	if len(im.Environment) > 0 {
-		keys := make([]string, 0, len(im.Environment))
-		for k := range im.Environment {
+	if env := im.ScriptEnvironment(); len(env) > 0 {
+		keys := make([]string, 0, len(env))
+		for k := range env {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		var kv []string
 		for _, k := range keys {
-			kv = append(kv, q(k)+": "+q(im.Environment[k]))
+			kv = append(kv, q(k)+": "+q(env[k]))
 		}
 		add("Environment", "environment", "{"+strings.Join(kv, ", ")+"}")
 	}

@@ -794,3 +794,17 @@ func absIn(dir, p string) string {
 	}
 	return filepath.Join(dir, p)
 }
+
+// ScriptEnvironment is the environment the image's scripts get from its
+// configuration: Environment=, and $SUBIMAGE (the image's name) for an
+// image of mkosi.images/, as mkosi sets it; Environment= wins.
+func (im *Image) ScriptEnvironment() map[string]string {
+	env := map[string]string{}
+	if im.Name != "main" {
+		env["SUBIMAGE"] = im.Name
+	}
+	for k, v := range im.Environment {
+		env[k] = v
+	}
+	return env
+}

@@ -528,3 +528,15 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// epoch is the SOURCE_DATE_EPOCH of t's build: the image's own when it
+// sets one (mkosi's SourceDateEpoch=), else the build's.
+func (x *executor) epoch(t *rules.Target) int64 {
+	switch {
+	case t.Base != nil && t.Base.SourceDateEpoch != nil:
+		return *t.Base.SourceDateEpoch
+	case t.Ext != nil && t.Ext.SourceDateEpoch != nil:
+		return *t.Ext.SourceDateEpoch
+	}
+	return x.opts.Epoch
+}

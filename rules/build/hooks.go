@@ -139,7 +139,7 @@ type hookRun struct {
 // newHookRun prepares the scripts of t for a build whose tree is root
 // (meta) over the base tree baseRoot ("" none), with scratch space in work.
 func (x *executor) newHookRun(t *rules.Target, h *rules.Hooks, info baseInfo, a arch.Arch, imageID, version, work, root string, meta *tree.Meta, baseRoot string) (*hookRun, error) {
-	r := &hookRun{x: x, t: t, h: h, cfg: scriptConfig(h, info, a, imageID, version, x.opts.Epoch),
+	r := &hookRun{x: x, t: t, h: h, cfg: scriptConfig(h, info, a, imageID, version, x.epoch(t)),
 		work: work, root: root, meta: meta}
 	if a != arch.Native() {
 		for _, l := range [][]string{h.Prepare, h.Build, h.PostInst, h.Finalize} {
@@ -258,7 +258,7 @@ func (r *hookRun) prepareAndBuildDest(ctx context.Context) (string, error) {
 			base = r.lower[0]
 		}
 		if _, err := bp.in.Install(ctx, bp.res, layer, lm, InstallOptions{Scripts: !r.noScripts, BaseRoot: base,
-			Epoch: r.x.opts.Epoch, Report: r.x.reporter(r.t), Warn: r.x.warner(r.t)}); err != nil {
+			Epoch: r.x.epoch(r.t), Report: r.x.reporter(r.t), Warn: r.x.warner(r.t)}); err != nil {
 			return "", fmt.Errorf("installing build packages: %w", err)
 		}
 		b.lower = append([]string{layer}, b.lower...)
@@ -323,7 +323,7 @@ func (x *executor) syncScripts(ctx context.Context, t *rules.Target, h *rules.Ho
 	if h == nil || len(h.Sync) == 0 {
 		return nil
 	}
-	cfg := scriptConfig(h, info, a, imageID, version, x.opts.Epoch)
+	cfg := scriptConfig(h, info, a, imageID, version, x.epoch(t))
 	cfg.WithNetwork = true
 	var src string
 	if len(h.BuildSources) == 1 && h.BuildSources[0].Target == "/" {

@@ -130,7 +130,7 @@ func (x *executor) buildBase(ctx context.Context, t *rules.Target) error {
 	if err != nil {
 		return err
 	}
-	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.opts.Epoch,
+	inputs := baseInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: b, Trees: trees, Packages: packagesOf(res), Epoch: x.epoch(t),
 		Scripts: scriptsKey(in, b.NoScripts, b.Architecture), Hooks: hooks}
 	if lower != nil {
 		inputs.Lower = lower.key
@@ -201,7 +201,7 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 		return nil, err
 	}
 	meta := tree.NewMeta()
-	opts := InstallOptions{WithDocs: b.WithDocs, Scripts: inputs.Scripts != "off", Epoch: x.opts.Epoch, Report: rep, Warn: x.warner(t)}
+	opts := InstallOptions{WithDocs: b.WithDocs, Scripts: inputs.Scripts != "off", Epoch: x.epoch(t), Report: rep, Warn: x.warner(t)}
 	if lower != nil {
 		// The tree below first, as mkosi copies BaseTrees= in before
 		// anything else; the packages then go on top of it, into the
@@ -275,7 +275,7 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 	}
 	if b.Output == "tar" {
 		rep("writing tar", "")
-		n, err := tree.LoadDir(root, tree.Options{Epoch: x.opts.Epoch})
+		n, err := tree.LoadDir(root, tree.Options{Epoch: x.epoch(t)})
 		if err != nil {
 			return nil, err
 		}
@@ -418,7 +418,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 			return err
 		}
 	}
-	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: &attrs, Files: digest, Packages: packagesOf(res), Arch: a, Epoch: x.opts.Epoch, Hooks: hooks}
+	inputs := extInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: &attrs, Files: digest, Packages: packagesOf(res), Arch: a, Epoch: x.epoch(t), Hooks: hooks}
 	if bp != nil {
 		inputs.BuildPackages = packagesOf(bp.res)
 	}
@@ -455,7 +455,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	var notRun []string
 	if res != nil {
 		ir, err := in.Install(ctx, res, root, meta, InstallOptions{WithDocs: ext.WithDocs, Scripts: inputs.Scripts != "off",
-			BaseRoot: baseRoot, Epoch: x.opts.Epoch, Report: rep, Warn: x.warner(t)})
+			BaseRoot: baseRoot, Epoch: x.epoch(t), Report: rep, Warn: x.warner(t)})
 		if err != nil {
 			return nil, err // the installers name the step
 		}
@@ -517,7 +517,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	if err := extension.Prune(root, meta, kind); err != nil {
 		return nil, err
 	}
-	node, err := tree.Load(root, tree.Options{Meta: meta, Epoch: x.opts.Epoch})
+	node, err := tree.Load(root, tree.Options{Meta: meta, Epoch: x.epoch(t)})
 	if err != nil {
 		return nil, err
 	}
@@ -538,7 +538,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 	ir, err := x.opts.ImageWriter(ctx, img, ImageRequest{
 		Kind: ext.Kind, Root: node, Partitions: ext.Partitions, Format: ext.Format, Compression: ext.Compression,
 		Verity: ext.Verity, Key: ext.Key, Cert: ext.Certificate, Architecture: inputs.Arch,
-		Seed: seedOf(ext), Epoch: x.opts.Epoch,
+		Seed: seedOf(ext), Epoch: x.epoch(t),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("writing image: %w", err)
@@ -567,7 +567,7 @@ func (x *executor) runExtension(ctx context.Context, t *rules.Target, st *Stagin
 			return nil, err
 		}
 	}
-	if err := writeSBOM(st.Out(), img, t, info, inputs, lic, x.opts.Epoch); err != nil {
+	if err := writeSBOM(st.Out(), img, t, info, inputs, lic, x.epoch(t)); err != nil {
 		return nil, fmt.Errorf("writing SBOM: %w", err)
 	}
 	if ext.CompressOutput != "" {

@@ -167,6 +167,20 @@ func (a *args) boolean(k string, def bool) (bool, error) {
 	return bool(b), nil
 }
 
+// epoch reads a SOURCE_DATE_EPOCH: seconds since 1970, nil when unset.
+func (a *args) epoch(k string) (*int64, error) {
+	v, ok := a.vals[k]
+	if !ok {
+		return nil, nil
+	}
+	n, ok := v.(starlark.Int)
+	secs, exact := n.Int64()
+	if !ok || !exact || secs < 0 {
+		return nil, a.errf(k, "got %s, want a number of seconds since 1970-01-01 (0 or more)", v.String())
+	}
+	return &secs, nil
+}
+
 // strings converts a list of strings; a bare string is an error.
 func (a *args) strings(k string) ([]string, error) {
 	v, ok := a.vals[k]

@@ -20,6 +20,7 @@ const (
 	kPath
 	kEnum
 	kScope
+	kInt
 )
 
 type attrSpec struct {
@@ -40,6 +41,7 @@ var baseAttrs = []attrSpec{
 	{name: "with_recommends", kind: kBool},
 	{name: "with_docs", kind: kBool},
 	{name: "scripts", kind: kBool},
+	{name: "source_date_epoch", kind: kInt},
 	{name: "extra_trees", kind: kTrees},
 	{name: "skeleton_trees", kind: kTrees},
 	{name: "remove_files", kind: kStrings},
@@ -57,6 +59,7 @@ var extAttrs = []attrSpec{
 	{name: "with_recommends", kind: kBool},
 	{name: "with_docs", kind: kBool},
 	{name: "scripts", kind: kBool},
+	{name: "source_date_epoch", kind: kInt},
 	{name: "format", kind: kEnum, enum: image.Formats()},
 	{name: "compression", kind: kString},
 	{name: "verity", kind: kEnum, enum: image.VerityModes},

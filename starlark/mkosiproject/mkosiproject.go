@@ -203,8 +203,11 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 	if err := im.CheckSupported(); err != nil {
 		return nil, err
 	}
+	// SourceDateEpoch= set in the configuration is the image's own; else
+	// mkosi takes $SOURCE_DATE_EPOCH, as the build's epoch is.
+	var epoch *int64
 	if im.IsExplicit("SourceDateEpoch") {
-		return nil, gap(im, "SourceDateEpoch", "SourceDateEpoch= is not supported by sxb yet (set SOURCE_DATE_EPOCH in the environment instead)")
+		epoch = im.SourceDateEpoch
 	}
 	t := &rules.Target{Label: c.label(im), Pos: c.rel(pos(im, "Format"))}
 	switch {
@@ -213,6 +216,7 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 		if err != nil {
 			return nil, err
 		}
+		b.SourceDateEpoch = epoch
 		t.Kind, t.Base = rules.KindBaseImage, b
 		t.Publish = &rules.Publish{Dir: im.OutputDir(), File: im.OutputFile()}
 	case im.Format == "sysext" || im.Format == "confext" || im.Format == "disk":
@@ -220,6 +224,7 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 		if err != nil {
 			return nil, err
 		}
+		x.SourceDateEpoch = epoch
 		t.Kind, t.Ext = x.Kind, x
 		t.Publish = &rules.Publish{Dir: im.OutputDir(), File: im.OutputFile(), Manifest: im.Output + ".manifest.json"}
 		if x.Verity != "off" && slices.Contains(im.SplitArtifacts, "roothash") {
@@ -389,13 +394,14 @@ func (c *conv) hooks(im *mkosi.Image) (*rules.Hooks, error) {
 	h.WithNetwork = im.WithNetwork
 	h.EnvironmentFiles = im.EnvironmentFiles
 	h.Profiles = im.Profiles
-	keys := make([]string, 0, len(im.Environment))
-	for k := range im.Environment {
+	env := im.ScriptEnvironment()
+	keys := make([]string, 0, len(env))
+	for k := range env {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		h.Environment = append(h.Environment, rules.KV{Key: k, Value: im.Environment[k]})
+		h.Environment = append(h.Environment, rules.KV{Key: k, Value: env[k]})
 	}
 	if len(h.Build) > 0 {
 		h.BuildDir = im.BuildDirectory

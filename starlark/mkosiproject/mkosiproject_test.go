@@ -199,10 +199,22 @@ func TestSplitPartitions(t *testing.T) {
 	}
 }
 
-func TestSourceDateEpochGap(t *testing.T) {
-	dir := project(t, "mkosi.conf", distro+"[Content]\nSourceDateEpoch=5\n", "mkosi.images/a/mkosi.conf", "[Output]\nFormat=sysext\n")
-	if got := why(t, dir, "a"); !strings.Contains(got, "mkosi.conf:6:1: error: image a: SourceDateEpoch= is not supported") {
-		t.Errorf("unbuildable = %v", got)
+// TestSourceDateEpoch: SourceDateEpoch= in the configuration is the epoch
+// of every image inheriting it; without it, the build's epoch applies.
+func TestSourceDateEpoch(t *testing.T) {
+	dir := project(t, "mkosi.conf", distro+"[Content]\nSourceDateEpoch=5\n",
+		"mkosi.images/a/mkosi.conf", "[Output]\nFormat=sysext\n[Content]\nExtraTrees=tree\n", "mkosi.images/a/tree/usr/lib/x", "x",
+		"mkosi.images/b/mkosi.conf", "[Output]\nFormat=directory\n[Content]\nPackages=p\n")
+	ts := targets(t, dir)
+	if e := ts["a"].Ext.SourceDateEpoch; e == nil || *e != 5 {
+		t.Errorf("a: epoch %v, want 5", e)
+	}
+	if e := ts["b"].Base.SourceDateEpoch; e == nil || *e != 5 {
+		t.Errorf("b: epoch %v, want 5", e)
+	}
+	dir = project(t, "mkosi.conf", distro+"[Output]\nFormat=sysext\n[Content]\nExtraTrees=tree\n", "tree/usr/lib/x", "x")
+	if e := targets(t, dir)["image"].Ext.SourceDateEpoch; e != nil {
+		t.Errorf("no SourceDateEpoch=: epoch %d, want the build's", *e)
 	}
 }
 
