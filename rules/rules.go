@@ -220,14 +220,14 @@ type BaseImage struct {
 	WithDocs bool `json:"with_docs"`
 	// NoScripts turns off running the packages' maintainer scripts and
 	// triggers (scripts = False); native stand-ins are used instead.
-	NoScripts     bool     `json:"no_scripts,omitempty"`
+	NoScripts bool `json:"no_scripts,omitempty"`
 	// SourceDateEpoch, when set, is the image's own SOURCE_DATE_EPOCH
 	// (mkosi's SourceDateEpoch=): time stamps are clamped to it and
 	// scripts see it, instead of the build's.
-	SourceDateEpoch *int64 `json:"source_date_epoch,omitempty"`
-	ExtraTrees    []Tree   `json:"extra_trees,omitempty"`
-	SkeletonTrees []Tree   `json:"skeleton_trees,omitempty"`
-	RemoveFiles   []string `json:"remove_files,omitempty"`
+	SourceDateEpoch *int64   `json:"source_date_epoch,omitempty"`
+	ExtraTrees      []Tree   `json:"extra_trees,omitempty"`
+	SkeletonTrees   []Tree   `json:"skeleton_trees,omitempty"`
+	RemoveFiles     []string `json:"remove_files,omitempty"`
 	// Keyring is an absolute path, or "" for the distribution's default.
 	Keyring string `json:"keyring,omitempty"`
 	// AptSources are more apt repositories to install from (an mkosi
