@@ -244,7 +244,7 @@ func (r *root) runScripts(ctx context.Context, sp *scriptPlan, base string, opts
 	}
 	os.Chmod(tmp, 0o755)
 	so := sandbox.Options{
-		Root: r.t.Path(), Meta: r.meta,
+		Root: r.t.Path(), Meta: r.meta, Chroot: true, // as dpkg --root runs them
 		Args: []string{"/bin/sh", runnerPath},
 		Env: []string{"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true",
 			"SOURCE_DATE_EPOCH=" + strconv.FormatInt(opts.Epoch, 10)},

@@ -314,7 +314,7 @@ func (sr *scriptRun) runSteps(ctx context.Context, steps []Step) ([]stepFailure,
 	// root inside whoever that is outside.
 	os.Chmod(out, 0o777)
 	so := sandbox.Options{
-		Root: sr.dir, Meta: sr.meta,
+		Root: sr.dir, Meta: sr.meta, Chroot: true, // as pacman --root runs them
 		Args:  []string{ScriptletShell, stepsDir + "/runner"},
 		Env:   []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(sr.opts.Epoch, 10)},
 		Binds: []sandbox.Bind{{Source: in, Target: stepsDir}, {Source: out, Target: stepsOutDir, Writable: true}},

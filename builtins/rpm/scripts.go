@@ -274,7 +274,7 @@ func execSteps(ctx context.Context, rt *tree.Root, meta *tree.Meta, steps []step
 		return err
 	}
 	so := sandbox.Options{
-		Root: rt.Path(), Meta: meta,
+		Root: rt.Path(), Meta: meta, Chroot: true, // as rpm --root runs them
 		Env:   []string{"PATH=/sbin:/bin:/usr/sbin:/usr/bin", "SOURCE_DATE_EPOCH=" + strconv.FormatInt(opts.Epoch, 10)},
 		Binds: []sandbox.Bind{{Source: tmp, Target: stepsDir}},
 	}

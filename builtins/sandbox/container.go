@@ -23,6 +23,8 @@ type containerConfig struct {
 	// TreeAt and Links: see Options.
 	TreeAt string `json:"tree_at,omitempty"`
 	Links  []Link `json:"links,omitempty"`
+	// Chroot: see Options; the tree is then at chrootPath.
+	Chroot bool `json:"chroot,omitempty"`
 	// Lower, Upper and Work are the overlay's layers (host paths).
 	Lower []string `json:"lower"`
 	Upper string   `json:"upper"`
@@ -37,6 +39,10 @@ type containerConfig struct {
 // namespace, once it holds everything it needs from the host): a directory
 // every host has.
 const stagePath = "/tmp"
+
+// chrootPath is where the tree is, below the init's own root, when the
+// command runs chrooted (Options.Chroot).
+const chrootPath = "/root"
 
 // initMessage is what the init reports to the keeper: a setup error, or the
 // command's exit status.
@@ -170,6 +176,25 @@ func setupRoot(cfg *containerConfig, fds []int) error {
 		if err := unix.MoveMount(bindFDs[i], "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 			return fmt.Errorf("bind %s on %s: %w", b.Source, b.Target, err)
 		}
+	}
+	if cfg.Chroot {
+		// The init's root: an empty tmpfs holding only the tree. A
+		// command escaping its chroot finds nothing else.
+		outer := filepath.Join(stagePath, "outer")
+		if err := os.Mkdir(outer, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount("tmpfs", outer, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+			return fmt.Errorf("mounting the init's root: %w", err)
+		}
+		at := filepath.Join(outer, chrootPath)
+		if err := os.Mkdir(at, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(root, at, "", unix.MS_MOVE, ""); err != nil {
+			return fmt.Errorf("moving the tree below the init's root: %w", err)
+		}
+		root = outer
 	}
 	if err := os.Chdir(root); err != nil {
 		return err
@@ -396,18 +421,27 @@ func loopbackUp() error {
 // runCommand starts the command as PID 2, reaps every process until it has
 // exited, then kills whatever it left behind.
 func runCommand(cfg *containerConfig) initMessage {
-	bin, err := lookPath(cfg.Args[0], cfg.Env)
+	top := "/"
+	if cfg.Chroot {
+		top = chrootPath
+	}
+	bin, err := lookPath(top, cfg.Args[0], cfg.Env)
 	if err != nil {
 		return initMessage{Error: err.Error()}
 	}
-	if err := os.Chdir(cfg.Dir); err != nil {
+	if err := os.Chdir(filepath.Join(top, cfg.Dir)); err != nil {
 		return initMessage{Error: fmt.Sprintf("working directory: %v", err)}
 	}
-	proc, err := os.StartProcess(bin, cfg.Args, &os.ProcAttr{
+	attr := &os.ProcAttr{
 		Env:   cfg.Env,
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
-	})
+	}
+	if cfg.Chroot {
+		// The child chroots, then changes to Dir inside.
+		attr.Sys.Chroot, attr.Dir = chrootPath, cfg.Dir
+	}
+	proc, err := os.StartProcess(bin, cfg.Args, attr)
 	if err != nil {
 		return initMessage{Error: fmt.Sprintf("starting %s: %v", cfg.Args[0], err)}
 	}
@@ -439,7 +473,9 @@ func runCommand(cfg *containerConfig) initMessage {
 }
 
 // lookPath finds name in the PATH of env, inside the sandbox.
-func lookPath(name string, env []string) (string, error) {
+// top is where the command's root is in the init's view ("/", or
+// chrootPath); the path returned is the command's.
+func lookPath(top, name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
 	}
@@ -454,8 +490,15 @@ func lookPath(name string, env []string) (string, error) {
 			dir = "."
 		}
 		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		if st, err := os.Stat(filepath.Join(top, p)); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
 			return p, nil
+		}
+		if top != "/" {
+			// An absolute link resolves inside the chroot only: exec
+			// tells whether it is a command.
+			if st, err := os.Lstat(filepath.Join(top, p)); err == nil && st.Mode()&os.ModeSymlink != 0 {
+				return p, nil
+			}
 		}
 	}
 	return "", fmt.Errorf("%s: %w", name, errors.New("command not found in the sandbox's PATH"))

@@ -149,6 +149,13 @@ type Options struct {
 	// Links are symbolic links made in the sandbox's root (TreeAt only),
 	// such as /bin -> usr/bin beside a bound /usr.
 	Links []Link
+	// Chroot runs the command chrooted into the tree while the sandbox's
+	// init keeps a root of its own (an otherwise empty tmpfs), as a
+	// package manager installing into --root runs scripts: ischroot(1) and
+	// systemd-detect-virt --chroot then see a chroot, and scripts skip
+	// what only a running system needs (Debian's libc6 postinst no longer
+	// re-executes init and sleeps a second). Not with TreeAt.
+	Chroot bool
 }
 
 // Result tells what a run did besides writing the tree.
@@ -324,6 +331,10 @@ func newKeeperConfig(opts Options) (*keeperConfig, error) {
 		c.Hostname = "sxb"
 	}
 	c.Network = opts.Network
+	c.Chroot = opts.Chroot
+	if opts.Chroot && opts.TreeAt != "" {
+		return nil, errors.New("sandbox: Chroot and TreeAt exclude each other")
+	}
 	if opts.TreeAt != "" {
 		c.TreeAt = path.Clean(opts.TreeAt)
 		if !strings.HasPrefix(c.TreeAt, "/") || c.TreeAt == "/" {

@@ -246,3 +246,26 @@ func TestCancel(t *testing.T) {
 		t.Errorf("after cancel, the tree still has a file owned by %d", st.Uid)
 	}
 }
+
+// TestChroot: with Chroot the command's root is the tree while PID 1's is
+// not (what ischroot and systemd-detect-virt --chroot test), the working
+// directory and PATH lookup are the tree's, and a command breaking out of
+// its chroot finds only an empty directory around the tree.
+func TestChroot(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := busyboxTree(t)
+	writeFile(t, root, "etc/os-release", "ID=sandboxtest\n", 0o644)
+	os.MkdirAll(filepath.Join(root, "var/work"), 0o755)
+	same := `if [ "$(stat -L -c %d:%i /)" = "$(stat -L -c %d:%i /proc/1/root)" ]; then echo same; else echo chroot; fi`
+	out, _ := mustSh(t, Options{Root: root}, same)
+	if out != "same\n" {
+		t.Errorf("without Chroot: %q, want PID 1 to share the root", out)
+	}
+	out, _ = mustSh(t, Options{Root: root, Chroot: true, Dir: "/var/work"}, same+`; pwd; cat /etc/os-release; ls /proc/1/root`)
+	if out != "chroot\n/var/work\nID=sandboxtest\nroot\n" {
+		t.Errorf("with Chroot: %q, want a chroot in /var/work of the tree, PID 1's root holding only it", out)
+	}
+	if _, err := Run(context.Background(), Options{Root: root, Chroot: true, TreeAt: "/x", Args: []string{"true"}}); err == nil || !strings.Contains(err.Error(), "Chroot and TreeAt") {
+		t.Errorf("Chroot with TreeAt: %v", err)
+	}
+}
