@@ -684,8 +684,10 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 		out = append(out, Setting{Name: name, Value: value, Pos: pos, Reason: reason})
 	}
 	add := func(name, value string) { addWhy(name, value, "") }
+	// mkosi applies no first-boot settings to these (run_firstboot).
+	noFirstBoot := im.Overlay || im.Format == "sysext" || im.Format == "confext" || im.Format == "portable"
 	for _, s := range settings {
-		if s.How != hGap {
+		if s.How != hGap || s.FirstBoot && noFirstBoot {
 			continue
 		}
 		if _, set := im.Pos[s.Name]; !set {

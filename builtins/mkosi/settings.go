@@ -67,6 +67,10 @@ type setting struct {
 	// Hidden settings are not printed by the summary (mkosi prints a
 	// random default for them).
 	Hidden bool
+	// FirstBoot settings are what mkosi hands to systemd-firstboot, which
+	// it never runs for an extension or an Overlay=yes image: there they
+	// have no effect.
+	FirstBoot bool
 }
 
 var (
@@ -207,13 +211,13 @@ var settings = []*setting{
 	{Name: "FirmwareInclude", Section: "Content", Kind: tRaw, How: hIgnore},
 	{Name: "FirmwareExclude", Section: "Content", Kind: tRaw, How: hIgnore},
 	{Name: "FirmwareFiles", Section: "Content", Kind: tRaw, How: hIgnore},
-	{Name: "Locale", Section: "Content", Kind: tRaw, How: hGap},
-	{Name: "LocaleMessages", Section: "Content", Kind: tRaw, How: hGap},
-	{Name: "Keymap", Section: "Content", Scope: scInitrdInherit, Kind: tRaw, How: hGap},
-	{Name: "Timezone", Section: "Content", Scope: scInitrdInherit, Kind: tRaw, How: hGap},
-	{Name: "Hostname", Section: "Content", Scope: scInitrdInherit, Kind: tRaw, How: hGap},
-	{Name: "RootPassword", Section: "Content", Scope: scInitrdInherit, Kind: tRaw, How: hGap, Files: []string{"rootpw"}, ReadFile: true},
-	{Name: "RootShell", Section: "Content", Kind: tRaw, How: hGap},
+	{Name: "Locale", Section: "Content", Kind: tRaw, How: hGap, FirstBoot: true},
+	{Name: "LocaleMessages", Section: "Content", Kind: tRaw, How: hGap, FirstBoot: true},
+	{Name: "Keymap", Section: "Content", Scope: scInitrdInherit, Kind: tRaw, How: hGap, FirstBoot: true},
+	{Name: "Timezone", Section: "Content", Scope: scInitrdInherit, Kind: tRaw, How: hGap, FirstBoot: true},
+	{Name: "Hostname", Section: "Content", Scope: scInitrdInherit, Kind: tRaw, How: hGap, FirstBoot: true},
+	{Name: "RootPassword", Section: "Content", Scope: scInitrdInherit, Kind: tRaw, How: hGap, Files: []string{"rootpw"}, ReadFile: true, FirstBoot: true},
+	{Name: "RootShell", Section: "Content", Kind: tRaw, How: hGap, FirstBoot: true},
 	{Name: "MachineId", Section: "Content", Kind: tRaw, How: hGap, Files: []string{"machine-id"}, ReadFile: true},
 	{Name: "Autologin", Section: "Content", Kind: tRaw, How: hGap, Neutral: neutralBool},
 	{Name: "MakeInitrd", Section: "Content", Kind: tRaw, How: hGap, Neutral: neutralBool},
