@@ -204,6 +204,17 @@ type KV struct {
 	Value string `json:"value"`
 }
 
+// FirstBootKeys are the keys of BaseImage.FirstBoot in the order they
+// apply, each with the systemd-firstboot option it is and the credential
+// mkosi also stores in /usr/lib/credstore ("" none).
+var FirstBootKeys = []struct{ Key, Option, Credential string }{
+	{"locale", "--locale", "firstboot.locale"},
+	{"locale_messages", "--locale-messages", "firstboot.locale-messages"},
+	{"keymap", "--keymap", "firstboot.keymap"},
+	{"timezone", "--timezone", "firstboot.timezone"},
+	{"hostname", "--hostname", ""},
+}
+
 // BaseImage is a root file system assembled from distribution packages.
 type BaseImage struct {
 	Name         string `json:"name"`
@@ -253,7 +264,11 @@ type BaseImage struct {
 	Base     *Label    `json:"base,omitempty"`
 	BaseTree *TreeBase `json:"base_tree,omitempty"`
 	// Hooks are the image's build scripts; nil: none.
-	Hooks *Hooks `json:"hooks,omitempty"`
+	// FirstBoot are systemd-firstboot settings applied to the tree after
+	// the postinst scripts, as mkosi applies Locale=, Keymap= and the like
+	// (keys: FirstBootKeys, each at most once, in that order).
+	FirstBoot []KV   `json:"firstboot,omitempty"`
+	Hooks     *Hooks `json:"hooks,omitempty"`
 }
 
 // Hooks are an image's build scripts and what they are given, as mkosi

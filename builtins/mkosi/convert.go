@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/bazelbuild/buildtools/build"
 	"github.com/sxb-build/sxb/builtins/tree"
@@ -245,6 +246,22 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 	}
 	if len(im.RemoveFiles) > 0 {
 		add("RemoveFiles", "remove_files", qlist(im.RemoveFiles))
+	}
+	if rule == "base_image" && im.AppliesFirstBoot() && len(im.FirstBoot) > 0 {
+		// One dict for the settings mkosi hands systemd-firstboot, keyed
+		// as rules.FirstBootKeys (the snake case of the setting).
+		var kv []string
+		first := ""
+		for _, n := range FirstBootSettings {
+			if v, ok := im.FirstBoot[n]; ok {
+				kv = append(kv, q(snake(n))+": "+q(v))
+				if first == "" {
+					first = n
+				}
+				consumed[n] = true
+			}
+		}
+		add(first, "firstboot", "{"+strings.Join(kv, ", ")+"}")
 	}
 	if im.IsExplicit("SourceDateEpoch") && im.SourceDateEpoch != nil {
 		add("SourceDateEpoch", "source_date_epoch", strconv.FormatInt(*im.SourceDateEpoch, 10))
@@ -596,4 +613,20 @@ func (c *converter) render(im *Image, name string) string {
 	default:
 		return fmt.Sprint(v)
 	}
+}
+
+// snake spells a setting name in snake case: LocaleMessages ->
+// locale_messages.
+func snake(name string) string {
+	var b strings.Builder
+	for i, r := range name {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -196,7 +196,12 @@ type Image struct {
 	// means the project directory. BuildDirectory is BuildDirectory= or
 	// mkosi.builddir ("" none). EnvironmentFiles are EnvironmentFiles=
 	// and mkosi.env.
-	BuildSources     []Tree
+	BuildSources []Tree
+	// FirstBoot are the first-boot settings mkosi hands systemd-firstboot
+	// (Locale=, LocaleMessages=, Keymap=, Timezone=, Hostname=), by
+	// setting name, for a base tree; mkosi applies none to extensions or
+	// Overlay=yes images (see AppliesFirstBoot).
+	FirstBoot        map[string]string
 	BuildDirectory   string
 	WithNetwork      bool
 	EnvironmentFiles []string
@@ -655,6 +660,12 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 		}
 	}
 	im.EnvironmentFiles = list("EnvironmentFiles")
+	im.FirstBoot = map[string]string{}
+	for _, n := range FirstBootSettings {
+		if v := str(n); v != "" {
+			im.FirstBoot[n] = v
+		}
+	}
 	if v := str("WithNetwork"); v != "" {
 		im.WithNetwork, _ = parseBoolean(v) // checked in unsupported
 	}
@@ -684,8 +695,7 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 		out = append(out, Setting{Name: name, Value: value, Pos: pos, Reason: reason})
 	}
 	add := func(name, value string) { addWhy(name, value, "") }
-	// mkosi applies no first-boot settings to these (run_firstboot).
-	noFirstBoot := im.Overlay || im.Format == "sysext" || im.Format == "confext" || im.Format == "portable"
+	noFirstBoot := !im.AppliesFirstBoot()
 	for _, s := range settings {
 		if s.How != hGap || s.FirstBoot && noFirstBoot {
 			continue
@@ -809,4 +819,15 @@ func (im *Image) ScriptEnvironment() map[string]string {
 		env[k] = v
 	}
 	return env
+}
+
+// FirstBootSettings are the first-boot settings sxb applies to a base
+// tree, in the order of rules.FirstBootKeys.
+var FirstBootSettings = []string{"Locale", "LocaleMessages", "Keymap", "Timezone", "Hostname"}
+
+// AppliesFirstBoot says whether mkosi applies first-boot settings to the
+// image: never to an extension, a portable service or an Overlay=yes image
+// (mkosi's run_firstboot).
+func (im *Image) AppliesFirstBoot() bool {
+	return !im.Overlay && im.Format != "sysext" && im.Format != "confext" && im.Format != "portable"
 }

@@ -751,7 +751,7 @@ func TestUnsupported(t *testing.T) {
 		"mkosi.images/a/mkosi.conf":      "[Output]\nFormat=sysext\n[Content]\nBootable=yes\nHostname=x\nAutologin=no\n",
 		"mkosi.images/a/mkosi.postinst":  "#!/bin/sh\n",
 		"mkosi.images/b/mkosi.conf":      "[Output]\nFormat=uki\n",
-		"mkosi.images/c/mkosi.conf":      "[Output]\nFormat=directory\n[Content]\nHostname=y\n[Validation]\nChecksum=yes\n[Runtime]\n",
+		"mkosi.images/c/mkosi.conf":      "[Output]\nFormat=directory\n[Content]\nRootShell=/bin/zsh\n[Validation]\nChecksum=yes\n[Runtime]\n",
 		"mkosi.images/c/mkosi.build.d/x": "",
 	})
 	l := mustLoad(t, dir)
@@ -772,7 +772,7 @@ func TestUnsupported(t *testing.T) {
 		"b": {"Format@mkosi.images/b/mkosi.conf:2:1"},
 		// Checksum=yes: extensions have it (and Format=none has nothing
 		// to sum), base trees do not.
-		"c": {"Checksum@mkosi.images/c/mkosi.conf:6:1", "Hostname@mkosi.images/c/mkosi.conf:4:1"},
+		"c": {"Checksum@mkosi.images/c/mkosi.conf:6:1", "RootShell@mkosi.images/c/mkosi.conf:4:1"},
 		// a is bootable: mkosi adds its default initrd.
 		"default-initrd": {"Format@mkosi.images/a/mkosi.conf:4:1", "Include@mkosi.images/a/mkosi.conf:4:1"},
 	})

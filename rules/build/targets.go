@@ -249,6 +249,9 @@ func (x *executor) runBase(ctx context.Context, t *rules.Target, st *Staging, in
 			return nil, err
 		}
 	}
+	if err := x.applyFirstBoot(ctx, t, b, root, meta); err != nil {
+		return nil, err
+	}
 	if _, err := tree.RemoveGlobs(root, b.RemoveFiles, meta); err != nil {
 		return nil, err
 	}

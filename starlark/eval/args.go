@@ -266,3 +266,40 @@ func (a *args) dict(k string) ([]rules.KV, error) {
 	}
 	return out, nil
 }
+
+// firstboot reads base_image's firstboot dict: systemd-firstboot settings
+// by rules.FirstBootKeys name, returned in that order.
+func (a *args) firstboot() ([]rules.KV, error) {
+	const k = "firstboot"
+	v, ok := a.vals[k]
+	if !ok {
+		return nil, nil
+	}
+	d, ok := v.(*starlark.Dict)
+	if !ok {
+		return nil, a.errf(k, "got %s, want a dict of strings to strings", v.Type())
+	}
+	var names []string
+	for _, fk := range rules.FirstBootKeys {
+		names = append(names, fk.Key)
+	}
+	got := map[string]string{}
+	for _, item := range d.Items() {
+		ks, ok := item[0].(starlark.String)
+		if !ok || !slices.Contains(names, string(ks)) {
+			return nil, a.errf(k, "key %s: want one of %s", item[0].String(), strings.Join(names, ", "))
+		}
+		vs, ok := item[1].(starlark.String)
+		if !ok || vs == "" || strings.ContainsAny(string(vs), "\n\x00") {
+			return nil, a.errf(k, "value of %s: got %s, want a non-empty one-line string", ks.String(), item[1].String())
+		}
+		got[string(ks)] = string(vs)
+	}
+	var out []rules.KV
+	for _, n := range names {
+		if v, ok := got[n]; ok {
+			out = append(out, rules.KV{Key: n, Value: v})
+		}
+	}
+	return out, nil
+}

@@ -171,6 +171,7 @@ func (a *args) baseImage(name string) (*rules.BaseImage, string, error) {
 	set(func() (e error) { bi.Output, e = a.str("output", "directory"); return })
 	set(func() (e error) { bi.Base, bi.BaseTree, baseText, e = a.baseAttr(); return })
 	set(func() (e error) { bi.Hooks, e = a.hooks(); return })
+	set(func() (e error) { bi.FirstBoot, e = a.firstboot(); return })
 	if err != nil {
 		return nil, "", err
 	}

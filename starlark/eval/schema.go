@@ -42,6 +42,7 @@ var baseAttrs = []attrSpec{
 	{name: "with_docs", kind: kBool},
 	{name: "scripts", kind: kBool},
 	{name: "source_date_epoch", kind: kInt},
+	{name: "firstboot", kind: kDict},
 	{name: "extra_trees", kind: kTrees},
 	{name: "skeleton_trees", kind: kTrees},
 	{name: "remove_files", kind: kStrings},

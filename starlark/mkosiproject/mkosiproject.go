@@ -368,6 +368,13 @@ func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
 	if b.Hooks, err = c.hooks(im); err != nil {
 		return nil, err
 	}
+	if im.AppliesFirstBoot() {
+		for i, n := range mkosi.FirstBootSettings {
+			if v, ok := im.FirstBoot[n]; ok {
+				b.FirstBoot = append(b.FirstBoot, rules.KV{Key: rules.FirstBootKeys[i].Key, Value: v})
+			}
+		}
+	}
 	return b, nil
 }
 

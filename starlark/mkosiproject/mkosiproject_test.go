@@ -384,3 +384,19 @@ func TestExtensionBase(t *testing.T) {
 		t.Errorf("tool: %v %+v", tool.Unbuildable, tool.Ext)
 	}
 }
+
+// TestFirstBoot: a base tree's first-boot settings become its firstboot
+// attribute, in systemd-firstboot's order; an extension ignores them, as
+// mkosi does.
+func TestFirstBoot(t *testing.T) {
+	dir := project(t, "mkosi.conf", distro+"[Output]\nFormat=none\n",
+		"mkosi.images/b/mkosi.conf", "[Output]\nFormat=directory\n[Content]\nPackages=p\nHostname=box\nLocale=C.UTF-8\n",
+		"mkosi.images/a/mkosi.conf", "[Output]\nFormat=sysext\n[Content]\nExtraTrees=tree\nHostname=x\nTimezone=UTC\n", "mkosi.images/a/tree/usr/lib/x", "x")
+	ts := targets(t, dir)
+	if got := fmt.Sprint(ts["b"].Base.FirstBoot); got != "[{locale C.UTF-8} {hostname box}]" {
+		t.Errorf("base firstboot %s", got)
+	}
+	if a := ts["a"]; a == nil || a.Ext == nil || len(a.Unbuildable) > 0 {
+		t.Errorf("the sysext with first-boot settings: %+v", a)
+	}
+}
