@@ -100,9 +100,15 @@ func maxLiterals(budget int) int {
 	}
 	n := budget - 1
 	if n >= 15 {
-		// n literals need 1+(n-15)/255+1 header bytes.
+		// n literals need 1+(n-15)/255+1 header bytes: start from the
+		// estimate and settle on the largest n that fits (a step or two;
+		// counting down from budget-1 cost a loop per sequence).
+		n = budget - 2 - (budget-17)/256
 		for n > 0 && literalCost(n) > budget {
 			n--
+		}
+		for literalCost(n+1) <= budget {
+			n++
 		}
 	}
 	return n
