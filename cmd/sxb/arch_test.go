@@ -263,3 +263,33 @@ func TestArchLayeredBase(t *testing.T) {
 		t.Errorf("tool installs %q, want only fx-tool", got)
 	}
 }
+
+// TestArchBuildPackages: build packages on an Arch base are installed in
+// the build overlay only: the build script runs what fx-tool installs, the
+// image holds the script's output and none of the build packages.
+func TestArchBuildPackages(t *testing.T) {
+	fx := pacmantest.Get(t)
+	ws := archWorkspace(t, fx, fx.Mirror, []string{"filesystem"}, `
+sysext(
+    name = "tool",
+    base = base,
+    build_packages = ["fx-tool"],
+    build_scripts = ["build.sh"],
+    extension_release = {"ID": "_any"},
+)
+`)
+	os.WriteFile(filepath.Join(ws, "arch/build.sh"), []byte(`#!/bin/sh
+set -e
+mkdir -p "$DESTDIR/usr/share/tool"
+cp "$BUILDROOT/usr/bin/fx" "$DESTDIR/usr/share/tool/fx-seen"
+test -e "$BUILDROOT/var/lib/pacman/local" && echo db > "$DESTDIR/usr/share/tool/db-seen"
+`), 0o755)
+	sxbIn(t, ws, "build", "--progress=plain", "//arch:tool")
+	files := imageFiles(t, filepath.Join(ws, "sxb-out/arch/tool.raw"))
+	if !strings.Contains(files, "\nusr/share/tool/fx-seen\n") || !strings.Contains(files, "\nusr/share/tool/db-seen\n") {
+		t.Errorf("the build script's output is not in the image:\n%s", files)
+	}
+	if strings.Contains(files, "usr/bin/fx") || strings.Contains(files, "libfx") {
+		t.Errorf("build packages in the image:\n%s", files)
+	}
+}

@@ -171,3 +171,49 @@ func TestOpenSUSEScriptletsRootless(t *testing.T) {
 		t.Error("the base has no mime.cache")
 	}
 }
+
+// TestOpenSUSEBuildPackages: build packages on an openSUSE base are
+// installed in the build overlay only. The build script sees mime-extra's
+// file (and the cache its trigger rewrote); the image holds what the
+// script wrote to $DESTDIR and nothing of the build packages.
+func TestOpenSUSEBuildPackages(t *testing.T) {
+	dir := t.TempDir()
+	env, mirror := rpmtest.TumbleweedMirror(t, filepath.Join(dir, "fixture"), scriptedOSS(),
+		[]rpmtest.Pkg{{Name: "placeholder", Version: "1"}})
+	ws := filepath.Join(dir, "ws")
+	os.MkdirAll(filepath.Join(ws, "mime"), 0o755)
+	os.WriteFile(filepath.Join(ws, "WORKSPACE.star"), nil, 0o644)
+	build := mimeBuild(mirror, env.Keyring, "") + `
+sysext(
+    name = "tool",
+    base = base,
+    build_packages = ["mime-extra"],
+    build_scripts = ["build.sh"],
+    extension_release = {"ID": "_any"},
+)
+`
+	os.WriteFile(filepath.Join(ws, "mime/BUILD.star"), []byte(build), 0o644)
+	os.WriteFile(filepath.Join(ws, "mime/build.sh"), []byte(`#!/bin/sh
+set -e
+mkdir -p "$DESTDIR/usr/share/tool"
+cat "$BUILDROOT/usr/share/mime/packages/extra.xml" "$BUILDROOT/usr/share/mime/mime.cache" > "$DESTDIR/usr/share/tool/seen"
+`), 0o755)
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), &environ{stdout: &stdout, stderr: &stderr, dir: ws}, []string{"build", "--progress=plain", "//mime:tool"}); code != 0 {
+		t.Fatalf("sxb build: exit %d\n%s", code, stderr.String())
+	}
+	dest := filepath.Join(dir, "x")
+	if _, err := inspect.Extract(context.Background(), filepath.Join(ws, "sxb-out/mime/tool.raw"), dest, tree.NewMeta()); err != nil {
+		t.Fatal(err)
+	}
+	seen, err := os.ReadFile(filepath.Join(dest, "usr/share/tool/seen"))
+	if want := "extra\ncache 1\n/usr/share/mime/packages/extra.xml\nbase\nextra\n"; err != nil || string(seen) != want {
+		t.Errorf("what the build script saw: %q (%v), want %q", seen, err, want)
+	}
+	for _, p := range []string{"usr/share/mime/packages/extra.xml", "usr/share/mime/mime.cache"} {
+		if _, err := os.Lstat(filepath.Join(dest, p)); err == nil {
+			t.Errorf("the build packages' %s is in the image", p)
+		}
+	}
+}

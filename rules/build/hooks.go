@@ -345,15 +345,10 @@ type buildPackages struct {
 	res Resolved
 }
 
-// resolveBuildPackages resolves h.BuildPackages against the tree at
-// against (the base's installed packages). Only Debian and Ubuntu bases
-// can have them for now.
-func (x *executor) resolveBuildPackages(ctx context.Context, t *rules.Target, h *rules.Hooks, info baseInfo, a arch.Arch, against string) (*buildPackages, error) {
-	switch info.Distribution {
-	case "debian", "ubuntu", "kali":
-	default:
-		return nil, fmt.Errorf("build packages (BuildPackages=, build_packages) on a %s base are not supported yet (Debian and Ubuntu only)", info.Distribution)
-	}
+// resolveBuildPackages resolves h.BuildPackages against the base tree
+// baseRoot, whose installed packages (read from baseDB instead when set:
+// an extension's merged package databases) count as installed.
+func (x *executor) resolveBuildPackages(ctx context.Context, t *rules.Target, h *rules.Hooks, info baseInfo, a arch.Arch, baseRoot, baseDB string) (*buildPackages, error) {
 	in, err := x.installerFor(info.Distribution)
 	if err != nil {
 		return nil, err
@@ -364,8 +359,9 @@ func (x *executor) resolveBuildPackages(ctx context.Context, t *rules.Target, h 
 	bt.Label.Name += "~build-packages"
 	res, err := x.resolveUnrecorded(ctx, &bt, in, InstallRequest{
 		Distribution: info.Distribution, Release: info.Release, Architecture: a, Mirror: info.Mirror,
-		Repositories: info.Repositories, Packages: h.BuildPackages, BaseRoot: against, Keyring: info.Keyring,
+		Repositories: info.Repositories, Packages: h.BuildPackages, BaseRoot: baseRoot, BaseDB: baseDB, Keyring: info.Keyring,
 		CacheDir: x.opts.CacheDir, AptSources: info.AptSources, NoDefaultSources: info.NoDefaultSources,
+		AptPins: info.AptPins, RepoKeys: info.RepoKeys, KeyringDir: info.KeyringDir,
 	}, x.reporter(t))
 	if err != nil {
 		return nil, fmt.Errorf("resolving build packages: %w", err)

@@ -1,7 +1,6 @@
 package build
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -417,7 +416,7 @@ func (x *executor) buildExtension(ctx context.Context, t *rules.Target) error {
 		if baseRoot == "" {
 			return fmt.Errorf("build packages need a base image to resolve against (set base)")
 		}
-		if bp, err = x.resolveBuildPackages(ctx, t, h, info, a, cmp.Or(resolveRoot, baseRoot)); err != nil {
+		if bp, err = x.resolveBuildPackages(ctx, t, h, info, a, baseRoot, resolveRoot); err != nil {
 			return err
 		}
 	}

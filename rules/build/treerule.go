@@ -45,11 +45,7 @@ func (x *executor) buildTree(ctx context.Context, t *rules.Target) error {
 	inputs := treeInputs{Rule: t.Kind, Builtin: builtinVersion(), Attrs: tr, Base: baseKey, Hooks: hooks, Arch: a, Epoch: x.opts.Epoch}
 	var bp *buildPackages
 	if len(tr.Hooks.BuildPackages) > 0 {
-		against := resolveRoot
-		if against == "" {
-			against = baseRoot
-		}
-		if bp, err = x.resolveBuildPackages(ctx, t, tr.Hooks, info, a, against); err != nil {
+		if bp, err = x.resolveBuildPackages(ctx, t, tr.Hooks, info, a, baseRoot, resolveRoot); err != nil {
 			return err
 		}
 		inputs.BuildPackages = packagesOf(bp.res)
