@@ -30,7 +30,7 @@ func (im *Image) EffectiveVerity() string {
 // HasContent reports whether the image installs or copies anything; the
 // main image of many projects only carries settings for its subimages.
 func (im *Image) HasContent() bool {
-	return len(im.Packages) > 0 || len(im.BaseTrees) > 0 || len(im.SkeletonTrees) > 0 || len(im.ExtraTrees) > 0 ||
+	return len(im.AllPackages()) > 0 || len(im.BaseTrees) > 0 || len(im.SkeletonTrees) > 0 || len(im.ExtraTrees) > 0 ||
 		len(im.RepartDirs) > 0
 }
 
@@ -227,8 +227,9 @@ func (c *converter) image(b *strings.Builder, im *Image) {
 			add("BaseTrees", "base", q(base))
 		}
 	}
-	if len(im.Packages) > 0 || rule == "base_image" {
-		add("Packages", "packages", qlist(im.Packages))
+	if pkgs := im.AllPackages(); len(pkgs) > 0 || rule == "base_image" {
+		add("Packages", "packages", qlist(pkgs))
+		consumed["VolatilePackages"] = true
 	}
 	if rule == "base_image" {
 		if im.IsExplicit("WithRecommends") {

@@ -128,16 +128,20 @@ type Image struct {
 	LocalMirror  string
 	Repositories []string
 
-	Packages       []string // sorted as mkosi sorts them
-	BuildPackages  []string
-	RemovePackages []string
-	WithDocs       bool
-	WithRecommends bool
-	BaseTrees      []string
-	SkeletonTrees  []Tree
-	ExtraTrees     []Tree
-	RemoveFiles    []string
-	Bootable       string // "auto", "enabled" or "disabled"
+	Packages []string // sorted as mkosi sorts them
+	// VolatilePackages are installed after the build scripts (and never
+	// cached by mkosi); without build scripts that is the same image as
+	// Packages= (see AllPackages).
+	VolatilePackages []string
+	BuildPackages    []string
+	RemovePackages   []string
+	WithDocs         bool
+	WithRecommends   bool
+	BaseTrees        []string
+	SkeletonTrees    []Tree
+	ExtraTrees       []Tree
+	RemoveFiles      []string
+	Bootable         string // "auto", "enabled" or "disabled"
 	// SandboxTrees configure the package manager (mkosi.sandbox/,
 	// mkosi.pkgmngr/); AptSources are the apt repositories they add and
 	// NoDefaultSources says they replace mkosi's default ones.
@@ -660,6 +664,7 @@ func newImage(c *pctx, vals map[*setting]any, dir, configdir string) *Image {
 		}
 	}
 	im.EnvironmentFiles = list("EnvironmentFiles")
+	im.VolatilePackages = list("VolatilePackages")
 	im.FirstBoot = map[string]string{}
 	for _, n := range FirstBootSettings {
 		if v := str(n); v != "" {
@@ -722,6 +727,10 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 		case int64:
 			add(s.Name, fmt.Sprint(v))
 		}
+	}
+	if len(im.VolatilePackages) > 0 && len(im.Scripts["build"]) > 0 {
+		addWhy("VolatilePackages", strings.Join(im.VolatilePackages, " "),
+			"packages installed after the build scripts (often the ones they built into $PACKAGEDIR) are not supported by sxb yet")
 	}
 	if v, ok := vals[settingByName["WithNetwork"]].(string); ok && v != "" {
 		if _, err := parseBoolean(v); err != nil {
@@ -830,4 +839,17 @@ var FirstBootSettings = []string{"Locale", "LocaleMessages", "Keymap", "Timezone
 // (mkosi's run_firstboot).
 func (im *Image) AppliesFirstBoot() bool {
 	return !im.Overlay && im.Format != "sysext" && im.Format != "confext" && im.Format != "portable"
+}
+
+// AllPackages are the packages the image installs: Packages= then the
+// VolatilePackages= it does not already name. Without build scripts
+// (see unsupported) installing them together gives mkosi's image.
+func (im *Image) AllPackages() []string {
+	out := slices.Clone(im.Packages)
+	for _, p := range im.VolatilePackages {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

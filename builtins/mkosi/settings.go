@@ -166,7 +166,7 @@ var settings = []*setting{
 
 	{Name: "Packages", Section: "Content", Kind: tPackages},
 	{Name: "BuildPackages", Section: "Content", Kind: tPackages},
-	{Name: "VolatilePackages", Section: "Content", Kind: tPackages, How: hGap},
+	{Name: "VolatilePackages", Section: "Content", Kind: tPackages},
 	{Name: "PackageDirectories", Section: "Content", Scope: scUniversal, Kind: tPaths, How: hGap, Files: []string{"packages"}},
 	{Name: "VolatilePackageDirectories", Section: "Content", Scope: scUniversal, Kind: tPaths, How: hGap},
 	{Name: "WithRecommends", Section: "Content", Kind: tBool},

@@ -349,7 +349,7 @@ func (c *conv) base(im *mkosi.Image) (*rules.BaseImage, error) {
 	}
 	b := &rules.BaseImage{
 		Name: name(im), Distribution: im.Distribution, Release: im.Release, Architecture: a,
-		Mirror: im.Mirror, Repositories: im.Repositories, Packages: im.Packages, WithRecommends: im.WithRecommends,
+		Mirror: im.Mirror, Repositories: im.Repositories, Packages: im.AllPackages(), WithRecommends: im.WithRecommends,
 		WithDocs: im.WithDocs, ExtraTrees: trees(im.ExtraTrees), SkeletonTrees: trees(im.SkeletonTrees),
 		RemoveFiles: im.RemoveFiles, Output: im.Format, AptSources: im.AptSources, NoDefaultSources: im.NoDefaultSources,
 		RepoKeys: im.RepoKeys, KeyringDir: im.KeyringDir, AptPins: im.AptPins,
@@ -470,7 +470,7 @@ func (c *conv) extension(im *mkosi.Image) (*rules.Extension, error) {
 		}
 	}
 	x := &rules.Extension{
-		Name: name(im), Kind: kind, Packages: im.Packages, ExtraTrees: trees(im.ExtraTrees), RemoveFiles: im.RemoveFiles,
+		Name: name(im), Kind: kind, Packages: im.AllPackages(), ExtraTrees: trees(im.ExtraTrees), RemoveFiles: im.RemoveFiles,
 		WithRecommends: im.WithRecommends, WithDocs: im.WithDocs, Format: format, Verity: im.EffectiveVerity(),
 		Version: im.ImageVersion, ImageID: im.ImageID, Architecture: a,
 		ReleaseFromTrees: im.Format == "disk",

@@ -400,3 +400,18 @@ func TestFirstBoot(t *testing.T) {
 		t.Errorf("the sysext with first-boot settings: %+v", a)
 	}
 }
+
+// TestVolatilePackages: without build scripts, VolatilePackages= are
+// installed with Packages= (the image mkosi makes); with them, the image is
+// unbuildable, naming the setting.
+func TestVolatilePackages(t *testing.T) {
+	dir := project(t, "mkosi.conf", distro+"[Output]\nFormat=directory\n[Content]\nPackages=a\n b\nVolatilePackages=c\n b\n")
+	if got := fmt.Sprint(targets(t, dir)["image"].Base.Packages); got != "[a b c]" {
+		t.Errorf("packages %s, want [a b c]", got)
+	}
+	dir = project(t, "mkosi.conf", distro+"[Output]\nFormat=directory\n[Content]\nPackages=a\nVolatilePackages=c\n", "mkosi.build", "#!/bin/sh\n")
+	os.Chmod(filepath.Join(dir, "mkosi.build"), 0o755)
+	if got := why(t, dir, "image"); !strings.Contains(got, "mkosi.conf:9:1: error: image main: VolatilePackages=c: packages installed after the build scripts") {
+		t.Errorf("unbuildable = %v", got)
+	}
+}
