@@ -292,4 +292,17 @@ test -e "$BUILDROOT/var/lib/pacman/local" && echo db > "$DESTDIR/usr/share/tool/
 	if strings.Contains(files, "usr/bin/fx") || strings.Contains(files, "libfx") {
 		t.Errorf("build packages in the image:\n%s", files)
 	}
+	// sxb lock pins the build packages beside the target; a locked build
+	// installs exactly those.
+	sxbIn(t, ws, "lock", "//arch:tool")
+	lock, err := os.ReadFile(filepath.Join(ws, "arch", "sxb.lock.json"))
+	if err != nil || !strings.Contains(string(lock), `"tool~build-packages"`) || !strings.Contains(string(lock), "fx-tool") {
+		t.Fatalf("lock file (%v):\n%s", err, lock)
+	}
+	os.WriteFile(filepath.Join(ws, "arch", "sxb.lock.json"), []byte(strings.ReplaceAll(string(lock), `"fx-tool"`, `"fx-missing"`)), 0o644)
+	os.WriteFile(filepath.Join(ws, "arch/build.sh"), []byte("#!/bin/sh\nexit 0\n"), 0o755) // rebuild
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), &environ{stdout: &stdout, stderr: &stderr, dir: ws}, []string{"build", "--progress=plain", "//arch:tool"}); code == 0 || !strings.Contains(stderr.String(), "lock file") {
+		t.Errorf("a lock naming a build package the archive lacks: exit %d\n%s", code, stderr.String())
+	}
 }

@@ -338,6 +338,10 @@ func (x *executor) syncScripts(ctx context.Context, t *rules.Target, h *rules.Ho
 	return nil
 }
 
+// buildPackagesSuffix names the lock file entry of a target's build
+// packages: "<target>~build-packages".
+const buildPackagesSuffix = "~build-packages"
+
 // buildPackages are the resolved build packages of an image and their
 // installer.
 type buildPackages struct {
@@ -353,11 +357,11 @@ func (x *executor) resolveBuildPackages(ctx context.Context, t *rules.Target, h 
 	if err != nil {
 		return nil, err
 	}
-	// Pinned apart from the image's own packages: a lock file pins
-	// those only.
+	// Pinned apart from the image's own packages, under the target's
+	// name with buildPackagesSuffix in its package's lock file.
 	bt := *t
-	bt.Label.Name += "~build-packages"
-	res, err := x.resolveUnrecorded(ctx, &bt, in, InstallRequest{
+	bt.Label.Name += buildPackagesSuffix
+	res, err := x.resolve(ctx, &bt, in, InstallRequest{
 		Distribution: info.Distribution, Release: info.Release, Architecture: a, Mirror: info.Mirror,
 		Repositories: info.Repositories, Packages: h.BuildPackages, BaseRoot: baseRoot, BaseDB: baseDB, Keyring: info.Keyring,
 		CacheDir: x.opts.CacheDir, AptSources: info.AptSources, NoDefaultSources: info.NoDefaultSources,

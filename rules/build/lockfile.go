@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/sxb-build/sxb/internal/atomicfile"
 	"github.com/sxb-build/sxb/rules"
@@ -61,14 +62,19 @@ func ReadLocks(g *rules.Graph) (map[string][]byte, error) {
 func writeLocks(g *rules.Graph, pins map[string][]byte) error {
 	byPkg := map[string]map[string][]byte{}
 	for l, pin := range pins {
-		t := g.Targets[l]
+		// A target's build packages are pinned beside it.
+		owner, suffix := l, ""
+		if o, ok := strings.CutSuffix(l, buildPackagesSuffix); ok {
+			owner, suffix = o, buildPackagesSuffix
+		}
+		t := g.Targets[owner]
 		if t == nil || len(pin) == 0 {
 			continue
 		}
 		if byPkg[t.Label.Pkg] == nil {
 			byPkg[t.Label.Pkg] = map[string][]byte{}
 		}
-		byPkg[t.Label.Pkg][t.Label.Name] = pin
+		byPkg[t.Label.Pkg][t.Label.Name+suffix] = pin
 	}
 	pkgs := make([]string, 0, len(byPkg))
 	for p := range byPkg {
