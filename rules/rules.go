@@ -306,6 +306,9 @@ type Hooks struct {
 	PassEnvironment  []string `json:"pass_environment,omitempty"`
 	EnvironmentFiles []string `json:"environment_files,omitempty"`
 	Profiles         []string `json:"profiles,omitempty"`
+	// MkosiConfig is the image's configuration as mkosi dumps it for
+	// $MKOSI_CONFIG (mkosi projects only; "" none).
+	MkosiConfig string `json:"mkosi_config,omitempty"`
 }
 
 // Empty says h runs no script.

@@ -47,3 +47,10 @@ func (p *Project) SummaryJSON() ([]byte, error) {
 	}
 	return append(b, '\n'), nil
 }
+
+// ConfigJSON is the image's configuration as mkosi hands it to scripts in
+// $MKOSI_CONFIG: its element of "mkosi --json summary" (keys sorted,
+// four-space indentation).
+func (im *Image) ConfigJSON() ([]byte, error) {
+	return json.MarshalIndent(im.Summary(), "", "    ")
+}

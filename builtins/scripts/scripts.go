@@ -93,7 +93,14 @@ type Config struct {
 	WithDocs    bool
 	// UID and GID are $MKOSI_UID and $MKOSI_GID: the builder's ids.
 	UID, GID int
+	// MkosiConfig, when set, is the image's configuration as mkosi dumps
+	// it (one image of "mkosi --json summary"): bound read-only at
+	// ConfigPath and named by $MKOSI_CONFIG.
+	MkosiConfig []byte
 }
+
+// ConfigPath is where $MKOSI_CONFIG points inside the sandbox (mkosi's).
+const ConfigPath = "/work/config.json"
 
 // UserEnv is the environment the user configured, resolved: the
 // environment files, the passed host variables, then Environment.
@@ -327,9 +334,18 @@ func (c *Config) Execute(ctx context.Context, r Run) (*sandbox.Result, error) {
 	if r.OutputDir != "" && (r.Phase == PostInst || r.Phase == Finalize || r.Phase == PostOutput || r.Phase == Clean) {
 		binds = append(binds, sandbox.Bind{Source: r.OutputDir, Target: OutputDir, Writable: true})
 	}
+	env := c.Environ(r.Phase, chroot, r.BuildDir != "")
+	if len(c.MkosiConfig) > 0 {
+		f := filepath.Join(scratch, "config.json")
+		if err := os.WriteFile(f, c.MkosiConfig, 0o644); err != nil {
+			return nil, err
+		}
+		binds = append(binds, sandbox.Bind{Source: f, Target: ConfigPath})
+		env = append(env, "MKOSI_CONFIG="+ConfigPath)
+	}
 	opts := sandbox.Options{
 		Args: []string{r.Phase.scriptPath()}, Dir: SrcDir, Network: c.WithNetwork,
-		Env: append(c.Environ(r.Phase, chroot, r.BuildDir != ""), user...),
+		Env: append(env, user...),
 	}
 	if r.Arg != "" {
 		opts.Args = append(opts.Args, r.Arg)

@@ -55,6 +55,9 @@ func hooksDigest(h *rules.Hooks) (string, error) {
 	for _, kv := range env {
 		fmt.Fprintf(hs, "env %q\n", kv)
 	}
+	if h.MkosiConfig != "" {
+		fmt.Fprintf(hs, "mkosi-config %x\n", sha256.Sum256([]byte(h.MkosiConfig)))
+	}
 	return hex.EncodeToString(hs.Sum(nil)), nil
 }
 
@@ -110,6 +113,9 @@ func scriptConfig(h *rules.Hooks, info baseInfo, a arch.Arch, imageID, version s
 	}
 	for _, kv := range h.Environment {
 		c.Environment = append(c.Environment, kv.Key+"="+kv.Value)
+	}
+	if h.MkosiConfig != "" {
+		c.MkosiConfig = []byte(h.MkosiConfig)
 	}
 	return c
 }

@@ -401,6 +401,11 @@ func (c *conv) hooks(im *mkosi.Image) (*rules.Hooks, error) {
 	h.WithNetwork = im.WithNetwork
 	h.EnvironmentFiles = im.EnvironmentFiles
 	h.Profiles = im.Profiles
+	cfg, err := im.ConfigJSON()
+	if err != nil {
+		return nil, err
+	}
+	h.MkosiConfig = string(cfg)
 	env := im.ScriptEnvironment()
 	keys := make([]string, 0, len(env))
 	for k := range env {
