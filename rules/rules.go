@@ -309,6 +309,9 @@ type Hooks struct {
 	// MkosiConfig is the image's configuration as mkosi dumps it for
 	// $MKOSI_CONFIG (mkosi projects only; "" none).
 	MkosiConfig string `json:"mkosi_config,omitempty"`
+	// SandboxTrees are host directories whose files the scripts that run
+	// on the host's tools see at Target (mkosi's SandboxTrees=).
+	SandboxTrees []Tree `json:"sandbox_trees,omitempty"`
 }
 
 // Empty says h runs no script.

@@ -22,8 +22,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -97,7 +100,15 @@ type Config struct {
 	// it (one image of "mkosi --json summary"): bound read-only at
 	// ConfigPath and named by $MKOSI_CONFIG.
 	MkosiConfig []byte
+	// SandboxTrees are host directories whose files and links the scripts
+	// that run on the host's tools see at their Target (mkosi's
+	// SandboxTrees=: configuration the tools read, such as /etc/apt).
+	SandboxTrees []SandboxTree
 }
+
+// SandboxTree is a host directory (Source) seen at Target ("" or "/":
+// the root) by scripts that run on the host's tools.
+type SandboxTree struct{ Source, Target string }
 
 // ConfigPath is where $MKOSI_CONFIG points inside the sandbox (mkosi's).
 const ConfigPath = "/work/config.json"
@@ -358,6 +369,9 @@ func (c *Config) Execute(ctx context.Context, r Run) (*sandbox.Result, error) {
 		opts.Root, opts.Meta, opts.Lower, opts.LowerMeta = r.Tree, r.Meta, r.Lower, r.LowerMeta
 		opts.TreeAt = BuildRoot
 		opts.Binds, opts.Links = HostTools()
+		if opts.Binds, opts.Links, err = c.withSandboxTrees(opts.Binds, opts.Links); err != nil {
+			return nil, err
+		}
 		opts.Binds = append(opts.Binds, binds...)
 	default:
 		// No image: a scratch directory is the tree, at /var/tmp.
@@ -367,6 +381,9 @@ func (c *Config) Execute(ctx context.Context, r Run) (*sandbox.Result, error) {
 		}
 		opts.Root, opts.TreeAt = vt, "/var/tmp"
 		opts.Binds, opts.Links = HostTools()
+		if opts.Binds, opts.Links, err = c.withSandboxTrees(opts.Binds, opts.Links); err != nil {
+			return nil, err
+		}
 		opts.Binds = append(opts.Binds, binds...)
 	}
 	tail := &tailWriter{max: TailLines}
@@ -413,6 +430,55 @@ func HostTools() ([]sandbox.Bind, []sandbox.Link) {
 		}
 	}
 	return binds, links
+}
+
+// withSandboxTrees adds the files and links of c.SandboxTrees to the host
+// tools' binds and links: each file is bound read-only at its place (a
+// later tree's file, or a tree's, replaces an earlier one or the host's);
+// directories exist as the files need them. Places the sandbox owns (the
+// host's /usr and its links, the image at /buildroot, /work, /proc, /dev)
+// are refused.
+func (c *Config) withSandboxTrees(binds []sandbox.Bind, links []sandbox.Link) ([]sandbox.Bind, []sandbox.Link, error) {
+	reserved := []string{"/usr", BuildRoot, "/work", "/proc", "/dev", "/var/tmp"}
+	for _, l := range links {
+		reserved = append(reserved, l.Path)
+	}
+	for _, st := range c.SandboxTrees {
+		top := path.Join("/", st.Target)
+		err := filepath.WalkDir(st.Source, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(st.Source, p)
+			target := path.Join(top, filepath.ToSlash(rel))
+			for _, r := range reserved {
+				if target == r || strings.HasPrefix(target, r+"/") {
+					return fmt.Errorf("%s: scripts take %s from the sandbox (the host's tools, the image, mkosi's /work), not from a sandbox tree", p, r)
+				}
+			}
+			switch {
+			case d.IsDir():
+				return nil
+			case d.Type()&fs.ModeSymlink != 0:
+				lt, err := os.Readlink(p)
+				if err != nil {
+					return err
+				}
+				binds = slices.DeleteFunc(binds, func(b sandbox.Bind) bool { return b.Target == target })
+				links = append(slices.DeleteFunc(links, func(l sandbox.Link) bool { return l.Path == target }), sandbox.Link{Path: target, Target: lt})
+			case d.Type().IsRegular():
+				links = slices.DeleteFunc(links, func(l sandbox.Link) bool { return l.Path == target })
+				binds = append(slices.DeleteFunc(binds, func(b sandbox.Bind) bool { return b.Target == target }), sandbox.Bind{Source: p, Target: target})
+			default:
+				return fmt.Errorf("%s: not a file, directory or symbolic link", p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("sandbox tree %s: %w", st.Source, err)
+		}
+	}
+	return binds, links, nil
 }
 
 // tailWriter keeps the last max lines written to it.

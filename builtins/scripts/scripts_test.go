@@ -293,3 +293,42 @@ func TestOutput(t *testing.T) {
 		t.Errorf("failing program: %v", err)
 	}
 }
+
+// TestSandboxTrees: scripts on the host's tools see the sandbox trees'
+// files and links at their place (a later tree winning, over the host's
+// own /etc files too), read-only; a tree reaching into /usr is refused.
+func TestSandboxTrees(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := imageTree(t)
+	host := t.TempDir()
+	a, b := filepath.Join(host, "a"), filepath.Join(host, "b")
+	os.MkdirAll(filepath.Join(a, "etc/apt/sources.list.d"), 0o755)
+	os.WriteFile(filepath.Join(a, "etc/apt/sources.list.d/x.sources"), []byte("from a\n"), 0o644)
+	os.WriteFile(filepath.Join(a, "etc/resolv.conf"), []byte("nameserver 192.0.2.1\n"), 0o644)
+	os.MkdirAll(b, 0o755)
+	os.WriteFile(filepath.Join(b, "x.sources"), []byte("from b\n"), 0o644)
+	os.Symlink("x.sources", filepath.Join(b, "y.sources"))
+	c := config()
+	c.SandboxTrees = []SandboxTree{{Source: a}, {Source: b, Target: "/etc/apt/sources.list.d"}}
+	var log strings.Builder
+	_, err := c.Execute(context.Background(), Run{Phase: PostInst, Arg: "final", Tree: root, Meta: tree.NewMeta(), Output: &log,
+		Script: script(t, host, "mkosi.postinst", "#!/bin/sh\nset -e\nd=/etc/apt/sources.list.d\n"+
+			"cat $d/x.sources $d/y.sources /etc/resolv.conf > \"$BUILDROOT/usr/share/seen\"\n"+
+			"echo changed > $d/x.sources 2>/dev/null && echo WRITABLE >> \"$BUILDROOT/usr/share/seen\" || true\n")})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if got := read(t, filepath.Join(root, "usr/share/seen")); got != "from b\nfrom b\nnameserver 192.0.2.1\n" {
+		t.Errorf("what the script saw: %q", got)
+	}
+	if got := read(t, filepath.Join(b, "x.sources")); got != "from b\n" {
+		t.Errorf("the sandbox tree changed: %q", got)
+	}
+	os.MkdirAll(filepath.Join(host, "bad/usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(host, "bad/usr/bin/tool"), nil, 0o755)
+	c.SandboxTrees = []SandboxTree{{Source: filepath.Join(host, "bad")}}
+	_, err = c.Execute(context.Background(), Run{Phase: PostInst, Tree: root, Meta: tree.NewMeta(), Script: script(t, host, "p2", "#!/bin/sh\n")})
+	if err == nil || !strings.Contains(err.Error(), "scripts take /usr from the sandbox") {
+		t.Errorf("a sandbox tree with /usr: %v", err)
+	}
+}

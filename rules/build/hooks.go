@@ -58,6 +58,13 @@ func hooksDigest(h *rules.Hooks) (string, error) {
 	if h.MkosiConfig != "" {
 		fmt.Fprintf(hs, "mkosi-config %x\n", sha256.Sum256([]byte(h.MkosiConfig)))
 	}
+	for _, st := range h.SandboxTrees {
+		d, err := sourceDigest(st.Source, nil)
+		if err != nil {
+			return "", fmt.Errorf("sandbox tree %s: %w", st.Source, err)
+		}
+		fmt.Fprintf(hs, "sandbox-tree %s %s\n", st.Target, d)
+	}
 	return hex.EncodeToString(hs.Sum(nil)), nil
 }
 
@@ -116,6 +123,9 @@ func scriptConfig(h *rules.Hooks, info baseInfo, a arch.Arch, imageID, version s
 	}
 	if h.MkosiConfig != "" {
 		c.MkosiConfig = []byte(h.MkosiConfig)
+	}
+	for _, t := range h.SandboxTrees {
+		c.SandboxTrees = append(c.SandboxTrees, scripts.SandboxTree{Source: t.Source, Target: t.Target})
 	}
 	return c
 }

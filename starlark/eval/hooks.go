@@ -42,6 +42,7 @@ func (a *args) hooks() (*rules.Hooks, error) {
 	}
 	set(func() (e error) { h.BuildPackages, e = a.strings("build_packages"); return })
 	set(func() (e error) { h.BuildSources, e = a.trees("build_sources"); return })
+	set(func() (e error) { h.SandboxTrees, e = a.trees("sandbox_trees"); return })
 	set(func() (e error) { h.WithNetwork, e = a.boolean("with_network", false); return })
 	set(func() (e error) { h.Environment, e = a.dict("environment"); return })
 	set(func() (e error) {
@@ -57,6 +58,11 @@ func (a *args) hooks() (*rules.Hooks, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, st := range h.SandboxTrees {
+		if st.Label != nil {
+			return nil, a.errf("sandbox_trees", "%s: sandbox trees are directories, not targets", st.Label)
+		}
 	}
 	for _, kv := range h.Environment {
 		if kv.Key == "" || strings.ContainsAny(kv.Key, "=\x00") {

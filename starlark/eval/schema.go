@@ -92,6 +92,7 @@ var hookAttrs = []attrSpec{
 	{name: "clean_scripts", kind: kStrings},
 	{name: "build_packages", kind: kStrings},
 	{name: "build_sources", kind: kTrees},
+	{name: "sandbox_trees", kind: kTrees},
 	{name: "build_dir", kind: kString},
 	{name: "with_network", kind: kBool},
 	{name: "environment", kind: kDict},

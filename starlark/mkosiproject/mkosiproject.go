@@ -406,6 +406,9 @@ func (c *conv) hooks(im *mkosi.Image) (*rules.Hooks, error) {
 		return nil, err
 	}
 	h.MkosiConfig = string(cfg)
+	for _, st := range im.SandboxTrees {
+		h.SandboxTrees = append(h.SandboxTrees, rules.Tree{Source: st.Source, Target: "/" + strings.Trim(st.Target, "/")})
+	}
 	env := im.ScriptEnvironment()
 	keys := make([]string, 0, len(env))
 	for k := range env {
