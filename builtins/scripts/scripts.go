@@ -435,14 +435,19 @@ func HostTools() ([]sandbox.Bind, []sandbox.Link) {
 // withSandboxTrees adds the files and links of c.SandboxTrees to the host
 // tools' binds and links: each file is bound read-only at its place (a
 // later tree's file, or a tree's, replaces an earlier one or the host's);
-// directories exist as the files need them. Places the sandbox owns (the
-// host's /usr and its links, the image at /buildroot, /work, /proc, /dev)
-// are refused.
+// directories exist as the files need them. What a tree has below /usr
+// (and the merged-/usr links) is left out: the host's /usr is bound whole.
+// Places the sandbox owns (the image at /buildroot, /work, /proc, /dev,
+// /var/tmp) are refused.
 func (c *Config) withSandboxTrees(binds []sandbox.Bind, links []sandbox.Link) ([]sandbox.Bind, []sandbox.Link, error) {
-	reserved := []string{"/usr", BuildRoot, "/work", "/proc", "/dev", "/var/tmp"}
+	// The host's /usr is bound read-only as a whole: what a tree has
+	// there (package managers' keyrings, mostly) cannot be placed in it
+	// and is left out.
+	hostUsr := []string{"/usr"}
 	for _, l := range links {
-		reserved = append(reserved, l.Path)
+		hostUsr = append(hostUsr, l.Path)
 	}
+	reserved := []string{BuildRoot, "/work", "/proc", "/dev", "/var/tmp"}
 	for _, st := range c.SandboxTrees {
 		top := path.Join("/", st.Target)
 		err := filepath.WalkDir(st.Source, func(p string, d fs.DirEntry, err error) error {
@@ -451,9 +456,17 @@ func (c *Config) withSandboxTrees(binds []sandbox.Bind, links []sandbox.Link) ([
 			}
 			rel, _ := filepath.Rel(st.Source, p)
 			target := path.Join(top, filepath.ToSlash(rel))
+			for _, r := range hostUsr {
+				if target == r || strings.HasPrefix(target, r+"/") {
+					if d.IsDir() {
+						return filepath.SkipDir
+					}
+					return nil
+				}
+			}
 			for _, r := range reserved {
 				if target == r || strings.HasPrefix(target, r+"/") {
-					return fmt.Errorf("%s: scripts take %s from the sandbox (the host's tools, the image, mkosi's /work), not from a sandbox tree", p, r)
+					return fmt.Errorf("%s: scripts take %s from the sandbox (the image, mkosi's /work, the kernel's file systems), not from a sandbox tree", p, r)
 				}
 			}
 			switch {

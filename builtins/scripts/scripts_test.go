@@ -296,7 +296,8 @@ func TestOutput(t *testing.T) {
 
 // TestSandboxTrees: scripts on the host's tools see the sandbox trees'
 // files and links at their place (a later tree winning, over the host's
-// own /etc files too), read-only; a tree reaching into /usr is refused.
+// own /etc files too), read-only; what it has below /usr is left out, a
+// tree reaching into /work is refused.
 func TestSandboxTrees(t *testing.T) {
 	testenv.NeedRoot(t)
 	root := imageTree(t)
@@ -324,11 +325,19 @@ func TestSandboxTrees(t *testing.T) {
 	if got := read(t, filepath.Join(b, "x.sources")); got != "from b\n" {
 		t.Errorf("the sandbox tree changed: %q", got)
 	}
-	os.MkdirAll(filepath.Join(host, "bad/usr/bin"), 0o755)
-	os.WriteFile(filepath.Join(host, "bad/usr/bin/tool"), nil, 0o755)
-	c.SandboxTrees = []SandboxTree{{Source: filepath.Join(host, "bad")}}
-	_, err = c.Execute(context.Background(), Run{Phase: PostInst, Tree: root, Meta: tree.NewMeta(), Script: script(t, host, "p2", "#!/bin/sh\n")})
-	if err == nil || !strings.Contains(err.Error(), "scripts take /usr from the sandbox") {
+	// Below /usr (the host's, bound whole) a tree's files are left out.
+	os.MkdirAll(filepath.Join(a, "usr/share/keyrings"), 0o755)
+	os.WriteFile(filepath.Join(a, "usr/share/keyrings/x.gpg"), nil, 0o644)
+	_, err = c.Execute(context.Background(), Run{Phase: PostInst, Tree: root, Meta: tree.NewMeta(),
+		Script: script(t, host, "p2", "#!/bin/sh\n! test -e /usr/share/keyrings/x.gpg\n")})
+	if err != nil {
 		t.Errorf("a sandbox tree with /usr: %v", err)
+	}
+	os.MkdirAll(filepath.Join(host, "bad/work"), 0o755)
+	os.WriteFile(filepath.Join(host, "bad/work/x"), nil, 0o644)
+	c.SandboxTrees = []SandboxTree{{Source: filepath.Join(host, "bad")}}
+	_, err = c.Execute(context.Background(), Run{Phase: PostInst, Tree: root, Meta: tree.NewMeta(), Script: script(t, host, "p3", "#!/bin/sh\n")})
+	if err == nil || !strings.Contains(err.Error(), "scripts take /work from the sandbox") {
+		t.Errorf("a sandbox tree with /work: %v", err)
 	}
 }
