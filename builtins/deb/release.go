@@ -80,6 +80,7 @@ func parseRelease(text []byte) (*release, error) {
 	}
 	sums := para.Get("SHA256")
 	if sums == "" {
+		//lint:ignore ST1005 Release is the file's name
 		return nil, fmt.Errorf("Release file has no SHA256 field")
 	}
 	for i, line := range strings.Split(sums, "\n") {
@@ -88,10 +89,12 @@ func parseRelease(text []byte) (*release, error) {
 			continue
 		}
 		if len(f) != 3 {
+			//lint:ignore ST1005 Release is the file's name
 			return nil, fmt.Errorf("Release SHA256 entry %d: want \"hash size path\", got %q", i, truncate(line))
 		}
 		size, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil || len(f[0]) != 64 {
+			//lint:ignore ST1005 Release is the file's name
 			return nil, fmt.Errorf("Release SHA256 entry %d: malformed %q", i, truncate(line))
 		}
 		r.files[f[2]] = fileSum{size: size, sha: strings.ToLower(f[0])}
@@ -186,6 +189,7 @@ func verifyDetached(text, sig []byte, kr openpgp.EntityList, now time.Time) erro
 		_, err = openpgp.CheckDetachedSignature(kr, bytes.NewReader(text), bytes.NewReader(sig), cfg)
 	}
 	if err != nil {
+		//lint:ignore ST1005 Release.gpg is the file's name
 		return fmt.Errorf("Release.gpg: %s: %w", signatureProblem(err), ErrSignature)
 	}
 	return nil

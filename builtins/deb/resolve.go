@@ -127,22 +127,27 @@ func parseInfo(depends, pre, rec, conflicts, breaks, provides, arch string) (*pi
 		return nil, fmt.Errorf("Pre-Depends: %w", err)
 	}
 	if in.dep, err = parseDeps(depends, arch); err != nil {
+		//lint:ignore ST1005 Depends is the control field's name
 		return nil, fmt.Errorf("Depends: %w", err)
 	}
 	if in.rec, err = parseDeps(rec, arch); err != nil {
+		//lint:ignore ST1005 Recommends is the control field's name
 		return nil, fmt.Errorf("Recommends: %w", err)
 	}
 	c, err := parseDeps(conflicts, arch)
 	if err != nil {
+		//lint:ignore ST1005 Conflicts is the control field's name
 		return nil, fmt.Errorf("Conflicts: %w", err)
 	}
 	b, err := parseDeps(breaks, arch)
 	if err != nil {
+		//lint:ignore ST1005 Breaks is the control field's name
 		return nil, fmt.Errorf("Breaks: %w", err)
 	}
 	in.conf = append(c, b...)
 	pv, err := parseDeps(provides, arch)
 	if err != nil {
+		//lint:ignore ST1005 Provides is the control field's name
 		return nil, fmt.Errorf("Provides: %w", err)
 	}
 	for _, a := range pv {
