@@ -750,9 +750,6 @@ func unsupported(im *Image, vals map[*setting]any) []Setting {
 	if contains(im.ManifestFormat, "changelog") {
 		addWhy("ManifestFormat", strings.Join(im.ManifestFormat, ","), "the changelog report (<output>.changelog) is not supported by sxb yet")
 	}
-	if (im.Format == "directory" || im.Format == "tar") && im.Checksum {
-		addWhy("Checksum", "yes", "<output>.SHA256SUMS of a base tree is not supported by sxb yet (only of extensions)")
-	}
 	if (im.Format == "directory" || im.Format == "tar") && vals[settingByName["CleanPackageMetadata"]] == "enabled" {
 		addWhy("CleanPackageMetadata", "yes", "removing the package manager's metadata from a base tree is not supported by sxb yet (extensions never carry it)")
 	}

@@ -232,13 +232,30 @@ func (x *executor) publishBase(t *rules.Target, e *Entry) ([]string, error) {
 		if err := applyMode(dir, []string{tarName}, t.Publish); err != nil {
 			return nil, err
 		}
+		if err := x.publishBaseSums(t, dir, []string{tarName}); err != nil {
+			return nil, err
+		}
 		return []string{dst}, x.publishSymlink(t, dir)
 	}
 	dst, err := publishDir(dir, name, e)
 	if err != nil {
 		return nil, err
 	}
-	return []string{dst}, nil
+	// mkosi sums no directory (it warns and skips it): the file is empty.
+	return []string{dst}, x.publishBaseSums(t, dir, nil)
+}
+
+// publishBaseSums writes a base tree's <Output>.SHA256SUMS when its mkosi
+// image asks for one (Checksum=yes), listing arts.
+func (x *executor) publishBaseSums(t *rules.Target, dir string, arts []string) error {
+	p := t.Publish
+	if p == nil || p.Checksum == "" {
+		return nil
+	}
+	if err := x.writeArtifactSums(filepath.Join(dir, p.Checksum), dir, arts); err != nil {
+		return err
+	}
+	return applyMode(dir, []string{p.Checksum}, p)
 }
 
 // publishTree publishes a tree target's directory as <package>/<name>.

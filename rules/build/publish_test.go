@@ -56,11 +56,11 @@ func TestPublishLocation(t *testing.T) {
 	bareMode := uint32(0o600)
 	g.Targets[bl.String()] = &rules.Target{Label: bl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{
 		Name: "base", Distribution: "fake", Release: "1", Architecture: arch.X86_64, Packages: []string{"base-files"}, Output: "directory"},
-		Publish: &rules.Publish{Dir: out, File: "base", MkosiManifest: &rules.MkosiManifest{File: "base.manifest", PackageType: "deb",
+		Publish: &rules.Publish{Dir: out, File: "base", Checksum: "base.SHA256SUMS", MkosiManifest: &rules.MkosiManifest{File: "base.manifest", PackageType: "deb",
 			Config: rules.MkosiManifestConfig{Name: "os", Distribution: "debian", Architecture: "x86-64", OutputFormat: "directory"}}}}
 	g.Targets[tl.String()] = &rules.Target{Label: tl, Kind: rules.KindBaseImage, Base: &rules.BaseImage{
 		Name: "tb", Distribution: "fake", Release: "1", Architecture: arch.X86_64, Packages: []string{"base-files"}, Output: "tar"},
-		Publish: &rules.Publish{Dir: out, File: "tb.tar.zst", Symlink: "tb"}}
+		Publish: &rules.Publish{Dir: out, File: "tb.tar.zst", Symlink: "tb", Checksum: "tb.SHA256SUMS"}}
 	g.Targets[xl.String()] = &rules.Target{Label: xl, Kind: rules.KindSysext, Deps: []label.Label{bl}, Ext: &rules.Extension{
 		Name: "tool", Kind: "sysext", Base: &bl, Packages: []string{"jq"}, Format: "erofs", Verity: "hash", Output: "tool", Version: "2",
 		ExtraTrees: []rules.Tree{{Source: filepath.Join(ws, "proj/extra"), Target: "/"}}, ReleaseFromTrees: true},
@@ -112,6 +112,15 @@ func TestPublishLocation(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(out, "tool.SHA256SUMS")); err != nil || string(b) != strings.Join(toolSums, "") {
 		t.Errorf("tool.SHA256SUMS: %v\n%s\nwant\n%s", err, b, strings.Join(toolSums, ""))
+	}
+	// A base: the tar is summed; a directory is not (mkosi skips it with
+	// a warning), leaving the file empty.
+	tb, _ := os.ReadFile(filepath.Join(out, "tb.tar.zst"))
+	if b, err := os.ReadFile(filepath.Join(out, "tb.SHA256SUMS")); err != nil || string(b) != fmt.Sprintf("%x *tb.tar.zst\n", sha256.Sum256(tb)) {
+		t.Errorf("tb.SHA256SUMS: %v\n%s", err, b)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "base.SHA256SUMS")); err != nil || len(b) != 0 {
+		t.Errorf("base.SHA256SUMS: %v %q, want an empty file", err, b)
 	}
 	if m, err := os.ReadFile(filepath.Join(out, "tool_2.manifest.json")); err != nil || !strings.Contains(string(m), `"extension_release": "ID=_any\n"`) {
 		t.Errorf("manifest: %s %v", m, err)

@@ -219,6 +219,9 @@ func (c *conv) target(im *mkosi.Image) (*rules.Target, error) {
 		b.SourceDateEpoch = epoch
 		t.Kind, t.Base = rules.KindBaseImage, b
 		t.Publish = &rules.Publish{Dir: im.OutputDir(), File: im.OutputFile()}
+		if im.Checksum {
+			t.Publish.Checksum = im.Output + ".SHA256SUMS"
+		}
 	case im.Format == "sysext" || im.Format == "confext" || im.Format == "disk":
 		x, err := c.extension(im)
 		if err != nil {
