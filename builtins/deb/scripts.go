@@ -301,44 +301,35 @@ func (r *root) scrubScriptOutput() error {
 // lines, and every package dpkg or the preinst runner reports failed, with
 // the lines just before (usually the script's own complaint).
 type scriptLog struct {
-	partial  []byte
-	recent   []string // the last lines
+	tail     sandbox.Tail
 	failures []string
 }
 
-// Write splits p into lines.
 func (l *scriptLog) Write(p []byte) (int, error) {
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		l.line(string(l.partial[:i]))
-		l.partial = l.partial[i+1:]
+	if l.tail.Line == nil {
+		l.tail.Max, l.tail.Line = 40, l.line
 	}
-	return len(p), nil
+	return l.tail.Write(p)
 }
 
-func (l *scriptLog) line(s string) {
-	if len(l.recent) > 0 && strings.HasPrefix(l.recent[len(l.recent)-1], "dpkg: error processing package ") {
+// line notes a failure dpkg or the runner reports; recent are the lines
+// before s.
+func (l *scriptLog) line(s string, recent []string) bool {
+	if len(recent) > 0 && strings.HasPrefix(recent[len(recent)-1], "dpkg: error processing package ") {
 		// "dpkg: error processing package P (--configure):" then the
 		// reason, after the lines the script printed.
-		pkg := strings.TrimPrefix(l.recent[len(l.recent)-1], "dpkg: error processing package ")
+		pkg := strings.TrimPrefix(recent[len(recent)-1], "dpkg: error processing package ")
 		pkg, _, _ = strings.Cut(pkg, " ")
 		f := pkg + ": " + strings.TrimSpace(s)
-		if n := len(l.recent); n >= 2 && !strings.HasPrefix(l.recent[n-2], "Setting up ") && !strings.HasPrefix(l.recent[n-2], "dpkg: ") {
-			f += " (" + strings.TrimSpace(l.recent[n-2]) + ")"
+		if n := len(recent); n >= 2 && !strings.HasPrefix(recent[n-2], "Setting up ") && !strings.HasPrefix(recent[n-2], "dpkg: ") {
+			f += " (" + strings.TrimSpace(recent[n-2]) + ")"
 		}
 		l.failures = append(l.failures, f)
 	}
 	if strings.HasPrefix(s, "sxb: ") {
 		l.failures = append(l.failures, strings.TrimPrefix(s, "sxb: "))
 	}
-	l.recent = append(l.recent, s)
-	if len(l.recent) > 40 {
-		l.recent = l.recent[len(l.recent)-40:]
-	}
+	return true
 }
 
 // summary is the failures, or the last lines when none was recognised.
@@ -346,7 +337,7 @@ func (l *scriptLog) summary() string {
 	if len(l.failures) > 0 {
 		return strings.Join(l.failures, "; ")
 	}
-	return strings.TrimSpace(strings.Join(l.recent, "\n") + "\n" + string(l.partial))
+	return l.tail.String()
 }
 
 // scriptsPossible decides whether Install runs maintainer scripts: asked

@@ -378,39 +378,30 @@ func scrubScriptOutput(rt *tree.Root, meta *tree.Meta) error {
 // stepLog keeps the last lines the scriptlets print and the driver's
 // failure report, for the error message.
 type stepLog struct {
-	partial []byte
-	recent  []string
+	out     sandbox.Tail
 	failure string
 }
 
 func (l *stepLog) Write(p []byte) (int, error) {
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		s := string(l.partial[:i])
-		l.partial = l.partial[i+1:]
-		if f, ok := strings.CutPrefix(s, "sxb: "); ok {
-			l.failure = f
-			continue
-		}
-		l.recent = append(l.recent, s)
-		if len(l.recent) > 10 {
-			l.recent = l.recent[len(l.recent)-10:]
+	if l.out.Line == nil {
+		l.out.Max = 10
+		l.out.Line = func(s string, _ []string) bool {
+			f, ok := strings.CutPrefix(s, "sxb: ")
+			if ok {
+				l.failure = f
+			}
+			return !ok
 		}
 	}
-	return len(p), nil
+	return l.out.Write(p)
 }
 
 // tail is the last lines printed, to follow a message.
 func (l *stepLog) tail() string {
-	t := strings.TrimSpace(strings.Join(l.recent, "\n") + "\n" + string(l.partial))
-	if t == "" {
-		return ""
+	if t := l.out.String(); t != "" {
+		return ":\n" + t
 	}
-	return ":\n" + t
+	return ""
 }
 
 // summary describes a failed run.

@@ -30,7 +30,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/sxb-build/sxb/builtins/sandbox"
 	"github.com/sxb-build/sxb/builtins/tree"
@@ -386,7 +385,7 @@ func (c *Config) Execute(ctx context.Context, r Run) (*sandbox.Result, error) {
 		}
 		opts.Binds = append(opts.Binds, binds...)
 	}
-	tail := &tailWriter{max: TailLines}
+	tail := &sandbox.Tail{Max: TailLines}
 	var out io.Writer = tail
 	if r.Output != nil {
 		out = io.MultiWriter(tail, r.Output)
@@ -394,7 +393,7 @@ func (c *Config) Execute(ctx context.Context, r Run) (*sandbox.Result, error) {
 	opts.Stdout, opts.Stderr = out, out
 	res, err := sandbox.Run(ctx, opts)
 	if err != nil {
-		return res, &Error{Phase: r.Phase, Script: r.Script, Err: err, Tail: tail.lines()}
+		return res, &Error{Phase: r.Phase, Script: r.Script, Err: err, Tail: tail.Lines()}
 	}
 	return res, nil
 }
@@ -494,49 +493,6 @@ func (c *Config) withSandboxTrees(binds []sandbox.Bind, links []sandbox.Link) ([
 	return binds, links, nil
 }
 
-// tailWriter keeps the last max lines written to it.
-type tailWriter struct {
-	mu      sync.Mutex
-	max     int
-	buf     []string
-	partial []byte
-}
-
-func (w *tailWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	data := append(w.partial, p...)
-	for {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			break
-		}
-		w.buf = append(w.buf, string(data[:i]))
-		if len(w.buf) > w.max {
-			w.buf = w.buf[len(w.buf)-w.max:]
-		}
-		data = data[i+1:]
-	}
-	if len(data) > 4096 {
-		data = data[len(data)-4096:]
-	}
-	w.partial = append([]byte(nil), data...)
-	return len(p), nil
-}
-
-func (w *tailWriter) lines() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := append([]string(nil), w.buf...)
-	if len(w.partial) > 0 {
-		out = append(out, string(w.partial))
-		if len(out) > w.max {
-			out = out[1:]
-		}
-	}
-	return out
-}
-
 // Output runs program (an executable host file, such as mkosi.version)
 // on the host's tools in the sandbox, without network, with srcDir
 // read-only at /work/src as its working directory, and returns its
@@ -564,11 +520,11 @@ func Output(ctx context.Context, program, srcDir string) ([]byte, error) {
 	binds, links := HostTools()
 	binds = append(binds, sandbox.Bind{Source: program, Target: at}, sandbox.Bind{Source: srcDir, Target: SrcDir})
 	var out bytes.Buffer
-	tail := &tailWriter{max: TailLines}
+	tail := &sandbox.Tail{Max: TailLines}
 	_, err = sandbox.Run(ctx, sandbox.Options{Root: vt, TreeAt: "/var/tmp", Binds: binds, Links: links,
 		Args: []string{at}, Dir: SrcDir, Stdout: &out, Stderr: tail})
 	if err != nil {
-		return nil, &Error{Phase: "version", Script: program, Err: err, Tail: tail.lines()}
+		return nil, &Error{Phase: "version", Script: program, Err: err, Tail: tail.Lines()}
 	}
 	return out.Bytes(), nil
 }
