@@ -61,6 +61,20 @@ sysext(name = "mime", base = base, packages = ["mime-extra"])
 `
 }
 
+// mimeWorkspace makes the scripted fixture in dir and a workspace whose
+// package mime holds mimeBuild's targets and more, caching in dir.
+func mimeWorkspace(t *testing.T, dir, more string) string {
+	t.Helper()
+	env, mirror := rpmtest.TumbleweedMirror(t, filepath.Join(dir, "fixture"), scriptedOSS(),
+		[]rpmtest.Pkg{{Name: "placeholder", Version: "1"}})
+	ws := filepath.Join(dir, "ws")
+	os.MkdirAll(filepath.Join(ws, "mime"), 0o755)
+	os.WriteFile(filepath.Join(ws, "WORKSPACE.star"), nil, 0o644)
+	os.WriteFile(filepath.Join(ws, "mime/BUILD.star"), []byte(mimeBuild(mirror, env.Keyring, "")+more), 0o644)
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	return ws
+}
+
 // TestOpenSUSEScriptlets builds a Tumbleweed-shaped base whose package
 // has a %post and a %transfiletriggerin, and a sysext adding a file the
 // trigger watches: the cache the base's trigger rewrites lands in the
@@ -68,16 +82,9 @@ sysext(name = "mime", base = base, packages = ["mime-extra"])
 // names the trigger that did not run.
 func TestOpenSUSEScriptlets(t *testing.T) {
 	dir := t.TempDir()
-	env, mirror := rpmtest.TumbleweedMirror(t, filepath.Join(dir, "fixture"), scriptedOSS(),
-		[]rpmtest.Pkg{{Name: "placeholder", Version: "1"}})
-	ws := filepath.Join(dir, "ws")
-	os.MkdirAll(filepath.Join(ws, "mime"), 0o755)
-	os.WriteFile(filepath.Join(ws, "WORKSPACE.star"), nil, 0o644)
-	build := mimeBuild(mirror, env.Keyring, "") + `
+	ws := mimeWorkspace(t, dir, `
 sysext(name = "mime-noscripts", base = base, packages = ["mime-extra"], scripts = False)
-`
-	os.WriteFile(filepath.Join(ws, "mime/BUILD.star"), []byte(build), 0o644)
-	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+`)
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), &environ{stdout: &stdout, stderr: &stderr, dir: ws}, []string{"build", "--progress=plain", "//mime:mime", "//mime:mime-noscripts"}); code != 0 {
 		t.Fatalf("sxb build: exit %d\n%s", code, stderr.String())
@@ -178,12 +185,7 @@ func TestOpenSUSEScriptletsRootless(t *testing.T) {
 // script wrote to $DESTDIR and nothing of the build packages.
 func TestOpenSUSEBuildPackages(t *testing.T) {
 	dir := t.TempDir()
-	env, mirror := rpmtest.TumbleweedMirror(t, filepath.Join(dir, "fixture"), scriptedOSS(),
-		[]rpmtest.Pkg{{Name: "placeholder", Version: "1"}})
-	ws := filepath.Join(dir, "ws")
-	os.MkdirAll(filepath.Join(ws, "mime"), 0o755)
-	os.WriteFile(filepath.Join(ws, "WORKSPACE.star"), nil, 0o644)
-	build := mimeBuild(mirror, env.Keyring, "") + `
+	ws := mimeWorkspace(t, dir, `
 sysext(
     name = "tool",
     base = base,
@@ -191,14 +193,12 @@ sysext(
     build_scripts = ["build.sh"],
     extension_release = {"ID": "_any"},
 )
-`
-	os.WriteFile(filepath.Join(ws, "mime/BUILD.star"), []byte(build), 0o644)
+`)
 	os.WriteFile(filepath.Join(ws, "mime/build.sh"), []byte(`#!/bin/sh
 set -e
 mkdir -p "$DESTDIR/usr/share/tool"
 cat "$BUILDROOT/usr/share/mime/packages/extra.xml" "$BUILDROOT/usr/share/mime/mime.cache" > "$DESTDIR/usr/share/tool/seen"
 `), 0o755)
-	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), &environ{stdout: &stdout, stderr: &stderr, dir: ws}, []string{"build", "--progress=plain", "//mime:tool"}); code != 0 {
 		t.Fatalf("sxb build: exit %d\n%s", code, stderr.String())
