@@ -238,6 +238,12 @@ func (a *args) labelAttr(k string) (*label.Label, string, error) {
 }
 
 func (a *args) dict(k string) ([]rules.KV, error) {
+	return a.stringDict(k, releaseKeyRE.MatchString, `an upper-case field name like "ID" or "SYSEXT_LEVEL"`)
+}
+
+// stringDict reads a dict of strings to one-line strings, in its order,
+// whose keys keyOK accepts (want says which keys it takes).
+func (a *args) stringDict(k string, keyOK func(string) bool, want string) ([]rules.KV, error) {
 	v, ok := a.vals[k]
 	if !ok {
 		return nil, nil
@@ -252,8 +258,8 @@ func (a *args) dict(k string) ([]rules.KV, error) {
 		if !ok {
 			return nil, a.errf(k, "key %s: got %s, want string", item[0].String(), item[0].Type())
 		}
-		if !releaseKeyRE.MatchString(string(ks)) {
-			return nil, a.errf(k, "key %s: want an upper-case field name like \"ID\" or \"SYSEXT_LEVEL\"", ks.String())
+		if !keyOK(string(ks)) {
+			return nil, a.errf(k, "key %s: want %s", ks.String(), want)
 		}
 		vs, ok := item[1].(starlark.String)
 		if !ok {
@@ -270,35 +276,23 @@ func (a *args) dict(k string) ([]rules.KV, error) {
 // firstboot reads base_image's firstboot dict: systemd-firstboot settings
 // by rules.FirstBootKeys name, returned in that order.
 func (a *args) firstboot() ([]rules.KV, error) {
-	const k = "firstboot"
-	v, ok := a.vals[k]
-	if !ok {
-		return nil, nil
-	}
-	d, ok := v.(*starlark.Dict)
-	if !ok {
-		return nil, a.errf(k, "got %s, want a dict of strings to strings", v.Type())
-	}
 	var names []string
 	for _, fk := range rules.FirstBootKeys {
 		names = append(names, fk.Key)
 	}
-	got := map[string]string{}
-	for _, item := range d.Items() {
-		ks, ok := item[0].(starlark.String)
-		if !ok || !slices.Contains(names, string(ks)) {
-			return nil, a.errf(k, "key %s: want one of %s", item[0].String(), strings.Join(names, ", "))
-		}
-		vs, ok := item[1].(starlark.String)
-		if !ok || vs == "" || strings.ContainsAny(string(vs), "\n\x00") {
-			return nil, a.errf(k, "value of %s: got %s, want a non-empty one-line string", ks.String(), item[1].String())
-		}
-		got[string(ks)] = string(vs)
+	kvs, err := a.stringDict("firstboot", func(n string) bool { return slices.Contains(names, n) }, "one of "+strings.Join(names, ", "))
+	if err != nil {
+		return nil, err
 	}
 	var out []rules.KV
 	for _, n := range names {
-		if v, ok := got[n]; ok {
-			out = append(out, rules.KV{Key: n, Value: v})
+		for _, kv := range kvs {
+			if kv.Key == n {
+				if kv.Value == "" {
+					return nil, a.errf("firstboot", "value of %q: want a non-empty string", n)
+				}
+				out = append(out, kv)
+			}
 		}
 	}
 	return out, nil
