@@ -17,7 +17,6 @@ import (
 	rpmutils "github.com/sassoftware/go-rpmutils"
 	"github.com/sxb-build/sxb/builtins/sandbox"
 	"github.com/sxb-build/sxb/builtins/tree"
-	"github.com/sxb-build/sxb/internal/arch"
 )
 
 // Running scriptlets. Install unpacks natively as always; then, with
@@ -160,21 +159,10 @@ func basePackages(dir string) ([]*scriptPkg, error) {
 	return out, nil
 }
 
-// findEmulator tells how the tree's executables run here (tests replace
-// it): natively (nil, nil), through an emulator, or not at all.
-var findEmulator = sandbox.EmulatorForArch
-
-// ScriptEmulator is how the scriptlets of packages of architecture name
-// (any spelling internal/arch reads) run on this host: natively (nil,
-// nil), through the returned binfmt_misc emulator, or not at all (an
-// error wrapping sandbox.ErrNoEmulator).
-func ScriptEmulator(name string) (*sandbox.Emulator, error) {
-	a, err := arch.Parse(name)
-	if err != nil {
-		return nil, err
-	}
-	return findEmulator(a)
-}
+// findScriptEmulator says how the scriptlets of an architecture run here
+// (tests replace it): natively (nil, nil), through an emulator, or not at
+// all (an error wrapping sandbox.ErrNoEmulator).
+var findScriptEmulator = sandbox.EmulatorForArchName
 
 // runScripts plans the scriptlets and triggers of installing sps and
 // runs them when opts asks for it and the host can; what does not run is
@@ -213,7 +201,7 @@ func runScripts(ctx context.Context, rt *tree.Root, meta *tree.Meta, plan *Plan,
 		notRun(all)
 		return nil
 	}
-	emu, err := ScriptEmulator(plan.Arch)
+	emu, err := findScriptEmulator(plan.Arch)
 	if err != nil {
 		notRun(all)
 		if len(all) > 0 {

@@ -270,11 +270,11 @@ func TestLuaScriptletsReported(t *testing.T) {
 // TestScriptletsNoEmulator: when the tree's executables cannot run here,
 // nothing runs, one warning lists what was skipped and NotRun gets it.
 func TestScriptletsNoEmulator(t *testing.T) {
-	old := findEmulator
-	findEmulator = func(a arch.Arch) (*sandbox.Emulator, error) {
+	old := findScriptEmulator
+	findScriptEmulator = func(a string) (*sandbox.Emulator, error) {
 		return nil, fmt.Errorf("%s: %w", a, sandbox.ErrNoEmulator)
 	}
-	defer func() { findEmulator = old }()
+	defer func() { findScriptEmulator = old }()
 	var notRun, warnings []string
 	opts := InstallOptions{Scripts: true, NotRun: func(l []string) { notRun = l }, Warn: func(s string) { warnings = append(warnings, s) }}
 	dir := filepath.Join(t.TempDir(), "tree")
