@@ -1,6 +1,8 @@
 package deb
 
 import (
+	"encoding/binary"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -53,5 +55,22 @@ SHA256: ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100
 	}
 	if decodeIndex(append(enc[:len(enc):len(enc)], 0)) != nil {
 		t.Error("a cache file with a trailing byte decodes")
+	}
+}
+
+// encodeIndex sizes its buffer exactly: the encoding never outgrows it.
+func TestEncodeIndexPresized(t *testing.T) {
+	pi := &parsedIndex{Mentions: []string{"a", strings.Repeat("m", 300)}}
+	for i := 0; i < 500; i++ {
+		pi.Pkgs = append(pi.Pkgs, Pkg{Name: fmt.Sprint("p", i), Version: "1.0", Arch: "amd64", Essential: i%2 == 0, Size: int64(i) << 20,
+			Depends: strings.Repeat("d", i)})
+	}
+	b := encodeIndex(pi)
+	if len(b) > cap(b) || cap(b)-len(b) > 2*binary.MaxVarintLen64 {
+		t.Errorf("encoded %d bytes into a buffer of %d", len(b), cap(b))
+	}
+	got := decodeIndex(b)
+	if got == nil || len(got.Pkgs) != 500 || got.Pkgs[499].Depends != pi.Pkgs[499].Depends || got.Mentions[1] != pi.Mentions[1] {
+		t.Fatalf("round trip lost data")
 	}
 }
